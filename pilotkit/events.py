@@ -1,0 +1,157 @@
+"""Lifecycle events: typed, timestamped, JSON-serialisable.
+
+Every change a pilot goes through is one of these. Observers get them through the
+``pilotkit_event`` hook and through :class:`EventBus` subscriptions; ``pilotkit run
+--json`` prints them as JSON lines (``{"type": "task-finished", ...}``).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Union
+
+import msgspec
+
+from .types import Allocation, NodeInfo
+
+
+class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
+    """Base of every event."""
+
+    pilot: str
+    t: float = msgspec.field(default_factory=time.time)
+
+
+class PilotStateChanged(Event, tag="pilot-state"):
+    state: str
+    previous: str | None = None
+    reason: str | None = None
+
+
+class AllocationClaimed(Event, tag="allocation"):
+    allocation: Allocation
+
+
+class NodeReady(Event, tag="node-ready"):
+    node: NodeInfo
+
+
+class NodeLost(Event, tag="node-lost"):
+    node: str
+    reason: str
+
+
+class GroupAdded(Event, tag="group-added"):
+    """A task group was expanded; ``total`` tasks are queued in it."""
+
+    group: str
+    total: int
+
+
+class TaskStarted(Event, tag="task-started"):
+    task: str
+    group: str
+    attempt: int
+    node: str
+    gpus: list[str] = []
+
+
+class TaskFinished(Event, tag="task-finished"):
+    task: str
+    group: str
+    attempt: int
+    node: str
+    status: str
+    """``ok``, ``failed``, ``timeout``, ``killed``, ``lost``, ``spawn-error``."""
+    exit_code: int | None = None
+    duration: float = 0.0
+    final: bool = True
+    """False when the task will be retried."""
+
+
+class TaskCancelled(Event, tag="task-cancelled"):
+    """Queued tasks that will never start (drain, cancel, walltime)."""
+
+    group: str
+    count: int
+
+
+class StageProgress(Event, tag="stage-progress"):
+    image: str
+    done: int
+    total: int | None = None
+    message: str | None = None
+
+
+class Log(Event, tag="log"):
+    level: str
+    message: str
+    source: str | None = None
+
+
+class Metrics(Event, tag="metrics"):
+    node: str
+    cpu_percent: float
+    memory_used: int
+    gpus: list[dict[str, float | int | None]] = []
+
+
+AnyEvent = Union[
+    PilotStateChanged,
+    AllocationClaimed,
+    NodeReady,
+    NodeLost,
+    GroupAdded,
+    TaskStarted,
+    TaskFinished,
+    TaskCancelled,
+    StageProgress,
+    Log,
+    Metrics,
+]
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(AnyEvent)
+
+
+def encode(event: Event) -> bytes:
+    return _encoder.encode(event)
+
+
+def decode(data: bytes | str) -> AnyEvent:
+    return _decoder.decode(data)
+
+
+Listener = Callable[[Event], None]
+
+
+class EventBus:
+    """Synchronous fan-out of events to listeners, in the order they subscribed.
+
+    A listener that raises is removed and reported once; it never stops the pilot.
+    """
+
+    def __init__(self) -> None:
+        self._listeners: list[Listener] = []
+
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def emit(self, event: Event) -> None:
+        for listener in tuple(self._listeners):
+            try:
+                listener(event)
+            except Exception as exc:  # noqa: BLE001 - an observer must not kill the pilot
+                self._listeners.remove(listener)
+                import logging
+
+                logging.getLogger("pilotkit").warning(
+                    "event listener %r raised %r and was removed", listener, exc
+                )

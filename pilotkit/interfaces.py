@@ -1,0 +1,273 @@
+"""The classes a plugin implements.
+
+A plugin registers *classes* through the registration hooks in :mod:`pilotkit.hookspecs`;
+pilotkit instantiates them per pilot. Hooks are synchronous; the work is ``async``.
+
+Each kind has a class attribute ``id`` (what a spec names, e.g. ``type = "local"``) and
+an ``Options`` struct: the extra keys the plugin accepts in its spec section. Options
+structs must use ``forbid_unknown_fields=True`` so misspelt keys are caught.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import msgspec
+
+from .types import Allocation, NodeInfo, TaskExit, TaskLaunch
+
+if TYPE_CHECKING:
+    from .errors import SpecProblem
+    from .events import Event
+    from .scheduler import TaskPool
+    from .spec import ResolvedSpec
+
+
+class NoOptions(msgspec.Struct, forbid_unknown_fields=True):
+    """For plugins that take no options of their own."""
+
+
+class _Plugin:
+    id: ClassVar[str]
+    """What a spec names to select this plugin."""
+    Options: ClassVar[type[msgspec.Struct]] = NoOptions
+    description: ClassVar[str] = ""
+
+    @classmethod
+    def check(cls, spec: ResolvedSpec) -> list[SpecProblem]:
+        """Problems with ``spec`` that can be found before anything runs (validate time)."""
+        return []
+
+
+# --------------------------------------------------------------------------- agents
+
+
+ExitCallback = Callable[[TaskExit], None]
+
+
+class Agent(abc.ABC):
+    """Runs task processes on one node. The local pilot has one in-process agent; a batch
+    allocation has one per node, reached through a transport."""
+
+    node: NodeInfo
+
+    @abc.abstractmethod
+    async def start(self) -> NodeInfo:
+        """Start (or connect to) the agent; returns what its node has."""
+
+    @abc.abstractmethod
+    def launch(self, launch: TaskLaunch, on_exit: ExitCallback) -> None:
+        """Start one task attempt without blocking; ``on_exit`` is called exactly once."""
+
+    @abc.abstractmethod
+    def terminate(self, task_id: str, grace: float) -> None:
+        """SIGTERM the attempt's process group, SIGKILL after ``grace`` seconds."""
+
+    @abc.abstractmethod
+    async def stop(self, grace: float) -> None:
+        """Terminate whatever still runs (SIGTERM, then SIGKILL after ``grace``) and stop."""
+
+    @property
+    @abc.abstractmethod
+    def running(self) -> int:
+        """How many attempts run now."""
+
+
+# --------------------------------------------------------------------------- providers
+
+
+class Provider(_Plugin, abc.ABC):
+    """Claims resources for a pilot and releases them."""
+
+    def __init__(self, spec: ResolvedSpec, options: Any) -> None:
+        self.spec = spec
+        self.options = options
+
+    @abc.abstractmethod
+    async def claim(self, ctx: PilotContext) -> Allocation:
+        """Claim the allocation; returns once it is granted (or raises)."""
+
+    @abc.abstractmethod
+    async def agents(self, allocation: Allocation, ctx: PilotContext) -> list[Agent]:
+        """One agent per node of the allocation (not yet started)."""
+
+    async def poll(self, allocation: Allocation) -> str | None:
+        """A terminal reason if the allocation ended from outside (``cancelled``,
+        ``walltime-expired``, ``failed``), else None. Called periodically."""
+        return None
+
+    @abc.abstractmethod
+    async def release(self, allocation: Allocation) -> None:
+        """Give the allocation back. Must be safe to call more than once."""
+
+
+# --------------------------------------------------------------------------- launchers
+
+
+class Launcher(_Plugin):
+    """Wraps a command so it starts once per node (or per rank): srun, mpirun, ..."""
+
+    def wrap(
+        self,
+        argv: Sequence[str],
+        nodes: Sequence[str],
+        per_node: int = 1,
+        env: dict[str, str] | None = None,
+    ) -> list[str]:
+        """Return the argv that runs ``argv`` ``per_node`` times on each of ``nodes``."""
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- containers
+
+
+@dataclass(frozen=True)
+class Bind:
+    source: str
+    target: str
+    readonly: bool = False
+
+    @classmethod
+    def parse(cls, text: str) -> Bind:
+        """``src[:dst[:ro|rw]]``."""
+        parts = text.split(":")
+        if not parts[0] or len(parts) > 3:
+            raise ValueError(f"bind '{text}' is not src[:dst[:ro|rw]]")
+        target = parts[1] if len(parts) > 1 and parts[1] else parts[0]
+        mode = parts[2] if len(parts) > 2 else "rw"
+        if mode not in ("ro", "rw"):
+            raise ValueError(f"bind '{text}': mode must be ro or rw, not '{mode}'")
+        return cls(parts[0], target, mode == "ro")
+
+
+@dataclass(frozen=True)
+class StagedImage:
+    """An image ready on this machine: a SIF/squashfs file or an unpacked directory."""
+
+    ref: str
+    path: Path
+    format: str
+    """``sif`` | ``squashfs`` | ``dir`` | ``oci-bundle`` | ``name`` (a runtime-managed image)."""
+    digest: str | None = None
+
+
+@dataclass(frozen=True)
+class ContainerContext:
+    """Everything a runtime needs to wrap one command."""
+
+    image: StagedImage
+    binds: tuple[Bind, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)
+    workdir: str | None = None
+    gpus: tuple[str, ...] = ()
+    """GPU UUIDs the command may use."""
+    mpi: bool = False
+    """Hybrid MPI: the host's MPI launches ranks inside the image."""
+    options: Any = None
+    """The runtime's own Options from the spec."""
+
+
+@dataclass(frozen=True)
+class RuntimeInfo:
+    binary: str
+    version: str
+
+
+class ContainerRuntime(_Plugin):
+    """Runs a command inside an image."""
+
+    binaries: ClassVar[tuple[str, ...]] = ()
+    """Candidate executable names, in order of preference."""
+
+    async def detect(self) -> RuntimeInfo:
+        """Find the runtime and its version; raise MissingBinaryError if absent."""
+        raise NotImplementedError
+
+    async def prepare(self, image: StagedImage, ctx: PilotContext) -> StagedImage:
+        """One-time work before the first task (unpack, write a bundle...)."""
+        return image
+
+    def wrap(self, argv: Sequence[str], ctx: ContainerContext) -> list[str]:
+        """Pure: the argv that runs ``argv`` in ``ctx.image``."""
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- stagers
+
+
+class Stager(_Plugin):
+    """Turns an image reference into a local, verified image."""
+
+    schemes: ClassVar[tuple[str, ...]] = ()
+    """Reference schemes handled when the spec names no stager (``docker``, ``file``...)."""
+
+    def __init__(self, options: Any) -> None:
+        self.options = options
+
+    async def stage(self, ref: str, ctx: PilotContext) -> StagedImage:
+        raise NotImplementedError
+
+
+# --------------------------------------------------------------------------- apps
+
+
+class App(_Plugin, abc.ABC):
+    """What runs on the allocation: a bag of tasks, a Dask cluster, an MPI job..."""
+
+    def __init__(self, spec: ResolvedSpec, options: Any) -> None:
+        self.spec = spec
+        self.options = options
+
+    @abc.abstractmethod
+    async def run(self, ctx: AppContext) -> None:
+        """Deploy and run to completion. Call ``ctx.running()`` once deployed. Return
+        when the work is done or ``ctx.draining`` is set and the work has stopped."""
+
+
+class PilotContext:
+    """What the pilot offers providers, stagers and runtimes."""
+
+    def __init__(
+        self,
+        pilot_id: str,
+        spec: ResolvedSpec,
+        workdir: Path,
+        emit: Callable[[Event], None],
+    ) -> None:
+        self.pilot_id = pilot_id
+        self.spec = spec
+        self.workdir = workdir
+        self.emit = emit
+        self.draining = asyncio.Event()
+
+
+class AppContext:
+    """What the pilot offers an app: its nodes, the task pool, events, drain."""
+
+    def __init__(
+        self,
+        pilot: PilotContext,
+        nodes: list[NodeInfo],
+        pool: TaskPool,
+        mark_running: Callable[[], None],
+    ) -> None:
+        self.pilot = pilot
+        self.nodes = nodes
+        self.pool = pool
+        self._mark_running = mark_running
+
+    @property
+    def draining(self) -> asyncio.Event:
+        return self.pilot.draining
+
+    def running(self) -> None:
+        """Tell the pilot the app is deployed and its work has started."""
+        self._mark_running()
+
+    def emit(self, event: Event) -> None:
+        self.pilot.emit(event)

@@ -1,0 +1,302 @@
+"""Loading plugins and the typed facade over the plugin manager.
+
+Nothing outside this module touches ``pm.hook``. Loading is forgiving: a plugin that
+fails to import or to register is recorded (by name, with its error) and skipped; the
+rest keep working. ``PILOTKIT_LOAD_PLUGINS`` (comma-separated entry-point names) loads
+only those third-party plugins; ``PILOTKIT_DISABLE_PLUGINS`` skips the ones named.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+import pluggy
+
+from . import hookspecs
+from .errors import PluginError
+from .interfaces import App, ContainerRuntime, Launcher, Provider, Stager
+
+if TYPE_CHECKING:
+    import click
+
+    from .events import Event
+
+log = logging.getLogger("pilotkit.plugins")
+
+ENTRY_POINT_GROUP = "pilotkit"
+BUILTIN_MODULES = ("pilotkit.builtin.local", "pilotkit.builtin.tasks")
+
+T = TypeVar("T")
+
+
+@dataclass
+class Registered(Generic[T]):
+    """A class a plugin registered, and which plugin it came from."""
+
+    cls: type[T]
+    plugin: str
+
+
+@dataclass
+class PluginInfo:
+    """One plugin as ``pilotkit plugins`` reports it."""
+
+    name: str
+    source: str
+    """``builtin`` or the distribution that provides it."""
+    version: str | None = None
+    hooks: list[str] = field(default_factory=list)
+    registered: dict[str, list[str]] = field(default_factory=dict)
+    error: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "source": self.source,
+            "version": self.version,
+            "hooks": self.hooks,
+            "registered": self.registered,
+            "error": self.error,
+        }
+
+
+class Register(Generic[T]):
+    """The callable a registration hook receives: ``register(cls)``."""
+
+    def __init__(self, kind: str, base: type[T], table: dict[str, Registered[T]], plugin: str) -> None:
+        self.kind = kind
+        self.base = base
+        self.table = table
+        self.plugin = plugin
+        self.added: list[str] = []
+
+    def __call__(self, cls: type[T]) -> None:
+        if not (isinstance(cls, type) and issubclass(cls, self.base)):
+            raise PluginError(f"{self.plugin}: {cls!r} is not a {self.base.__name__} subclass")
+        ident = getattr(cls, "id", None)
+        if not isinstance(ident, str) or not ident:
+            raise PluginError(f"{self.plugin}: {cls.__name__} has no 'id'")
+        other = self.table.get(ident)
+        if other is not None and other.cls is not cls:
+            raise PluginError(
+                f"{self.plugin}: {self.kind} '{ident}' is already registered by {other.plugin}"
+            )
+        self.table[ident] = Registered(cls, self.plugin)
+        self.added.append(ident)
+
+
+_KINDS: dict[str, tuple[str, type]] = {
+    "providers": ("pilotkit_register_providers", Provider),
+    "launchers": ("pilotkit_register_launchers", Launcher),
+    "runtimes": ("pilotkit_register_runtimes", ContainerRuntime),
+    "stagers": ("pilotkit_register_stagers", Stager),
+    "apps": ("pilotkit_register_apps", App),
+}
+
+
+def _csv_env(name: str) -> set[str] | None:
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    return {part.strip() for part in value.split(",") if part.strip()}
+
+
+def list_entry_points() -> list[metadata.EntryPoint]:
+    """Installed third-party plugins, without importing them."""
+    return sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
+
+
+class Plugins:
+    """The typed facade: one method per hook, and the registries the hooks filled."""
+
+    def __init__(self) -> None:
+        self.pm = pluggy.PluginManager("pilotkit")
+        self.pm.add_hookspecs(hookspecs)
+        self.info: dict[str, PluginInfo] = {}
+        self.tables: dict[str, dict[str, Registered[Any]]] = {kind: {} for kind in _KINDS}
+        self._observers: list[tuple[str, Callable[..., None]]] | None = None
+
+    # ------------------------------------------------------------------ loading
+
+    def load(self, *, builtins: bool = True, entry_points: bool = True) -> Plugins:
+        if builtins:
+            for modname in BUILTIN_MODULES:
+                name = "builtin:" + modname.rsplit(".", 1)[1]
+                self._import_and_register(name, "builtin", None, lambda m=modname: importlib.import_module(m))
+        if entry_points:
+            only = _csv_env("PILOTKIT_LOAD_PLUGINS")
+            disabled = _csv_env("PILOTKIT_DISABLE_PLUGINS") or set()
+            for ep in list_entry_points():
+                if (only is not None and ep.name not in only) or ep.name in disabled:
+                    continue
+                dist = ep.dist.name if ep.dist else "?"
+                version = ep.dist.version if ep.dist else None
+                self._import_and_register(ep.name, dist, version, ep.load)
+        try:
+            self.pm.check_pending()
+        except pluggy.PluginValidationError as exc:  # a misspelt hook
+            name = self.pm.get_name(exc.plugin) or str(exc.plugin)
+            self._fail(name, f"unknown hook: {exc}")
+        self._collect()
+        return self
+
+    def register_module(self, name: str, module: object, source: str = "local") -> None:
+        """Register an already-imported plugin object (tests, embedding)."""
+        self._import_and_register(name, source, None, lambda: module)
+        self._collect()
+
+    def _import_and_register(
+        self, name: str, source: str, version: str | None, load: Callable[[], Any]
+    ) -> None:
+        info = PluginInfo(name=name, source=source, version=version)
+        self.info[name] = info
+        try:
+            module = load()
+            self.pm.register(module, name=name)
+        except Exception as exc:  # noqa: BLE001 - one broken plugin must not stop the rest
+            info.error = f"{type(exc).__name__}: {exc}"
+            log.warning("plugin %s failed to load: %s", name, info.error)
+            return
+        info.hooks = sorted(
+            impl.name for impl in _hookimpls_of(self.pm, module)
+        )
+
+    def _fail(self, name: str, error: str) -> None:
+        info = self.info.setdefault(name, PluginInfo(name=name, source="?"))
+        info.error = error
+        plugin = self.pm.get_plugin(name)
+        if plugin is not None:
+            self.pm.unregister(plugin)
+
+    def _collect(self) -> None:
+        """Run every registration hook, one plugin at a time, so a failure is attributed."""
+        for table in self.tables.values():
+            table.clear()
+        for info in self.info.values():
+            info.registered = {}
+        for kind, (hookname, base) in _KINDS.items():
+            caller = getattr(self.pm.hook, hookname)
+            for impl in reversed(caller.get_hookimpls()):
+                name = impl.plugin_name
+                info = self.info.get(name)
+                if info is None or info.error:
+                    continue
+                register: Register[Any] = Register(kind, base, self.tables[kind], name)
+                try:
+                    impl.function(register=register)
+                except Exception as exc:  # noqa: BLE001
+                    info.error = f"{hookname} raised {type(exc).__name__}: {exc}"
+                    log.warning("plugin %s: %s", name, info.error)
+                    continue
+                if register.added:
+                    info.registered[kind] = register.added
+        self._observers = None
+
+    # ------------------------------------------------------------------ lookups
+
+    def get(self, kind: str, ident: str) -> type[Any]:
+        table = self.tables[kind]
+        entry = table.get(ident)
+        if entry is None:
+            raise PluginError(unknown_message(kind[:-1], ident, table))
+        return entry.cls
+
+    def provider(self, ident: str) -> type[Provider]:
+        return self.get("providers", ident)
+
+    def launcher(self, ident: str) -> type[Launcher]:
+        return self.get("launchers", ident)
+
+    def runtime(self, ident: str) -> type[ContainerRuntime]:
+        return self.get("runtimes", ident)
+
+    def stager(self, ident: str) -> type[Stager]:
+        return self.get("stagers", ident)
+
+    def app(self, ident: str) -> type[App]:
+        return self.get("apps", ident)
+
+    def stager_for(self, ref: str) -> type[Stager] | None:
+        scheme = ref.split("://", 1)[0] if "://" in ref else "file"
+        for entry in self.tables["stagers"].values():
+            if scheme in entry.cls.schemes:
+                return entry.cls
+        return None
+
+    @property
+    def errors(self) -> dict[str, str]:
+        return {name: info.error for name, info in self.info.items() if info.error}
+
+    # ------------------------------------------------------------------ other hooks
+
+    def add_commands(self, cli: click.Group) -> None:
+        for impl in self.pm.hook.pilotkit_add_commands.get_hookimpls():
+            try:
+                impl.function(cli=cli)
+            except Exception as exc:  # noqa: BLE001
+                self._fail(impl.plugin_name, f"pilotkit_add_commands raised {type(exc).__name__}: {exc}")
+
+    def emit(self, event: Event) -> None:
+        """Hand ``event`` to every ``pilotkit_event`` implementation; one that raises is
+        reported on stderr and disabled."""
+        observers = self._observers
+        if observers is None:
+            observers = self._observers = [
+                (impl.plugin_name, impl.function)
+                for impl in self.pm.hook.pilotkit_event.get_hookimpls()
+            ]
+        if not observers:
+            return
+        for entry in tuple(observers):
+            try:
+                entry[1](event=event)
+            except Exception as exc:  # noqa: BLE001
+                observers.remove(entry)
+                message = f"pilotkit_event raised {type(exc).__name__}: {exc}; observer disabled"
+                if entry[0] in self.info:
+                    self.info[entry[0]].error = message
+                print(f"pilotkit: plugin {entry[0]}: {message}", file=sys.stderr)
+
+
+def _hookimpls_of(pm: pluggy.PluginManager, module: object) -> Iterable[Any]:
+    return pm.get_hookcallers(module) or []
+
+
+def unknown_message(kind: str, ident: str, table: dict[str, Any]) -> str:
+    known = sorted(table)
+    text = f"unknown {kind} '{ident}'"
+    close = difflib.get_close_matches(ident, known, n=1)
+    if close:
+        text += f" (did you mean '{close[0]}'?)"
+    text += f"; installed: {', '.join(known) if known else 'none'}"
+    return text
+
+
+_plugins: Plugins | None = None
+
+
+def get_plugins() -> Plugins:
+    """The process's plugin manager, loaded on first use."""
+    global _plugins
+    if _plugins is None:
+        _plugins = Plugins().load()
+    return _plugins
+
+
+def set_plugins(plugins: Plugins | None) -> None:
+    """Replace the process's plugin manager (tests, embedding)."""
+    global _plugins
+    _plugins = plugins
+
+
+def builtin_module(name: str) -> ModuleType:
+    return importlib.import_module(f"pilotkit.builtin.{name}")
