@@ -88,6 +88,11 @@ class Provider(_Plugin, abc.ABC):
         self.spec = spec
         self.options = options
 
+    @classmethod
+    def node_capacity(cls, spec: ResolvedSpec) -> tuple[int | None, int | None]:
+        """(cores, GPUs) per node as far as known before claiming; None where unknown."""
+        return spec.spec.resources.cores, spec.spec.resources.gpus
+
     @abc.abstractmethod
     async def claim(self, ctx: PilotContext) -> Allocation:
         """Claim the allocation; returns once it is granted (or raises)."""

@@ -192,10 +192,9 @@ def parse_spec(text: str, path: str | Path | None = None, plugins: Plugins | Non
     lines = KeyLines(text)
     checker = _Checker(fname, lines)
     resolved = checker.resolve(data, plugins, Path(path) if path is not None else None)
-    if checker.problems:
-        raise SpecError(checker.problems)
-    assert resolved is not None
-    problems: list[SpecProblem] = []
+    problems: list[SpecProblem] = list(checker.problems)
+    if resolved is None:
+        raise SpecError(problems)
     for cls in (resolved.provider_cls, resolved.app_cls, resolved.runtime_cls, resolved.stager_cls):
         if cls is not None:
             for problem in cls.check(resolved):
@@ -213,8 +212,11 @@ class _Checker:
         self.fname = fname
         self.lines = lines
         self.problems: list[SpecProblem] = []
+        self.fatal = False
+        """A problem that stops resolution (a missing required key, an unknown plugin)."""
 
-    def problem(self, key: str, message: str, suggestion: str | None = None) -> None:
+    def problem(self, key: str, message: str, suggestion: str | None = None, *, fatal: bool = True) -> None:
+        self.fatal = self.fatal or fatal
         self.problems.append(
             SpecProblem(key, message, file=self.fname, line=self.lines.find(key), suggestion=suggestion)
         )
@@ -268,9 +270,13 @@ class _Checker:
             core["options"] = options
             data[section] = core
         self.check_struct(PilotSpec, data, "")
-        if self.problems:
+        if self.fatal:
             return None
-        spec = msgspec.convert(data, PilotSpec)
+        # Bad optional keys were dropped: go on, so later checks report their problems too.
+        try:
+            spec = msgspec.convert(data, PilotSpec)
+        except msgspec.ValidationError:
+            return None
         resolved = ResolvedSpec(
             spec=spec,
             source=path,
@@ -294,7 +300,7 @@ class _Checker:
             resolved.stager_options = msgspec.convert(spec.image.options, resolved.stager_cls.Options)
         if spec.image is not None and spec.container is None:
             self.problem("container", "an image is set but no [container] runtime to run it with")
-        if self.problems:
+        if self.fatal:
             return None
         return resolved
 
@@ -307,16 +313,20 @@ class _Checker:
             return
         fields = {f.name: f for f in msgspec.structs.fields(cls)}
         known = sorted(set(fields) | set(extra_known))
-        for key, value in data.items():
+        for key, value in list(data.items()):
             dotted = f"{prefix}.{key}" if prefix else key
             field = fields.get(key)
             if field is None:
                 if key in extra_known:
                     continue
                 close = difflib.get_close_matches(key, known, n=1, cutoff=0.6)
-                self.problem(dotted, "unknown key", suggestion=close[0] if close else None)
+                self.problem(dotted, "unknown key", suggestion=close[0] if close else None, fatal=False)
+                del data[key]
                 continue
+            before = len(self.problems)
             self.check_value(field.type, value, dotted)
+            if len(self.problems) > before and not field.required:
+                del data[key]  # reported; carry on with the default
         for name, field in fields.items():
             if field.required and name not in data:
                 self.problem(f"{prefix}.{name}" if prefix else name, "required key is missing")
@@ -324,7 +334,11 @@ class _Checker:
     def check_value(self, tp: Any, value: Any, dotted: str) -> None:
         struct = _struct_of(tp)
         if struct is not None and isinstance(value, dict):
+            before = self.fatal
+            self.fatal = False
             self.check_struct(struct, value, dotted)
+            # A table whose own required keys are bad cannot be built: that is fatal here.
+            self.fatal = before or self.fatal
             return
         item = _list_struct_of(tp)
         if item is not None and isinstance(value, list):
@@ -334,14 +348,14 @@ class _Checker:
         try:
             msgspec.convert(value, tp)
         except msgspec.ValidationError as exc:
-            self.problem(dotted, _clean(str(exc)))
+            self.problem(dotted, _clean(str(exc)), fatal=False)
             return
         unit = _unit_of(tp)
         if unit is not None and value is not None:
             try:
                 (parse_duration if unit == "duration" else parse_size)(value)
             except ValueError as exc:
-                self.problem(dotted, str(exc))
+                self.problem(dotted, str(exc), fatal=False)
 
 
 def _tname(value: Any) -> str:
@@ -349,8 +363,18 @@ def _tname(value: Any) -> str:
             float: "a float", bool: "a boolean"}.get(type(value), type(value).__name__)
 
 
+_TYPE_WORDS = {"int": "an integer", "str": "a string", "float": "a number", "bool": "a boolean",
+               "array": "an array", "object": "a table", "null": None}
+
+
 def _clean(message: str) -> str:
     message = re.sub(r" - at `\$[^`]*`$", "", message)
+    match = re.fullmatch(r"Expected `([^`]*)`, got `([^`]*)`", message)
+    if match:
+        wanted = [_TYPE_WORDS.get(t.strip(), t.strip()) for t in match.group(1).split("|")]
+        words = " or ".join(w for w in wanted if w)
+        got = _TYPE_WORDS.get(match.group(2), match.group(2)) or "nothing"
+        return f"expected {words}, got {got}"
     return message.replace("`", "'")
 
 

@@ -1,0 +1,148 @@
+"""The node agent: runs task attempts on one node.
+
+:class:`LocalAgent` runs in the pilot's own process (the local provider); a batch
+allocation runs one per node (``pilotkit agent``) behind a transport, with the same
+interface.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+from .interfaces import Agent, ExitCallback
+from .spawn import ProcessRunner
+from .types import NodeInfo, TaskExit, TaskLaunch
+
+
+class _Running:
+    __slots__ = ("launch", "on_exit", "pid", "start", "status", "timer")
+
+    def __init__(self, launch: TaskLaunch, on_exit: ExitCallback, pid: int, start: float) -> None:
+        self.launch = launch
+        self.on_exit = on_exit
+        self.pid = pid
+        self.start = start
+        self.timer: asyncio.TimerHandle | None = None
+        self.status: str | None = None
+        """Set when the pilot stopped it: ``timeout`` or ``killed``."""
+
+
+class LocalAgent(Agent):
+    """Runs tasks as child processes of this process."""
+
+    def __init__(self, node: NodeInfo, env: dict[str, str] | None = None) -> None:
+        self.node = node
+        self._env = dict(os.environ if env is None else env)
+        self._runner: ProcessRunner | None = None
+        self._running: dict[str, _Running] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    async def start(self) -> NodeInfo:
+        self._runner = ProcessRunner(asyncio.get_running_loop())
+        return self.node
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    def launch(self, launch: TaskLaunch, on_exit: ExitCallback) -> None:
+        runner = self._runner
+        assert runner is not None, "agent not started"
+        env = self._env
+        if launch.env or launch.gpus:
+            env = dict(env)
+            env.update(launch.env)
+            if launch.gpus:
+                env["CUDA_VISIBLE_DEVICES"] = ",".join(launch.gpus)
+        start = time.time()
+        try:
+            os.makedirs(launch.cwd, exist_ok=True)
+            pid = runner.spawn(
+                launch.argv,
+                cwd=launch.cwd,
+                env=env,
+                stdout=launch.stdout,
+                stderr=launch.stderr,
+                on_exit=lambda pid, status: self._exited(launch.task_id, status),
+            )
+        except OSError as exc:
+            message = f"cannot start {launch.argv[0]!r}: {exc.strerror or exc}"
+            result = TaskExit(
+                task_id=launch.task_id, attempt=launch.attempt, node=self.node.name,
+                status="spawn-error", exit_code=127, start=start, end=time.time(), message=message,
+            )
+            runner.loop.call_soon(on_exit, result)
+            return
+        entry = _Running(launch, on_exit, pid, start)
+        self._running[launch.task_id] = entry
+        self._idle.clear()
+        if launch.time_limit is not None:
+            entry.timer = runner.loop.call_later(
+                launch.time_limit, self._timeout, launch.task_id
+            )
+
+    def _timeout(self, task_id: str) -> None:
+        entry = self._running.get(task_id)
+        if entry is not None and entry.status is None:
+            entry.status = "timeout"
+            self._stop(entry, grace=5.0)
+
+    def terminate(self, task_id: str, grace: float) -> None:
+        entry = self._running.get(task_id)
+        if entry is not None:
+            entry.status = entry.status or "killed"
+            self._stop(entry, grace)
+
+    def _stop(self, entry: _Running, grace: float) -> None:
+        runner = self._runner
+        assert runner is not None
+        runner.signal(entry.pid, signal.SIGTERM)
+        if entry.timer is not None:
+            entry.timer.cancel()
+        entry.timer = runner.loop.call_later(grace, runner.signal, entry.pid, signal.SIGKILL)
+
+    def kill_all(self) -> None:
+        """SIGKILL everything now (a second Ctrl-C)."""
+        runner = self._runner
+        if runner is None:
+            return
+        for entry in self._running.values():
+            entry.status = entry.status or "killed"
+            runner.signal(entry.pid, signal.SIGKILL)
+
+    def _exited(self, task_id: str, status: int) -> None:
+        entry = self._running.pop(task_id)
+        if entry.timer is not None:
+            entry.timer.cancel()
+        code = os.waitstatus_to_exitcode(status)
+        sig = -code if code < 0 else None
+        if entry.status is not None:
+            outcome = entry.status
+        else:
+            outcome = "ok" if code == 0 else "failed"
+        result = TaskExit(
+            task_id=task_id,
+            attempt=entry.launch.attempt,
+            node=self.node.name,
+            status=outcome,
+            exit_code=code if code >= 0 else None,
+            signal=sig,
+            start=entry.start,
+            end=time.time(),
+        )
+        if not self._running:
+            self._idle.set()
+        entry.on_exit(result)
+
+    async def stop(self, grace: float) -> None:
+        for task_id in list(self._running):
+            self.terminate(task_id, grace)
+        if self._running:
+            try:
+                await asyncio.wait_for(self._idle.wait(), grace + 10.0)
+            except TimeoutError:
+                self.kill_all()

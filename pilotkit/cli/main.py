@@ -1,0 +1,225 @@
+"""The ``pilotkit`` command line.
+
+User errors print one line on stderr and exit 2; internal errors exit 1 and point to
+the log file. Heavy modules are imported inside commands, so start-up stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .. import __version__
+from ..errors import PilotkitError, SpecError
+
+
+def state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "pilotkit"
+
+
+def log_file() -> Path:
+    return state_dir() / "pilotkit.log"
+
+
+def setup_logging(verbose: int) -> None:
+    path = log_file()
+    root = logging.getLogger("pilotkit")
+    root.setLevel(logging.DEBUG)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handler: logging.Handler = logging.FileHandler(path)
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+    except OSError:
+        pass
+    if verbose:
+        console = logging.StreamHandler(sys.stderr)
+        console.setLevel(logging.DEBUG if verbose > 1 else logging.INFO)
+        console.setFormatter(logging.Formatter("pilotkit: %(message)s"))
+        root.addHandler(console)
+
+
+class PilotkitGroup(click.Group):
+    """Turns errors into one line and an exit code; loads plugin commands lazily."""
+
+    _plugin_commands_loaded = False
+
+    def _load_plugin_commands(self) -> None:
+        if not self._plugin_commands_loaded:
+            self._plugin_commands_loaded = True
+            from ..plugins import get_plugins
+
+            get_plugins().add_commands(self)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None:
+            self._load_plugin_commands()
+            command = super().get_command(ctx, cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._load_plugin_commands()
+        return super().list_commands(ctx)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except SpecError as exc:
+            for problem in exc.problems:
+                click.echo(f"error: {problem.format()}", err=True)
+            ctx.exit(2)
+        except PilotkitError as exc:
+            click.echo(f"error: {exc.message}", err=True)
+            ctx.exit(exc.exit_code)
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            click.echo("interrupted", err=True)
+            ctx.exit(130)
+        except Exception as exc:  # noqa: BLE001
+            logging.getLogger("pilotkit").exception("internal error")
+            click.echo(
+                f"internal error: {type(exc).__name__}: {exc} (details in {log_file()})", err=True
+            )
+            ctx.exit(1)
+
+
+@click.group(cls=PilotkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="pilotkit")
+@click.option("-v", "--verbose", count=True, help="Log to stderr too (-vv for debug).")
+def cli(verbose: int) -> None:
+    """pilotkit: claim resources, deploy a workload across them, run it, evict.
+
+    \b
+    Quick start:
+      pilotkit probe                       what this node has
+      pilotkit validate SPEC.toml          check a pilot spec
+      pilotkit run SPEC.toml               run it (local machine by default)
+      pilotkit plugins                     installed plugins and their errors
+
+    Logs go to $XDG_STATE_HOME/pilotkit/pilotkit.log.
+    """
+    setup_logging(verbose)
+
+
+def echo_json(data: Any) -> None:
+    click.echo(json.dumps(data, indent=2, default=str))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--no-gpu", is_flag=True, help="Skip GPU detection.")
+def probe(as_json: bool, no_gpu: bool) -> None:
+    """Show what this node has: cores, memory, GPUs (through NVML)."""
+    import msgspec
+
+    from ..gpu import detect_gpus
+    from ..probe import probe_node
+    from ..types import GpuReport
+
+    node = probe_node(gpus=False)
+    report = GpuReport(reason="GPU detection skipped") if no_gpu else detect_gpus()
+    if as_json:
+        echo_json({"node": msgspec.to_builtins(node), "gpus": msgspec.to_builtins(report)})
+        return
+    from .render import print_probe
+
+    print_probe(node, report)
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
+def validate(spec: Path, as_json: bool) -> None:
+    """Check a pilot spec and report every problem at once."""
+    from ..spec import load_spec
+
+    try:
+        resolved = load_spec(spec)
+    except SpecError as exc:
+        if as_json:
+            echo_json({"valid": False, "problems": [p.to_dict() for p in exc.problems]})
+            sys.exit(2)
+        raise
+    summary = _summary(resolved)
+    if as_json:
+        echo_json({"valid": True, "problems": [], **summary})
+    else:
+        click.echo(
+            f"{spec}: valid: pilot '{resolved.name}', provider {summary['provider']}, app {summary['app']}"
+            + (f", {summary['tasks']} tasks" if summary.get("tasks") is not None else "")
+        )
+
+
+def _summary(resolved: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": resolved.name,
+        "provider": resolved.provider_cls.id,
+        "app": resolved.app_cls.id,
+    }
+    groups = getattr(resolved.app_options, "groups", None)
+    if groups is not None and resolved.app_cls.id == "tasks":
+        from ..builtin.tasks import parameter_points
+
+        out["tasks"] = sum(len(parameter_points(g)) for g in groups)
+    return out
+
+
+@cli.command()
+@click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Stream lifecycle events as JSON lines.")
+@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
+              help="Where task dirs, logs and results go (default: ./pilotkit-runs/<pilot-id>).")
+@click.option("--quiet", "-q", is_flag=True, help="No progress view; only the summary.")
+def run(spec: Path, as_json: bool, workdir: Path | None, quiet: bool) -> None:
+    """Run a pilot spec to completion: claim, probe, stage, deploy, run, drain, evict.
+
+    Ctrl-C drains: no new task starts, running ones get SIGTERM (SIGKILL after the
+    grace period), the pilot evicts and the summary still prints. A second Ctrl-C kills
+    running tasks at once.
+
+    Exit codes: 0 done; 1 tasks failed; 2 bad input; 3 walltime expired with work
+    left; 130 interrupted.
+    """
+    from .run import run_pilot
+
+    sys.exit(run_pilot(spec, as_json=as_json, workdir=workdir, quiet=quiet))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def plugins(as_json: bool) -> None:
+    """List installed plugins: versions, hooks, what they register, load errors."""
+    from ..plugins import get_plugins
+
+    pm = get_plugins()
+    if as_json:
+        echo_json([info.to_dict() for info in pm.info.values()])
+        return
+    from .render import print_plugins
+
+    print_plugins(pm)
+
+
+@cli.command()
+def schema() -> None:
+    """Print the JSON schema of pilot specs."""
+    from ..spec import json_schema
+
+    echo_json(json_schema())
+
+
+def main() -> None:
+    cli(prog_name="pilotkit")
+
+
+if __name__ == "__main__":
+    main()

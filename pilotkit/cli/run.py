@@ -1,0 +1,94 @@
+"""``pilotkit run``: one pilot in this process, with a live progress view."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from ..events import Event, PilotStateChanged, encode
+from ..pilot import Pilot, PilotOutcome
+from ..plugins import Plugins, get_plugins
+from ..progress import Progress
+from ..spec import ResolvedSpec, load_spec
+from ..states import PilotState
+
+EXIT_CODES = {
+    PilotState.DONE: 0,
+    PilotState.FAILED: 1,
+    PilotState.WALLTIME_EXPIRED: 3,
+    PilotState.CANCELLED: 130,
+}
+
+
+def report_plugin_errors(plugins: Plugins) -> None:
+    for name, error in plugins.errors.items():
+        click.echo(f"pilotkit: plugin '{name}' failed to load and is skipped: {error}", err=True)
+
+
+def run_pilot(spec_path: Path, *, as_json: bool, workdir: Path | None, quiet: bool) -> int:
+    plugins = get_plugins()
+    report_plugin_errors(plugins)
+    resolved = load_spec(spec_path, plugins)
+    outcome = asyncio.run(_run(resolved, plugins, as_json=as_json, workdir=workdir, quiet=quiet))
+    return EXIT_CODES[outcome.state]
+
+
+async def _run(
+    resolved: ResolvedSpec, plugins: Plugins, *, as_json: bool, workdir: Path | None, quiet: bool
+) -> PilotOutcome:
+    pilot = Pilot(resolved, plugins, workdir=workdir)
+    progress = Progress()
+    pilot.bus.subscribe(progress.apply)
+    view = None
+    if as_json:
+        out = sys.stdout.buffer
+
+        def write(event: Event) -> None:
+            out.write(encode(event) + b"\n")
+            out.flush()
+
+        pilot.bus.subscribe(write)
+    elif not quiet and sys.stderr.isatty():
+        from .render import LiveProgress
+
+        view = LiveProgress(pilot.id, progress)
+    elif not quiet:
+        def states(event: Event) -> None:
+            if isinstance(event, PilotStateChanged):
+                reason = f" ({event.reason})" if event.reason else ""
+                click.echo(f"pilotkit: {pilot.id}: {event.state}{reason}", err=True)
+
+        pilot.bus.subscribe(states)
+
+    loop = asyncio.get_running_loop()
+    interrupts = 0
+
+    def on_interrupt(signame: str) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts == 1:
+            pilot.cancel(f"interrupted ({signame})")
+        else:
+            pilot.kill()
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_interrupt, sig.name)
+    loop.add_signal_handler(signal.SIGUSR1, pilot.drain, "SIGUSR1: the allocation ends soon")
+    try:
+        if view is not None:
+            with view:
+                outcome = await pilot.run()
+        else:
+            outcome = await pilot.run()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+            loop.remove_signal_handler(sig)
+    if not as_json:
+        from .render import print_summary
+
+        print_summary(outcome, progress)
+    return outcome

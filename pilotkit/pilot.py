@@ -1,0 +1,329 @@
+"""The pilot lifecycle: claim, probe, stage, deploy, run, drain, evict.
+
+One asyncio state machine for every provider. The local pilot is an allocation of one
+node served by an in-process agent; a batch pilot has more nodes behind a transport.
+Evict always runs. Every transition is a :class:`~pilotkit.events.PilotStateChanged`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .errors import PilotkitError
+from .events import AllocationClaimed, Event, EventBus, Log, NodeReady, PilotStateChanged
+from .interfaces import (
+    Agent,
+    AppContext,
+    Bind,
+    ContainerContext,
+    ContainerRuntime,
+    PilotContext,
+    Provider,
+    StagedImage,
+)
+from .plugins import Plugins
+from .results import ResultsWriter
+from .scheduler import GroupCounts, Task, TaskPool
+from .spec import ResolvedSpec
+from .states import PilotState
+from .types import Allocation, NodeInfo
+
+log = logging.getLogger("pilotkit.pilot")
+
+
+@dataclass
+class PilotOutcome:
+    """How a pilot ended."""
+
+    pilot_id: str
+    state: PilotState
+    reason: str | None
+    workdir: Path
+    results: Path
+    groups: dict[str, GroupCounts] = field(default_factory=dict)
+    started: float = 0.0
+    ended: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.state is PilotState.DONE
+
+
+def new_pilot_id(name: str) -> str:
+    return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+class Pilot:
+    """Runs one pilot spec from claim to evict."""
+
+    POLL_INTERVAL = 5.0
+
+    def __init__(
+        self,
+        spec: ResolvedSpec,
+        plugins: Plugins,
+        *,
+        pilot_id: str | None = None,
+        workdir: Path | None = None,
+        bus: EventBus | None = None,
+    ) -> None:
+        self.spec = spec
+        self.plugins = plugins
+        self.id = pilot_id or new_pilot_id(spec.name)
+        configured = spec.spec.pilot.workdir
+        if workdir is None:
+            workdir = Path(configured) if configured else Path("pilotkit-runs") / self.id
+            if not workdir.is_absolute():
+                workdir = (spec.base_dir if configured else Path.cwd()) / workdir
+        self.workdir = workdir
+        self.results_path = workdir / "results.jsonl"
+        self.bus = bus or EventBus()
+        self.state = PilotState.NEW
+        self.reason: str | None = None
+        self.pool: TaskPool | None = None
+        self.allocation: Allocation | None = None
+        self.nodes: list[NodeInfo] = []
+        self._agents: list[Agent] = []
+        self._stop_kind: PilotState | None = None
+        """Why the pilot is stopping early: CANCELLED or WALLTIME_EXPIRED."""
+        self._stop_requested = asyncio.Event()
+        self._timers: list[asyncio.TimerHandle] = []
+        self._work_failed = False
+        self.ctx = PilotContext(self.id, spec, workdir, self.emit)
+        self.grace = spec.seconds(spec.spec.pilot.grace) or 0.0
+        self.margin = spec.seconds(spec.spec.pilot.drain_margin) or 0.0
+
+    # ------------------------------------------------------------------ events
+
+    def emit(self, event: Event) -> None:
+        self.bus.emit(event)
+        self.plugins.emit(event)
+
+    def _set(self, state: PilotState, reason: str | None = None) -> None:
+        if state is self.state:
+            return
+        previous = self.state
+        self.state = state
+        self.emit(
+            PilotStateChanged(pilot=self.id, state=state.value, previous=previous.value, reason=reason)
+        )
+
+    def _log(self, level: str, message: str) -> None:
+        getattr(log, level if level != "warn" else "warning")(message)
+        self.emit(Log(pilot=self.id, level=level, message=message, source="pilot"))
+
+    # ------------------------------------------------------------------ control
+
+    def drain(self, reason: str = "drain requested", *, terminate: bool = False) -> None:
+        """No new work starts. With ``terminate``, running work is stopped too."""
+        self._stop(PilotState.DONE if not terminate else PilotState.CANCELLED, reason, terminate)
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Stop everything: queued tasks are cancelled, running ones terminated."""
+        self._stop(PilotState.CANCELLED, reason, terminate=True)
+
+    def kill(self) -> None:
+        """SIGKILL every running task now (second Ctrl-C)."""
+        for agent in self._agents:
+            kill_all = getattr(agent, "kill_all", None)
+            if kill_all is not None:
+                kill_all()
+
+    def _stop(self, kind: PilotState, reason: str, terminate: bool) -> None:
+        if self._stop_kind is None or kind is PilotState.CANCELLED:
+            if kind is not PilotState.DONE:
+                self._stop_kind = kind
+            self.reason = self.reason or reason
+        self.ctx.draining.set()
+        self._stop_requested.set()
+        if self.state in (PilotState.RUNNING, PilotState.DEPLOYING):
+            self._set(PilotState.DRAINING, reason)
+        if self.pool is not None:
+            self.pool.drain(terminate=terminate, grace=self.grace)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def run(self) -> PilotOutcome:
+        started = time.time()
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        results = ResultsWriter(self.results_path)
+        provider = self.spec.provider_cls(self.spec, self.spec.provider_options)
+        failure: str | None = None
+        try:
+            await self._until_stopped(self._run(provider, results))
+        except PilotkitError as exc:
+            failure = str(exc)
+        except Exception as exc:  # noqa: BLE001 - recorded as the pilot's failure
+            log.exception("pilot %s failed", self.id)
+            failure = f"internal error: {type(exc).__name__}: {exc}"
+        finally:
+            await self._evict(provider, results)
+        if failure is not None:
+            self.reason = failure
+            final = PilotState.FAILED
+            if self._stop_kind is PilotState.CANCELLED:
+                final = PilotState.CANCELLED
+        elif self._stop_kind is not None:
+            final = self._stop_kind
+        elif self._work_failed or (self.pool is not None and self.pool.failed):
+            final = PilotState.FAILED
+            failed = self.pool.failed if self.pool is not None else 0
+            self.reason = self.reason or f"{failed} task(s) failed"
+        else:
+            final = PilotState.DONE
+        self._set(final, self.reason)
+        return PilotOutcome(
+            pilot_id=self.id,
+            state=final,
+            reason=self.reason,
+            workdir=self.workdir,
+            results=self.results_path,
+            groups=dict(self.pool.groups) if self.pool is not None else {},
+            started=started,
+            ended=time.time(),
+        )
+
+    async def _until_stopped(self, work: object) -> None:
+        """Run the lifecycle; a stop before the app runs (e.g. while queued) cancels it."""
+        task = asyncio.ensure_future(work)  # type: ignore[arg-type]
+        while not task.done():
+            stopper = asyncio.ensure_future(self._stop_requested.wait())
+            await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
+            stopper.cancel()
+            if task.done():
+                break
+            if self.pool is None:  # stopped before there was work to drain
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                return
+            await task  # the app sees ctx.draining and winds down
+            return
+        task.result()
+
+    async def _run(self, provider: Provider, results: ResultsWriter) -> None:
+        self._set(PilotState.CLAIMING)
+        allocation = await provider.claim(self.ctx)
+        self.allocation = allocation
+        self.emit(AllocationClaimed(pilot=self.id, allocation=allocation))
+        self._arm_walltime(allocation)
+        self._watch(provider, allocation)
+
+        self._set(PilotState.PROBING)
+        self._agents = await provider.agents(allocation, self.ctx)
+        self.nodes = list(await asyncio.gather(*(agent.start() for agent in self._agents)))
+        for node in self.nodes:
+            self.emit(NodeReady(pilot=self.id, node=node))
+
+        wrap = None
+        if self.spec.runtime_cls is not None and self.spec.spec.image is not None:
+            self._set(PilotState.STAGING)
+            wrap = await self._stage()
+
+        self._set(PilotState.DEPLOYING)
+        deadline = None
+        if allocation.walltime_end is not None:
+            deadline = allocation.walltime_end - self.margin
+        self.pool = TaskPool(
+            self.id, self._agents, self.workdir, self.emit, results,
+            grace=self.grace, deadline=deadline, wrap=wrap,
+        )
+        if self._stop_requested.is_set():
+            return
+        app = self.spec.app_cls(self.spec, self.spec.app_options)
+        ctx = AppContext(self.ctx, self.nodes, self.pool, lambda: self._set(PilotState.RUNNING))
+        await app.run(ctx)
+
+    async def _stage(self) -> Callable[[list[str], Task, tuple[str, ...]], list[str]]:
+        spec = self.spec
+        assert spec.spec.image is not None and spec.runtime_cls is not None
+        image: StagedImage
+        if spec.stager_cls is None:
+            raise PilotkitError(f"image.ref: no stager for '{spec.spec.image.ref}'")
+        stager = spec.stager_cls(spec.stager_options)
+        image = await stager.stage(spec.spec.image.ref, self.ctx)
+        runtime: ContainerRuntime = spec.runtime_cls()
+        info = await runtime.detect()
+        self._log("info", f"container runtime {runtime.id}: {info.binary} {info.version}")
+        image = await runtime.prepare(image, self.ctx)
+        container = spec.spec.container
+        assert container is not None
+        binds = tuple(Bind.parse(b) for b in container.binds) + (
+            Bind(str(self.workdir), str(self.workdir)),
+        )
+        env = dict(spec.spec.env)
+        options = spec.runtime_options
+
+        def wrap(argv: list[str], task: Task, gpus: tuple[str, ...]) -> list[str]:
+            cenv = env if not task.env else {**env, **task.env}
+            cctx = ContainerContext(
+                image=image, binds=binds, env=cenv,
+                workdir=str(self.workdir / "tasks" / task.id), gpus=gpus, options=options,
+            )
+            return runtime.wrap(argv, cctx)
+
+        return wrap
+
+    def _arm_walltime(self, allocation: Allocation) -> None:
+        if allocation.walltime_end is None:
+            return
+        loop = asyncio.get_running_loop()
+        now = time.time()
+        drain_at = allocation.walltime_end - self.margin
+        kill_at = max(drain_at, allocation.walltime_end - self.grace - 1.0)
+        self._timers.append(loop.call_later(max(0.0, drain_at - now), self._walltime_drain))
+        self._timers.append(loop.call_later(max(0.0, kill_at - now), self._walltime_kill))
+
+    def _walltime_drain(self) -> None:
+        if self.state.terminal or self.state is PilotState.EVICTING:
+            return
+        self._log("info", f"walltime ends in {self.margin:g}s: draining")
+        self._stop(PilotState.WALLTIME_EXPIRED, "walltime reached", terminate=False)
+
+    def _walltime_kill(self) -> None:
+        if self.pool is not None and self.pool.running:
+            self._log("warn", "walltime about to end: stopping running tasks")
+            self.pool.terminate_running(self.grace)
+
+    def _watch(self, provider: Provider, allocation: Allocation) -> None:
+        async def poll() -> None:
+            while True:
+                await asyncio.sleep(self.POLL_INTERVAL)
+                ended = await provider.poll(allocation)
+                if ended is not None:
+                    kind = {"walltime-expired": PilotState.WALLTIME_EXPIRED}.get(ended, PilotState.CANCELLED)
+                    if ended == "failed":
+                        self._work_failed = True
+                    self._stop(kind, f"allocation ended: {ended}", terminate=True)
+                    return
+
+        if type(provider).poll is not Provider.poll:
+            self._poller = asyncio.ensure_future(poll())
+
+    async def _evict(self, provider: Provider, results: ResultsWriter) -> None:
+        self._set(PilotState.EVICTING, self.reason)
+        for timer in self._timers:
+            timer.cancel()
+        poller = getattr(self, "_poller", None)
+        if poller is not None:
+            poller.cancel()
+        if self.pool is not None:
+            self.pool.drain(terminate=True, grace=self.grace)
+        for agent in self._agents:
+            try:
+                await agent.stop(self.grace)
+            except Exception as exc:  # noqa: BLE001 - evict must go on
+                self._log("warn", f"stopping agent on {agent.node.name} failed: {exc}")
+        if self.allocation is not None:
+            try:
+                await provider.release(self.allocation)
+            except Exception as exc:  # noqa: BLE001
+                self._log("error", f"releasing the allocation failed: {exc}")
+        results.close()

@@ -1,0 +1,328 @@
+"""The task pool: places task attempts on free slots of the pilot's node agents.
+
+Event-driven: a slot is filled from the exit callback of the attempt that freed it; no
+polling anywhere in the dispatch path. Cores and GPUs are slots; a task asking for
+``gpus = N`` gets N distinct GPUs (UUIDs in ``CUDA_VISIBLE_DEVICES``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .events import Event, GroupAdded, TaskCancelled, TaskFinished, TaskStarted
+from .interfaces import Agent
+from .results import ResultsWriter, TaskResult
+from .states import TaskStatus
+from .types import NodeInfo, TaskExit, TaskLaunch
+
+Wrap = Callable[[list[str], "Task", tuple[str, ...]], list[str]]
+"""Turns a task's argv into what the agent runs (a container runtime's wrap)."""
+
+
+@dataclass(slots=True, eq=False)
+class Task:
+    id: str
+    group: str
+    argv: list[str]
+    params: dict[str, Any] = field(default_factory=dict)
+    cores: int = 1
+    gpus: int = 0
+    time_limit: float | None = None
+    retries: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+    status: TaskStatus = TaskStatus.QUEUED
+    attempts: int = 0
+    node: str | None = None
+    start: float | None = None
+    end: float | None = None
+    exit_code: int | None = None
+    outcome: str | None = None
+
+
+@dataclass
+class GroupCounts:
+    total: int = 0
+    queued: int = 0
+    running: int = 0
+    done: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+class _Node:
+    __slots__ = ("agent", "free_cores", "gpu_free", "info", "name")
+
+    def __init__(self, agent: Agent, info: NodeInfo, gpu_share: int) -> None:
+        self.agent = agent
+        self.info = info
+        self.name = info.name
+        self.free_cores = info.cores
+        self.gpu_free: dict[str, int] = {g.uuid: gpu_share for g in info.gpus}
+
+    def fits(self, task: Task) -> bool:
+        if task.cores > self.free_cores:
+            return False
+        if task.gpus:
+            return sum(1 for n in self.gpu_free.values() if n > 0) >= task.gpus
+        return True
+
+    def take(self, task: Task) -> tuple[str, ...]:
+        self.free_cores -= task.cores
+        if not task.gpus:
+            return ()
+        ranked = sorted((uuid for uuid, n in self.gpu_free.items() if n > 0), key=lambda u: -self.gpu_free[u])
+        chosen = tuple(ranked[: task.gpus])
+        for uuid in chosen:
+            self.gpu_free[uuid] -= 1
+        return chosen
+
+    def give(self, task: Task, gpus: tuple[str, ...]) -> None:
+        self.free_cores += task.cores
+        for uuid in gpus:
+            self.gpu_free[uuid] += 1
+
+
+class TaskPool:
+    """Queues tasks and runs them on the agents' free slots until all are finished."""
+
+    BACKFILL_WINDOW = 64
+    """How far past a head task that fits nowhere the dispatcher looks for one that fits."""
+
+    def __init__(
+        self,
+        pilot_id: str,
+        agents: Sequence[Agent],
+        workdir: Path,
+        emit: Callable[[Event], None],
+        results: ResultsWriter,
+        *,
+        grace: float = 10.0,
+        deadline: float | None = None,
+        gpu_share: int = 1,
+        wrap: Wrap | None = None,
+    ) -> None:
+        self.pilot_id = pilot_id
+        self.workdir = workdir
+        self.emit = emit
+        self.results = results
+        self.grace = grace
+        self.deadline = deadline
+        """Epoch seconds after which no task may still be running (walltime - margin)."""
+        self.wrap = wrap
+        self.nodes = [_Node(a, a.node, gpu_share) for a in agents]
+        self.queue: collections.deque[Task] = collections.deque()
+        self.tasks: dict[str, Task] = {}
+        self.groups: dict[str, GroupCounts] = {}
+        self._running: dict[str, tuple[Task, _Node, tuple[str, ...]]] = {}
+        self._draining = False
+        self._done = asyncio.get_running_loop().create_future()
+        self._task_root = workdir / "tasks"
+
+    # ---------------------------------------------------------------- adding work
+
+    def set_gpu_share(self, share: int) -> None:
+        """Let ``share`` tasks use one GPU at once (before any task runs)."""
+        for node in self.nodes:
+            node.gpu_free = {uuid: share for uuid in node.gpu_free}
+
+    def add_group(self, group: str, tasks: Sequence[Task]) -> None:
+        counts = self.groups.setdefault(group, GroupCounts())
+        for task in tasks:
+            self.tasks[task.id] = task
+            self.queue.append(task)
+        counts.total += len(tasks)
+        counts.queued += len(tasks)
+        self.emit(GroupAdded(pilot=self.pilot_id, group=group, total=len(tasks)))
+        if self._done.done():  # more work after an idle moment
+            self._done = asyncio.get_running_loop().create_future()
+        self._dispatch()
+
+    # ---------------------------------------------------------------- state
+
+    @property
+    def running(self) -> int:
+        return len(self._running)
+
+    @property
+    def failed(self) -> int:
+        return sum(c.failed for c in self.groups.values())
+
+    @property
+    def unfinished(self) -> int:
+        return sum(c.cancelled for c in self.groups.values())
+
+    async def wait(self) -> None:
+        """Until nothing is queued or running."""
+        self._check_done()
+        while not self._done.done():
+            await asyncio.shield(self._done)
+
+    # ---------------------------------------------------------------- dispatch
+
+    def _dispatch(self) -> None:
+        if self._draining:
+            return
+        queue = self.queue
+        nodes = self.nodes
+        while queue:
+            task = queue[0]
+            node = self._fit(task)
+            if node is not None:
+                queue.popleft()
+                self._launch(task, node)
+                continue
+            # Backfill: a later task may fit where the head does not.
+            for i in range(1, min(len(queue), self.BACKFILL_WINDOW)):
+                candidate = queue[i]
+                node = self._fit(candidate)
+                if node is not None:
+                    del queue[i]
+                    self._launch(candidate, node)
+                    break
+            else:
+                break
+            if not any(n.free_cores for n in nodes):
+                break
+
+    def _fit(self, task: Task) -> _Node | None:
+        if self.deadline is not None and task.time_limit is not None:
+            if time.time() + task.time_limit > self.deadline:
+                return None
+        for node in self.nodes:
+            if node.fits(task):
+                return node
+        return None
+
+    def _launch(self, task: Task, node: _Node) -> None:
+        gpus = node.take(task)
+        task.attempts += 1
+        task.status = TaskStatus.RUNNING
+        task.node = node.name
+        counts = self.groups[task.group]
+        counts.queued -= 1
+        counts.running += 1
+        tdir = self._task_root / task.id
+        argv = task.argv if self.wrap is None else self.wrap(task.argv, task, gpus)
+        launch = TaskLaunch(
+            task_id=task.id,
+            attempt=task.attempts,
+            argv=argv,
+            cwd=str(tdir),
+            stdout=str(tdir / f"attempt-{task.attempts}.out"),
+            stderr=str(tdir / f"attempt-{task.attempts}.err"),
+            env=task.env,
+            cores=task.cores,
+            gpus=list(gpus),
+            time_limit=task.time_limit,
+        )
+        self._running[task.id] = (task, node, gpus)
+        if task.start is None:
+            task.start = time.time()
+        self.emit(
+            TaskStarted(
+                pilot=self.pilot_id, task=task.id, group=task.group, attempt=task.attempts,
+                node=node.name, gpus=list(gpus),
+            )
+        )
+        node.agent.launch(launch, self._exited)
+
+    def _exited(self, result: TaskExit) -> None:
+        entry = self._running.pop(result.task_id, None)
+        if entry is None:
+            return
+        task, node, gpus = entry
+        node.give(task, gpus)
+        counts = self.groups[task.group]
+        counts.running -= 1
+        task.exit_code = result.exit_code
+        task.outcome = result.status
+        task.end = result.end
+        retry = (
+            result.status not in ("ok", "killed")
+            and task.attempts <= task.retries
+            and not self._draining
+        )
+        if retry:
+            task.status = TaskStatus.QUEUED
+            counts.queued += 1
+            self.queue.append(task)
+        elif result.status == "ok":
+            task.status = TaskStatus.DONE
+            counts.done += 1
+        elif result.status == "killed" and self._draining:
+            task.status = TaskStatus.CANCELLED
+            counts.cancelled += 1
+        else:
+            task.status = TaskStatus.FAILED
+            counts.failed += 1
+        self.emit(
+            TaskFinished(
+                pilot=self.pilot_id, task=task.id, group=task.group, attempt=result.attempt,
+                node=result.node, status=result.status, exit_code=result.exit_code,
+                duration=result.end - result.start, final=not retry,
+            )
+        )
+        if not retry:
+            self._record(task, result.status if task.status is not TaskStatus.CANCELLED else "cancelled")
+        self._dispatch()
+        self._check_done()
+
+    def _record(self, task: Task, status: str) -> None:
+        tdir = self._task_root / task.id
+        ran = task.attempts > 0
+        self.results.write(
+            TaskResult(
+                task=task.id,
+                group=task.group,
+                params=task.params,
+                status=status,
+                exit_code=task.exit_code,
+                attempts=task.attempts,
+                node=task.node,
+                start=task.start,
+                end=task.end,
+                duration=(task.end - task.start) if (task.end and task.start) else None,
+                stdout=str(tdir / f"attempt-{task.attempts}.out") if ran else None,
+                stderr=str(tdir / f"attempt-{task.attempts}.err") if ran else None,
+            )
+        )
+
+    def _check_done(self) -> None:
+        if not self._running and (not self.queue or self._draining) and not self._done.done():
+            self._done.set_result(None)
+
+    # ---------------------------------------------------------------- drain
+
+    def drain(self, *, terminate: bool, grace: float | None = None) -> None:
+        """Start no new task; cancel the queued ones; with ``terminate``, stop the running
+        ones too (SIGTERM, SIGKILL after the grace period)."""
+        if not self._draining:
+            self._draining = True
+            per_group: dict[str, int] = collections.Counter()
+            while self.queue:
+                task = self.queue.popleft()
+                task.status = TaskStatus.CANCELLED
+                counts = self.groups[task.group]
+                counts.queued -= 1
+                counts.cancelled += 1
+                per_group[task.group] += 1
+                self._record(task, "cancelled")
+            for group, count in per_group.items():
+                self.emit(TaskCancelled(pilot=self.pilot_id, group=group, count=count))
+        if terminate:
+            self.terminate_running(grace)
+        self._check_done()
+
+    def terminate_running(self, grace: float | None = None) -> None:
+        for task, node, _ in list(self._running.values()):
+            node.agent.terminate(task.id, self.grace if grace is None else grace)
+
+    @property
+    def draining(self) -> bool:
+        return self._draining
