@@ -15,6 +15,7 @@ session that it re-opens when it finds itself in a forked child.
 from __future__ import annotations
 
 import os
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -262,57 +263,90 @@ def _cuda_version(nvml: NvmlModule, errors: _Errors) -> str | None:
 # --------------------------------------------------------------------------- CUDA_VISIBLE_DEVICES
 
 
-def _match_prefix(entry: str, devices: Sequence[_Device]) -> list[_Device] | None:
-    """The one device whose UUID is ``entry`` or starts with it; None when no device or
-    several devices match (CUDA rejects an ambiguous prefix)."""
-    exact = [d for d in devices if d.info.uuid == entry]
-    matches = exact or [d for d in devices if d.info.uuid.startswith(entry)]
-    return matches if len(matches) == 1 else None
+_INDEX_ENTRY = re.compile(r"\s*([+-]?\d+)")
+"""An index entry, read as C's ``strtol`` does: leading blanks, a sign, digits; the
+rest is ignored (``"0x1"`` and ``"0abc"`` are both index 0)."""
+
+_UUID_TAGS = ("GPU-", "MIG-")
 
 
-def _resolve_entry(entry: str, physicals: Sequence[_Physical]) -> list[_Device] | None:
-    """The devices one ``CUDA_VISIBLE_DEVICES`` entry names, or None when it is invalid."""
-    if entry.isascii() and entry.isdigit():
-        found = [p for p in physicals if p.device.info.index == int(entry)]
-        return list(found[0].usable) if found else None
-    if entry.startswith("GPU-"):
-        match = _match_prefix(entry, [p.device for p in physicals])
-        if match is None:
-            return None
-        parent = next(p for p in physicals if p.device is match[0])
-        return list(parent.usable)
-    if entry.startswith("MIG-"):
-        return _match_prefix(entry, [d for p in physicals if p.device.info.mig_mode for d in p.instances])
+@dataclass(frozen=True)
+class _Selection:
+    """What a ``CUDA_VISIBLE_DEVICES`` value selects."""
+
+    devices: list[_Device]
+    problem: str | None = None
+    """Why CUDA would refuse every device despite valid entries."""
+
+
+def _entry_kind(entry: str) -> str | None:
+    """``"index"``, ``"uuid"``, or None for an entry that is neither."""
+    if _INDEX_ENTRY.match(entry):
+        return "index"
+    if entry.startswith(_UUID_TAGS) and len(entry) > len("GPU-"):
+        return "uuid"
     return None
 
 
-def _visible(physicals: Sequence[_Physical], value: str | None) -> list[_Device]:
-    """The devices a CUDA program started with ``CUDA_VISIBLE_DEVICES=value`` may use.
+def _by_index(entry: str, physicals: Sequence[_Physical]) -> list[_Device] | None:
+    match = _INDEX_ENTRY.match(entry)
+    index = int(match.group(1)) if match else -1
+    found = [p for p in physicals if p.device.info.index == index]
+    return list(found[0].usable) if found else None
 
-    ``value`` None (unset): every usable device. Otherwise a comma-separated list of
-    NVML indices (``"0,2"``; NVML orders by PCI bus, which is CUDA's order under
-    ``CUDA_DEVICE_ORDER=PCI_BUS_ID``), GPU UUIDs (``"GPU-8932f937-..."``), MIG UUIDs
-    (``"MIG-..."``) or unambiguous UUID prefixes (``"GPU-8932f937"``), in the order CUDA
-    will number them. As CUDA does, the list stops at the first invalid entry: an
-    unknown index or UUID, an ambiguous prefix, a negative index (``"-1"``), an empty
-    entry, or Slurm's ``"NoDevFiles"``; so ``""`` and ``"NoDevFiles"`` hide every GPU
-    and ``"0,foo,1"`` is GPU 0 only. A GPU with MIG enabled, named by index or UUID,
-    stands for its MIG instances. A device named twice is listed once. Legacy
-    ``MIG-GPU-<uuid>/<gi>/<ci>`` entries (drivers before R470) are not understood and
-    count as invalid.
+
+def _by_uuid(entry: str, physicals: Sequence[_Physical]) -> list[_Device] | None:
+    """The devices whose UUID the entry names or begins (case-insensitively after the
+    tag; either tag may name either kind of device); None when none or several match."""
+    wanted = entry[len("GPU-") :].lower()
+    candidates = [d for p in physicals for d in (p.device, *p.instances)]
+    matches = [d for d in candidates if d.info.uuid[len("GPU-") :].lower().startswith(wanted)]
+    if len(matches) != 1:
+        return None
+    parent = next((p for p in physicals if p.device is matches[0]), None)
+    return list(parent.usable) if parent is not None else matches
+
+
+def _visible(physicals: Sequence[_Physical], value: str | None) -> _Selection:
+    """The devices a CUDA program started with ``CUDA_VISIBLE_DEVICES=value`` may use,
+    in the order CUDA numbers them, following what the CUDA driver does (checked with
+    driver 580, CUDA 13.0):
+
+    - unset (None): every usable device;
+    - a comma-separated list of NVML indices (``"2,0"``; NVML orders by PCI bus, which
+      is CUDA's order under ``CUDA_DEVICE_ORDER=PCI_BUS_ID``), or of UUIDs
+      (``"GPU-8932f937-..."``, ``"MIG-..."``) or unambiguous UUID prefixes
+      (``"GPU-8932f937"``; hex digits in either case, the tag exactly as written);
+    - the list stops at the first invalid entry: an unknown index or UUID, a negative
+      index (``"-1"``), an ambiguous prefix, an empty entry, a UUID with trailing
+      blanks, Slurm's ``"NoDevFiles"``, or an entry of the other kind than the first
+      (``"0,GPU-..."`` is GPU 0 only). So ``""`` and ``"NoDevFiles"`` hide every GPU
+      and ``"0,foo,1"`` is GPU 0 only;
+    - a device named twice before that point makes CUDA refuse every device
+      (``"0,0"``): nothing is visible and ``problem`` says why;
+    - a GPU with MIG enabled, named by index or UUID, stands for its MIG instances.
+      Legacy ``MIG-GPU-<uuid>/<gi>/<ci>`` entries (drivers before R470) are invalid.
 
     CUDA up to 12.x runs a process on one MIG instance only, whatever the list holds:
     give each process at most one MIG UUID.
     """
     if value is None:
-        return [d for p in physicals for d in p.usable]
+        return _Selection([d for p in physicals for d in p.usable])
     chosen: list[_Device] = []
-    for raw in value.split(","):
-        devices = _resolve_entry(raw.strip(), physicals)
+    first_kind: str | None = None
+    for entry in value.split(","):
+        kind = _entry_kind(entry)
+        if kind is None or first_kind not in (None, kind):
+            break
+        devices = _by_index(entry, physicals) if kind == "index" else _by_uuid(entry, physicals)
         if devices is None:
             break
-        chosen.extend(d for d in devices if all(d.info.uuid != c.info.uuid for c in chosen))
-    return chosen
+        first_kind = kind
+        if any(d.info.uuid == c.info.uuid for d in devices for c in chosen):
+            problem = f"{CUDA_VISIBLE_DEVICES}={value!r} names a GPU twice, so CUDA refuses every GPU"
+            return _Selection([], problem)
+        chosen.extend(devices)
+    return _Selection(chosen)
 
 
 def _no_gpu_reason(physicals: Sequence[_Physical], value: str | None) -> str:
@@ -331,12 +365,12 @@ def detect_gpus(nvml: NvmlModule | None = None, env: Mapping[str, str] | None = 
     """What GPUs this node has and which of them this process may use.
 
     ``nvml`` defaults to the ``pynvml`` module; ``env`` (default ``os.environ``) supplies
-    an inherited ``CUDA_VISIBLE_DEVICES``, honoured as CUDA does (see
-    :func:`_visible`: the list stops at its first invalid entry). ``all_gpus`` is every
-    physical GPU; ``gpus`` is what this process may use, MIG instances in place of a GPU
-    with MIG enabled. Never raises for environment reasons: with no GPU to use,
-    ``reason`` says why. NVML is initialised and shut down within the call, so this is
-    safe in forked children and threads.
+    an inherited ``CUDA_VISIBLE_DEVICES``, honoured as CUDA does (see :func:`_visible`:
+    the list stops at its first invalid entry, and a device named twice hides every
+    GPU). ``all_gpus`` is every physical GPU; ``gpus`` is what this process may use, MIG
+    instances in place of a GPU with MIG enabled. Never raises for environment reasons:
+    with no GPU to use, ``reason`` says why. NVML is initialised and shut down within
+    the call (never cached), so this is safe in forked children.
     """
     environ = os.environ if env is None else env
     module = _import_pynvml() if nvml is None else nvml
@@ -353,8 +387,9 @@ def detect_gpus(nvml: NvmlModule | None = None, env: Mapping[str, str] | None = 
     finally:
         _shutdown(module, errors)
     value = environ.get(CUDA_VISIBLE_DEVICES)
-    gpus = [d.info for d in _visible(physicals, value)]
-    reason = None if gpus else failure or _no_gpu_reason(physicals, value)
+    selection = _visible(physicals, value)
+    gpus = [d.info for d in selection.devices]
+    reason = None if gpus else failure or selection.problem or _no_gpu_reason(physicals, value)
     return GpuReport(
         gpus=gpus,
         reason=reason,
@@ -461,7 +496,7 @@ class GpuSampler:
     def _select(self, physicals: Sequence[_Physical]) -> list[_Device]:
         if self._uuids is None:
             environ = os.environ if self._env is None else self._env
-            return _visible(physicals, environ.get(CUDA_VISIBLE_DEVICES))
+            return _visible(physicals, environ.get(CUDA_VISIBLE_DEVICES)).devices
         known = {d.info.uuid: d for p in physicals for d in (p.device, *p.instances)}
         return [known[uuid] for uuid in self._uuids if uuid in known]
 

@@ -323,39 +323,38 @@ class _Checker:
                 self.problem(dotted, "unknown key", suggestion=close[0] if close else None, fatal=False)
                 del data[key]
                 continue
-            before = len(self.problems)
-            self.check_value(field.type, value, dotted)
-            if len(self.problems) > before and not field.required:
+            if not self.check_value(field.type, value, dotted) and not field.required:
                 del data[key]  # reported; carry on with the default
         for name, field in fields.items():
             if field.required and name not in data:
                 self.problem(f"{prefix}.{name}" if prefix else name, "required key is missing")
 
-    def check_value(self, tp: Any, value: Any, dotted: str) -> None:
+    def check_value(self, tp: Any, value: Any, dotted: str) -> bool:
+        """Record the problems of one value; False when it is unusable as it stands.
+        Tables are mended in place (their bad optional keys dropped)."""
         struct = _struct_of(tp)
         if struct is not None and isinstance(value, dict):
-            before = self.fatal
-            self.fatal = False
+            # A table whose own required keys are bad cannot be built: fatal.
             self.check_struct(struct, value, dotted)
-            # A table whose own required keys are bad cannot be built: that is fatal here.
-            self.fatal = before or self.fatal
-            return
+            return True
         item = _list_struct_of(tp)
         if item is not None and isinstance(value, list):
             for i, element in enumerate(value):
                 self.check_value(item, element, f"{dotted}[{i}]")
-            return
+            return True
         try:
             msgspec.convert(value, tp)
         except msgspec.ValidationError as exc:
             self.problem(dotted, _clean(str(exc)), fatal=False)
-            return
+            return False
         unit = _unit_of(tp)
         if unit is not None and value is not None:
             try:
                 (parse_duration if unit == "duration" else parse_size)(value)
             except ValueError as exc:
                 self.problem(dotted, str(exc), fatal=False)
+                return False
+        return True
 
 
 def _tname(value: Any) -> str:
@@ -369,11 +368,13 @@ _TYPE_WORDS = {"int": "an integer", "str": "a string", "float": "a number", "boo
 
 def _clean(message: str) -> str:
     message = re.sub(r" - at `\$[^`]*`$", "", message)
-    match = re.fullmatch(r"Expected `([^`]*)`, got `([^`]*)`", message)
+    match = re.fullmatch(r"Expected `([^`]*)`(?P<bound>(?: [<>]=? [^,]+)*)(?:, got `(?P<got>[^`]*)`)?", message)
     if match:
         wanted = [_TYPE_WORDS.get(t.strip(), t.strip()) for t in match.group(1).split("|")]
-        words = " or ".join(w for w in wanted if w)
-        got = _TYPE_WORDS.get(match.group(2), match.group(2)) or "nothing"
+        words = " or ".join(w for w in wanted if w) + (match.group("bound") or "")
+        if match.group("got") is None:
+            return f"expected {words}"
+        got = _TYPE_WORDS.get(match.group("got"), match.group("got")) or "nothing"
         return f"expected {words}, got {got}"
     return message.replace("`", "'")
 
@@ -415,7 +416,10 @@ def _list_struct_of(tp: Any) -> Any:
 
 
 def _unit_of(tp: Any) -> str | None:
-    for arg in _union_args(tp):
+    candidates = [tp]
+    if typing.get_origin(tp) is not Annotated:
+        candidates += list(typing.get_args(tp))
+    for arg in candidates:
         if typing.get_origin(arg) is Annotated:
             for meta in typing.get_args(arg)[1:]:
                 if isinstance(meta, msgspec.Meta) and meta.extra and "pilotkit" in meta.extra:

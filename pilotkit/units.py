@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(d|h|m|s|ms)", re.IGNORECASE)
+_DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|d|h|m|s)", re.IGNORECASE)
 _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
@@ -36,9 +36,13 @@ def parse_duration(value: str | int | float) -> float:
             pass
         return float(days * 86400 + seconds)
     try:
-        return float(text)
+        number = float(text)
     except ValueError:
         pass
+    else:
+        if number < 0:
+            raise ValueError("a duration cannot be negative")
+        return number
     pos = 0
     total = 0.0
     for match in _DURATION_PART.finditer(text):

@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+import pytest
+
+from pilotkit.units import parse_duration, parse_size, slurm_time
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [(90, 90.0), ("90s", 90.0), ("10m", 600.0), ("1h30m", 5400.0), ("2d", 172800.0),
+     ("01:30:00", 5400.0), ("1-12:00:00", 129600.0), ("05:00", 300.0), ("1.5", 1.5), ("250ms", 0.25)],
+)
+def test_durations(text: str | int, seconds: float) -> None:
+    assert parse_duration(text) == seconds
+
+
+@pytest.mark.parametrize("text", ["", "soon", "10x", "1:2:3:4", "-5", "1h 2q"])
+def test_bad_durations(text: str) -> None:
+    with pytest.raises(ValueError):
+        parse_duration(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "nbytes"),
+    [(1024, 1024), ("512M", 512 * 2**20), ("4GiB", 4 * 2**30), ("2GB", 2 * 10**9), ("1.5G", 3 * 2**29)],
+)
+def test_sizes(text: str | int, nbytes: int) -> None:
+    assert parse_size(text) == nbytes
+
+
+def test_slurm_time() -> None:
+    assert slurm_time(5400) == "01:30:00"
+    assert slurm_time(90061) == "1-01:01:01"
