@@ -296,15 +296,20 @@ def _by_index(entry: str, physicals: Sequence[_Physical]) -> list[_Device] | Non
 
 
 def _by_uuid(entry: str, physicals: Sequence[_Physical]) -> list[_Device] | None:
-    """The devices whose UUID the entry names or begins (case-insensitively after the
-    tag; either tag may name either kind of device); None when none or several match."""
+    """The devices whose UUID the entry begins (compared case-insensitively after the
+    tag, either tag naming either kind of device; what follows a complete UUID is
+    ignored); None when none or several match."""
     wanted = entry[len("GPU-") :].lower()
     candidates = [d for p in physicals for d in (p.device, *p.instances)]
-    matches = [d for d in candidates if d.info.uuid[len("GPU-") :].lower().startswith(wanted)]
+    matches = [d for d in candidates if _uuid_begins(d.info.uuid[len("GPU-") :].lower(), wanted)]
     if len(matches) != 1:
         return None
     parent = next((p for p in physicals if p.device is matches[0]), None)
     return list(parent.usable) if parent is not None else matches
+
+
+def _uuid_begins(uuid: str, wanted: str) -> bool:
+    return uuid.startswith(wanted[: len(uuid)])
 
 
 def _visible(physicals: Sequence[_Physical], value: str | None) -> _Selection:
@@ -318,8 +323,9 @@ def _visible(physicals: Sequence[_Physical], value: str | None) -> _Selection:
       (``"GPU-8932f937-..."``, ``"MIG-..."``) or unambiguous UUID prefixes
       (``"GPU-8932f937"``; hex digits in either case, the tag exactly as written);
     - the list stops at the first invalid entry: an unknown index or UUID, a negative
-      index (``"-1"``), an ambiguous prefix, an empty entry, a UUID with trailing
-      blanks, Slurm's ``"NoDevFiles"``, or an entry of the other kind than the first
+      index (``"-1"``), an ambiguous prefix, an empty entry, a UUID prefix with
+      blanks around it (a complete UUID may be followed by anything), Slurm's
+      ``"NoDevFiles"``, or an entry of the other kind than the first
       (``"0,GPU-..."`` is GPU 0 only). So ``""`` and ``"NoDevFiles"`` hide every GPU
       and ``"0,foo,1"`` is GPU 0 only;
     - a device named twice before that point makes CUDA refuse every device

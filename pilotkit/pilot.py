@@ -30,7 +30,7 @@ from .interfaces import (
 )
 from .plugins import Plugins
 from .results import ResultsWriter
-from .scheduler import GroupCounts, Task, TaskPool
+from .scheduler import GroupCounts, Resume, Task, TaskPool
 from .spec import ResolvedSpec
 from .states import PilotState
 from .types import Allocation, NodeInfo
@@ -73,8 +73,10 @@ class Pilot:
         pilot_id: str | None = None,
         workdir: Path | None = None,
         bus: EventBus | None = None,
+        resume: Resume | None = None,
     ) -> None:
         self.spec = spec
+        self.resume = resume
         self.plugins = plugins
         self.id = pilot_id or new_pilot_id(spec.name)
         configured = spec.spec.pilot.workdir
@@ -233,7 +235,7 @@ class Pilot:
             deadline = allocation.walltime_end - self.margin
         self.pool = TaskPool(
             self.id, self._agents, self.workdir, self.emit, results,
-            grace=self.grace, deadline=deadline, wrap=wrap,
+            grace=self.grace, deadline=deadline, wrap=wrap, resume=self.resume,
         )
         if self._stop_requested.is_set():
             return

@@ -46,6 +46,17 @@ class Task:
 
 
 @dataclass
+class Resume:
+    """What an earlier run of the same pilot finished, for a restart (daemon crash).
+
+    Tasks with a final result are not run again; a task that was running when the
+    earlier run died gets a new attempt number after the ones recorded."""
+
+    results: dict[str, TaskResult] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
 class GroupCounts:
     total: int = 0
     queued: int = 0
@@ -106,6 +117,7 @@ class TaskPool:
         deadline: float | None = None,
         gpu_share: int = 1,
         wrap: Wrap | None = None,
+        resume: Resume | None = None,
     ) -> None:
         self.pilot_id = pilot_id
         self.workdir = workdir
@@ -123,6 +135,7 @@ class TaskPool:
         self._draining = False
         self._done = asyncio.get_running_loop().create_future()
         self._task_root = workdir / "tasks"
+        self.resume = resume
 
     # ---------------------------------------------------------------- adding work
 
@@ -133,11 +146,25 @@ class TaskPool:
 
     def add_group(self, group: str, tasks: Sequence[Task]) -> None:
         counts = self.groups.setdefault(group, GroupCounts())
+        resume = self.resume
+        queued = 0
         for task in tasks:
             self.tasks[task.id] = task
+            if resume is not None:
+                prior = resume.results.get(task.id)
+                task.attempts = max(resume.attempts.get(task.id, 0), prior.attempts if prior else 0)
+                if prior is not None and prior.status != "cancelled":
+                    task.status = TaskStatus.DONE if prior.status == "ok" else TaskStatus.FAILED
+                    task.exit_code, task.node, task.outcome = prior.exit_code, prior.node, prior.status
+                    if prior.status == "ok":
+                        counts.done += 1
+                    else:
+                        counts.failed += 1
+                    continue
             self.queue.append(task)
+            queued += 1
         counts.total += len(tasks)
-        counts.queued += len(tasks)
+        counts.queued += queued
         self.emit(GroupAdded(pilot=self.pilot_id, group=group, total=len(tasks)))
         if self._done.done():  # more work after an idle moment
             self._done = asyncio.get_running_loop().create_future()

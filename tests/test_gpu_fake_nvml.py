@@ -332,9 +332,17 @@ def test_fake_nvml_visible_devices_stop_at_invalid_entry(value: str, expected: l
 def test_fake_nvml_visible_devices_uuid_spelling() -> None:
     nvml = four_gpus()
     full = nvml.uuid_of(2)
-    for spelling in (full, full[:9], full[:13], "GPU-" + full[4:].upper(), "MIG-" + full[4:12]):
+    spellings = (full, full[:9], full[:13], "GPU-" + full[4:].upper(), "MIG-" + full[4:12], full + " x")
+    for spelling in spellings:
         assert uuids(detect_gpus(nvml=nvml, env={"CUDA_VISIBLE_DEVICES": spelling})) == [full], spelling
-    for wrong in ("gpu-" + full[4:], full[4:], full + " ", " " + full, "GPU- " + full[4:]):
+    for wrong in (
+        "gpu-" + full[4:],
+        full[4:],
+        full[:12] + " ",
+        full[:-1] + " ",
+        " " + full,
+        "GPU- " + full[4:],
+    ):
         assert detect_gpus(nvml=nvml, env={"CUDA_VISIBLE_DEVICES": wrong}).gpus == [], wrong
 
 

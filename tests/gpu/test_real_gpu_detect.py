@@ -159,6 +159,8 @@ def test_real_gpu_visible_devices_agree_with_cuda(report: GpuReport) -> None:
         first[:9],
         "GPU-" + first[4:].upper(),
         first + " ",
+        first[:12] + " ",
+        " " + first,
         f"{first},{first}",
         f"0,{first}",
         ",".join(str(g.index) for g in report.gpus),

@@ -101,4 +101,5 @@ class SarusRuntime(ContainerRuntime):
         if not opts.entrypoint:
             flags += ["--entrypoint", ""]
         flags += opts.extra_args
-        return [*prefix, self.binaries[0], *flags, ctx.image.ref, *argv]
+        image = ctx.image.ref.removeprefix("docker://")
+        return [*prefix, self.binaries[0], *flags, image, *argv]

@@ -73,6 +73,11 @@ def test_mpi_hook_can_be_turned_off_and_entrypoint_kept() -> None:
     assert got == ["sarus", "run", "ghcr.io/org/analysis:1.4", "--flag"]
 
 
+def test_docker_scheme_is_dropped() -> None:
+    image = StagedImage(ref="docker://ghcr.io/org/analysis:1.4", path=Path("."), format="name")
+    assert wrap(["x"], image=image)[-2:] == ["ghcr.io/org/analysis:1.4", "x"]
+
+
 def test_unknown_option_is_rejected() -> None:
     with pytest.raises(Exception, match="mpi_typ"):
         wrap(["true"], options={"mpi_typ": "x"})
