@@ -72,8 +72,14 @@ class LocalAgent(Agent):
         except OSError as exc:
             message = f"cannot start {launch.argv[0]!r}: {exc.strerror or exc}"
             result = TaskExit(
-                task_id=launch.task_id, attempt=launch.attempt, node=self.node.name,
-                status="spawn-error", exit_code=127, start=start, end=time.time(), message=message,
+                task_id=launch.task_id,
+                attempt=launch.attempt,
+                node=self.node.name,
+                status="spawn-error",
+                exit_code=127,
+                start=start,
+                end=time.time(),
+                message=message,
             )
             runner.loop.call_soon(on_exit, result)
             return
@@ -81,9 +87,7 @@ class LocalAgent(Agent):
         self._running[launch.task_id] = entry
         self._idle.clear()
         if launch.time_limit is not None:
-            entry.timer = runner.loop.call_later(
-                launch.time_limit, self._timeout, launch.task_id
-            )
+            entry.timer = runner.loop.call_later(launch.time_limit, self._timeout, launch.task_id)
 
     def _timeout(self, task_id: str) -> None:
         entry = self._running.get(task_id)

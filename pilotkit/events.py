@@ -97,7 +97,7 @@ class Metrics(Event, tag="metrics"):
     gpus: list[dict[str, float | int | None]] = []
 
 
-AnyEvent = Union[
+AnyEvent = Union[  # noqa: UP007 - a runtime alias msgspec decodes
     PilotStateChanged,
     AllocationClaimed,
     NodeReady,
@@ -120,7 +120,8 @@ def encode(event: Event) -> bytes:
 
 
 def decode(data: bytes | str) -> AnyEvent:
-    return _decoder.decode(data)
+    event: AnyEvent = _decoder.decode(data)
+    return event
 
 
 Listener = Callable[[Event], None]
@@ -148,7 +149,7 @@ class EventBus:
         for listener in tuple(self._listeners):
             try:
                 listener(event)
-            except Exception as exc:  # noqa: BLE001 - an observer must not kill the pilot
+            except Exception as exc:
                 self._listeners.remove(listener)
                 import logging
 

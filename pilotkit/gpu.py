@@ -263,7 +263,7 @@ def _cuda_version(nvml: NvmlModule, errors: _Errors) -> str | None:
 # --------------------------------------------------------------------------- CUDA_VISIBLE_DEVICES
 
 
-_INDEX_ENTRY = re.compile(r"\s*([+-]?\d+)")
+_INDEX_ENTRY = re.compile(r"\s*([+-]?\d+)", re.ASCII)
 """An index entry, read as C's ``strtol`` does: leading blanks, a sign, digits; the
 rest is ignored (``"0x1"`` and ``"0abc"`` are both index 0)."""
 

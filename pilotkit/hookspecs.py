@@ -15,7 +15,7 @@ See ``share/docs/plugins.md`` for a complete example.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -33,7 +33,7 @@ hookimpl = pluggy.HookimplMarker("pilotkit")
 
 
 @hookspec
-def pilotkit_register_providers(register: Register) -> None:
+def pilotkit_register_providers(register: Register[Any]) -> None:
     """Register :class:`pilotkit.interfaces.Provider` subclasses (claim and release
     resources: the local machine, Slurm, PBS...).
 
@@ -42,7 +42,7 @@ def pilotkit_register_providers(register: Register) -> None:
 
 
 @hookspec
-def pilotkit_register_launchers(register: Register) -> None:
+def pilotkit_register_launchers(register: Register[Any]) -> None:
     """Register :class:`pilotkit.interfaces.Launcher` subclasses (srun, mpirun...).
 
     :param register: call ``register(cls)`` once per class.
@@ -50,7 +50,7 @@ def pilotkit_register_launchers(register: Register) -> None:
 
 
 @hookspec
-def pilotkit_register_runtimes(register: Register) -> None:
+def pilotkit_register_runtimes(register: Register[Any]) -> None:
     """Register :class:`pilotkit.interfaces.ContainerRuntime` subclasses (apptainer,
     sarus, shifter, podman-hpc, oci...).
 
@@ -59,7 +59,7 @@ def pilotkit_register_runtimes(register: Register) -> None:
 
 
 @hookspec
-def pilotkit_register_stagers(register: Register) -> None:
+def pilotkit_register_stagers(register: Register[Any]) -> None:
     """Register :class:`pilotkit.interfaces.Stager` subclasses (cvmfs, edge-sync,
     pull, local...).
 
@@ -68,7 +68,7 @@ def pilotkit_register_stagers(register: Register) -> None:
 
 
 @hookspec
-def pilotkit_register_apps(register: Register) -> None:
+def pilotkit_register_apps(register: Register[Any]) -> None:
     """Register :class:`pilotkit.interfaces.App` subclasses (tasks, dask, mpi...).
 
     :param register: call ``register(cls)`` once per class.

@@ -55,6 +55,8 @@ class Agent(abc.ABC):
     allocation has one per node, reached through a transport."""
 
     node: NodeInfo
+    lost: str | None = None
+    """Why the node was lost (no heartbeat, connection gone); None while it serves."""
 
     @abc.abstractmethod
     async def start(self) -> NodeInfo:

@@ -12,9 +12,10 @@ import contextlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from .errors import PilotkitError
 from .events import AllocationClaimed, Event, EventBus, Log, NodeReady, PilotStateChanged
@@ -113,9 +114,7 @@ class Pilot:
             return
         previous = self.state
         self.state = state
-        self.emit(
-            PilotStateChanged(pilot=self.id, state=state.value, previous=previous.value, reason=reason)
-        )
+        self.emit(PilotStateChanged(pilot=self.id, state=state.value, previous=previous.value, reason=reason))
 
     def _log(self, level: str, message: str) -> None:
         getattr(log, level if level != "warn" else "warning")(message)
@@ -162,7 +161,7 @@ class Pilot:
             await self._until_stopped(self._run(provider, results))
         except PilotkitError as exc:
             failure = str(exc)
-        except Exception as exc:  # noqa: BLE001 - recorded as the pilot's failure
+        except Exception as exc:
             log.exception("pilot %s failed", self.id)
             failure = f"internal error: {type(exc).__name__}: {exc}"
         finally:
@@ -174,6 +173,9 @@ class Pilot:
                 final = PilotState.CANCELLED
         elif self._stop_kind is not None:
             final = self._stop_kind
+        elif self.pool is not None and self.pool.fatal:
+            final = PilotState.FAILED
+            self.reason = self.pool.fatal
         elif self._work_failed or (self.pool is not None and self.pool.failed):
             final = PilotState.FAILED
             failed = self.pool.failed if self.pool is not None else 0
@@ -192,9 +194,9 @@ class Pilot:
             ended=time.time(),
         )
 
-    async def _until_stopped(self, work: object) -> None:
+    async def _until_stopped(self, work: Coroutine[Any, Any, None]) -> None:
         """Run the lifecycle; a stop before the app runs (e.g. while queued) cancels it."""
-        task = asyncio.ensure_future(work)  # type: ignore[arg-type]
+        task = asyncio.ensure_future(work)
         while not task.done():
             stopper = asyncio.ensure_future(self._stop_requested.wait())
             await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
@@ -234,8 +236,15 @@ class Pilot:
         if allocation.walltime_end is not None:
             deadline = allocation.walltime_end - self.margin
         self.pool = TaskPool(
-            self.id, self._agents, self.workdir, self.emit, results,
-            grace=self.grace, deadline=deadline, wrap=wrap, resume=self.resume,
+            self.id,
+            self._agents,
+            self.workdir,
+            self.emit,
+            results,
+            grace=self.grace,
+            deadline=deadline,
+            wrap=wrap,
+            resume=self.resume,
         )
         if self._stop_requested.is_set():
             return
@@ -257,17 +266,19 @@ class Pilot:
         image = await runtime.prepare(image, self.ctx)
         container = spec.spec.container
         assert container is not None
-        binds = tuple(Bind.parse(b) for b in container.binds) + (
-            Bind(str(self.workdir), str(self.workdir)),
-        )
+        binds = (*tuple(Bind.parse(b) for b in container.binds), Bind(str(self.workdir), str(self.workdir)))
         env = dict(spec.spec.env)
         options = spec.runtime_options
 
         def wrap(argv: list[str], task: Task, gpus: tuple[str, ...]) -> list[str]:
             cenv = env if not task.env else {**env, **task.env}
             cctx = ContainerContext(
-                image=image, binds=binds, env=cenv,
-                workdir=str(self.workdir / "tasks" / task.id), gpus=gpus, options=options,
+                image=image,
+                binds=binds,
+                env=cenv,
+                workdir=str(self.workdir / "tasks" / task.id),
+                gpus=gpus,
+                options=options,
             )
             return runtime.wrap(argv, cctx)
 
@@ -321,11 +332,11 @@ class Pilot:
         for agent in self._agents:
             try:
                 await agent.stop(self.grace)
-            except Exception as exc:  # noqa: BLE001 - evict must go on
+            except Exception as exc:
                 self._log("warn", f"stopping agent on {agent.node.name} failed: {exc}")
         if self.allocation is not None:
             try:
                 await provider.release(self.allocation)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 self._log("error", f"releasing the allocation failed: {exc}")
         results.close()

@@ -9,6 +9,7 @@ only those third-party plugins; ``PILOTKIT_DISABLE_PLUGINS`` skips the ones name
 from __future__ import annotations
 
 import difflib
+import functools
 import importlib
 import logging
 import os
@@ -87,9 +88,7 @@ class Register(Generic[T]):
             raise PluginError(f"{self.plugin}: {cls.__name__} has no 'id'")
         other = self.table.get(ident)
         if other is not None and other.cls is not cls:
-            raise PluginError(
-                f"{self.plugin}: {self.kind} '{ident}' is already registered by {other.plugin}"
-            )
+            raise PluginError(f"{self.plugin}: {self.kind} '{ident}' is already registered by {other.plugin}")
         self.table[ident] = Registered(cls, self.plugin)
         self.added.append(ident)
 
@@ -123,7 +122,7 @@ class Plugins:
         self.pm.add_hookspecs(hookspecs)
         self.info: dict[str, PluginInfo] = {}
         self.tables: dict[str, dict[str, Registered[Any]]] = {kind: {} for kind in _KINDS}
-        self._observers: list[tuple[str, Callable[..., None]]] | None = None
+        self._observers: list[tuple[str, Callable[..., object]]] | None = None
 
     # ------------------------------------------------------------------ loading
 
@@ -131,7 +130,9 @@ class Plugins:
         if builtins:
             for modname in BUILTIN_MODULES:
                 name = "builtin:" + modname.rsplit(".", 1)[1]
-                self._import_and_register(name, "builtin", None, lambda m=modname: importlib.import_module(m))
+                self._import_and_register(
+                    name, "builtin", None, functools.partial(importlib.import_module, modname)
+                )
         if entry_points:
             only = _csv_env("PILOTKIT_LOAD_PLUGINS")
             disabled = _csv_env("PILOTKIT_DISABLE_PLUGINS") or set()
@@ -162,13 +163,11 @@ class Plugins:
         try:
             module = load()
             self.pm.register(module, name=name)
-        except Exception as exc:  # noqa: BLE001 - one broken plugin must not stop the rest
+        except Exception as exc:
             info.error = f"{type(exc).__name__}: {exc}"
             log.warning("plugin %s failed to load: %s", name, info.error)
             return
-        info.hooks = sorted(
-            impl.name for impl in _hookimpls_of(self.pm, module)
-        )
+        info.hooks = sorted(impl.name for impl in _hookimpls_of(self.pm, module))
 
     def _fail(self, name: str, error: str) -> None:
         info = self.info.setdefault(name, PluginInfo(name=name, source="?"))
@@ -187,13 +186,14 @@ class Plugins:
             caller = getattr(self.pm.hook, hookname)
             for impl in reversed(caller.get_hookimpls()):
                 name = impl.plugin_name
-                info = self.info.get(name)
-                if info is None or info.error:
+                found = self.info.get(name)
+                if found is None or found.error:
                     continue
+                info = found
                 register: Register[Any] = Register(kind, base, self.tables[kind], name)
                 try:
                     impl.function(register=register)
-                except Exception as exc:  # noqa: BLE001
+                except Exception as exc:
                     info.error = f"{hookname} raised {type(exc).__name__}: {exc}"
                     log.warning("plugin %s: %s", name, info.error)
                     continue
@@ -242,7 +242,7 @@ class Plugins:
         for impl in self.pm.hook.pilotkit_add_commands.get_hookimpls():
             try:
                 impl.function(cli=cli)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 self._fail(impl.plugin_name, f"pilotkit_add_commands raised {type(exc).__name__}: {exc}")
 
     def emit(self, event: Event) -> None:
@@ -251,15 +251,14 @@ class Plugins:
         observers = self._observers
         if observers is None:
             observers = self._observers = [
-                (impl.plugin_name, impl.function)
-                for impl in self.pm.hook.pilotkit_event.get_hookimpls()
+                (impl.plugin_name, impl.function) for impl in self.pm.hook.pilotkit_event.get_hookimpls()
             ]
         if not observers:
             return
         for entry in tuple(observers):
             try:
                 entry[1](event=event)
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 observers.remove(entry)
                 message = f"pilotkit_event raised {type(exc).__name__}: {exc}; observer disabled"
                 if entry[0] in self.info:

@@ -43,6 +43,10 @@ class Task:
     end: float | None = None
     exit_code: int | None = None
     outcome: str | None = None
+    failures: int = 0
+    """Failed attempts (counted against ``retries``)."""
+    lost: int = 0
+    """Attempts lost with their node (counted against the pool's crash limit)."""
 
 
 @dataclass
@@ -77,7 +81,7 @@ class _Node:
         self.gpu_free: dict[str, int] = {g.uuid: gpu_share for g in info.gpus}
 
     def fits(self, task: Task) -> bool:
-        if task.cores > self.free_cores:
+        if task.cores > self.free_cores or self.agent.lost is not None:
             return False
         if task.gpus:
             return sum(1 for n in self.gpu_free.values() if n > 0) >= task.gpus
@@ -104,6 +108,9 @@ class TaskPool:
 
     BACKFILL_WINDOW = 64
     """How far past a head task that fits nowhere the dispatcher looks for one that fits."""
+    CRASH_LIMIT = 2
+    """A task whose attempts were lost with their node this many times is not run again:
+    it may be what kills the nodes."""
 
     def __init__(
         self,
@@ -136,6 +143,8 @@ class TaskPool:
         self._done = asyncio.get_running_loop().create_future()
         self._task_root = workdir / "tasks"
         self.resume = resume
+        self.fatal: str | None = None
+        """Why the pool cannot go on (every node lost)."""
 
     # ---------------------------------------------------------------- adding work
 
@@ -253,8 +262,12 @@ class TaskPool:
             task.start = time.time()
         self.emit(
             TaskStarted(
-                pilot=self.pilot_id, task=task.id, group=task.group, attempt=task.attempts,
-                node=node.name, gpus=list(gpus),
+                pilot=self.pilot_id,
+                task=task.id,
+                group=task.group,
+                attempt=task.attempts,
+                node=node.name,
+                gpus=list(gpus),
             )
         )
         node.agent.launch(launch, self._exited)
@@ -270,15 +283,21 @@ class TaskPool:
         task.exit_code = result.exit_code
         task.outcome = result.status
         task.end = result.end
-        retry = (
-            result.status not in ("ok", "killed")
-            and task.attempts <= task.retries
-            and not self._draining
-        )
+        if result.status == "lost":
+            task.lost += 1
+            retry = task.lost < self.CRASH_LIMIT and not self._draining
+        elif result.status not in ("ok", "killed"):
+            task.failures += 1
+            retry = task.failures <= task.retries and not self._draining
+        else:
+            retry = False
         if retry:
             task.status = TaskStatus.QUEUED
             counts.queued += 1
-            self.queue.append(task)
+            if result.status == "lost":
+                self.queue.appendleft(task)  # it was running: let it go first
+            else:
+                self.queue.append(task)
         elif result.status == "ok":
             task.status = TaskStatus.DONE
             counts.done += 1
@@ -290,13 +309,22 @@ class TaskPool:
             counts.failed += 1
         self.emit(
             TaskFinished(
-                pilot=self.pilot_id, task=task.id, group=task.group, attempt=result.attempt,
-                node=result.node, status=result.status, exit_code=result.exit_code,
-                duration=result.end - result.start, final=not retry,
+                pilot=self.pilot_id,
+                task=task.id,
+                group=task.group,
+                attempt=result.attempt,
+                node=result.node,
+                status=result.status,
+                exit_code=result.exit_code,
+                duration=result.end - result.start,
+                final=not retry,
             )
         )
         if not retry:
             self._record(task, result.status if task.status is not TaskStatus.CANCELLED else "cancelled")
+        if result.status == "lost" and all(n.agent.lost is not None for n in self.nodes):
+            self.fatal = "every node of the allocation was lost"
+            self.drain(terminate=True)
         self._dispatch()
         self._check_done()
 

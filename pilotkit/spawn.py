@@ -39,8 +39,10 @@ class ProcessRunner:
         """Start ``argv``; raises OSError when it cannot (missing binary, bad cwd...)."""
         out_fd = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
-            err_fd = out_fd if stderr == stdout else os.open(
-                stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644
+            err_fd = (
+                out_fd
+                if stderr == stdout
+                else os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
             )
             try:
                 proc = subprocess.Popen(

@@ -236,9 +236,13 @@ class _Checker:
                 self.problem(section, f"expected a table, got {_tname(table)}")
                 data.pop(section)
                 continue
-            core_cls = {"provider": ProviderSection, "image": ImageSection,
-                        "container": ContainerSection, "app": AppSection}[section]
-            core_keys = set(msgspec.structs.fields(core_cls)[i].name for i in range(len(msgspec.structs.fields(core_cls)))) - {"options"}
+            core_cls: Any = {
+                "provider": ProviderSection,
+                "image": ImageSection,
+                "container": ContainerSection,
+                "app": AppSection,
+            }[section]
+            core_keys = {f.name for f in msgspec.structs.fields(core_cls)} - {"options"}
             ident = table.get(selector)
             cls: Any = None
             if section == "image" and ident is None and isinstance(table.get("ref"), str):
@@ -256,10 +260,7 @@ class _Checker:
                     except PluginError as exc:
                         self.problem(f"{section}.{selector}", str(exc))
             plugin_classes[section] = cls
-            opt_keys = set()
             options_cls = cls.Options if cls is not None else None
-            if options_cls is not None:
-                opt_keys = {f.name for f in msgspec.structs.fields(options_cls)}
             options = {k: v for k, v in table.items() if k not in core_keys}
             core = {k: v for k, v in table.items() if k in core_keys}
             if cls is None:
@@ -358,17 +359,32 @@ class _Checker:
 
 
 def _tname(value: Any) -> str:
-    return {dict: "a table", list: "an array", str: "a string", int: "an integer",
-            float: "a float", bool: "a boolean"}.get(type(value), type(value).__name__)
+    return {
+        dict: "a table",
+        list: "an array",
+        str: "a string",
+        int: "an integer",
+        float: "a float",
+        bool: "a boolean",
+    }.get(type(value), type(value).__name__)
 
 
-_TYPE_WORDS = {"int": "an integer", "str": "a string", "float": "a number", "bool": "a boolean",
-               "array": "an array", "object": "a table", "null": None}
+_TYPE_WORDS = {
+    "int": "an integer",
+    "str": "a string",
+    "float": "a number",
+    "bool": "a boolean",
+    "array": "an array",
+    "object": "a table",
+    "null": None,
+}
 
 
 def _clean(message: str) -> str:
     message = re.sub(r" - at `\$[^`]*`$", "", message)
-    match = re.fullmatch(r"Expected `([^`]*)`(?P<bound>(?: [<>]=? [^,]+)*)(?:, got `(?P<got>[^`]*)`)?", message)
+    match = re.fullmatch(
+        r"Expected `([^`]*)`(?P<bound>(?: [<>]=? [^,]+)*)(?:, got `(?P<got>[^`]*)`)?", message
+    )
     if match:
         wanted = [_TYPE_WORDS.get(t.strip(), t.strip()) for t in match.group(1).split("|")]
         words = " or ".join(w for w in wanted if w) + (match.group("bound") or "")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 
 
-class PilotState(str, enum.Enum):
+class PilotState(enum.StrEnum):
     """Where a pilot is in its life. The last four are terminal."""
 
     NEW = "new"
@@ -38,12 +38,10 @@ class PilotState(str, enum.Enum):
         return self in _TERMINAL
 
 
-_TERMINAL = frozenset(
-    {PilotState.DONE, PilotState.FAILED, PilotState.CANCELLED, PilotState.WALLTIME_EXPIRED}
-)
+_TERMINAL = frozenset({PilotState.DONE, PilotState.FAILED, PilotState.CANCELLED, PilotState.WALLTIME_EXPIRED})
 
 
-class TaskStatus(str, enum.Enum):
+class TaskStatus(enum.StrEnum):
     """Where a task is."""
 
     QUEUED = "queued"

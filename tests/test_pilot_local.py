@@ -95,7 +95,9 @@ async def test_gpu_tasks_get_distinct_gpus_fake_nvml(
     from pilotkit.gpu import detect_gpus
     from pilotkit.testing.fake_nvml import FakeGpu, FakeNVML
 
-    monkeypatch.setattr(probe, "gpu_report", lambda: detect_gpus(nvml=FakeNVML([FakeGpu(), FakeGpu()]), env={}))
+    monkeypatch.setattr(
+        probe, "gpu_report", lambda: detect_gpus(nvml=FakeNVML([FakeGpu(), FakeGpu()]), env={})
+    )
     run = await run_spec(
         'name = "g"\n[resources]\ngpus = 2\n[[app.groups]]\nname = "g"\nshell = true\ngpus = 1\n'
         'command = "echo $CUDA_VISIBLE_DEVICES; sleep 0.2"\n[app.groups.grid]\ni = [1, 2, 3, 4, 5, 6, 7, 8]\n'
@@ -128,7 +130,9 @@ async def test_gpu_request_beyond_node_is_refused_at_validate_fake_nvml(
     from pilotkit.gpu import detect_gpus
     from pilotkit.testing.fake_nvml import FakeGpu, FakeNVML
 
-    monkeypatch.setattr(probe, "gpu_report", lambda: detect_gpus(nvml=FakeNVML([FakeGpu(), FakeGpu()]), env={}))
+    monkeypatch.setattr(
+        probe, "gpu_report", lambda: detect_gpus(nvml=FakeNVML([FakeGpu(), FakeGpu()]), env={})
+    )
     with pytest.raises(SpecError) as info:
         await run_spec(
             'name = "g"\n[resources]\ngpus = 2\n[[app.groups]]\nname = "g"\ncommands = ["true"]\ngpus = 3\n'

@@ -32,9 +32,7 @@ def test_examples_are_valid(plugins: Plugins) -> None:
 
 def test_misspelt_key_names_file_key_line_and_suggestion(plugins: Plugins) -> None:
     text = 'name = "x"\n\n[resources]\nnodse = 1\n[[app.groups]]\nname = "g"\ncommands = ["true"]\n'
-    assert problems(text, plugins) == [
-        "spec.toml:4: resources.nodse: unknown key (did you mean 'nodes'?)"
-    ]
+    assert problems(text, plugins) == ["spec.toml:4: resources.nodse: unknown key (did you mean 'nodes'?)"]
 
 
 def test_wrong_type(plugins: Plugins) -> None:
@@ -80,7 +78,9 @@ def test_missing_required(plugins: Plugins) -> None:
 
 def test_task_that_cannot_fit_is_refused_at_validate_time(plugins: Plugins) -> None:
     text = 'name = "x"\n[resources]\ncores = 1\n[[app.groups]]\nname = "g"\ncommands = ["true"]\ncores = 2\n'
-    assert problems(text, plugins) == ["spec.toml:7: app.groups[0].cores: a task asks for 2 cores, a node has 1"]
+    assert problems(text, plugins) == [
+        "spec.toml:7: app.groups[0].cores: a task asks for 2 cores, a node has 1"
+    ]
 
 
 def test_toml_syntax_error_has_line(plugins: Plugins) -> None:
@@ -95,7 +95,7 @@ def test_missing_file(tmp_path: Path, plugins: Plugins) -> None:
 
 
 def test_key_lines_arrays_of_tables() -> None:
-    lines = KeyLines('[[a.g]]\nx = 1\n[[a.g]]\nx = 2\n[a.g.grid]\ny = 3\n')
+    lines = KeyLines("[[a.g]]\nx = 1\n[[a.g]]\nx = 2\n[a.g.grid]\ny = 3\n")
     assert lines.find("a.g[1].x") == 4
     assert lines.find("a.g[1].grid.y") == 6
     assert lines.find("a.g[0].nothing") == 1

@@ -7,8 +7,18 @@ from pilotkit.units import parse_duration, parse_size, slurm_time
 
 @pytest.mark.parametrize(
     ("text", "seconds"),
-    [(90, 90.0), ("90s", 90.0), ("10m", 600.0), ("1h30m", 5400.0), ("2d", 172800.0),
-     ("01:30:00", 5400.0), ("1-12:00:00", 129600.0), ("05:00", 300.0), ("1.5", 1.5), ("250ms", 0.25)],
+    [
+        (90, 90.0),
+        ("90s", 90.0),
+        ("10m", 600.0),
+        ("1h30m", 5400.0),
+        ("2d", 172800.0),
+        ("01:30:00", 5400.0),
+        ("1-12:00:00", 129600.0),
+        ("05:00", 300.0),
+        ("1.5", 1.5),
+        ("250ms", 0.25),
+    ],
 )
 def test_durations(text: str | int, seconds: float) -> None:
     assert parse_duration(text) == seconds

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -79,11 +79,16 @@ def _misfits(spec: ResolvedSpec, node: NodeInfo) -> list[tuple[str, str]]:
     memory = spec.memory
     if memory is not None and memory > node.memory:
         problems.append(
-            ("resources.memory", f"{format_size(memory)} asked for, this machine has {format_size(node.memory)}")
+            (
+                "resources.memory",
+                f"{format_size(memory)} asked for, this machine has {format_size(node.memory)}",
+            )
         )
     if res.gpus and res.gpus > len(node.gpus):
         why = f" ({node.gpu_reason})" if node.gpu_reason else ""
-        problems.append(("resources.gpus", f"{res.gpus} GPUs asked for, this machine has {len(node.gpus)}{why}"))
+        problems.append(
+            ("resources.gpus", f"{res.gpus} GPUs asked for, this machine has {len(node.gpus)}{why}")
+        )
     return problems
 
 
@@ -99,6 +104,5 @@ def _slice(spec: ResolvedSpec, node: NodeInfo) -> NodeInfo:
 
 
 @pilotkit.hookimpl
-def pilotkit_register_providers(register: Register) -> None:
+def pilotkit_register_providers(register: Register[Any]) -> None:
     register(LocalProvider)
-

@@ -105,11 +105,13 @@ class TasksApp(App):
             for template in templates:
                 for name in _placeholders(template, f"{key}.command", problems):
                     if name not in params and name not in BUILTIN_PLACEHOLDERS:
-                        problems.append(SpecProblem(
-                            f"{key}.command",
-                            f"unknown placeholder '{{{name}}}'; parameters: "
-                            + ", ".join(sorted(params | BUILTIN_PLACEHOLDERS)),
-                        ))
+                        problems.append(
+                            SpecProblem(
+                                f"{key}.command",
+                                f"unknown placeholder '{{{name}}}'; parameters: "
+                                + ", ".join(sorted(params | BUILTIN_PLACEHOLDERS)),
+                            )
+                        )
             for pname, values in group.grid.items():
                 if not values:
                     problems.append(SpecProblem(f"{key}.grid.{pname}", "empty list of values"))
@@ -119,15 +121,20 @@ class TasksApp(App):
                     if problem:
                         problems.append(SpecProblem(f"{key}.random.params.{pname}", problem))
             if cores is not None and group.cores > cores:
-                problems.append(SpecProblem(
-                    f"{key}.cores", f"a task asks for {group.cores} cores, a node has {cores}"))
+                problems.append(
+                    SpecProblem(f"{key}.cores", f"a task asks for {group.cores} cores, a node has {cores}")
+                )
             if group.gpus and gpus is not None and group.gpus > gpus:
-                problems.append(SpecProblem(
-                    f"{key}.gpus", f"a task asks for {group.gpus} GPUs, a node has {gpus}"))
+                problems.append(
+                    SpecProblem(f"{key}.gpus", f"a task asks for {group.gpus} GPUs, a node has {gpus}")
+                )
             if group.time_limit is not None and spec.walltime is not None:
                 if parse_duration(group.time_limit) > spec.walltime:
-                    problems.append(SpecProblem(
-                        f"{key}.time_limit", "longer than the pilot's walltime: no task could start"))
+                    problems.append(
+                        SpecProblem(
+                            f"{key}.time_limit", "longer than the pilot's walltime: no task could start"
+                        )
+                    )
         return problems
 
     async def run(self, ctx: AppContext) -> None:
@@ -215,15 +222,20 @@ def render(command: str | list[str], values: dict[str, Any], *, shell: bool = Fa
 
 def _placeholders(template: str, key: str, problems: list[SpecProblem]) -> list[str]:
     try:
-        return [field.split(".")[0].split("[")[0] for _, field, _, _ in string.Formatter().parse(template)
-                if field is not None and field != ""]
+        return [
+            field.split(".")[0].split("[")[0]
+            for _, field, _, _ in string.Formatter().parse(template)
+            if field is not None and field != ""
+        ]
     except ValueError as exc:
         problems.append(SpecProblem(key, f"bad template: {exc}"))
         return []
 
 
 def _check_distribution(dist: Distribution) -> str | None:
-    chosen = [name for name in ("uniform", "loguniform", "randint", "choice") if getattr(dist, name) is not None]
+    chosen = [
+        name for name in ("uniform", "loguniform", "randint", "choice") if getattr(dist, name) is not None
+    ]
     if len(chosen) != 1:
         return "set exactly one of uniform, loguniform, randint, choice"
     values = getattr(dist, chosen[0])
@@ -249,5 +261,5 @@ def _draw(rng: random.Random, dist: Distribution) -> Any:
 
 
 @pilotkit.hookimpl
-def pilotkit_register_apps(register: Register) -> None:
+def pilotkit_register_apps(register: Register[Any]) -> None:
     register(TasksApp)

@@ -84,11 +84,9 @@ class PilotkitGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             logging.getLogger("pilotkit").exception("internal error")
-            click.echo(
-                f"internal error: {type(exc).__name__}: {exc} (details in {log_file()})", err=True
-            )
+            click.echo(f"internal error: {type(exc).__name__}: {exc} (details in {log_file()})", err=True)
             ctx.exit(1)
 
 
@@ -176,8 +174,11 @@ def _summary(resolved: Any) -> dict[str, Any]:
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Stream lifecycle events as JSON lines.")
-@click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
-              help="Where task dirs, logs and results go (default: ./pilotkit-runs/<pilot-id>).")
+@click.option(
+    "--workdir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where task dirs, logs and results go (default: ./pilotkit-runs/<pilot-id>).",
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress view; only the summary.")
 def run(spec: Path, as_json: bool, workdir: Path | None, quiet: bool) -> None:
     """Run a pilot spec to completion: claim, probe, stage, deploy, run, drain, evict.
@@ -207,6 +208,26 @@ def plugins(as_json: bool) -> None:
     from .render import print_plugins
 
     print_plugins(pm)
+
+
+@cli.command(hidden=False)
+@click.option("--connect", required=True, metavar="HOST:PORT", help="The pilot's agent address.")
+@click.option(
+    "--token-file",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding the pilot's token.",
+)
+@click.option("--pilot", "pilot_id", required=True, help="The pilot's id.")
+@click.option(
+    "--head", is_flag=True, help="Run as the batch script's head: start node agents, relay signals."
+)
+@click.argument("launch", nargs=-1, type=click.UNPROCESSED)
+def agent(connect: str, token_file: Path, pilot_id: str, head: bool, launch: tuple[str, ...]) -> None:
+    """Run a node agent (started by a batch pilot on each node; not for direct use)."""
+    from ..agent_main import agent_command
+
+    sys.exit(agent_command(connect, token_file, pilot_id, head, list(launch)))
 
 
 @cli.command()

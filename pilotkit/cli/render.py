@@ -44,15 +44,27 @@ def bar(g: GroupProgress, width: int = 30) -> Text:
 
 def progress_table(progress: Progress, title: str | None = None) -> Table:
     table = Table(title=title, title_justify="left", expand=False, box=None, padding=(0, 1))
-    for column, justify in (("group", "left"), ("progress", "left"), ("total", "right"),
-                            ("queued", "right"), ("running", "right"), ("done", "right"),
-                            ("failed", "right"), ("cancelled", "right")):
+    for column, justify in (
+        ("group", "left"),
+        ("progress", "left"),
+        ("total", "right"),
+        ("queued", "right"),
+        ("running", "right"),
+        ("done", "right"),
+        ("failed", "right"),
+        ("cancelled", "right"),
+    ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
 
     def row(name: str, g: GroupProgress, style: str = "") -> None:
         table.add_row(
-            Text(name, style=style), bar(g), str(g.total), str(g.queued), str(g.running),
-            Text(str(g.done), style="green"), Text(str(g.failed), style="red" if g.failed else ""),
+            Text(name, style=style),
+            bar(g),
+            str(g.total),
+            str(g.queued),
+            str(g.running),
+            Text(str(g.done), style="green"),
+            Text(str(g.failed), style="red" if g.failed else ""),
             str(g.cancelled),
         )
 
@@ -75,8 +87,12 @@ class LiveProgress:
     def __rich__(self) -> RenderableType:
         elapsed = time.monotonic() - self.started
         head = Text.assemble(
-            ("pilot ", "dim"), (self.pilot_id, "bold"), ("  state ", "dim"),
-            (self.progress.state, "bold cyan"), ("  elapsed ", "dim"), (f"{elapsed:.1f}s", ""),
+            ("pilot ", "dim"),
+            (self.pilot_id, "bold"),
+            ("  state ", "dim"),
+            (self.progress.state, "bold cyan"),
+            ("  elapsed ", "dim"),
+            (f"{elapsed:.1f}s", ""),
         )
         return Group(head, progress_table(self.progress))
 
@@ -93,9 +109,11 @@ def print_summary(outcome: PilotOutcome, progress: Progress) -> None:
     state = outcome.state.value
     err_console.print(progress_table(progress, title=f"pilot {outcome.pilot_id}"))
     line = Text.assemble(
-        ("state: ", "dim"), (state, f"bold {style.get(state, '')}"),
+        ("state: ", "dim"),
+        (state, f"bold {style.get(state, '')}"),
         (f"  ({outcome.reason})" if outcome.reason else "", "dim"),
-        ("  time: ", "dim"), (f"{outcome.ended - outcome.started:.1f}s", ""),
+        ("  time: ", "dim"),
+        (f"{outcome.ended - outcome.started:.1f}s", ""),
     )
     err_console.print(line)
     err_console.print(Text.assemble(("results: ", "dim"), str(outcome.results)))
@@ -118,8 +136,14 @@ def print_probe(node: NodeInfo, report: GpuReport) -> None:
             gpus.add_column(column)
         for g in report.gpus:
             gpus.add_row(
-                str(g.index), g.name, g.uuid, format_size(g.memory_total), g.compute_capability or "N/A",
-                "instance" if g.mig_parent else ("on" if g.mig_mode else "off" if g.mig_mode is False else "N/A"),
+                str(g.index),
+                g.name,
+                g.uuid,
+                format_size(g.memory_total),
+                g.compute_capability or "N/A",
+                "instance"
+                if g.mig_parent
+                else ("on" if g.mig_mode else "off" if g.mig_mode is False else "N/A"),
             )
         out_console.print(gpus)
 

@@ -57,6 +57,7 @@ async def _run(
 
         view = LiveProgress(pilot.id, progress)
     elif not quiet:
+
         def states(event: Event) -> None:
             if isinstance(event, PilotStateChanged):
                 reason = f" ({event.reason})" if event.reason else ""

@@ -21,7 +21,16 @@ import msgspec
 import pytest
 
 from ..errors import MissingBinaryError
-from ..interfaces import App, Bind, ContainerContext, ContainerRuntime, Launcher, Provider, StagedImage, Stager
+from ..interfaces import (
+    App,
+    Bind,
+    ContainerContext,
+    ContainerRuntime,
+    Launcher,
+    Provider,
+    StagedImage,
+    Stager,
+)
 from ..plugins import Plugins
 
 

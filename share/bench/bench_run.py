@@ -48,16 +48,29 @@ def pilotkit_exe() -> str | None:
 
 def run_pilotkit(spec: Path, workdir: Path) -> dict[str, float]:
     exe = pilotkit_exe()
-    argv = [exe, "run", "--quiet", "--workdir", str(workdir), str(spec)] if exe else [
-        sys.executable, "-m", "pilotkit.cli.main", "run", "--quiet", "--workdir", str(workdir), str(spec)
-    ]
+    argv = (
+        [exe, "run", "--quiet", "--workdir", str(workdir), str(spec)]
+        if exe
+        else [
+            sys.executable,
+            "-m",
+            "pilotkit.cli.main",
+            "run",
+            "--quiet",
+            "--workdir",
+            str(workdir),
+            str(spec),
+        ]
+    )
     t0 = time.time()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, rusage = os.wait4(proc.pid, 0)
     wall = time.time() - t0
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode != 0:
-        raise SystemExit(f"pilotkit run failed ({proc.returncode}): {proc.stderr.read().decode() if proc.stderr else ''}")
+        raise SystemExit(
+            f"pilotkit run failed ({proc.returncode}): {proc.stderr.read().decode() if proc.stderr else ''}"
+        )
     starts, ends = [], []
     with open(workdir / "results.jsonl") as f:
         for line in f:
@@ -77,7 +90,9 @@ def run_pilotkit(spec: Path, workdir: Path) -> dict[str, float]:
 def run_xargs(n: int, slots: int) -> float:
     t0 = time.perf_counter()
     subprocess.run(
-        f"seq {n} | xargs -P{slots} -n1 /bin/true", shell=True, check=True,
+        f"seq {n} | xargs -P{slots} -n1 /bin/true",
+        shell=True,
+        check=True,
     )
     return n / (time.perf_counter() - t0)
 
@@ -92,8 +107,11 @@ def idle_overhead(tmp: Path) -> float:
         'commands = ["sleep 5", "sleep 5"]\n'
     )
     exe = pilotkit_exe() or "pilotkit"
-    proc = psutil.Popen([exe, "run", "--quiet", "--workdir", str(tmp / "idle"), str(spec)],
-                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = psutil.Popen(
+        [exe, "run", "--quiet", "--workdir", str(tmp / "idle"), str(spec)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     time.sleep(1.5)  # past start-up
     before = proc.cpu_times()
     t0 = time.perf_counter()
@@ -106,7 +124,9 @@ def idle_overhead(tmp: Path) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--slots", type=int, default=2)
     parser.add_argument("--repeat", type=int, default=3)

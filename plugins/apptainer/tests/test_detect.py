@@ -6,11 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
+from pilotkit_apptainer import ApptainerRuntime, pilotkit_register_runtimes
+from pilotkit_apptainer.runtime import parse_version
 
 from pilotkit.errors import MissingBinaryError, PilotkitError
 from pilotkit.interfaces import StagedImage
-from pilotkit_apptainer import ApptainerRuntime, pilotkit_register_runtimes
-from pilotkit_apptainer.runtime import parse_version
 
 
 def fake_binary(directory: Path, name: str, output: str) -> None:

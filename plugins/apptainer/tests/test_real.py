@@ -7,10 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pilotkit_apptainer import ApptainerRuntime
 
 from pilotkit.interfaces import Bind, ContainerContext, StagedImage
 from pilotkit.testing import need_optional
-from pilotkit_apptainer import ApptainerRuntime
 
 
 @pytest.fixture
@@ -29,7 +29,9 @@ async def test_runs_a_busybox_image(runtime: ApptainerRuntime, tmp_path: Path) -
     await runtime.detect()
     (tmp_path / "in.txt").write_text("hello\n")
     image = StagedImage(ref="docker://busybox:1.36", path=Path("."), format="name")
-    ctx = ContainerContext(image=image, binds=(Bind(str(tmp_path), "/data", True),), env={"X": "42"}, workdir="/data")
+    ctx = ContainerContext(
+        image=image, binds=(Bind(str(tmp_path), "/data", True),), env={"X": "42"}, workdir="/data"
+    )
     argv = runtime.wrap(["sh", "-c", 'cat in.txt; echo "$X"; exit 3'], ctx)
     done = subprocess.run(argv, capture_output=True, text=True, timeout=600)
     if "FATAL" in done.stderr and "pull" in done.stderr:

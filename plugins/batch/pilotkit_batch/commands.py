@@ -54,6 +54,11 @@ class Retry:
 DEFAULT_RETRY = Retry()
 
 
+def _said(result: Completed) -> str:
+    """What a command printed, stderr first (some Slurm commands print errors on stdout)."""
+    return "\n".join(text for text in (result.stderr, result.stdout) if text.strip())
+
+
 class _Timeout(Exception):
     """One try took longer than :attr:`Retry.timeout`."""
 
@@ -86,7 +91,7 @@ async def _run(
         except _Timeout:
             problem = f"no answer within {retry.timeout:g}s"
         else:
-            text = result.stderr or result.stdout
+            text = _said(result)
             if result.returncode == 0 or not retry_if(text):
                 return result
             problem = slurm.error_line(text)
@@ -113,13 +118,14 @@ async def submit(script_text: str, workdir: str | Path, *, retry: Retry = DEFAUL
         retry_if=slurm.is_not_submitted,
     )
     if result.returncode != 0:
-        if slurm.is_transient(result.stderr):
+        said = _said(result)
+        if slurm.is_transient(said):
             raise PilotkitError(
-                f"sbatch: the Slurm controller did not answer ({slurm.error_line(result.stderr)}); "
+                f"sbatch: the Slurm controller did not answer ({slurm.error_line(said)}); "
                 "the job may have been submitted anyway, check with 'squeue --me'",
                 title="Slurm unreachable",
             )
-        raise PilotkitError(slurm.sbatch_refusal(result.stderr or result.stdout), title="job refused")
+        raise PilotkitError(slurm.sbatch_refusal(said), title="job refused")
     try:
         return slurm.parse_job_id(result.stdout)
     except ValueError as exc:
@@ -135,20 +141,28 @@ async def job_state(job_id: str, *, retry: Retry = DEFAULT_RETRY) -> JobInfo:
     queued: JobInfo | None = None
     result = await _run(slurm.squeue_argv(job_id), retry)
     if result.returncode == 0:
-        queued = slurm.parse_squeue(result.stdout)
+        queued = _parsed(slurm.parse_squeue, result)
         if queued is not None and not queued.state.terminal:
             return queued
-    elif not slurm.is_unknown_job(result.stderr):
+    elif not slurm.is_unknown_job(_said(result)):
         raise PilotkitError(
-            f"squeue failed for job {job_id}: {slurm.error_line(result.stderr)}", title="Slurm error"
+            f"squeue failed for job {job_id}: {slurm.error_line(_said(result))}", title="Slurm error"
         )
     result = await _run(slurm.sacct_argv(job_id), retry)
-    accounted = slurm.parse_sacct(result.stdout) if result.returncode == 0 else None
+    accounted = _parsed(slurm.parse_sacct, result) if result.returncode == 0 else None
     if accounted is not None and accounted.state is not JobState.UNKNOWN:
         return accounted
     if queued is not None:
         return queued
     return accounted or JobInfo(JobState.UNKNOWN, reason=f"Slurm knows no job {job_id} (squeue and sacct)")
+
+
+def _parsed(parse: Callable[[str], JobInfo | None], result: Completed) -> JobInfo | None:
+    try:
+        return parse(result.stdout)
+    except ValueError as exc:
+        what = f"unexpected output from '{result.argv[0]}': {exc}"
+        raise PilotkitError(what, title="Slurm error") from None
 
 
 async def cancel(job_id: str, *, retry: Retry = DEFAULT_RETRY) -> None:
@@ -158,9 +172,9 @@ async def cancel(job_id: str, *, retry: Retry = DEFAULT_RETRY) -> None:
     :raises PilotkitError: Slurm refused (e.g. another user's job).
     """
     result = await _run(slurm.scancel_argv(job_id), retry)
-    if result.returncode != 0 and not slurm.is_already_finished(result.stderr):
+    if result.returncode != 0 and not slurm.is_already_finished(_said(result)):
         raise PilotkitError(
-            f"Slurm refused to cancel job {job_id}: {slurm.error_line(result.stderr)}", title="cancel refused"
+            f"Slurm refused to cancel job {job_id}: {slurm.error_line(_said(result))}", title="cancel refused"
         )
 
 
@@ -172,11 +186,10 @@ async def partition_info(partition: str | None, *, retry: Retry = DEFAULT_RETRY)
     """
     result = await _run(slurm.scontrol_partition_argv(partition), retry)
     if result.returncode != 0:
-        if slurm.is_unknown_partition(result.stderr):
+        said = _said(result)
+        if slurm.is_unknown_partition(said):
             raise PilotkitError(f"Slurm has no partition '{partition}'", title="unknown partition")
-        raise PilotkitError(
-            f"scontrol show partition failed: {slurm.error_line(result.stderr)}", title="Slurm error"
-        )
+        raise PilotkitError(f"scontrol show partition failed: {slurm.error_line(said)}", title="Slurm error")
     found = slurm.pick_partition(slurm.parse_partitions(result.stdout), partition)
     if found is None:
         what = f"no partition '{partition}'" if partition else "no default partition"

@@ -28,16 +28,21 @@ def load_template(name: str) -> string.Template:
     return string.Template(text)
 
 
-def quote_value(key: str, value: Value) -> str:
-    """``value`` quoted for a shell (or a ``#SBATCH``-style directive line).
+def quote_value(key: str, value: Value, *, shell_only: bool = False) -> str:
+    """``value`` quoted for a shell and for a ``#SBATCH``-style directive line.
 
-    :raises ValueError: a scalar holding a newline or NUL, which no directive line can carry.
+    :param shell_only: the value goes to the shell only, not a directive line.
+    :raises ValueError: a scalar holding a line break or NUL, which no directive line can
+        carry, or (unless ``shell_only``) a backslash, which sbatch and its kin read as an
+        escape even inside quotes.
     """
     if isinstance(value, int):
         return str(value)
     if isinstance(value, str):
         if "\n" in value or "\r" in value or "\x00" in value:
             raise ValueError(f"{key}: a line break or NUL cannot go into a job script: {value!r}")
+        if "\\" in value and not shell_only:
+            raise ValueError(f"{key}: a backslash cannot go into a job script directive: {value!r}")
         return shlex.quote(value)
     argv = list(value)
     if any("\x00" in arg for arg in argv):
@@ -49,10 +54,12 @@ def directive(prefix: str, option: str, value: str | int | None = None, sep: str
     """One directive line: ``directive("#SBATCH", "--mem", "4G")`` gives ``#SBATCH --mem=4G``.
 
     The value is quoted with :func:`quote_value`; without one, only the option is written.
+    A prefix that does not start with ``#`` (such as ``export``) is a shell line.
     """
     if value is None:
         return f"{prefix} {option}"
-    return f"{prefix} {option}{sep}{quote_value(option, value)}"
+    shell_only = not prefix.startswith("#")
+    return f"{prefix} {option}{sep}{quote_value(option, value, shell_only=shell_only)}"
 
 
 def render(

@@ -250,7 +250,7 @@ def parse_squeue(stdout: str) -> JobInfo | None:
             state=state,
             reason=detail or (None if reason in ("", "None") else reason),
             nodes=_nodes(nodes),
-            time_left=_time_or_none(left),
+            time_left=None if state.terminal else _time_or_none(left),
             raw_state=raw.strip(),
         )
     return None

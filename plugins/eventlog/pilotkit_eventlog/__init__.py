@@ -29,7 +29,7 @@ class Recorder:
         if self._file is None or path != self._path:
             if self._file is not None:
                 self._file.close()
-            self._file = open(path, "ab")  # noqa: SIM115 - kept open for the process
+            self._file = open(path, "ab")
             self._path = path
         self._file.write(encode(event) + b"\n")
         if event.__struct_config__.tag in ("pilot-state", "group-added"):
@@ -47,7 +47,10 @@ _recorder = Recorder()
 def pilotkit_event(event: Event) -> None:
     _recorder.record(event)
     if event.__struct_config__.tag == "pilot-state" and getattr(event, "state", "") in (
-        "done", "failed", "cancelled", "walltime-expired",
+        "done",
+        "failed",
+        "cancelled",
+        "walltime-expired",
     ):
         _recorder.flush()
 

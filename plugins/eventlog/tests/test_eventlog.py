@@ -24,8 +24,12 @@ def test_records_a_real_run_and_summarises_it(tmp_path: Path) -> None:
     log = tmp_path / "events.jsonl"
     env = {"PILOTKIT_EVENTLOG": str(log), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     exe = [sys.executable, "-m", "pilotkit.cli.main"]
-    run = subprocess.run([*exe, "run", "-q", "--workdir", str(tmp_path / "w"), str(spec)],
-                         env=env, capture_output=True, text=True)
+    run = subprocess.run(
+        [*exe, "run", "-q", "--workdir", str(tmp_path / "w"), str(spec)],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
     assert run.returncode == 1, run.stderr  # one task failed
     kinds = [json.loads(line)["type"] for line in log.read_text().splitlines()]
     assert kinds[0] == "pilot-state" and kinds.count("task-finished") == 2

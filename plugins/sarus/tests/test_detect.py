@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pilotkit_sarus import SarusRuntime, pilotkit_register_runtimes
+from pilotkit_sarus.runtime import parse_version
 
 from pilotkit.errors import MissingBinaryError, PilotkitError
 from pilotkit.interfaces import StagedImage
-from pilotkit_sarus import SarusRuntime, pilotkit_register_runtimes
-from pilotkit_sarus.runtime import parse_version
 
 
 @pytest.mark.parametrize(

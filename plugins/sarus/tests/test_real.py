@@ -7,10 +7,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from pilotkit_sarus import SarusRuntime
 
 from pilotkit.interfaces import Bind, ContainerContext, StagedImage
 from pilotkit.testing import need_optional
-from pilotkit_sarus import SarusRuntime
 
 IMAGE = "alpine:latest"
 

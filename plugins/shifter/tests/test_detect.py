@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pilotkit_shifter import ShifterRuntime, pilotkit_register_runtimes
 
 from pilotkit.errors import MissingBinaryError, PilotkitError
 from pilotkit.interfaces import StagedImage
-from pilotkit_shifter import ShifterRuntime, pilotkit_register_runtimes
 
 
 def fake_shifter(directory: Path, script: str) -> Path:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pilotkit_shifter import ShifterOptions, ShifterRuntime
 
 from pilotkit.interfaces import Bind, ContainerContext, StagedImage
-from pilotkit_shifter import ShifterOptions, ShifterRuntime
 
 IMAGE = StagedImage(ref="docker:org/analysis:1.4", path=Path("."), format="name")
 GPU_A = "GPU-3f1e0c9a-aaaa-bbbb-cccc-000000000001"
@@ -20,7 +20,13 @@ def wrap(argv: list[str], **kw: object) -> list[str]:
 
 
 def test_plain() -> None:
-    assert wrap(["python3", "x.py"]) == ["shifter", "--image=docker:org/analysis:1.4", "--", "python3", "x.py"]
+    assert wrap(["python3", "x.py"]) == [
+        "shifter",
+        "--image=docker:org/analysis:1.4",
+        "--",
+        "python3",
+        "x.py",
+    ]
 
 
 def test_binds_env_workdir() -> None:

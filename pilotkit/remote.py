@@ -1,0 +1,248 @@
+"""The pilot's side of remote node agents: a TCP server agents connect back to, and a
+:class:`RemoteAgent` per connected node with the same interface as the in-process agent.
+
+Agents authenticate with the pilot's token (compared in constant time). A node whose
+heartbeats stop for ``heartbeat_timeout`` is declared lost: its running attempts end
+with status ``lost`` and the pool re-queues them on the other nodes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Callable
+
+from .interfaces import Agent, ExitCallback
+from .types import NodeInfo, TaskExit, TaskLaunch
+from .wire import (
+    Bye,
+    Exited,
+    FrameError,
+    Heartbeat,
+    Hello,
+    Launch,
+    Refused,
+    Signalled,
+    Stop,
+    Terminate,
+    Welcome,
+    pack,
+    read_msg,
+)
+
+log = logging.getLogger("pilotkit.remote")
+
+
+class RemoteAgent(Agent):
+    """A node agent in another process (another node), reached over a stream."""
+
+    def __init__(
+        self,
+        node: NodeInfo,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        heartbeat_timeout: float,
+        on_lost: Callable[[RemoteAgent, str], None],
+    ) -> None:
+        self.node = node
+        self._reader = reader
+        self._writer = writer
+        self._timeout = heartbeat_timeout
+        self._on_lost = on_lost
+        self._callbacks: dict[str, tuple[TaskLaunch, ExitCallback]] = {}
+        self.last_heartbeat = time.monotonic()
+        self.metrics: Heartbeat | None = None
+        self.lost: str | None = None
+        self._closed = asyncio.Event()
+        self._reader_task: asyncio.Task[None] | None = None
+        self._watchdog: asyncio.Task[None] | None = None
+
+    async def start(self) -> NodeInfo:
+        if self._reader_task is None:
+            self._reader_task = asyncio.ensure_future(self._read_loop())
+            self._watchdog = asyncio.ensure_future(self._watch())
+        return self.node
+
+    @property
+    def running(self) -> int:
+        return len(self._callbacks)
+
+    def _send(self, msg: Launch | Terminate | Stop) -> None:
+        if self.lost is None and not self._writer.is_closing():
+            self._writer.write(pack(msg))
+
+    def launch(self, launch: TaskLaunch, on_exit: ExitCallback) -> None:
+        if self.lost is not None:
+            result = TaskExit(
+                task_id=launch.task_id,
+                attempt=launch.attempt,
+                node=self.node.name,
+                status="lost",
+                start=time.time(),
+                end=time.time(),
+                message=self.lost,
+            )
+            asyncio.get_running_loop().call_soon(on_exit, result)
+            return
+        self._callbacks[launch.task_id] = (launch, on_exit)
+        self._send(Launch(launch=launch))
+
+    def terminate(self, task_id: str, grace: float) -> None:
+        self._send(Terminate(task_id=task_id, grace=grace))
+
+    async def stop(self, grace: float) -> None:
+        self._send(Stop(grace=grace))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closed.wait(), grace + 10.0)
+        self._close("stopped")
+
+    async def _read_loop(self) -> None:
+        try:
+            while True:
+                msg = await read_msg(self._reader)
+                self.last_heartbeat = time.monotonic()
+                if isinstance(msg, Exited):
+                    entry = self._callbacks.pop(msg.result.task_id, None)
+                    if entry is not None:
+                        entry[1](msg.result)
+                elif isinstance(msg, Heartbeat):
+                    self.metrics = msg
+                elif isinstance(msg, Bye):
+                    break
+        except (asyncio.IncompleteReadError, ConnectionError, FrameError) as exc:
+            if not self._closed.is_set():
+                self._declare_lost(f"connection to {self.node.name} lost: {exc or type(exc).__name__}")
+        finally:
+            self._closed.set()
+            self._fail_running("lost", self.lost or "agent left")
+
+    async def _watch(self) -> None:
+        while not self._closed.is_set():
+            await asyncio.sleep(min(1.0, self._timeout / 4))
+            silent = time.monotonic() - self.last_heartbeat
+            if silent > self._timeout:
+                self._declare_lost(f"no heartbeat from {self.node.name} for {silent:.0f}s")
+                self._close("lost")
+                return
+
+    def _declare_lost(self, reason: str) -> None:
+        if self.lost is None:
+            self.lost = reason
+            log.warning(reason)
+            self._fail_running("lost", reason)
+            self._on_lost(self, reason)
+
+    def _fail_running(self, status: str, reason: str) -> None:
+        callbacks, self._callbacks = self._callbacks, {}
+        now = time.time()
+        for launch, on_exit in callbacks.values():
+            on_exit(
+                TaskExit(
+                    task_id=launch.task_id,
+                    attempt=launch.attempt,
+                    node=self.node.name,
+                    status=status,
+                    start=now,
+                    end=now,
+                    message=reason,
+                )
+            )
+
+    def _close(self, why: str) -> None:
+        self._closed.set()
+        if not self._writer.is_closing():
+            self._writer.close()
+        for task in (self._reader_task, self._watchdog):
+            if task is not None and task is not asyncio.current_task():
+                task.cancel()
+
+
+class AgentServer:
+    """Accepts node agents of one pilot on a TCP address."""
+
+    def __init__(
+        self,
+        pilot_id: str,
+        *,
+        host: str,
+        port: int = 0,
+        heartbeat: float = 8.0,
+        heartbeat_timeout: float = 16.0,
+        on_signal: Callable[[str], None] | None = None,
+        on_lost: Callable[[RemoteAgent, str], None] | None = None,
+    ) -> None:
+        self.pilot_id = pilot_id
+        self.host = host
+        self.port = port
+        self.token = secrets.token_hex(32)
+        self.heartbeat = heartbeat
+        self.heartbeat_timeout = heartbeat_timeout
+        self.on_signal = on_signal or (lambda sig: None)
+        self.on_lost = on_lost or (lambda agent, reason: None)
+        self.agents: dict[str, RemoteAgent] = {}
+        self._arrived = asyncio.Condition()
+        self._server: asyncio.Server | None = None
+        self._heads: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            hello = await asyncio.wait_for(read_msg(reader), 10.0)
+        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError, FrameError):
+            writer.close()
+            return
+        if (
+            not isinstance(hello, Hello)
+            or not hmac.compare_digest(hello.token, self.token)
+            or hello.pilot != self.pilot_id
+        ):
+            writer.write(pack(Refused(reason="bad token or pilot id")))
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            writer.close()
+            return
+        writer.write(pack(Welcome(heartbeat=self.heartbeat)))
+        if hello.role == "head":
+            self._heads.append(writer)
+            await self._serve_head(reader)
+            return
+        agent = RemoteAgent(hello.node, reader, writer, self.heartbeat_timeout, self.on_lost)
+        async with self._arrived:
+            self.agents[hello.node.name] = agent
+            self._arrived.notify_all()
+
+    async def _serve_head(self, reader: asyncio.StreamReader) -> None:
+        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, FrameError):
+            while True:
+                msg = await read_msg(reader)
+                if isinstance(msg, Signalled):
+                    self.on_signal(msg.signal)
+
+    async def wait_for(self, count: int, timeout: float) -> list[RemoteAgent]:
+        """Until ``count`` node agents have connected (or raise TimeoutError)."""
+
+        async def enough() -> None:
+            async with self._arrived:
+                await self._arrived.wait_for(lambda: len(self.agents) >= count)
+
+        await asyncio.wait_for(enough(), timeout)
+        return list(self.agents.values())
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self._server.wait_closed(), 2.0)
+        for writer in self._heads:
+            writer.close()

@@ -1,0 +1,109 @@
+"""The pilot <-> node agent protocol: length-prefixed msgspec JSON frames over a stream.
+
+A frame is a 4-byte big-endian length and that many bytes of JSON. Every message is a
+tagged struct, so one decoder reads any of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from typing import Union
+
+import msgspec
+
+from .types import NodeInfo, TaskExit, TaskLaunch
+
+PROTOCOL = 1
+MAX_FRAME = 4 * 1024 * 1024
+_HEADER = struct.Struct(">I")
+
+
+class FrameError(Exception):
+    """A frame too large or not decodable."""
+
+
+class Msg(msgspec.Struct, tag_field="type", kw_only=True):
+    pass
+
+
+class Hello(Msg, tag="hello"):
+    """First message of an agent: who it is and what its node has."""
+
+    token: str
+    pilot: str
+    node: NodeInfo
+    protocol: int = PROTOCOL
+    role: str = "node"
+    """``node``: runs tasks; ``head``: the batch script's process (relays signals)."""
+
+
+class Welcome(Msg, tag="welcome"):
+    heartbeat: float
+    """Seconds between heartbeats the pilot expects."""
+
+
+class Refused(Msg, tag="refused"):
+    reason: str
+
+
+class Launch(Msg, tag="launch"):
+    launch: TaskLaunch
+
+
+class Terminate(Msg, tag="terminate"):
+    task_id: str
+    grace: float
+
+
+class Stop(Msg, tag="stop"):
+    """Terminate everything, report, and exit."""
+
+    grace: float
+
+
+class Exited(Msg, tag="exited"):
+    result: TaskExit
+
+
+class Heartbeat(Msg, tag="heartbeat"):
+    t: float
+    running: int
+    cpu_percent: float | None = None
+    memory_used: int | None = None
+    gpus: list[dict[str, float | int | None]] = []
+
+
+class Signalled(Msg, tag="signalled"):
+    """The head agent got a signal from the batch system (USR1: walltime near; TERM)."""
+
+    signal: str
+
+
+class Bye(Msg, tag="bye"):
+    reason: str = ""
+
+
+AgentMsg = Union[Hello, Welcome, Refused, Launch, Terminate, Stop, Exited, Heartbeat, Signalled, Bye]  # noqa: UP007
+
+_encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder(AgentMsg)
+
+
+def pack(msg: Msg) -> bytes:
+    body = _encoder.encode(msg)
+    return _HEADER.pack(len(body)) + body
+
+
+async def read_msg(reader: asyncio.StreamReader, max_frame: int = MAX_FRAME) -> AgentMsg:
+    """The next message; raises IncompleteReadError at end of stream, FrameError on junk."""
+    header = await reader.readexactly(_HEADER.size)
+    (size,) = _HEADER.unpack(header)
+    if size > max_frame:
+        raise FrameError(f"frame of {size} bytes exceeds the limit of {max_frame}")
+    body = await reader.readexactly(size)
+    try:
+        msg: AgentMsg = _decoder.decode(body)
+        return msg
+    except msgspec.DecodeError as exc:
+        raise FrameError(f"undecodable frame: {exc}") from None

@@ -1,0 +1,27 @@
+"""pilotkit-oci: run a pilot's tasks with runc on an unpacked image directory.
+
+Select it with ``[container] runtime = "oci"``; the keys it accepts are
+:class:`~pilotkit_oci.options.OciOptions`. How a task becomes a container is described
+in :mod:`pilotkit_oci.runtime` and :mod:`pilotkit_oci.run`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pilotkit
+
+from .options import OciOptions
+from .runtime import OciRuntime
+
+if TYPE_CHECKING:
+    from pilotkit.interfaces import ContainerRuntime
+    from pilotkit.plugins import Register
+
+__all__ = ["OciOptions", "OciRuntime", "pilotkit_register_runtimes"]
+
+
+@pilotkit.hookimpl
+def pilotkit_register_runtimes(register: Register[ContainerRuntime]) -> None:
+    """Register :class:`OciRuntime`."""
+    register(OciRuntime)

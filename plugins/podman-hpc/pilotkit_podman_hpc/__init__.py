@@ -1,0 +1,25 @@
+"""pilotkit-podman-hpc: run a pilot's tasks with podman-hpc.
+
+Select it with ``[container] runtime = "podman-hpc"``; the keys it accepts are
+:class:`~pilotkit_podman_hpc.runtime.PodmanHpcOptions`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pilotkit
+
+from .runtime import PodmanHpcOptions, PodmanHpcRuntime
+
+if TYPE_CHECKING:
+    from pilotkit.interfaces import ContainerRuntime
+    from pilotkit.plugins import Register
+
+__all__ = ["PodmanHpcOptions", "PodmanHpcRuntime", "pilotkit_register_runtimes"]
+
+
+@pilotkit.hookimpl
+def pilotkit_register_runtimes(register: Register[ContainerRuntime]) -> None:
+    """Register :class:`PodmanHpcRuntime`."""
+    register(PodmanHpcRuntime)
