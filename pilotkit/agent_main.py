@@ -16,6 +16,7 @@ import signal
 import time
 from pathlib import Path
 
+import msgspec
 import psutil
 
 from .agent import LocalAgent
@@ -73,8 +74,10 @@ async def _handshake(
     return reader, writer, reply
 
 
-async def run_node_agent(address: str, token_file: Path, pilot: str) -> int:
+async def run_node_agent(address: str, token_file: Path, pilot: str, node_name: str | None = None) -> int:
     node = await asyncio.to_thread(probe_node)
+    if node_name:
+        node = msgspec.structs.replace(node, name=node_name)
     reader, writer, welcome = await _handshake(address, token_file, pilot, node, "node")
     agent = LocalAgent(node)
     await agent.start()
@@ -171,28 +174,11 @@ async def run_head_agent(address: str, token_file: Path, pilot: str, launch: lis
     return code
 
 
-def agent_command(connect: str, token_file: Path, pilot: str, head: bool, launch: list[str]) -> int:
+def agent_command(
+    connect: str, token_file: Path, pilot: str, head: bool, launch: list[str], node_name: str | None = None
+) -> int:
     if head:
         if not launch:
             raise PilotkitError("--head needs the command that starts the node agents after --")
         return asyncio.run(run_head_agent(connect, token_file, pilot, launch))
-    return asyncio.run(run_node_agent(connect, token_file, pilot))
-
-
-def node_agent_argv(python: str, address: str, token_file: Path, pilot: str) -> list[str]:
-    """The argv that starts a node agent (what the launcher runs on every node)."""
-    return [
-        python,
-        "-m",
-        "pilotkit.cli.main",
-        "agent",
-        "--connect",
-        address,
-        "--token-file",
-        str(token_file),
-        "--pilot",
-        pilot,
-    ]
-
-
-__all__ = ["agent_command", "node_agent_argv"]
+    return asyncio.run(run_node_agent(connect, token_file, pilot, node_name))

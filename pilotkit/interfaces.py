@@ -251,6 +251,11 @@ class PilotContext:
         self.workdir = workdir
         self.emit = emit
         self.draining = asyncio.Event()
+        self._drain: Callable[[str, bool], None] = lambda reason, terminate: None
+
+    def request_drain(self, reason: str, terminate: bool = False) -> None:
+        """Ask the pilot to drain (a provider relaying the batch system's warning)."""
+        self._drain(reason, terminate)
 
 
 class AppContext:

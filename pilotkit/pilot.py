@@ -100,6 +100,7 @@ class Pilot:
         self._timers: list[asyncio.TimerHandle] = []
         self._work_failed = False
         self.ctx = PilotContext(self.id, spec, workdir, self.emit)
+        self.ctx._drain = self._drain_request
         self.grace = spec.seconds(spec.spec.pilot.grace) or 0.0
         self.margin = spec.seconds(spec.spec.pilot.drain_margin) or 0.0
 
@@ -125,6 +126,12 @@ class Pilot:
     def drain(self, reason: str = "drain requested", *, terminate: bool = False) -> None:
         """No new work starts. With ``terminate``, running work is stopped too."""
         self._stop(PilotState.DONE if not terminate else PilotState.CANCELLED, reason, terminate)
+
+    def _drain_request(self, reason: str, terminate: bool) -> None:
+        if terminate:
+            self.cancel(reason)
+        else:
+            self._walltime_drain(reason)
 
     def cancel(self, reason: str = "cancelled") -> None:
         """Stop everything: queued tasks are cancelled, running ones terminated."""
@@ -294,10 +301,10 @@ class Pilot:
         self._timers.append(loop.call_later(max(0.0, drain_at - now), self._walltime_drain))
         self._timers.append(loop.call_later(max(0.0, kill_at - now), self._walltime_kill))
 
-    def _walltime_drain(self) -> None:
+    def _walltime_drain(self, reason: str | None = None) -> None:
         if self.state.terminal or self.state is PilotState.EVICTING:
             return
-        self._log("info", f"walltime ends in {self.margin:g}s: draining")
+        self._log("info", reason or f"walltime ends in {self.margin:g}s: draining")
         self._stop(PilotState.WALLTIME_EXPIRED, "walltime reached", terminate=False)
 
     def _walltime_kill(self) -> None:

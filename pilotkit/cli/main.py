@@ -222,12 +222,15 @@ def plugins(as_json: bool) -> None:
 @click.option(
     "--head", is_flag=True, help="Run as the batch script's head: start node agents, relay signals."
 )
+@click.option("--node-name", help="Report this node name instead of the host name.")
 @click.argument("launch", nargs=-1, type=click.UNPROCESSED)
-def agent(connect: str, token_file: Path, pilot_id: str, head: bool, launch: tuple[str, ...]) -> None:
+def agent(
+    connect: str, token_file: Path, pilot_id: str, head: bool, node_name: str | None, launch: tuple[str, ...]
+) -> None:
     """Run a node agent (started by a batch pilot on each node; not for direct use)."""
     from ..agent_main import agent_command
 
-    sys.exit(agent_command(connect, token_file, pilot_id, head, list(launch)))
+    sys.exit(agent_command(connect, token_file, pilot_id, head, list(launch), node_name))
 
 
 @cli.command()

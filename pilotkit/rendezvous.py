@@ -1,0 +1,90 @@
+"""Where a batch pilot meets its node agents: the agent server, the token file the
+agents read, and the command line that starts an agent. Providers that start agents on
+other nodes (Slurm, PBS, ...) use this; they differ only in how the command is run."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from .events import NodeLost
+from .interfaces import PilotContext
+from .remote import AgentServer, RemoteAgent
+from .spec import ResolvedSpec
+
+
+class Rendezvous:
+    """Starts an agent server for one pilot and waits for its node agents."""
+
+    def __init__(self, ctx: PilotContext, spec: ResolvedSpec, *, host: str, python: str | None = None) -> None:
+        self.ctx = ctx
+        pilot = spec.spec.pilot
+        self.server = AgentServer(
+            ctx.pilot_id,
+            host=host,
+            heartbeat=spec.seconds(pilot.heartbeat) or 8.0,
+            heartbeat_timeout=spec.seconds(pilot.heartbeat_timeout) or 16.0,
+            on_signal=self._signalled,
+            on_lost=self._lost,
+        )
+        self.python = python or sys.executable
+        self.token_file = ctx.workdir / ".pilot-token"
+        self.on_signal_hook: list[object] = []
+
+    async def start(self) -> None:
+        await self.server.start()
+        self.ctx.workdir.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.token_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write(self.server.token + "\n")
+
+    def node_agent_argv(self, node_name: str | None = None) -> list[str]:
+        argv = [
+            self.python, "-m", "pilotkit.cli.main", "agent",
+            "--connect", self.server.address, "--token-file", str(self.token_file),
+            "--pilot", self.ctx.pilot_id,
+        ]  # fmt: skip
+        if node_name is not None:
+            argv += ["--node-name", node_name]
+        return argv
+
+    def head_agent_argv(self, launch: list[str]) -> list[str]:
+        return [
+            self.python, "-m", "pilotkit.cli.main", "agent", "--head",
+            "--connect", self.server.address, "--token-file", str(self.token_file),
+            "--pilot", self.ctx.pilot_id, "--", *launch,
+        ]  # fmt: skip
+
+    async def wait(self, count: int, timeout: float) -> list[RemoteAgent]:
+        try:
+            agents = await self.server.wait_for(count, timeout)
+        except TimeoutError:
+            from .errors import PilotkitError
+
+            have = sorted(self.server.agents)
+            raise PilotkitError(
+                f"only {len(have)} of {count} node agents connected within {timeout:g}s"
+                + (f" ({', '.join(have)})" if have else "")
+                + f"; agents connect back to {self.server.address}"
+            ) from None
+        return sorted(agents, key=lambda a: a.node.name)
+
+    def _signalled(self, signame: str) -> None:
+        from .events import Log
+
+        self.ctx.emit(Log(pilot=self.ctx.pilot_id, level="info", message=f"batch system sent {signame}", source="head"))
+        if signame == "SIGUSR1":
+            self.ctx.request_drain(f"{signame}: the allocation ends soon")
+        else:
+            self.ctx.request_drain(f"{signame} from the batch system", terminate=True)
+
+    def _lost(self, agent: RemoteAgent, reason: str) -> None:
+        self.ctx.emit(NodeLost(pilot=self.ctx.pilot_id, node=agent.node.name, reason=reason))
+
+    async def close(self) -> None:
+        await self.server.close()
+        try:
+            self.token_file.unlink()
+        except OSError:
+            pass
