@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import sys
-from pathlib import Path
 
 from .events import NodeLost
 from .interfaces import PilotContext
