@@ -234,11 +234,22 @@ def agent(
 
 
 @cli.command()
-def schema() -> None:
-    """Print the JSON schema of pilot specs."""
-    from ..spec import json_schema
+@click.option("--plugin", metavar="KIND:ID", help="A plugin's options instead, e.g. apps:tasks.")
+def schema(plugin: str | None) -> None:
+    """Print the JSON schema of pilot specs (or of one plugin's options)."""
+    from ..spec import json_schema, options_schema
 
-    echo_json(json_schema())
+    if plugin is None:
+        echo_json(json_schema())
+        return
+    from ..plugins import get_plugins
+
+    kind, _, ident = plugin.partition(":")
+    if kind not in ("providers", "launchers", "runtimes", "stagers", "apps") or not ident:
+        raise PilotkitError(
+            f"--plugin: expected KIND:ID with KIND one of providers, launchers, runtimes, stagers, apps; got '{plugin}'"
+        )
+    echo_json(options_schema(get_plugins().get(kind, ident)))
 
 
 def main() -> None:
