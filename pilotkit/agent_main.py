@@ -146,7 +146,7 @@ async def run_node_agent(address: str, token_file: Path, pilot: str, node_name: 
         stop_wait.cancel()
         await agent.stop(grace)
         beat.cancel()
-        send(Bye(reason="stopped"))
+        send(Bye(reason="stopped by a signal" if stopping.is_set() else "stopped"))
         with contextlib.suppress(ConnectionError):
             await writer.drain()
         writer.close()

@@ -166,6 +166,8 @@ class Pilot:
         failure: str | None = None
         try:
             await self._until_stopped(self._run(provider, results))
+            if self.pool is not None and self.pool.fatal and self.allocation is not None:
+                await self._ended_from_outside(provider, self.allocation)
         except PilotkitError as exc:
             failure = str(exc)
         except Exception as exc:
@@ -180,7 +182,7 @@ class Pilot:
                 final = PilotState.CANCELLED
         elif self._stop_kind is not None:
             final = self._stop_kind
-        elif self.pool is not None and self.pool.fatal:
+        elif self._stop_kind is None and self.pool is not None and self.pool.fatal:
             final = PilotState.FAILED
             self.reason = self.pool.fatal
         elif self._work_failed or (self.pool is not None and self.pool.failed):
@@ -311,6 +313,19 @@ class Pilot:
         if self.pool is not None and self.pool.running:
             self._log("warn", "walltime about to end: stopping running tasks")
             self.pool.terminate_running(self.grace)
+
+    async def _ended_from_outside(self, provider: Provider, allocation: Allocation) -> None:
+        """Every node went: find out whether the allocation was ended from outside
+        (scancel, walltime) rather than lost, so the pilot ends in the right state."""
+        for _ in range(10):
+            ended = await provider.poll(allocation)
+            if ended is not None:
+                if ended in ("cancelled", "walltime-expired"):
+                    kind = PilotState.CANCELLED if ended == "cancelled" else PilotState.WALLTIME_EXPIRED
+                    self._stop_kind = kind
+                    self.reason = f"allocation ended from outside: {ended}"
+                return
+            await asyncio.sleep(0.5)
 
     def _watch(self, provider: Provider, allocation: Allocation) -> None:
         async def poll() -> None:

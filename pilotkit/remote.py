@@ -57,6 +57,7 @@ class RemoteAgent(Agent):
         self.last_heartbeat = time.monotonic()
         self.metrics: Heartbeat | None = None
         self.lost: str | None = None
+        self._stopping = False
         self._closed = asyncio.Event()
         self._reader_task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
@@ -95,12 +96,14 @@ class RemoteAgent(Agent):
         self._send(Terminate(task_id=task_id, grace=grace))
 
     async def stop(self, grace: float) -> None:
+        self._stopping = True
         self._send(Stop(grace=grace))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._closed.wait(), grace + 10.0)
         self._close("stopped")
 
     async def _read_loop(self) -> None:
+        left = "the connection closed"
         try:
             while True:
                 msg = await read_msg(self._reader)
@@ -112,11 +115,14 @@ class RemoteAgent(Agent):
                 elif isinstance(msg, Heartbeat):
                     self.metrics = msg
                 elif isinstance(msg, Bye):
+                    left = f"the agent left ({msg.reason})" if msg.reason else "the agent left"
                     break
         except (asyncio.IncompleteReadError, ConnectionError, FrameError) as exc:
-            if not self._closed.is_set():
-                self._declare_lost(f"connection to {self.node.name} lost: {exc or type(exc).__name__}")
+            left = f"connection lost: {exc or type(exc).__name__}"
         finally:
+            if not self._stopping and not self._closed.is_set():
+                # Not asked to stop: the node (or its agent) went away under us.
+                self._declare_lost(f"{self.node.name}: {left}")
             self._closed.set()
             self._fail_running("lost", self.lost or "agent left")
 
@@ -223,7 +229,9 @@ class AgentServer:
             self._arrived.notify_all()
 
     async def _serve_head(self, reader: asyncio.StreamReader) -> None:
-        with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, FrameError):
+        with contextlib.suppress(
+            asyncio.IncompleteReadError, ConnectionError, FrameError, asyncio.CancelledError
+        ):
             while True:
                 msg = await read_msg(reader)
                 if isinstance(msg, Signalled):

@@ -252,6 +252,11 @@ def schema(plugin: str | None) -> None:
     echo_json(options_schema(get_plugins().get(kind, ident)))
 
 
+from .daemon_commands import register_daemon_commands  # noqa: E402
+
+register_daemon_commands(cli)
+
+
 def main() -> None:
     cli(prog_name="pilotkit")
 

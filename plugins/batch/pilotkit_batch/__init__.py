@@ -8,3 +8,16 @@ rendering, builders and parsers only, and have not yet been run against a real s
 
 Host lists in Slurm's compressed form are handled by :mod:`pilotkit_batch.hostlist`.
 """
+
+from __future__ import annotations
+
+from typing import Any
+
+import pilotkit
+
+
+@pilotkit.hookimpl
+def pilotkit_register_providers(register: Any) -> None:
+    from .provider import SlurmProvider
+
+    register(SlurmProvider)

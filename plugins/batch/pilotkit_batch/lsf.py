@@ -7,7 +7,8 @@
 One task slot per core: ``-n <nodes*cores>`` with ``-R "span[ptile=<cores>]"`` puts
 ``cores`` slots on each of ``nodes`` hosts; with no core count, ``-n <nodes>``,
 ``span[ptile=1]`` and ``-x`` ask for whole hosts. Sites that allocate whole nodes with
-``-nnodes`` (IBM CSM systems) use ``nnodes=True``. Memory is reserved per host
+``-nnodes`` (IBM CSM systems) use ``nnodes=True``; memory and GPUs then come with the
+nodes and are not asked for. Memory is reserved per host
 (``rusage[mem=<n>MB/host]``, LSF 10.1.0.9 or later); ``-W`` is in minutes, rounded up;
 ``-wa USR1 -wt <minutes>`` warns the agent before the run limit. ``qos`` has no LSF
 equivalent and is refused; ``constraint`` becomes a ``select[...]`` requirement.
@@ -61,9 +62,9 @@ def render_script(job: BatchJob, *, nnodes: bool = False) -> str:
         add("-R", f"span[ptile={job.cores}]")
     if job.whole_nodes and not nnodes:
         add("-x")
-    if job.memory_mib is not None:
+    if job.memory_mib is not None and not nnodes:
         add("-R", f"rusage[mem={job.memory_mib}MB/host]")
-    if job.gpus_per_node:
+    if job.gpus_per_node and not nnodes:
         add("-gpu", f"num={job.gpus_per_node}")
     if job.constraint:
         add("-R", f"select[{job.constraint}]")

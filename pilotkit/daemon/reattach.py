@@ -1,0 +1,122 @@
+"""The seam between the daemon and batch providers, for pilots that outlive the daemon.
+
+A pilot in a batch allocation (any provider but ``local``) keeps its allocation when the
+daemon stops: the daemon *detaches* from it instead of draining it, and *re-attaches*
+by job id when it starts again.
+
+Detaching is done from outside the pilot: :func:`detachable` wraps the spec's provider
+class so that, once :attr:`DetachFlag.detached` is set, releasing the allocation and
+stopping or signalling the node agents are skipped; the daemon then cancels the pilot's
+run and keeps its record (state, job id, allocation) as it was.
+
+Re-attaching is the provider's part. A provider class that can do it defines::
+
+    @classmethod
+    async def reattach(cls, record: PilotRecord, plugins: Plugins) -> Pilot | None:
+        '''Find the job ``record.job_id`` and return a Pilot bound to it (same id and
+        workdir), ready for ``run()``; None when the job is gone.'''
+
+Until a provider does, :func:`reattach` keeps the record waiting and says why.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any, cast
+
+from ..interfaces import Agent, ExitCallback, PilotContext, Provider
+from ..types import Allocation, NodeInfo, TaskLaunch
+
+if TYPE_CHECKING:
+    from ..pilot import Pilot
+    from ..plugins import Plugins
+    from ..spec import ResolvedSpec
+    from .pilots import PilotRecord
+
+log = logging.getLogger("pilotkit.daemon")
+
+
+class DetachFlag:
+    """Set when the daemon lets go of a batch pilot without ending it."""
+
+    def __init__(self) -> None:
+        self.detached = False
+
+
+class _DetachableAgent(Agent):
+    """An agent whose stop/terminate are skipped once the pilot is detached."""
+
+    def __init__(self, inner: Agent, flag: DetachFlag) -> None:
+        self._inner = inner
+        self._flag = flag
+
+    @property
+    def node(self) -> NodeInfo:  # type: ignore[override]
+        return self._inner.node
+
+    async def start(self) -> NodeInfo:
+        return await self._inner.start()
+
+    def launch(self, launch: TaskLaunch, on_exit: ExitCallback) -> None:
+        self._inner.launch(launch, on_exit)
+
+    def terminate(self, task_id: str, grace: float) -> None:
+        if not self._flag.detached:
+            self._inner.terminate(task_id, grace)
+
+    async def stop(self, grace: float) -> None:
+        if not self._flag.detached:
+            await self._inner.stop(grace)
+
+    def kill_all(self) -> None:
+        kill_all = getattr(self._inner, "kill_all", None)
+        if kill_all is not None and not self._flag.detached:
+            kill_all()
+
+    @property
+    def running(self) -> int:
+        return self._inner.running
+
+
+def detachable(spec: ResolvedSpec) -> tuple[ResolvedSpec, DetachFlag]:
+    """``spec`` with its provider wrapped so the pilot can be detached (see module doc)."""
+    import dataclasses
+
+    flag = DetachFlag()
+    base = spec.provider_cls
+
+    async def agents(self: Provider, allocation: Allocation, ctx: PilotContext) -> list[Agent]:
+        inner = await base.agents(self, allocation, ctx)
+        return [_DetachableAgent(agent, flag) for agent in inner]
+
+    async def release(self: Provider, allocation: Allocation) -> None:
+        if flag.detached:
+            log.info("pilot detached: allocation %s kept", allocation.job_id)
+            return
+        await base.release(self, allocation)
+
+    wrapped = cast(
+        "type[Provider]",
+        type(base.__name__, (base,), {"agents": agents, "release": release, "__module__": base.__module__}),
+    )
+    return dataclasses.replace(spec, provider_cls=wrapped), flag
+
+
+async def reattach(record: PilotRecord, provider_cls: type[Provider] | None, plugins: Plugins) -> tuple[
+    Pilot | None, str
+]:
+    """Ask the provider to re-attach to ``record``'s job: (the pilot or None, a reason)."""
+    hook: Any = getattr(provider_cls, "reattach", None) if provider_cls is not None else None
+    job = f"job {record.job_id}" if record.job_id else "no job id recorded"
+    if provider_cls is None:
+        return None, f"not re-attached: provider '{record.provider}' is not installed ({job})"
+    if hook is None:
+        return None, f"waiting to re-attach: provider '{record.provider}' cannot re-attach yet ({job})"
+    try:
+        pilot = await hook(record, plugins)
+    except Exception as exc:
+        log.exception("re-attaching pilot %s failed", record.id)
+        return None, f"re-attaching failed: {type(exc).__name__}: {exc}"
+    if pilot is None:
+        return None, f"not re-attached: {job} is gone"
+    return cast("Pilot", pilot), f"re-attached to {job}"

@@ -1,0 +1,496 @@
+"""The daemon's control protocol: typed messages and their framing.
+
+One versioned protocol, spoken over a unix socket, TCP (+TLS) or an SSH stream-local
+channel. Every frame is a 4-byte big-endian length followed by that many bytes of
+msgspec JSON. A client sends :class:`Request` frames; the daemon answers each one that
+has an ``id`` with a :class:`Response` or an :class:`ErrorReply` carrying the same id,
+and pushes stream items (:class:`StreamEvent`, :class:`StreamLog`,
+:class:`StreamMetrics`, :class:`StreamDropped`, :class:`StreamEnd`) for subscriptions,
+all multiplexed on the same connection. ``share/docs/api.md`` documents every method.
+
+This module is shared by the daemon and :mod:`pilotkit.client`; it imports nothing from
+either.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import struct
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import msgspec
+
+from .types import NodeInfo
+
+PROTOCOL_VERSION = 1
+"""Bumped on any incompatible change; ``hello`` refuses a client that speaks another."""
+SUPPORTED_VERSIONS = (1,)
+MAX_FRAME = 4 * 1024 * 1024
+"""Largest frame body either side accepts; a bigger one closes the connection."""
+HEADER = struct.Struct(">I")
+
+
+class ErrorCode(enum.StrEnum):
+    """Every error the daemon returns. Stable strings: clients switch on them."""
+
+    PARSE_ERROR = "parse-error"
+    """The frame is not JSON."""
+    INVALID_REQUEST = "invalid-request"
+    """JSON, but not a request (missing ``method``, wrong types...)."""
+    UNKNOWN_METHOD = "unknown-method"
+    INVALID_PARAMS = "invalid-params"
+    FRAME_TOO_LARGE = "frame-too-large"
+    """The connection is closed after this one."""
+    UNSUPPORTED_VERSION = "unsupported-version"
+    PERMISSION_DENIED = "permission-denied"
+    """The peer runs as another user (unix socket); the connection is closed."""
+    UNAUTHENTICATED = "unauthenticated"
+    """TCP: a request came before a ``hello`` with the token; the connection is closed."""
+    AUTH_FAILED = "auth-failed"
+    """TCP: wrong token; the connection is closed."""
+    NOT_FOUND = "not-found"
+    INVALID_SPEC = "invalid-spec"
+    """``data.problems`` lists every problem of the spec."""
+    INVALID_STATE = "invalid-state"
+    """The pilot is not in a state that allows this (cancel a finished pilot...)."""
+    LIMIT = "limit"
+    """Too many streams or requests in flight on this connection."""
+    SHUTTING_DOWN = "shutting-down"
+    FAILED = "failed"
+    """The daemon could not do what was asked; the message says why."""
+    INTERNAL = "internal"
+    """A bug; ``debug`` holds the traceback."""
+
+
+# --------------------------------------------------------------------------- envelopes
+
+
+class Request(msgspec.Struct, tag_field="type", tag="request", kw_only=True):
+    """Client to daemon. Without an ``id`` it is a notification: no reply, not even an
+    error (used for high-rate agent heartbeats)."""
+
+    method: str
+    id: int | None = None
+    params: msgspec.Raw = msgspec.field(default_factory=lambda: msgspec.Raw(b"{}"))
+
+
+class ErrorInfo(msgspec.Struct, omit_defaults=True):
+    code: str
+    message: str
+    data: Any = None
+    debug: str | None = None
+    """Only for ``internal`` errors: the daemon's traceback."""
+
+
+class Response(msgspec.Struct, tag_field="type", tag="response"):
+    id: int
+    result: msgspec.Raw
+
+
+class ErrorReply(msgspec.Struct, tag_field="type", tag="error"):
+    id: int | None
+    """None when the frame it answers had no readable id."""
+    error: ErrorInfo
+
+
+class StreamEvent(msgspec.Struct, tag_field="type", tag="event"):
+    """One pilot event (``pilotkit.events``) with the daemon's sequence number."""
+
+    sub: int
+    seq: int
+    event: msgspec.Raw
+
+
+class StreamLog(msgspec.Struct, tag_field="type", tag="log"):
+    sub: int
+    data: str
+    """Text of a log file, decoded as UTF-8 (bad bytes replaced)."""
+
+
+class StreamMetrics(msgspec.Struct, tag_field="type", tag="metrics"):
+    sub: int
+    sample: MetricSample
+
+
+class StreamDropped(msgspec.Struct, tag_field="type", tag="dropped"):
+    """``count`` items of stream ``sub`` were dropped because the reader was slow."""
+
+    sub: int
+    count: int
+
+
+class StreamEnd(msgspec.Struct, tag_field="type", tag="end"):
+    """No more items will come for ``sub``."""
+
+    sub: int
+    reason: str
+
+
+ServerMessage = Response | ErrorReply | StreamEvent | StreamLog | StreamMetrics | StreamDropped | StreamEnd
+StreamMessage = StreamEvent | StreamLog | StreamMetrics | StreamDropped | StreamEnd
+
+
+# --------------------------------------------------------------------------- shared data
+
+
+class Counts(msgspec.Struct):
+    """Task counts of a pilot or of one task group."""
+
+    total: int = 0
+    queued: int = 0
+    running: int = 0
+    done: int = 0
+    failed: int = 0
+    cancelled: int = 0
+
+
+class PilotSummary(msgspec.Struct, kw_only=True):
+    id: str
+    name: str
+    provider: str
+    state: str
+    reason: str | None = None
+    workdir: str
+    created: float
+    updated: float
+    ended: float | None = None
+    nodes: int = 0
+    cores: int = 0
+    gpus: int = 0
+    job_id: str | None = None
+    walltime_end: float | None = None
+    walltime_left: float | None = None
+    """Seconds; None without a walltime or once the pilot has finished."""
+    progress: Counts = msgspec.field(default_factory=Counts)
+    groups: dict[str, Counts] = {}
+    run: int = 1
+    """1 for the first run; +1 for each resume after a daemon restart and each retry."""
+    crashes: int = 0
+    """How many times the daemon died (without shutting down) while this pilot ran."""
+    attached: bool = True
+    """False for a batch pilot the daemon has not re-attached to yet."""
+
+
+class TaskInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
+    task: str
+    group: str
+    status: str
+    """queued | running | done | failed | cancelled | lost (an attempt the daemon lost)."""
+    attempts: int = 0
+    node: str | None = None
+    exit_code: int | None = None
+    outcome: str | None = None
+    """How the last attempt ended: ok, failed, timeout, killed, lost, spawn-error."""
+    start: float | None = None
+    end: float | None = None
+
+
+class GpuMetric(msgspec.Struct, omit_defaults=True):
+    uuid: str
+    utilization: int | None = None
+    """Percent."""
+    memory_used: int | None = None
+    memory_total: int | None = None
+
+
+class MetricSample(msgspec.Struct, kw_only=True, omit_defaults=True):
+    pilot: str
+    node: str
+    t: float
+    cpu_percent: float
+    memory_used: int
+    memory_total: int | None = None
+    gpus: list[GpuMetric] = []
+
+
+class DaemonInfo(msgspec.Struct, kw_only=True):
+    pid: int
+    host: str
+    version: str
+    started: float
+    connections: int
+    requests: int
+    """Requests and notifications handled since start."""
+    events: int
+    """Events recorded since start."""
+    crashes: int
+    """Earlier daemon runs that did not shut down cleanly."""
+
+
+# --------------------------------------------------------------------------- methods
+
+
+class HelloParams(msgspec.Struct, kw_only=True):
+    protocol: int = PROTOCOL_VERSION
+    client: str = ""
+    token: str | None = None
+    """TCP only: the hex token from the daemon's runtime dir."""
+
+
+class HelloResult(msgspec.Struct, kw_only=True):
+    protocol: int
+    version: str
+    pid: int
+    host: str
+    uid: int
+    methods: list[str]
+
+
+class SubmitParams(msgspec.Struct, kw_only=True):
+    spec: str
+    """The spec's TOML text."""
+    path: str | None = None
+    """Where the spec lives (on the daemon's machine): error messages, ``{spec_dir}``."""
+    workdir: str | None = None
+    """Absolute; default: the spec's ``pilot.workdir``, else the daemon's state dir."""
+
+
+class SubmitResult(msgspec.Struct, kw_only=True):
+    pilot: str
+    name: str
+    workdir: str
+
+
+class StatusParams(msgspec.Struct, kw_only=True):
+    pilot: str | None = None
+
+
+class StatusResult(msgspec.Struct, kw_only=True):
+    pilots: list[PilotSummary]
+    daemon: DaemonInfo
+
+
+class PilotParams(msgspec.Struct, kw_only=True):
+    pilot: str
+
+
+class NodeStatus(msgspec.Struct, kw_only=True, omit_defaults=True):
+    info: NodeInfo
+    last_seen: float | None = None
+    """Last heartbeat or metrics sample."""
+    latest: MetricSample | None = None
+
+
+class PilotDetail(msgspec.Struct, kw_only=True):
+    summary: PilotSummary
+    spec_path: str | None
+    nodes: list[NodeStatus]
+    recent_tasks: list[TaskInfo]
+    """The latest attempts, newest first."""
+
+
+class TasksParams(msgspec.Struct, kw_only=True):
+    pilot: str
+    status: list[str] | None = None
+    group: str | None = None
+    offset: int = 0
+    limit: int = 100
+
+
+class TasksResult(msgspec.Struct, kw_only=True):
+    total: int
+    """Matching tasks, before paging."""
+    offset: int
+    tasks: list[TaskInfo]
+
+
+class EventsParams(msgspec.Struct, kw_only=True):
+    pilot: str | None = None
+    """None: every pilot."""
+    since: int = 0
+    """Replay stored events with a sequence number above this one first."""
+    follow: bool = True
+    """Then stream live events (until the pilot finishes, for one pilot)."""
+    types: list[str] | None = None
+    """Only these event types (``task-finished``, ``pilot-state``...)."""
+
+
+class MetricsParams(msgspec.Struct, kw_only=True):
+    pilot: str | None = None
+    history: bool = True
+    """Send the buffered samples first."""
+
+
+class LogsParams(msgspec.Struct, kw_only=True):
+    pilot: str
+    task: str | None = None
+    """None: the pilot's own log."""
+    stream: Literal["stdout", "stderr"] = "stdout"
+    attempt: int | None = None
+    """Default: the latest attempt."""
+    tail: int = 100
+    """Lines of the end of the file to send first; -1 for the whole file."""
+    follow: bool = False
+
+
+class SubscribeResult(msgspec.Struct, kw_only=True):
+    sub: int
+    """Stream items carry this number; equal to the request's id."""
+    seq: int = 0
+    """Events: the newest sequence number when the stream started."""
+    path: str | None = None
+    """Logs: the file being read."""
+
+
+class UnsubscribeParams(msgspec.Struct, kw_only=True):
+    sub: int
+
+
+class ControlResult(msgspec.Struct, kw_only=True):
+    pilot: str
+    state: str
+
+
+class RetryParams(msgspec.Struct, kw_only=True):
+    pilot: str
+    failed: bool = True
+    """Re-run failed tasks too (not only those that never finished)."""
+
+
+class RetryResult(msgspec.Struct, kw_only=True):
+    pilot: str
+    requeued: int
+    run: int
+
+
+class ShutdownParams(msgspec.Struct, kw_only=True):
+    force: bool = False
+
+
+class Ok(msgspec.Struct):
+    ok: bool = True
+
+
+class HeartbeatParams(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """A node agent's 1 Hz heartbeat with its metrics (send as a notification)."""
+
+    pilot: str
+    node: str
+    t: float
+    cpu_percent: float
+    memory_used: int
+    memory_total: int | None = None
+    gpus: list[GpuMetric] = []
+
+
+class MethodSpec(msgspec.Struct, frozen=True):
+    """A method's name and the types of its params and result."""
+
+    name: str
+    params: type[msgspec.Struct]
+    result: type[msgspec.Struct]
+    stream: bool = False
+
+
+METHODS: dict[str, MethodSpec] = {
+    m.name: m
+    for m in (
+        MethodSpec("hello", HelloParams, HelloResult),
+        MethodSpec("submit", SubmitParams, SubmitResult),
+        MethodSpec("status", StatusParams, StatusResult),
+        MethodSpec("list", StatusParams, StatusResult),
+        MethodSpec("pilot", PilotParams, PilotDetail),
+        MethodSpec("tasks", TasksParams, TasksResult),
+        MethodSpec("events", EventsParams, SubscribeResult, stream=True),
+        MethodSpec("metrics", MetricsParams, SubscribeResult, stream=True),
+        MethodSpec("logs", LogsParams, SubscribeResult, stream=True),
+        MethodSpec("unsubscribe", UnsubscribeParams, Ok),
+        MethodSpec("drain", PilotParams, ControlResult),
+        MethodSpec("cancel", PilotParams, ControlResult),
+        MethodSpec("retry", RetryParams, RetryResult),
+        MethodSpec("shutdown", ShutdownParams, Ok),
+        MethodSpec("agent.heartbeat", HeartbeatParams, Ok),
+    )
+}
+"""Every method of this protocol version."""
+
+
+# --------------------------------------------------------------------------- framing
+
+
+class FrameTooLarge(Exception):
+    def __init__(self, size: int) -> None:
+        super().__init__(f"frame of {size} bytes is larger than the limit of {MAX_FRAME}")
+        self.size = size
+
+
+_encoder = msgspec.json.Encoder()
+_server_decoder: msgspec.json.Decoder[ServerMessage] = msgspec.json.Decoder(ServerMessage)
+
+
+def encode(message: msgspec.Struct) -> bytes:
+    """JSON body of ``message`` (no length prefix)."""
+    return _encoder.encode(message)
+
+
+def frame(body: bytes) -> bytes:
+    """``body`` with its length prefix."""
+    return HEADER.pack(len(body)) + body
+
+
+def encode_frame(message: msgspec.Struct) -> bytes:
+    return frame(_encoder.encode(message))
+
+
+def raw(value: Any) -> msgspec.Raw:
+    """``value`` encoded once, to be embedded in an envelope."""
+    return msgspec.Raw(_encoder.encode(value))
+
+
+def decode_server(body: bytes) -> ServerMessage:
+    return _server_decoder.decode(body)
+
+
+def frame_length(header: bytes) -> int:
+    """The body length a header announces; raises :class:`FrameTooLarge`."""
+    (size,) = HEADER.unpack(header)
+    if size > MAX_FRAME:
+        raise FrameTooLarge(size)
+    return int(size)
+
+
+# --------------------------------------------------------------------------- where
+
+
+SOCKET_NAME = "daemon.sock"
+
+
+def runtime_dir(env: Mapping[str, str] | None = None) -> Path:
+    """The daemon's runtime dir: ``$XDG_RUNTIME_DIR/pilotkit``, else ``/tmp/pilotkit-$UID``."""
+    environ = os.environ if env is None else env
+    base = environ.get("XDG_RUNTIME_DIR")
+    if base:
+        return Path(base) / "pilotkit"
+    return Path(f"/tmp/pilotkit-{os.getuid()}")
+
+
+def socket_candidates(env: Mapping[str, str] | None = None) -> list[Path]:
+    """Where a client looks for the daemon's unix socket, in order.
+
+    With ``XDG_RUNTIME_DIR`` set, only there. Without it (an SSH session without PAM, a
+    cron job), also ``/run/user/$UID/pilotkit``, where a daemon started by the systemd
+    user unit lives."""
+    environ = os.environ if env is None else env
+    first = runtime_dir(environ) / SOCKET_NAME
+    if environ.get("XDG_RUNTIME_DIR"):
+        return [first]
+    return [first, Path(f"/run/user/{os.getuid()}/pilotkit") / SOCKET_NAME]
+
+
+def find_socket(env: Mapping[str, str] | None = None) -> Path:
+    """The first candidate socket that exists, else the first candidate."""
+    candidates = socket_candidates(env)
+    for path in candidates:
+        if path.exists():
+            return path
+    return candidates[0]
+
+
+def state_dir(env: Mapping[str, str] | None = None) -> Path:
+    """``$XDG_STATE_HOME/pilotkit`` (default ``~/.local/state/pilotkit``)."""
+    environ = os.environ if env is None else env
+    base = environ.get("XDG_STATE_HOME") or os.path.join(os.path.expanduser("~"), ".local", "state")
+    return Path(base) / "pilotkit"
