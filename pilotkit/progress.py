@@ -40,7 +40,7 @@ class Progress:
             group = self.groups[event.group]
             group.running -= 1
             if event.final:
-                if event.status == "ok":
+                if event.status in ("ok", "stopped"):
                     group.done += 1
                 elif event.status == "killed" and self.state in ("draining", "evicting"):
                     group.cancelled += 1

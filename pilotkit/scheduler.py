@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from .events import Event, GroupAdded, TaskCancelled, TaskFinished, TaskStarted
 from .interfaces import Agent
 from .results import ResultsWriter, TaskResult
@@ -43,6 +45,11 @@ class Task:
     end: float | None = None
     exit_code: int | None = None
     outcome: str | None = None
+    pin: str | None = None
+    """Run only on this node (a service that belongs to one node)."""
+    whole_nodes: int = 0
+    """A gang task: needs this many entirely free nodes at once; runs on the first, with
+    the node names in ``PILOTKIT_NODES`` (an MPI launch across them, say)."""
     failures: int = 0
     """Failed attempts (counted against ``retries``)."""
     lost: int = 0
@@ -83,6 +90,8 @@ class _Node:
     def fits(self, task: Task) -> bool:
         if task.cores > self.free_cores or self.agent.lost is not None:
             return False
+        if task.pin is not None and task.pin != self.name:
+            return False
         if task.gpus:
             return sum(1 for n in self.gpu_free.values() if n > 0) >= task.gpus
         return True
@@ -101,6 +110,24 @@ class _Node:
         self.free_cores += task.cores
         for uuid in gpus:
             self.gpu_free[uuid] += 1
+
+    def idle(self, share: int) -> bool:
+        return (
+            self.agent.lost is None
+            and self.free_cores == self.info.cores
+            and all(n == share for n in self.gpu_free.values())
+        )
+
+    def take_all(self) -> tuple[int, dict[str, int]]:
+        taken = (self.free_cores, dict(self.gpu_free))
+        self.free_cores = 0
+        self.gpu_free = dict.fromkeys(self.gpu_free, 0)
+        return taken
+
+    def give_all(self, taken: tuple[int, dict[str, int]]) -> None:
+        self.free_cores += taken[0]
+        for uuid, n in taken[1].items():
+            self.gpu_free[uuid] += n
 
 
 class TaskPool:
@@ -139,6 +166,9 @@ class TaskPool:
         self.tasks: dict[str, Task] = {}
         self.groups: dict[str, GroupCounts] = {}
         self._running: dict[str, tuple[Task, _Node, tuple[str, ...]]] = {}
+        self._gangs: dict[str, list[tuple[_Node, tuple[int, dict[str, int]]]]] = {}
+        self._gpu_share = gpu_share
+        self._stopped: set[str] = set()
         self._draining = False
         self._done = asyncio.get_running_loop().create_future()
         self._task_root = workdir / "tasks"
@@ -150,8 +180,9 @@ class TaskPool:
 
     def set_gpu_share(self, share: int) -> None:
         """Let ``share`` tasks use one GPU at once (before any task runs)."""
+        self._gpu_share = share
         for node in self.nodes:
-            node.gpu_free = {uuid: share for uuid in node.gpu_free}
+            node.gpu_free = dict.fromkeys(node.gpu_free, share)
 
     def add_group(self, group: str, tasks: Sequence[Task]) -> None:
         counts = self.groups.setdefault(group, GroupCounts())
@@ -230,13 +261,24 @@ class TaskPool:
         if self.deadline is not None and task.time_limit is not None:
             if time.time() + task.time_limit > self.deadline:
                 return None
+        if task.whole_nodes:
+            idle = [n for n in self.nodes if n.idle(self._gpu_share)]
+            return idle[0] if len(idle) >= task.whole_nodes else None
         for node in self.nodes:
             if node.fits(task):
                 return node
         return None
 
     def _launch(self, task: Task, node: _Node) -> None:
-        gpus = node.take(task)
+        env = task.env
+        if task.whole_nodes:
+            members = [n for n in self.nodes if n.idle(self._gpu_share)][: task.whole_nodes]
+            self._gangs[task.id] = [(n, n.take_all()) for n in members]
+            env = {**env, "PILOTKIT_NODES": ",".join(n.name for n in members),
+                   "PILOTKIT_NODES_COUNT": str(len(members))}  # fmt: skip
+            gpus: tuple[str, ...] = ()
+        else:
+            gpus = node.take(task)
         task.attempts += 1
         task.status = TaskStatus.RUNNING
         task.node = node.name
@@ -252,7 +294,7 @@ class TaskPool:
             cwd=str(tdir),
             stdout=str(tdir / f"attempt-{task.attempts}.out"),
             stderr=str(tdir / f"attempt-{task.attempts}.err"),
-            env=task.env,
+            env=env,
             cores=task.cores,
             gpus=list(gpus),
             time_limit=task.time_limit,
@@ -277,16 +319,24 @@ class TaskPool:
         if entry is None:
             return
         task, node, gpus = entry
-        node.give(task, gpus)
+        gang = self._gangs.pop(task.id, None)
+        if gang is not None:
+            for member, taken in gang:
+                member.give_all(taken)
+        else:
+            node.give(task, gpus)
         counts = self.groups[task.group]
         counts.running -= 1
+        if task.id in self._stopped and result.status in ("killed", "ok", "failed"):
+            self._stopped.discard(task.id)
+            result = msgspec.structs.replace(result, status="stopped")
         task.exit_code = result.exit_code
         task.outcome = result.status
         task.end = result.end
         if result.status == "lost":
             task.lost += 1
             retry = task.lost < self.CRASH_LIMIT and not self._draining
-        elif result.status not in ("ok", "killed"):
+        elif result.status not in ("ok", "killed", "stopped"):
             task.failures += 1
             retry = task.failures <= task.retries and not self._draining
         else:
@@ -298,7 +348,7 @@ class TaskPool:
                 self.queue.appendleft(task)  # it was running: let it go first
             else:
                 self.queue.append(task)
-        elif result.status == "ok":
+        elif result.status in ("ok", "stopped"):
             task.status = TaskStatus.DONE
             counts.done += 1
         elif result.status == "killed" and self._draining:
@@ -373,6 +423,13 @@ class TaskPool:
         if terminate:
             self.terminate_running(grace)
         self._check_done()
+
+    def terminate(self, task_id: str, grace: float | None = None) -> None:
+        """Stop one running task (a service the app no longer needs)."""
+        entry = self._running.get(task_id)
+        if entry is not None:
+            self._stopped.add(task_id)
+            entry[1].agent.terminate(task_id, self.grace if grace is None else grace)
 
     def terminate_running(self, grace: float | None = None) -> None:
         for task, node, _ in list(self._running.values()):

@@ -364,8 +364,19 @@ def _event_line(item: EventItem) -> str:
     t = data.pop("t", None)
     data.pop("pilot", None)
     stamp = time.strftime("%H:%M:%S", time.localtime(t)) if isinstance(t, (int, float)) else "-"
-    detail = " ".join(f"{k}={v}" for k, v in data.items() if not isinstance(v, (dict, list)) or k == "gpus")
+    detail = " ".join(f"{k}={_short(v)}" for k, v in data.items())
     return f"{item.seq:>7} {stamp} {kind:<15} {detail}"
+
+
+def _short(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".")
+    if isinstance(value, dict):
+        keys = ("name", "provider", "job_id", "cores", "nodes")
+        return "{" + ",".join(f"{k}={_short(value[k])}" for k in keys if k in value) + "}"
+    if isinstance(value, list):
+        return ",".join(_short(v) for v in value) if len(value) <= 4 else f"[{len(value)} items]"
+    return str(value)
 
 
 @click.command()
