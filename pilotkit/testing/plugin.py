@@ -71,3 +71,8 @@ def run_spec(pilotkit_plugins: Plugins, tmp_path: Path) -> RunSpec:
         return RunResult(outcome, events)
 
     return run
+
+
+from .slurm import slurm, slurm_cluster  # noqa: E402 - fixtures re-exported for pytest
+
+__all__ = ["RunResult", "pilotkit_plugins", "run_spec", "slurm", "slurm_cluster"]
