@@ -36,6 +36,7 @@ class LocalAgent(Agent):
     def __init__(self, node: NodeInfo, env: dict[str, str] | None = None) -> None:
         self.node = node
         self._env = dict(os.environ if env is None else env)
+        self._env_given = env is not None
         self._runner: ProcessRunner | None = None
         self._running: dict[str, _Running] = {}
         self._idle = asyncio.Event()
@@ -52,9 +53,9 @@ class LocalAgent(Agent):
     def launch(self, launch: TaskLaunch, on_exit: ExitCallback) -> None:
         runner = self._runner
         assert runner is not None, "agent not started"
-        env = self._env
-        if launch.env or launch.gpus:
-            env = dict(env)
+        env: dict[str, str] | None = None  # inherit: no environment to encode per task
+        if launch.env or launch.gpus or self._env_given:
+            env = dict(self._env)
             env.update(launch.env)
             if launch.gpus:
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(launch.gpus)

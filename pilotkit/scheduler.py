@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -133,6 +134,9 @@ class _Node:
 class TaskPool:
     """Queues tasks and runs them on the agents' free slots until all are finished."""
 
+    PREPARE_AHEAD = 256
+    """How many queued tasks get their directories and log files made ahead of time,
+    in a worker thread, so the dispatcher does not wait on the filesystem."""
     BACKFILL_WINDOW = 64
     """How far past a head task that fits nowhere the dispatcher looks for one that fits."""
     CRASH_LIMIT = 2
@@ -169,6 +173,9 @@ class TaskPool:
         self._gangs: dict[str, list[tuple[_Node, tuple[int, dict[str, int]]]]] = {}
         self._gpu_share = gpu_share
         self._stopped: set[str] = set()
+        self._to_prepare: collections.deque[Task] = collections.deque()
+        self._prepared: set[str] = set()
+        self._preparing: asyncio.Future[None] | None = None
         self._draining = False
         self._done = asyncio.get_running_loop().create_future()
         self._task_root = workdir / "tasks"
@@ -202,6 +209,7 @@ class TaskPool:
                         counts.failed += 1
                     continue
             self.queue.append(task)
+            self._to_prepare.append(task)
             queued += 1
         counts.total += len(tasks)
         counts.queued += queued
@@ -209,6 +217,29 @@ class TaskPool:
         if self._done.done():  # more work after an idle moment
             self._done = asyncio.get_running_loop().create_future()
         self._dispatch()
+        self._prepare_ahead()
+
+    def _prepare_ahead(self) -> None:
+        """Make the next queued tasks' directories and first log files in a thread."""
+        if self._preparing is not None or not self._to_prepare or self._draining:
+            return
+        if len(self._prepared) >= self.PREPARE_AHEAD:
+            return
+        batch: list[Task] = []
+        while self._to_prepare and len(batch) < self.PREPARE_AHEAD:
+            task = self._to_prepare.popleft()
+            if task.status is TaskStatus.QUEUED and task.attempts == 0:
+                batch.append(task)
+        if not batch:
+            return
+        ids = [t.id for t in batch]
+        self._prepared.update(ids)
+        self._preparing = asyncio.ensure_future(asyncio.to_thread(_make_task_dirs, self._task_root, ids))
+        self._preparing.add_done_callback(self._prepared_batch)
+
+    def _prepared_batch(self, future: asyncio.Future[None]) -> None:
+        self._preparing = None
+        self._prepare_ahead()
 
     # ---------------------------------------------------------------- state
 
@@ -244,6 +275,8 @@ class TaskPool:
                 queue.popleft()
                 self._launch(task, node)
                 continue
+            if not any(n.free_cores for n in nodes):
+                break
             # Backfill: a later task may fit where the head does not.
             for i in range(1, min(len(queue), self.BACKFILL_WINDOW)):
                 candidate = queue[i]
@@ -270,6 +303,9 @@ class TaskPool:
         return None
 
     def _launch(self, task: Task, node: _Node) -> None:
+        self._prepared.discard(task.id)
+        if len(self._prepared) < self.PREPARE_AHEAD // 2:
+            self._prepare_ahead()
         env = task.env
         if task.whole_nodes:
             members = [n for n in self.nodes if n.idle(self._gpu_share)][: task.whole_nodes]
@@ -438,3 +474,15 @@ class TaskPool:
     @property
     def draining(self) -> bool:
         return self._draining
+
+
+def _make_task_dirs(root: Path, task_ids: list[str]) -> None:
+    """Create each task's directory and its first attempt's log files (a worker thread)."""
+    for task_id in task_ids:
+        tdir = root / task_id
+        try:
+            tdir.mkdir(parents=True, exist_ok=True)
+            for name in ("attempt-1.out", "attempt-1.err"):
+                os.close(os.open(tdir / name, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
+        except OSError:
+            pass  # the agent makes it (and reports the error) when the task starts

@@ -31,7 +31,7 @@ class ProcessRunner:
         argv: Sequence[str],
         *,
         cwd: str,
-        env: Mapping[str, str],
+        env: Mapping[str, str] | None,
         stdout: str,
         stderr: str,
         on_exit: ExitHandler,

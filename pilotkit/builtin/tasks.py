@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 import random
 import shlex
 import string
@@ -165,17 +166,17 @@ def expand_group(
     time_limit = parse_duration(group.time_limit) if group.time_limit is not None else None
     env = {**(base_env or {}), **group.env}
     tasks: list[Task] = []
+    task_root = f"{workdir}{os.sep}tasks{os.sep}"
+    fixed = {"group": group.name, "spec_dir": str(spec_dir), "workdir": str(workdir)}
+    tokens: dict[int, list[str]] = {}  # split each distinct template once
     for index, (command, params) in enumerate(points):
         task_id = f"{group.name}-{index:0{width}d}"
-        values = {
-            "task_id": task_id,
-            "task_dir": str(workdir / "tasks" / task_id),
-            "index": index,
-            "group": group.name,
-            "spec_dir": str(spec_dir),
-            "workdir": str(workdir),
-            **params,
-        }
+        values = {"task_id": task_id, "task_dir": task_root + task_id, "index": index, **fixed, **params}
+        if not group.shell and isinstance(command, str):
+            split = tokens.get(id(command))
+            if split is None:
+                split = tokens[id(command)] = shlex.split(command)
+            command = split
         tasks.append(
             Task(
                 id=task_id,

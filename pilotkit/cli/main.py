@@ -257,6 +257,11 @@ from .daemon_commands import register_daemon_commands  # noqa: E402
 register_daemon_commands(cli)
 
 
+from .container import container  # noqa: E402
+
+cli.add_command(container)
+
+
 def main() -> None:
     cli(prog_name="pilotkit")
 
