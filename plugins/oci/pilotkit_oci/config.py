@@ -1,9 +1,9 @@
 """Pure builders of runc's ``config.json``.
 
-:func:`base_config` is written once per image by ``prepare``: the root filesystem
+:func:`base_config` is built once per image by ``prepare``: the root filesystem
 (read-only), namespaces, mounts, capabilities and rlimits. :func:`task_overlay` is what
-one task adds to it (argv, environment, working directory, binds, GPUs, MPI); it travels
-in the wrapper's argv and :func:`pilotkit_oci.run.apply_overlay` merges the two.
+one task changes (argv, environment, working directory, binds, GPUs, MPI), and
+:func:`apply_overlay` merges the two into the task's own config.
 """
 
 from __future__ import annotations
@@ -90,13 +90,35 @@ def base_config(rootfs: Path, opts: OciOptions, host: Host, *, rlimits: bool = T
         linux["resources"] = {"devices": [{"allow": False, "access": "rwm"}]}
     linux["maskedPaths"] = list(MASKED_PATHS)
     linux["readonlyPaths"] = list(READONLY_PATHS)
-    return {
+    config = {
         "ociVersion": OCI_VERSION,
         "root": {"path": str(rootfs), "readonly": True},
         "process": process,
         "mounts": base_mounts(host),
         "linux": linux,
     }
+    return fit_mounts(config)
+
+
+def fit_mounts(config: dict[str, Any]) -> dict[str, Any]:
+    """Adapt /proc and /dev/mqueue to the namespaces, for a user namespace's sake.
+
+    Inside a user namespace, a fresh proc (mqueue) can only be mounted in a PID (IPC)
+    namespace of its own. Without one, /proc is bound from the host and /dev/mqueue is
+    left out. As root, nothing changes.
+    """
+    kinds = {ns["type"] for ns in config["linux"]["namespaces"]}
+    if "user" not in kinds:
+        return config
+    mounts = []
+    for mount in config["mounts"]:
+        if mount["type"] == "proc" and "pid" not in kinds:
+            mount = bind("/proc", mount["destination"], "rbind", "nosuid", "noexec", "nodev")
+        elif mount["type"] == "mqueue" and "ipc" not in kinds:
+            continue
+        mounts.append(mount)
+    config["mounts"] = mounts
+    return config
 
 
 def base_mounts(host: Host) -> list[dict[str, Any]]:
@@ -172,10 +194,33 @@ def task_overlay(argv: Sequence[str], ctx: ContainerContext, opts: OciOptions) -
     mounts = [bind_mount(b) for b in ctx.binds]
     if ctx.mpi:
         mounts.append(bind("/dev/shm", "/dev/shm", "rbind", "rw"))
-        overlay["drop_namespaces"] = [ns for ns in MPI_SHARED_NAMESPACES if ns in opts.namespaces]
+        drop = [ns for ns in MPI_SHARED_NAMESPACES if ns in opts.namespaces]
+        if drop:
+            overlay["drop_namespaces"] = drop
     if mounts:
         overlay["mounts"] = mounts
     if ctx.gpus and opts.nvidia_hook:
         hook = {"path": opts.nvidia_hook, "args": [Path(opts.nvidia_hook).name, "prestart"]}
         overlay["hooks"] = {"prestart": [hook]}
     return overlay
+
+
+def apply_overlay(config: dict[str, Any], task: dict[str, Any]) -> dict[str, Any]:
+    """Merge a task overlay into ``config`` (in place; returned for convenience)."""
+    process = config["process"]
+    process["args"] = list(task["args"])
+    if task.get("env"):
+        env = dict(item.split("=", 1) for item in process.get("env", []))
+        env.update(task["env"])
+        process["env"] = [f"{key}={value}" for key, value in env.items()]
+    if task.get("cwd"):
+        process["cwd"] = task["cwd"]
+    config["mounts"] = [*config.get("mounts", []), *task.get("mounts", [])]
+    drop = set(task.get("drop_namespaces", ()))
+    if drop:
+        linux = config["linux"]
+        linux["namespaces"] = [ns for ns in linux["namespaces"] if ns["type"] not in drop]
+        fit_mounts(config)
+    for stage, hooks in task.get("hooks", {}).items():
+        config.setdefault("hooks", {}).setdefault(stage, []).extend(hooks)
+    return config

@@ -34,7 +34,8 @@ class OciOptions(msgspec.Struct, forbid_unknown_fields=True):
     state_dir: str | None = None
     """Where the base bundle and the per-task bundles go; default: under the pilot's workdir."""
     namespaces: list[str] = msgspec.field(default_factory=lambda: ["pid", "ipc", "uts", "mount"])
-    """New namespaces. No ``network``: tasks share the host's network to reach the pilot."""
+    """New namespaces. No ``network``: tasks share the host's network to reach the pilot.
+    With ``pid`` the task is PID 1 and gets only the signals it handles."""
     rlimits: dict[str, int] = msgspec.field(default_factory=lambda: {"RLIMIT_NOFILE": 1048576})
     """Soft and hard limits to set; dropped when this machine cannot set them (probed)."""
     capabilities: list[str] = msgspec.field(default_factory=lambda: list(DEFAULT_CAPABILITIES))

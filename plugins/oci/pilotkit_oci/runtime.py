@@ -1,20 +1,24 @@
 """The plain OCI runtime: runc on an unpacked root filesystem.
 
-``prepare`` turns the image directory into an OCI bundle, ``DIR/config.json``, with the
-image as its read-only root, and checks by running a container once that runc works
-here (see :mod:`pilotkit_oci.probe`). A task's argv, environment, working directory and
-binds differ from task to task, so ``wrap`` does not return a runc command line: it
-returns the argv of a small wrapper, :mod:`pilotkit_oci.run`, given the bundle directory
-and the task's part of the config as JSON. The wrapper writes the task's own bundle
-under a unique container id and then *becomes* ``runc run`` (exec), so the task's exit
-status and signals pass through runc unchanged; a janitor it forks removes the bundle
-(and the container, if runc was killed) when runc has gone.
+``prepare`` writes the image's OCI bundle, ``STATE/config.json`` with the image
+directory as its read-only root, keeps that base config in memory, and runs one
+container from it to check that runc works here (see :mod:`pilotkit_oci.probe`).
 
-``wrap`` stays a pure function of its arguments; all writing happens in the wrapper.
+A task's argv, environment, working directory and binds differ from task to task, and
+a runc bundle is a directory, so ``wrap`` cannot return a plain runc command line.
+It merges the task into the base config itself (no I/O: ``wrap`` stays a pure function
+of its arguments and of what ``prepare`` left in memory) and returns the argv of a
+small wrapper, :mod:`pilotkit_oci.run`, that carries the task's complete config. Run,
+the wrapper writes it to a fresh bundle under a unique container id and then *becomes*
+``runc run`` (exec), so the task's exit status and signals pass through runc unchanged;
+a janitor it forks removes the bundle (and the container, if runc was killed) once
+runc has gone. Nothing the wrapper needs lives in ``STATE`` but the bundles it writes,
+so another node only needs the same paths to runc and to the image.
 """
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import logging
@@ -23,6 +27,7 @@ import re
 import shutil
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,35 +37,55 @@ from pilotkit.interfaces import ContainerContext, ContainerRuntime, PilotContext
 from pilotkit.proc import run_command
 
 from . import probe, run
-from .config import Host, base_config, task_overlay
+from .config import Host, apply_overlay, base_config, task_overlay
 from .options import OciOptions, options_of
 
 PURPOSE = "the oci container runtime"
 WRAPPER = Path(run.__file__).resolve()
-"""Run as a file (``python -I -S``), not as ``-m``: that would import pilotkit first."""
+"""Run as a file with ``-I -S``, not with ``-m``: that would import pilotkit first."""
 
 log = logging.getLogger("pilotkit.oci")
 
 
+@dataclass
+class Prepared:
+    """What ``prepare`` left for ``wrap``: the base config and where runc keeps things."""
+
+    config: dict[str, Any]
+    runc: str
+    root: str
+    """runc's state directory (``--root``)."""
+    bundles: str
+    """Where the wrapper writes per-task bundles."""
+    run_args: list[str]
+    options: OciOptions
+    """The spec's options, for tasks whose context carries none."""
+
+
 def parse_version(text: str) -> str:
     """The version in ``runc --version`` output (``runc version 1.1.5+ds1``)."""
-    match = re.search(r"version\s+(\S+)", text) or re.search(r"\d+(?:\.\d+)+\S*", text)
-    if match is None:
-        return "unknown"
-    return match.group(1) if match.re.groups else match.group(0)
+    match = re.search(r"version\s+(\S+)", text)
+    if match:
+        return match.group(1)
+    match = re.search(r"\d+(?:\.\d+)+\S*", text)
+    return match.group(0) if match else "unknown"
 
 
 class OciRuntime(ContainerRuntime):
-    """Runs each task with runc, in its own bundle derived from the image's base bundle."""
+    """Runs each task with runc, in a bundle of its own made from the image's base config."""
 
     id = "oci"
     binaries = ("runc",)
     description = "runc on an unpacked image directory (read-only root, host network)"
     Options = OciOptions
 
-    _runc: str | None = None
-    rlimits_supported: bool | None = None
-    """What the probe found: False when runc could not set rlimits here (and they were dropped)."""
+    rlimits_supported: bool | None
+    """What the probe found: False where runc may not set rlimits (they were dropped)."""
+
+    def __init__(self) -> None:
+        self.rlimits_supported = None
+        self._runc: str | None = None
+        self._prepared: dict[str, Prepared] = {}
 
     async def detect(self) -> RuntimeInfo:
         path = shutil.which(self.binaries[0])
@@ -71,30 +96,27 @@ class OciRuntime(ContainerRuntime):
         return RuntimeInfo(binary=path, version=parse_version(done.stdout))
 
     async def prepare(self, image: StagedImage, ctx: PilotContext) -> StagedImage:
-        """Write the base bundle for ``image`` and probe runc with it once."""
+        """Write the base bundle for ``image``, and probe runc with it once."""
         opts = options_of(getattr(ctx.spec, "runtime_options", None))
         rootfs = rootfs_of(image)
         if self._runc is None:
             await self.detect()
         assert self._runc is not None
         state = Path(opts.state_dir) if opts.state_dir else ctx.workdir / "oci" / bundle_name(image)
-        meta: dict[str, Any] = {
-            "runc": self._runc,
-            "root": str(Path(opts.root) if opts.root else state / "runc"),
-            "bundles": str(state / "bundles"),
-            "run_args": list(opts.extra_args),
-        }
-        for key in ("root", "bundles"):
-            Path(meta[key]).mkdir(parents=True, exist_ok=True)
-        (state / run.META).write_text(json.dumps(meta, indent=1))
+        root = Path(opts.root) if opts.root else state / "runc"
+        for path in (root, state / "bundles"):
+            path.mkdir(parents=True, exist_ok=True)
         host = host_of(rootfs, opts)
         try:
             config = base_config(rootfs, opts, host, rlimits=self.rlimits_supported is not False)
         except ValueError as exc:
             raise PilotkitError(f"oci runtime: {exc}") from None
-        write_config(state, config)
         prepared = StagedImage(ref=image.ref, path=state, format="oci-bundle", digest=image.digest)
-        probe_argv = self.wrap(probe.PROBE_ARGV, ContainerContext(image=prepared))
+        self._prepared[str(state)] = Prepared(
+            config, self._runc, str(root), str(state / "bundles"), opts.extra_args, opts
+        )
+        write_config(state, config)
+        probe_argv = self.wrap(probe.PROBE_ARGV, ContainerContext(image=prepared, options=opts))
         result = await probe.probe(probe_argv)
         if result.rlimits_refused and "rlimits" in config["process"]:
             self.rlimits_supported = False
@@ -103,29 +125,53 @@ class OciRuntime(ContainerRuntime):
             message = "runc may not set rlimits here (no CAP_SYS_RESOURCE): tasks keep the pilot's limits"
             log.warning(message)
             ctx.emit(Log(pilot=ctx.pilot_id, level="warning", message=message, source="oci"))
-            result = await probe.probe(probe_argv)
+            result = await probe.probe(
+                self.wrap(probe.PROBE_ARGV, ContainerContext(image=prepared, options=opts))
+            )
         elif result.ok and "rlimits" in config["process"]:
             self.rlimits_supported = True
         if not result.ok:
             raise PilotkitError(f"runc cannot start a container from {rootfs}: {result.detail}")
         return prepared
 
+    def prepared(self, image: StagedImage, options: OciOptions | None = None) -> Prepared:
+        """What :meth:`prepare` left for ``image`` (the image it returned).
+
+        A directory image that never went through ``prepare`` (as in the contract tests)
+        still gets a config: the defaults, without host files, and with rlimits only if
+        a probe has shown that runc may set them; runc is then found on ``PATH`` and
+        bundles go under ``$TMPDIR/pilotkit-oci-<uid>``.
+        """
+        found = self._prepared.get(str(image.path)) if image.format == "oci-bundle" else None
+        if found is not None:
+            return found
+        if image.format != "dir":
+            raise ValueError(
+                f"oci runtime: image '{image.ref}' has not been through this runtime's prepare()"
+            )
+        opts = options or OciOptions()
+        host = Host(uid=os.geteuid(), gid=os.getegid())
+        config = base_config(
+            Path(os.path.abspath(image.path)), opts, host, rlimits=self.rlimits_supported is True
+        )
+        state = Path(os.environ.get("TMPDIR") or "/tmp") / f"pilotkit-oci-{host.uid}"
+        root = opts.root or str(state / "runc")
+        return Prepared(config, self._runc or "runc", root, str(state / "bundles"), opts.extra_args, opts)
+
     def wrap(self, argv: Sequence[str], ctx: ContainerContext) -> list[str]:
         """The wrapper's argv for one task (see :mod:`pilotkit_oci.run`)."""
-        if ctx.image.format != "oci-bundle" or not ctx.image.path.is_absolute():
-            raise ValueError(f"oci runtime: image '{ctx.image.ref}' has not been through prepare()")
-        overlay = task_overlay(argv, ctx, options_of(ctx.options))
-        task = json.dumps(overlay, separators=(",", ":"))
+        opts = None if ctx.options is None else options_of(ctx.options)
+        prepared = self.prepared(ctx.image, opts)
+        opts = opts or prepared.options
+        config = apply_overlay(copy.deepcopy(prepared.config), task_overlay(argv, ctx, opts))
         return [
-            sys.executable,
-            "-I",
-            "-S",
-            str(WRAPPER),
-            "--bundle-base",
-            str(ctx.image.path),
-            "--task",
-            task,
-        ]
+            sys.executable, "-I", "-S", str(WRAPPER),
+            "--runc", prepared.runc,
+            "--root", prepared.root,
+            "--bundles", prepared.bundles,
+            "--config", json.dumps(config, separators=(",", ":")),
+            *(["--", *prepared.run_args] if prepared.run_args else []),
+        ]  # fmt: skip
 
 
 def rootfs_of(image: StagedImage) -> Path:

@@ -1,0 +1,15 @@
+"""pilotkit's contract tests for container runtime plugins."""
+
+from __future__ import annotations
+
+import pytest
+from pilotkit_podman_hpc import PodmanHpcRuntime
+
+from pilotkit.interfaces import ContainerRuntime
+from pilotkit.testing.contracts import RuntimeContract
+
+
+class TestContract(RuntimeContract):
+    @pytest.fixture
+    def runtime_cls(self) -> type[ContainerRuntime]:
+        return PodmanHpcRuntime
