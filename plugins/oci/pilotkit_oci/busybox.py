@@ -61,3 +61,23 @@ def build_busybox_rootfs(dest: Path, busybox: Path = BUSYBOX) -> Path:
     for name in ("hosts", "resolv.conf"):
         (dest / "etc" / name).touch()
     return dest
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m pilotkit_oci.busybox DEST``: build the busybox image at DEST."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    if len(args) != 1:
+        print("usage: python -m pilotkit_oci.busybox DEST", file=sys.stderr)
+        return 2
+    try:
+        print(build_busybox_rootfs(Path(args[0])))
+    except PilotkitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
