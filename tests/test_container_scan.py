@@ -61,3 +61,18 @@ async def test_scan_runs_in_busybox_across_slurm_nodes(
     results = run.results()
     assert {r.status for r in results} == {"ok"} and len(results) == 10
     assert {r.node for r in results} == {"node1", "node2", "node3"}
+
+
+def test_container_run_one_shot(busybox_image: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-m", "pilotkit.cli.main", "container", "run", "--image", str(busybox_image),
+         "--exec", "echo hello from; ls /bin/busybox", "--workdir", str(tmp_path / "w")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert out.stdout == "hello from\n/bin/busybox\n"
+    assert f"output: {tmp_path / 'w' / 'tasks' / 'exec-0' / 'attempt-1.out'}" in out.stderr
+    assert "runtime = \"oci\"" in (tmp_path / "w" / "spec.toml").read_text()
