@@ -41,10 +41,19 @@ T = TypeVar("T")
 
 @dataclass
 class Registered(Generic[T]):
-    """A class a plugin registered, and which plugin it came from."""
+    """A class a plugin registered, and which plugin it came from. A lazy registration
+    names the class (``module:Class``) and is imported on first use."""
 
-    cls: type[T]
+    cls: type[T] | None
     plugin: str
+    target: str | None = None
+    attrs: dict[str, Any] = field(default_factory=dict)
+
+    def attr(self, name: str, default: Any = None) -> Any:
+        """A class attribute, without importing a lazy class."""
+        if self.cls is not None:
+            return getattr(self.cls, name, default)
+        return self.attrs.get(name, default)
 
 
 @dataclass
@@ -90,6 +99,19 @@ class Register(Generic[T]):
         if other is not None and other.cls is not cls:
             raise PluginError(f"{self.plugin}: {self.kind} '{ident}' is already registered by {other.plugin}")
         self.table[ident] = Registered(cls, self.plugin)
+        self.added.append(ident)
+
+    def lazy(self, ident: str, target: str, **attrs: Any) -> None:
+        """Register the class at ``target`` (``module:Class``) under ``ident`` without
+        importing it: it is imported when a spec first uses it. Give here the class
+        attributes pilotkit reads before that (a stager's ``schemes``, a runtime's
+        ``binaries``). Keeps ``pilotkit`` start-up fast when a plugin's module is heavy."""
+        if ":" not in target:
+            raise PluginError(f"{self.plugin}: lazy target '{target}' is not 'module:Class'")
+        other = self.table.get(ident)
+        if other is not None and other.target != target:
+            raise PluginError(f"{self.plugin}: {self.kind} '{ident}' is already registered by {other.plugin}")
+        self.table[ident] = Registered(None, self.plugin, target, dict(attrs, id=ident))
         self.added.append(ident)
 
 
@@ -208,7 +230,27 @@ class Plugins:
         entry = table.get(ident)
         if entry is None:
             raise PluginError(unknown_message(kind[:-1], ident, table))
-        return entry.cls
+        return self.resolve(kind, entry)
+
+    def resolve(self, kind: str, entry: Registered[Any]) -> type[Any]:
+        """The class of a registration, importing it if it was registered lazily."""
+        if entry.cls is not None:
+            return entry.cls
+        assert entry.target is not None
+        module_name, _, attr = entry.target.partition(":")
+        try:
+            cls = getattr(importlib.import_module(module_name), attr)
+        except Exception as exc:
+            message = f"cannot import {entry.target}: {type(exc).__name__}: {exc}"
+            if entry.plugin in self.info:
+                self.info[entry.plugin].error = message
+            raise PluginError(f"plugin {entry.plugin}: {message}") from None
+        base = _KINDS[kind][1]
+        ident = entry.attrs.get("id")
+        if not (isinstance(cls, type) and issubclass(cls, base)) or getattr(cls, "id", None) != ident:
+            raise PluginError(f"plugin {entry.plugin}: {entry.target} is not a {base.__name__} with id '{ident}'")
+        entry.cls = cls
+        return cls
 
     def provider(self, ident: str) -> type[Provider]:
         return self.get("providers", ident)
@@ -228,8 +270,8 @@ class Plugins:
     def stager_for(self, ref: str) -> type[Stager] | None:
         scheme = ref.split("://", 1)[0] if "://" in ref else "file"
         for entry in self.tables["stagers"].values():
-            if scheme in entry.cls.schemes:
-                return entry.cls
+            if scheme in (entry.attr("schemes") or ()):
+                return self.resolve("stagers", entry)
         return None
 
     @property

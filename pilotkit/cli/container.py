@@ -44,7 +44,7 @@ def pick_runtime(available: list[str]) -> str:
         entry = plugins.tables["runtimes"].get(ident)
         if entry is None:
             continue
-        binaries = getattr(entry.cls, "binaries", ()) or (ident,)
+        binaries = entry.attr("binaries") or (ident,)
         if any(shutil.which(b) for b in binaries):
             return ident
     raise PilotkitError(

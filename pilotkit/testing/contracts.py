@@ -46,7 +46,7 @@ def _check_registered(cls: type[Any], kind: str) -> None:
     plugins = Plugins().load()
     entry = plugins.tables[kind].get(cls.id)
     assert entry is not None, f"{cls.id} is not registered through an installed plugin"
-    assert entry.cls is cls
+    assert plugins.resolve(kind, entry) is cls
 
 
 class RuntimeContract:

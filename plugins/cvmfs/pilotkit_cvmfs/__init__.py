@@ -1,0 +1,33 @@
+"""pilotkit-cvmfs: run ``docker://`` images that CVMFS publishes unpacked.
+
+``docker://`` references select it when the spec names no stager; the keys it accepts
+are :class:`~pilotkit_cvmfs.stager.CvmfsOptions`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pilotkit
+
+from .refs import DockerRef, parse_docker_ref, unpacked_path
+from .stager import CvmfsOptions, CvmfsStager
+
+if TYPE_CHECKING:
+    from pilotkit.interfaces import Stager
+    from pilotkit.plugins import Register
+
+__all__ = [
+    "CvmfsOptions",
+    "CvmfsStager",
+    "DockerRef",
+    "parse_docker_ref",
+    "pilotkit_register_stagers",
+    "unpacked_path",
+]
+
+
+@pilotkit.hookimpl
+def pilotkit_register_stagers(register: Register[Stager]) -> None:
+    """Register :class:`CvmfsStager`."""
+    register(CvmfsStager)

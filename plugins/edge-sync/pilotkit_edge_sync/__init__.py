@@ -1,0 +1,24 @@
+"""pilotkit-edge-sync: copy an image from this machine to a site's shared-filesystem cache.
+
+``sync://`` references select it when the spec names no stager; the keys it accepts
+are :class:`~pilotkit_edge_sync.options.EdgeSyncOptions`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pilotkit
+
+if TYPE_CHECKING:
+    from pilotkit.interfaces import Stager
+    from pilotkit.plugins import Register
+
+__all__ = ["pilotkit_register_stagers"]
+
+
+@pilotkit.hookimpl
+def pilotkit_register_stagers(register: Register[Stager]) -> None:
+    """Register :class:`~pilotkit_edge_sync.stager.EdgeSyncStager`, imported on first use
+    (it brings in asyncssh)."""
+    register.lazy("edge-sync", "pilotkit_edge_sync.stager:EdgeSyncStager", schemes=("sync",))

@@ -1,0 +1,26 @@
+"""pilotkit-pull: stage an image with the container runtime's own ``pull``.
+
+It handles no reference scheme by default: select it with ``[image] stager = "pull"``.
+The keys it accepts are :class:`~pilotkit_pull.stager.PullOptions`.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pilotkit
+
+from .commands import PullPlan, plan_pull
+from .stager import PullOptions, PullStager
+
+if TYPE_CHECKING:
+    from pilotkit.interfaces import Stager
+    from pilotkit.plugins import Register
+
+__all__ = ["PullOptions", "PullPlan", "PullStager", "pilotkit_register_stagers", "plan_pull"]
+
+
+@pilotkit.hookimpl
+def pilotkit_register_stagers(register: Register[Stager]) -> None:
+    """Register :class:`PullStager`."""
+    register(PullStager)
