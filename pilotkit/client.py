@@ -503,12 +503,12 @@ async def _ssh_client(target: Target) -> Client:
         raise PilotkitError(f"ssh {where}: cannot connect: {exc}") from None
     try:
         paths = [target.socket] if target.socket else await _remote_sockets(conn, target)
-        last: str | None = None
+        tried: list[str] = []
         for path in paths:
             try:
                 reader, writer = await conn.open_unix_connection(path)
             except asyncssh.ChannelOpenError as exc:
-                last = f"{path}: {exc.reason}"
+                tried.append(f"{path}: {exc.reason}")
                 continue
 
             async def close_connection() -> None:
@@ -517,7 +517,7 @@ async def _ssh_client(target: Target) -> Client:
                     await asyncio.wait_for(conn.wait_closed(), 2.0)
 
             return Client(reader, writer, where=f"{where}:{path}", on_close=close_connection)
-        raise PilotkitError(f"ssh {where}: no pilotkit daemon is running there ({last})")
+        raise PilotkitError(f"ssh {where}: no pilotkit daemon is running there (tried {'; '.join(tried)})")
     except BaseException:
         conn.close()
         raise

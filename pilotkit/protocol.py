@@ -301,7 +301,7 @@ class EventsParams(msgspec.Struct, kw_only=True):
     pilot: str | None = None
     """None: every pilot."""
     since: int = 0
-    """Replay stored events with a sequence number above this one first."""
+    """Replay stored events with a sequence number above this one first (-1: none)."""
     follow: bool = True
     """Then stream live events (until the pilot finishes, for one pilot)."""
     types: list[str] | None = None

@@ -7,11 +7,8 @@ against this machine's daemon by default, or another machine's with ``--host``.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -61,6 +58,8 @@ def with_client(fn: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., T]:
 
     @functools.wraps(fn)
     def wrapper(**kwargs: Any) -> T:
+        import asyncio
+
         from ..client import Target, open_client
 
         host = kwargs.pop("host")
@@ -165,6 +164,8 @@ def daemon(
 
 def _detach(tcp: str | None, tls_cert: Path | None, tls_key: Path | None, shutdown_timeout: float) -> None:
     """Start the daemon in a new session, in the background; return once it listens."""
+    import subprocess
+
     from ..protocol import runtime_dir, state_dir
 
     argv = [sys.executable, "-m", "pilotkit.cli.main", "daemon", "--no-log-console",
@@ -196,6 +197,8 @@ def _detach(tcp: str | None, tls_cert: Path | None, tls_key: Path | None, shutdo
 
 
 def _accepts(path: Path) -> bool:
+    import socket
+
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         try:
             s.connect(str(path))
@@ -224,7 +227,7 @@ async def submit(client: Client, spec: Path, workdir: Path | None, wait: bool, a
     With --wait, exit codes are those of 'pilotkit run': 0 done, 1 failed, 3 walltime
     expired, 130 cancelled.
     """
-    text = await asyncio.to_thread(spec.read_text)
+    text = spec.read_text()  # a small local file, read before anything else happens
     result = await client.submit(
         text, path=str(spec.resolve()), workdir=str(workdir.resolve()) if workdir else None
     )

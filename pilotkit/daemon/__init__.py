@@ -7,6 +7,7 @@ Modules:
 - :mod:`~pilotkit.daemon.store`: SQLite in WAL mode behind one writer thread.
 - :mod:`~pilotkit.daemon.migrations`: the schema, as append-only named migrations.
 - :mod:`~pilotkit.daemon.pilots`: pilot records, live runs, event recording, recovery.
+- :mod:`~pilotkit.daemon.recovery`: reading a workdir back after a crash.
 - :mod:`~pilotkit.daemon.reattach`: the seam for batch pilots that outlive the daemon.
 - :mod:`~pilotkit.daemon.dispatch`: the method table and the handlers.
 - :mod:`~pilotkit.daemon.transport`: framing, unix and TCP listeners, connections.

@@ -312,8 +312,12 @@ class Api:
         types = frozenset(params.types) if params.types else None
         accept: Callable[[EventItem], bool] | None = None
         if types is not None:
+            # A one-pilot stream still takes the pilot's state changes: it ends on the last.
+            wanted = types | {"pilot-state"} if pilot_id is not None else types
+
             def accept(item: EventItem) -> bool:
-                return item[1] in types
+                return item[1] in wanted
+
         sub: Subscription[EventItem] = Subscription(self.EVENTS_CAPACITY, accept)
         live = params.follow and not finished
         if live:
@@ -325,7 +329,7 @@ class Api:
                 last = await self._replay(conn, sub_id, pilot_id, params.since, upto, types)
                 reason = "replayed"
                 if live:
-                    reason = await self._live_events(conn, sub_id, sub, pilot_id, last)
+                    reason = await self._live_events(conn, sub_id, sub, pilot_id, last, types)
                 await conn.send(encode_frame(StreamEnd(sub=sub_id, reason=reason)))
             finally:
                 if live:
@@ -337,6 +341,8 @@ class Api:
         self, conn: Connection, sub_id: int, pilot_id: str | None, since: int, upto: int,
         types: frozenset[str] | None,
     ) -> int:
+        if since < 0:
+            return upto  # live events only
         last = since
         if last >= upto:
             return max(last, upto)
@@ -359,7 +365,8 @@ class Api:
         return upto
 
     async def _live_events(
-        self, conn: Connection, sub_id: int, sub: Subscription[EventItem], pilot_id: str | None, last: int
+        self, conn: Connection, sub_id: int, sub: Subscription[EventItem], pilot_id: str | None, last: int,
+        types: frozenset[str] | None,
     ) -> str:
         while True:
             batch = await sub.take()
@@ -374,7 +381,8 @@ class Api:
                 seq, etype, data = item
                 if seq <= last:
                     continue
-                frames.append(encode_frame(StreamEvent(sub=sub_id, seq=seq, event=msgspec.Raw(data))))
+                if types is None or etype in types:
+                    frames.append(encode_frame(StreamEvent(sub=sub_id, seq=seq, event=msgspec.Raw(data))))
                 if pilot_id is not None and etype == "pilot-state":
                     ended = ended or _state_decoder.decode(data).state in TERMINAL
             if frames:

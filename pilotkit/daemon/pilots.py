@@ -18,16 +18,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import os
-import signal
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import msgspec
-import psutil
 
 from ..errors import PilotkitError
 from ..events import (
@@ -59,13 +55,13 @@ from ..protocol import (
     TasksParams,
     TasksResult,
 )
-from ..results import TaskResult, read_results
 from ..scheduler import Resume
 from ..spec import ResolvedSpec, parse_spec
 from ..states import TaskStatus
 from ..types import Allocation, NodeInfo
 from .metrics import MetricsBuffer
 from .reattach import DetachFlag, detachable, reattach
+from .recovery import kill_orphans, latest_results, launched_attempts, read_results_quietly, repair_results
 from .store import Store
 from .streams import Hub
 
@@ -262,7 +258,18 @@ class PilotManager:
             await self._finish(record, state, f"drained (the daemon {why} while it was draining)")
             return
         attempts = await self._attempts(record.id)
-        finished = sum(1 for r in latest.values() if r.status != "cancelled")
+        # Task events reach the database in groups every few milliseconds, so a crash can
+        # lose the start of an attempt; its files in the task dir cannot be lost.
+        done = {t for t, r in latest.items() if r.status != "cancelled"}
+        launched = await asyncio.to_thread(launched_attempts, Path(record.workdir), done)
+        unrecorded = sorted(f"{t} #{n}" for t, n in launched.items() if n > attempts.get(t, 0))
+        for task, n in launched.items():
+            attempts[task] = max(n, attempts.get(task, 0))
+        if unrecorded:
+            lost += len(unrecorded)
+            self.pilot_log(record, "warn", f"attempts started but not recorded before the crash, lost: "
+                           f"{', '.join(unrecorded)}")
+        finished = len(done)
         self.pilot_log(
             record, "info",
             f"resuming after the daemon {why}: {finished} task(s) finished, {lost} lost and re-queued",
@@ -368,7 +375,8 @@ class PilotManager:
             record.state, record.reason = "failed", f"internal error: {exc}"
         finally:
             self.live.pop(record.id, None)
-            record.progress = self.groups(record, live)
+            if live.detach is None or not live.detach.detached:
+                record.progress = self.groups(record, live)
             record.updated = time.time()
             if live.suspended:
                 if live.local:
@@ -381,6 +389,8 @@ class PilotManager:
             with contextlib.suppress(Exception):
                 await self.store.commit(_INSERT_PILOT, record.row())
             self.metrics.forget(record.id)
+            for key in [k for k in self.heartbeats if k[0] == record.id]:
+                del self.heartbeats[key]
             live.done.set()
 
     async def _finish(self, record: PilotRecord, state: str, reason: str) -> None:
@@ -392,6 +402,8 @@ class PilotManager:
     # ------------------------------------------------------------------ events
 
     def _on_event(self, live: LivePilot, event: Event) -> None:
+        if live.detach is not None and live.detach.detached:
+            return  # only the daemon's side winds down; the allocation carries on
         if live.suspended and isinstance(event, PilotStateChanged) and event.state in TERMINAL:
             return  # winding down for a daemon stop: suspended, not finished
         self.record_event(live.record, event)
@@ -538,8 +550,11 @@ class PilotManager:
         return RetryResult(pilot=record.id, requeued=requeued, run=record.run)
 
     def heartbeat(self, sample: MetricSample) -> None:
-        if sample.pilot not in self.records:
+        record = self.records.get(sample.pilot)
+        if record is None:
             raise ApiError(ErrorCode.NOT_FOUND, f"no pilot '{sample.pilot}'")
+        if record.terminal:
+            raise ApiError(ErrorCode.INVALID_STATE, f"pilot {record.id} has finished ({record.state})")
         self.heartbeats[(sample.pilot, sample.node)] = time.time()
         self.metrics.add(sample)
 
@@ -628,7 +643,7 @@ class PilotManager:
         return TasksResult(total=len(infos), offset=offset, tasks=infos[offset:offset + limit])
 
     async def _stored_tasks(self, record: PilotRecord) -> list[TaskInfo]:
-        results = await asyncio.to_thread(_read_results_quietly, record.results_path)
+        results = await asyncio.to_thread(read_results_quietly, record.results_path)
         latest = latest_results(results)
         out: dict[str, TaskInfo] = {}
         for r in latest.values():
@@ -682,6 +697,7 @@ class PilotManager:
             record = live.record
             live.suspended = True
             if live.detach is not None:
+                record.progress = self.groups(record, live)
                 live.detach.detached = True
                 record.attached = False
                 job = f"job {record.job_id}" if record.job_id else "its allocation"
@@ -748,104 +764,3 @@ def _attempt_status(status: str, ended: float | None) -> str:
 
 def _int(value: object) -> int | None:
     return int(value) if isinstance(value, (int, float)) else None
-
-
-# --------------------------------------------------------------------------- files
-
-
-def latest_results(results: Iterable[TaskResult]) -> dict[str, TaskResult]:
-    """The last result of each task (a retried task has several lines)."""
-    return {r.task: r for r in results}
-
-
-def _read_results_quietly(path: Path) -> list[TaskResult]:
-    try:
-        return read_results(path)
-    except FileNotFoundError:
-        return []
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return _read_tolerant(path)
-
-
-def _read_tolerant(path: Path) -> list[TaskResult]:
-    decoder = msgspec.json.Decoder(TaskResult)
-    out: list[TaskResult] = []
-    with open(path, "rb") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.endswith(b"\n"):
-                break
-            try:
-                out.append(decoder.decode(line))
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                log.warning("%s:%d: unreadable result skipped", path, number)
-    return out
-
-
-def repair_results(path: Path, log_path: Path | None = None) -> list[TaskResult]:
-    """Cut a torn last line off a results file (a crash mid-write) so appending resumes
-    on a clean line, and end the pilot log with a newline; returns the results."""
-    if log_path is not None:
-        _end_with_newline(log_path)
-    try:
-        dropped = _truncate_torn(path)
-    except FileNotFoundError:
-        return []
-    if dropped:
-        log.warning("%s: dropped a torn last record (%d bytes)", path, dropped)
-    return _read_results_quietly(path)
-
-
-def _truncate_torn(path: Path) -> int:
-    """Cut everything after the last newline; returns how many bytes went."""
-    with open(path, "rb+") as f:
-        size = f.seek(0, os.SEEK_END)
-        pos, keep = size, 0
-        while pos > 0:
-            step = min(65536, pos)
-            f.seek(pos - step)
-            cut = f.read(step).rfind(b"\n")
-            if cut >= 0:
-                keep = pos - step + cut + 1
-                break
-            pos -= step
-        if keep < size:
-            f.truncate(keep)
-        return size - keep
-
-
-def _end_with_newline(path: Path) -> None:
-    try:
-        with open(path, "rb+") as f:
-            f.seek(0, os.SEEK_END)
-            if f.tell() == 0:
-                return
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                f.write(b"\n")
-    except FileNotFoundError:
-        return
-
-
-def kill_orphans(workdir: Path) -> int:
-    """Kill task processes a dead daemon left running (their cwd is in the workdir's
-    task dirs; each leads its own process group). Returns how many were found."""
-    root = str((workdir / "tasks").resolve()) + os.sep
-    me, uid, my_group = os.getpid(), os.getuid(), os.getpgrp()
-    found = 0
-    for proc in psutil.process_iter(["uids"]):
-        try:
-            if proc.pid == me or proc.info["uids"].real != uid:
-                continue
-            cwd = proc.cwd()
-        except (psutil.Error, OSError):
-            continue
-        if not (cwd + os.sep).startswith(root):
-            continue
-        found += 1
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            group = os.getpgid(proc.pid)
-            if group not in (my_group, 0):
-                os.killpg(group, signal.SIGKILL)
-            else:
-                os.kill(proc.pid, signal.SIGKILL)
-    return found

@@ -102,6 +102,8 @@ class Store:
 
     LINGER = 0.005
     """Seconds a plain write waits for others to share its transaction."""
+    BACKLOG_WARNING = 100_000
+    """Queued writes that mean the disk cannot keep up (logged once per episode)."""
 
     def __init__(self, path: Path, *, mounts: Path = Path("/proc/mounts")) -> None:
         self.path = path
@@ -212,6 +214,8 @@ class Store:
                 raise RuntimeError("store closed")
             wake = not self._ops or (urgent and not self._urgent)
             self._ops.append(op)
+            if len(self._ops) == self.BACKLOG_WARNING:
+                log.warning("%d writes wait for the state database: the disk is not keeping up", len(self._ops))
             if urgent:
                 self._urgent = True
             if wake:

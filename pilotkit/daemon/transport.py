@@ -99,6 +99,8 @@ class Connection:
                 await self.dispatcher.handle(self, body)
         except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, OSError):
             pass  # the peer went away, mid-frame or not
+        except Exception:  # a bug: this connection goes, the daemon stays
+            log.exception("%s: connection failed", self.peer)
         finally:
             await self.close()
 

@@ -16,7 +16,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from pilotkit.protocol import HEADER, Request, decode_server, encode_frame
+from pilotkit.protocol import HEADER, ErrorReply, Request, decode_server, encode_frame
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "share" / "examples"
@@ -47,10 +47,11 @@ def free_port() -> int:
 class DaemonProcess:
     """One daemon (started and stopped at will) with its own dirs under ``base``."""
 
-    def __init__(self, base: Path, extra_args: list[str] | None = None) -> None:
+    def __init__(self, base: Path, extra_args: list[str] | None = None, runtime: Path | None = None) -> None:
         self.base = base
         self.state_home = base / "state"
-        self.runtime = base / "run"
+        self.runtime = runtime or base / "run"
+        base.mkdir(parents=True, exist_ok=True)
         self.runtime.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.env = dict(os.environ)
         self.env.update(XDG_STATE_HOME=str(self.state_home), XDG_RUNTIME_DIR=str(self.runtime))
@@ -141,10 +142,19 @@ class DaemonProcess:
             )
         return result
 
+    def call(self, method: str, params: Any = None) -> Any:
+        """One request over a raw connection (quicker than the CLI, for polling)."""
+        conn = RawConnection(self.socket)
+        try:
+            reply = conn.reply_to(conn.send(method, params))
+        finally:
+            conn.close()
+        if isinstance(reply, ErrorReply):
+            raise AssertionError(f"{method}: {reply.error.code}: {reply.error.message}")
+        return msgspec.json.decode(reply.result)
+
     def status(self, pilot: str) -> dict[str, Any]:
-        out = self.cli("status", "--json")
-        data = msgspec.json.decode(out.stdout)
-        (summary,) = [p for p in data["pilots"] if p["id"] == pilot]
+        (summary,) = self.call("status", {"pilot": pilot})["pilots"]
         return dict(summary)
 
     def wait_state(self, pilot: str, states: set[str], timeout: float = 30.0) -> dict[str, Any]:
@@ -162,8 +172,8 @@ class DaemonProcess:
 def daemon_factory(tmp_path: Path) -> Iterator[Callable[..., DaemonProcess]]:
     made: list[DaemonProcess] = []
 
-    def make(name: str = "d", extra_args: list[str] | None = None) -> DaemonProcess:
-        d = DaemonProcess(tmp_path / name, extra_args)
+    def make(name: str = "d", extra_args: list[str] | None = None, runtime: Path | None = None) -> DaemonProcess:
+        d = DaemonProcess(tmp_path / name, extra_args, runtime)
         made.append(d)
         return d
 

@@ -4,8 +4,10 @@ as documented, and the daemon keeps serving."""
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterator
 
 import msgspec
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -13,14 +15,21 @@ from pilotkit.protocol import MAX_FRAME, ErrorReply, Response, frame
 
 from .conftest import DaemonProcess, RawConnection
 
-FUZZ = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+@pytest.fixture(scope="module")
+def daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaemonProcess]:
+    """One daemon for the whole module: the fuzzing must not wear it down."""
+    d = DaemonProcess(tmp_path_factory.mktemp("fuzz"))
+    d.start()
+    yield d
+    assert d.proc is not None and d.proc.poll() is None, "the daemon is still up"
+    d.stop()
+
+FUZZ = settings(max_examples=350, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 ERROR_CODES = {"parse-error", "invalid-request", "unknown-method", "invalid-params"}
 
-json_values = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda children: st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=8), children, max_size=4),
-    max_leaves=10,
-)
+scalars = st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=6)
+json_values = scalars | st.lists(scalars, max_size=3) | st.dictionaries(st.text(max_size=4), scalars, max_size=3)
 # Methods with no side effects (never shutdown, submit, cancel...) and names that do not exist.
 methods = st.sampled_from(["hello", "status", "list", "pilot", "tasks", "unsubscribe"]) | st.text(max_size=12)
 wrong_requests = st.fixed_dictionaries(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import sqlite3
 import time
@@ -77,20 +78,18 @@ def test_kill_9_then_restart_keeps_results_and_reruns_lost_tasks(daemon: DaemonP
     assert (workdir / "tasks" / "slow-0" / "attempt-2.out").read_text() == "second\n"
 
     events = [json.loads(line) for line in daemon.cli("events", pilot, "--json").stdout.splitlines()]
-    lost = [e for e in events if e["type"] == "task-finished" and e["status"] == "lost"]
-    assert sorted((e["task"], e["attempt"], e.get("final", True)) for e in lost) == [
-        ("slow-0", 1, False), ("slow-1", 1, False)
-    ]
-    restarted = [e["attempt"] for e in events if e["type"] == "task-started" and e["task"].startswith("slow")]
-    assert sorted(restarted) == [1, 1, 2, 2]
-    assert "resuming after the daemon crashed" in daemon.cli("logs", pilot).stdout
-
+    lost = {(e["task"], e["attempt"]) for e in events if e["type"] == "task-finished" and e["status"] == "lost"}
+    assert all(not e.get("final", True) for e in events if e["type"] == "task-finished" and e["status"] == "lost")
+    pilot_log = daemon.cli("logs", pilot).stdout
+    assert "resuming after the daemon crashed: 4 task(s) finished, 2 lost" in pilot_log
     db = sqlite3.connect(daemon.state_dir / "state.db")
-    rows = db.execute(
-        "SELECT task, attempt, status FROM attempts WHERE pilot = ? AND task LIKE 'slow%' ORDER BY task, attempt",
-        (pilot,),
-    ).fetchall()
-    assert rows == [("slow-0", 1, "lost"), ("slow-0", 2, "ok"), ("slow-1", 1, "lost"), ("slow-1", 2, "ok")]
+    for task in ("slow-0", "slow-1"):
+        # Task events are committed in groups every few ms: a start the crash beat to the
+        # database is found from the attempt's output in the task dir instead.
+        assert (task, 1) in lost or f"{task} #1" in pilot_log
+        rows = db.execute("SELECT attempt, status FROM attempts WHERE pilot = ? AND task = ? ORDER BY attempt",
+                          (pilot, task)).fetchall()
+        assert rows[-1] == (2, "ok") and all(status == "lost" for _, status in rows[:-1])
     info = json.loads(daemon.cli("status", "--json").stdout)["daemon"]
     assert info["crashes"] == 1
 
@@ -175,3 +174,23 @@ def test_shutdown_request_and_state_survives_a_clean_restart(daemon: DaemonProce
     daemon.start()
     summary = daemon.status(pilot)
     assert summary["state"] == "done" and summary["progress"]["done"] == 1 and summary["run"] == 1
+
+
+def test_detach_daemonises_and_logs_to_the_state_dir(daemon_factory) -> None:  # type: ignore[no-untyped-def]
+    d: DaemonProcess = daemon_factory()
+    result = d.cli("daemon", "--detach", "--shutdown-timeout", "3")
+    assert "pilotkit daemon running (pid" in result.stdout
+    pid = int(result.stdout.split("(pid ")[1].split(")")[0])
+    try:
+        proc = psutil.Process(pid)
+        assert proc.ppid() == 1 or proc.ppid() != os.getpid(), "not our child any more"
+        assert os.getsid(pid) == pid, "a session of its own: no terminal's SIGHUP reaches it"
+        assert json.loads(d.cli("status", "--json").stdout)["daemon"]["pid"] == pid
+        assert "ready" in (d.state_dir / "daemon.log").read_text()
+        d.cli("shutdown")
+        psutil.wait_procs([proc], timeout=20)
+        assert not proc.is_running()
+        assert "stopped" in (d.state_dir / "daemon.log").read_text()
+    finally:
+        if psutil.pid_exists(pid):
+            os.kill(pid, signal.SIGKILL)
