@@ -1,0 +1,208 @@
+"""``pilotkit dask connect``: where a pilot's Dask scheduler is, or a tunnel to it."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import signal
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import click
+import msgspec
+
+from pilotkit.errors import PilotkitError
+
+from .commands import CONNECTION_FILE
+from .connection import ConnectionInfo, host_of, parse_info, port_of, read_info
+
+
+@click.group("dask")
+def dask_group() -> None:
+    """The Dask clusters of pilots that run ``[app] type = "dask"``."""
+
+
+@dask_group.command("connect")
+@click.argument("pilot")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option(
+    "--host",
+    metavar="[USER@]HOST",
+    help="The pilot runs there: read its details over SSH and forward a local port to the "
+    "scheduler (stays in the foreground until Ctrl-C).",
+)
+@click.option(
+    "--ssh-config", type=click.Path(dir_okay=False), metavar="FILE", help="SSH config file for --host."
+)
+@click.option(
+    "--local-port", type=int, default=0, show_default=True, help="Local port of the tunnel (0: any free one)."
+)
+def connect_command(
+    pilot: str, as_json: bool, host: str | None, ssh_config: str | None, local_port: int
+) -> None:
+    """Print the Dask scheduler address of PILOT (a pilot's working directory, or its id
+    when a pilotkit daemon runs it).
+
+    \b
+    From a laptop, through the login node:
+      pilotkit dask connect --host me@login /scratch/me/pilotkit-runs/ana-1
+    prints tcp://127.0.0.1:PORT for distributed.Client while it runs.
+    """
+    if host is None:
+        info = asyncio.run(_local_info(pilot))
+        _print(info, as_json, local=None)
+        return
+    asyncio.run(_tunnel(pilot, host, ssh_config, local_port, as_json))
+
+
+# --------------------------------------------------------------------------- finding the details
+
+
+async def _local_info(pilot: str) -> ConnectionInfo:
+    path = Path(pilot).expanduser()
+    if await asyncio.to_thread(path.exists):
+        info = await asyncio.to_thread(read_info, path)
+    else:
+        workdir = await _workdir_from_daemon(pilot, host=None, ssh_config=None)
+        info = await asyncio.to_thread(read_info, Path(workdir))
+    return _running(info, pilot)
+
+
+async def _workdir_from_daemon(pilot: str, host: str | None, ssh_config: str | None) -> str:
+    """Ask the pilotkit daemon (here, or on ``host``) for the pilot's working directory."""
+    try:
+        from pilotkit.client import connect
+    except ImportError:
+        raise PilotkitError(f"'{pilot}' is not a pilot working directory") from None
+    try:
+        async with connect(host=host, ssh_config=ssh_config) as client:
+            detail = await client.pilot(pilot)
+    except PilotkitError as exc:
+        raise PilotkitError(
+            f"'{pilot}' is not a pilot working directory, and asking the daemon failed: {exc}"
+        ) from None
+    return str(detail.summary.workdir)
+
+
+def _running(info: ConnectionInfo, pilot: str) -> ConnectionInfo:
+    if info.state != "running":
+        raise PilotkitError(f"the Dask cluster of {pilot} is {info.state}")
+    return info
+
+
+def _print(info: ConnectionInfo, as_json: bool, local: str | None, dashboard: str | None = None) -> None:
+    if as_json:
+        data: dict[str, Any] = msgspec.to_builtins(info)
+        data["address"] = local or info.scheduler
+        if local is not None:
+            data["tunnel"] = {"scheduler": local, "dashboard": dashboard}
+        click.echo(json.dumps(data, indent=2))
+    else:
+        click.echo(local or info.scheduler)
+        if local is None and info.dashboard:
+            click.echo(f"dashboard: {info.dashboard}", err=True)
+
+
+# --------------------------------------------------------------------------- the tunnel
+
+
+async def _tunnel(pilot: str, host: str, ssh_config: str | None, local_port: int, as_json: bool) -> None:
+    import asyncssh
+
+    conn = await _ssh(host, ssh_config)
+    try:
+        if "/" in pilot or pilot.startswith("~"):
+            workdir = pilot
+        else:
+            workdir = await _workdir_from_daemon(pilot, host=host, ssh_config=ssh_config)
+        info = _running(await _remote_info(conn, workdir, host), pilot)
+        scheduler = await conn.forward_local_port(
+            "127.0.0.1", local_port, host_of(info.scheduler), port_of(info.scheduler)
+        )
+        local = f"tcp://127.0.0.1:{scheduler.get_port()}"
+        dashboard = None
+        url = urlsplit(info.dashboard) if info.dashboard else None
+        if url is not None and url.hostname and url.port:
+            forward = await conn.forward_local_port("127.0.0.1", 0, url.hostname, url.port)
+            dashboard = f"http://127.0.0.1:{forward.get_port()}{url.path}"
+        _print(info, as_json, local=local, dashboard=dashboard)
+        click.echo(
+            f"forwarding {local} to {info.scheduler} through {host}"
+            + (f"; dashboard {dashboard}" if dashboard else "")
+            + "; Ctrl-C to stop",
+            err=True,
+        )
+        await _until_interrupted(conn)
+    except asyncssh.Error as exc:
+        raise PilotkitError(f"ssh {host}: {exc.reason}") from None
+    finally:
+        conn.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(conn.wait_closed(), 2.0)
+
+
+async def _ssh(host: str, ssh_config: str | None) -> Any:
+    import asyncssh
+
+    user, _, name = host.rpartition("@")
+    options: dict[str, Any] = {
+        "config": [ssh_config] if ssh_config else (),
+        "keepalive_interval": 15,
+        "keepalive_count_max": 3,
+        "connect_timeout": 20,
+    }
+    if user:
+        options["username"] = user
+    try:
+        return await asyncssh.connect(name, **options)
+    except asyncssh.HostKeyNotVerifiable as exc:
+        raise PilotkitError(
+            f"ssh {host}: refusing to connect: the host key is not trusted ({exc.reason})"
+        ) from None
+    except asyncssh.PermissionDenied:
+        raise PilotkitError(
+            f"ssh {host}: permission denied (no key or agent identity was accepted)"
+        ) from None
+    except asyncssh.Error as exc:
+        raise PilotkitError(f"ssh {host}: {exc.reason}") from None
+    except (OSError, TimeoutError) as exc:
+        raise PilotkitError(f"ssh {host}: cannot connect: {exc}") from None
+
+
+async def _remote_info(conn: Any, workdir: str, host: str) -> ConnectionInfo:
+    """Read ``dask.json`` of a working directory on the SSH host (over SFTP)."""
+    import asyncssh
+
+    path = workdir if workdir.endswith(CONNECTION_FILE) else f"{workdir.rstrip('/')}/{CONNECTION_FILE}"
+    try:
+        async with conn.start_sftp_client() as sftp:
+            async with sftp.open(path, "rb") as f:
+                data = await f.read()
+    except asyncssh.SFTPNoSuchFile:
+        raise PilotkitError(
+            f"{host}:{path}: no such file: not a Dask pilot, or its cluster is not up yet"
+        ) from None
+    except asyncssh.SFTPError as exc:
+        raise PilotkitError(f"{host}:{path}: {exc.reason}") from None
+    return parse_info(bytes(data), f"{host}:{path}")
+
+
+async def _until_interrupted(conn: Any) -> None:
+    """Until Ctrl-C (or SIGTERM), or the SSH connection drops."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    closed = asyncio.ensure_future(conn.wait_closed())
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({closed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if closed.done() and not stopped.done():
+            raise PilotkitError("the SSH connection closed")
+    finally:
+        closed.cancel()
+        stopped.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
