@@ -84,6 +84,11 @@ class LiveProgress:
         self.started = time.monotonic()
         self.live = Live(self, console=err_console, refresh_per_second=4, transient=True)
 
+    def log(self, source: str, message: str) -> None:
+        """Print an app's or provider's message (a scheduler address, a lost node...)
+        above the live view."""
+        self.live.console.print(Text(f"{source}: {message}", style="dim"))
+
     def __rich__(self) -> RenderableType:
         elapsed = time.monotonic() - self.started
         head = Text.assemble(

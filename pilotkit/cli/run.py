@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..events import Event, PilotStateChanged, encode
+from ..events import Event, Log, PilotStateChanged, encode
 from ..pilot import Pilot, PilotOutcome
 from ..plugins import Plugins, get_plugins
 from ..progress import Progress
@@ -56,12 +56,21 @@ async def _run(
         from .render import LiveProgress
 
         view = LiveProgress(pilot.id, progress)
+        live_view = view
+
+        def messages(event: Event) -> None:
+            if isinstance(event, Log) and event.level != "debug":
+                live_view.log(event.source or "pilot", event.message)
+
+        pilot.bus.subscribe(messages)
     elif not quiet:
 
         def states(event: Event) -> None:
             if isinstance(event, PilotStateChanged):
                 reason = f" ({event.reason})" if event.reason else ""
                 click.echo(f"pilotkit: {pilot.id}: {event.state}{reason}", err=True)
+            elif isinstance(event, Log) and event.level != "debug":
+                click.echo(f"pilotkit: {event.source or pilot.id}: {event.message}", err=True)
 
         pilot.bus.subscribe(states)
 
