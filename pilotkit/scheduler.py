@@ -338,6 +338,7 @@ class TaskPool:
         self._running[task.id] = (task, node, gpus)
         if task.start is None:
             task.start = time.time()
+        node.agent.launch(launch, self._exited)
         self.emit(
             TaskStarted(
                 pilot=self.pilot_id,
@@ -348,7 +349,6 @@ class TaskPool:
                 gpus=list(gpus),
             )
         )
-        node.agent.launch(launch, self._exited)
 
     def _exited(self, result: TaskExit) -> None:
         entry = self._running.pop(result.task_id, None)
