@@ -1,0 +1,353 @@
+"""The live source: a pilotkit daemon, through :mod:`pilotkit.client`.
+
+What it follows, on one connection:
+
+- ``status`` every ``poll`` seconds: every pilot's summary (the overview);
+- the events of the pilot on screen and of running pilots (up to ``follow_limit``), each
+  from where the model left it (``since``), so a reconnect neither loses nor repeats;
+- the metrics of the pilot on screen.
+
+A lost connection is shown as such and retried with exponential back-off (``backoff``
+seconds doubling up to ``cap``), ``retries`` times; then the source waits for
+:meth:`LiveSource.reconnect`. Without a daemon on this machine it can start one
+(``pilotkit daemon --detach``, so pilots outlive the dashboard).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import sys
+from collections.abc import AsyncIterator, Coroutine
+from typing import Any
+
+import msgspec
+
+from ..client import Client, DaemonError, Target, open_client
+from ..errors import PilotkitError
+from ..events import decode as decode_event
+from ..protocol import ControlResult, EventsParams, PilotParams, StreamDropped, StreamEvent
+from .model import Connection, DashboardModel
+from .source import ActionRefused, Changed, ConnectionCallback, DataSource, Problem, SubmitRefused
+
+log = logging.getLogger("pilotkit.tui")
+
+CONNECTION_ERRORS = (PilotkitError, ConnectionError, OSError, EOFError, asyncio.IncompleteReadError)
+
+
+class LiveSource(DataSource):
+    mode = "live"
+    can_control = True
+
+    def __init__(
+        self,
+        target: Target | None = None,
+        *,
+        start_daemon: bool = False,
+        retries: int = 8,
+        backoff: float = 0.5,
+        cap: float = 10.0,
+        poll: float = 1.0,
+        follow_limit: int = 16,
+    ) -> None:
+        self.target = target or Target()
+        self.start_daemon = start_daemon and not (self.target.host or self.target.tcp or self.target.socket)
+        self.retries = retries
+        self.backoff = backoff
+        self.cap = cap
+        self.poll = poll
+        self.follow_limit = follow_limit
+        self.client: Client | None = None
+        self.model: DashboardModel | None = None
+        self.watched: str | None = None
+        self._wake = asyncio.Event()
+        self._poke = asyncio.Event()
+        self._description = self._where()
+
+    def _where(self) -> str:
+        t = self.target
+        if t.host:
+            return f"daemon on {t.host} (ssh)"
+        if t.tcp:
+            return f"daemon at {t.tcp}"
+        return "local daemon"
+
+    def describe(self) -> str:
+        return self._description
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1, 2...)."""
+        return float(min(self.cap, self.backoff * 2 ** max(0, attempt - 1)))
+
+    # -------------------------------------------------------------- control of the loop
+
+    def watch(self, pilot_id: str | None) -> None:
+        self.watched = pilot_id
+        self._poke.set()
+
+    def reconnect(self) -> None:
+        self._wake.set()
+
+    # -------------------------------------------------------------- the loop
+
+    async def run(self, model: DashboardModel, changed: Changed, connection: ConnectionCallback) -> None:
+        self.model = model
+        model.frozen_clock = False
+        attempt = 0
+        tried_start = False
+        while True:
+            error = ""
+            connection(Connection("connecting" if attempt == 0 else "reconnecting", self._description, attempt))
+            try:
+                client = await open_client(self.target)
+            except CONNECTION_ERRORS as exc:
+                error = _message(exc)
+                if self.start_daemon and not tried_start:
+                    tried_start = True
+                    connection(Connection("connecting", "starting a daemon (pilotkit daemon --detach)"))
+                    started = await self._start_daemon()
+                    if started is None:
+                        continue
+                    error = started
+            else:
+                attempt = 0
+                try:
+                    await self._session(client, model, changed, connection)
+                    error = "the daemon closed the connection"
+                except CONNECTION_ERRORS as exc:
+                    error = _message(exc)
+                finally:
+                    self.client = None
+                    with contextlib.suppress(Exception):
+                        await client.close()
+            attempt += 1
+            if attempt > self.retries:
+                connection(Connection("lost", f"{error} (gave up after {self.retries} retries: R to retry)",
+                                      attempt - 1))
+                await self._wake.wait()
+                self._wake.clear()
+                attempt = 0
+                continue
+            wait = self.delay(attempt)
+            connection(Connection("reconnecting", error, attempt, wait))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait)
+            self._wake.clear()
+
+    async def _start_daemon(self) -> str | None:
+        """Start a detached daemon; None when it runs, else why not."""
+        try:
+            proc = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "pilotkit.cli.main", "daemon", "--detach",
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+            )
+            out, err = await asyncio.wait_for(proc.communicate(), 60)
+        except (OSError, TimeoutError) as exc:
+            return f"could not start a daemon: {exc}"
+        if proc.returncode != 0:
+            lines = (err or out).decode(errors="replace").strip().splitlines()
+            return f"could not start a daemon: {lines[-1] if lines else f'exit {proc.returncode}'}"
+        return None
+
+    async def _session(self, client: Client, model: DashboardModel, changed: Changed,
+                       connection: ConnectionCallback) -> None:
+        status = await client.status_full()
+        self.client = client
+        model.server = client.server
+        model.where = client.where
+        d = status.daemon
+        self._description = f"daemon pid {d.pid} on {d.host} ({d.version})"
+        model.apply_status(status.pilots, status.daemon)
+        connection(Connection("connected", self._description))
+        changed()
+        followers: dict[str, asyncio.Task[None]] = {}
+        metrics: tuple[str, asyncio.Task[None]] | None = None
+        try:
+            while True:
+                desired = [p.id for p in model.ordered() if not p.terminal][: self.follow_limit]
+                watched = self.watched
+                if watched is not None and watched not in desired:
+                    desired.append(watched)
+                for pid in desired:
+                    task = followers.get(pid)
+                    if task is None or task.done():
+                        if task is not None:
+                            self._check(task)
+                            view = model.pilots.get(pid)
+                            if view is not None and view.terminal and view.hydrated:
+                                continue  # followed to its end
+                        followers[pid] = asyncio.ensure_future(self._follow(client, model, pid, changed))
+                for pid in [p for p in followers if p not in desired]:
+                    followers.pop(pid).cancel()
+                if metrics is not None and (metrics[0] != watched or metrics[1].done()):
+                    if metrics[1].done():
+                        self._check(metrics[1])
+                    else:
+                        metrics[1].cancel()
+                    metrics = None
+                if watched is not None and metrics is None:
+                    metrics = (watched, asyncio.ensure_future(self._metrics(client, model, watched, changed)))
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._poke.wait(), self.poll)
+                self._poke.clear()
+                if client.error is not None:
+                    raise client.error
+                status = await client.status_full()
+                model.apply_status(status.pilots, status.daemon)
+                changed()
+        finally:
+            tasks = list(followers.values()) + ([metrics[1]] if metrics is not None else [])
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(BaseException):
+                    await task
+
+    @staticmethod
+    def _check(task: asyncio.Task[None]) -> None:
+        """Re-raise a follower's connection error (others were logged)."""
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if isinstance(exc, DaemonError) and exc.code == "closed":
+            raise exc
+
+    async def _follow(self, client: Client, model: DashboardModel, pid: str, changed: Changed) -> None:
+        """Apply ``pid``'s events from where the model left it, then live ones."""
+        view = model.pilot(pid)
+        start = view.last_seq
+        try:
+            if start == 0:
+                with contextlib.suppress(DaemonError):
+                    model.apply_detail(await client.pilot(pid), tasks=False)
+            stream = await client.subscribe("events", EventsParams(pilot=pid, since=start, follow=True))
+        except DaemonError as exc:
+            if exc.code == "closed":
+                raise
+            log.info("cannot follow %s: %s", pid, exc)
+            return
+        upto = stream.result.seq if stream.result is not None else 0
+        if start == 0 and upto == 0:
+            view.hydrated = True
+        n = 0
+        try:
+            async for item in stream:
+                if isinstance(item, StreamEvent):
+                    model.apply_event(_decode(item.event), item.seq)
+                    if start == 0 and not view.hydrated and item.seq >= upto:
+                        view.hydrated = True
+                elif isinstance(item, StreamDropped):
+                    view.hydrated = False  # counts from the summaries from now on
+                    view.log.append((model.now(), {"type": "dropped", "pilot": pid,
+                                                   "detail": f"{item.count} event(s) dropped: too slow"}))
+                    view.log_total += 1
+                n += 1
+                if n % 500 == 0:
+                    changed()
+                    await asyncio.sleep(0)
+                elif stream.queue.empty():
+                    changed()
+            if start == 0:
+                view.hydrated = True
+            changed()
+        finally:
+            await stream.close()
+
+    async def _metrics(self, client: Client, model: DashboardModel, pid: str, changed: Changed) -> None:
+        try:
+            n = 0
+            async for sample in client.metrics(pid, history=True):
+                if isinstance(sample, msgspec.Struct):
+                    model.apply_metric(sample)
+                n += 1
+                if n % 200 == 0:
+                    await asyncio.sleep(0)
+                changed()
+        except DaemonError as exc:
+            if exc.code == "closed":
+                raise
+            log.info("no metrics for %s: %s", pid, exc)
+
+    # -------------------------------------------------------------- actions
+
+    def _client(self) -> Client:
+        if self.client is None:
+            raise PilotkitError("not connected to the daemon")
+        return self.client
+
+    async def _call(self, coro: Coroutine[Any, Any, str]) -> str:
+        try:
+            return await coro
+        finally:
+            self._poke.set()
+
+    async def control(self, action: str, pilot: str) -> str:
+        client = self._client()
+
+        async def do() -> str:
+            if action == "drain":
+                r = await client.drain(pilot)
+                return f"{r.pilot}: draining (was {r.state})"
+            if action == "cancel":
+                r = await client.cancel(pilot)
+                return f"{r.pilot}: cancelling (was {r.state})"
+            if action == "retry":
+                rr = await client.retry(pilot, failed=True)
+                return f"{rr.pilot}: run {rr.run}: {rr.requeued} task(s) queued again"
+            if action == "evict":
+                methods = client.server.methods if client.server is not None else []
+                if "evict" not in methods:
+                    raise ActionRefused(
+                        "evict: this daemon has no 'evict' method; cancel (c) stops the pilot and releases "
+                        "its allocation"
+                    )
+                r = await client.call("evict", PilotParams(pilot=pilot), ControlResult)
+                return f"{r.pilot}: evicting (was {r.state})"
+            raise ActionRefused(f"unknown action '{action}'")
+
+        if action == "retry" and self.model is not None:
+            view = self.model.pilots.get(pilot)
+            if view is not None:
+                view.hydrated = False  # a new run: counts from the summaries
+        return await self._call(do())
+
+    async def submit(self, text: str, path: str | None) -> str:
+        client = self._client()
+
+        async def do() -> str:
+            try:
+                result = await client.submit(text, path=path)
+            except DaemonError as exc:
+                if exc.code == "invalid-spec":
+                    data = exc.data if isinstance(exc.data, dict) else {}
+                    raw = data.get("problems") or []
+                    problems = [Problem.from_dict(p) for p in raw if isinstance(p, dict)]
+                    raise SubmitRefused(problems or [Problem(exc.message)]) from None
+                raise
+            if self.model is not None:
+                self.model.pilot(result.pilot)
+            return result.pilot
+
+        return await self._call(do())
+
+    async def logs(self, pilot: str, task: str | None, *, stderr: bool = False, tail: int = 500,
+                   follow: bool = True) -> AsyncIterator[str]:
+        client = self._client()
+        async for text in client.logs(pilot, task, stderr=stderr, tail=tail, follow=follow):
+            yield text
+
+
+def _decode(raw: msgspec.Raw) -> Any:
+    data = bytes(raw)
+    try:
+        return decode_event(data)
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        value = msgspec.json.decode(data)
+        return value if isinstance(value, dict) else {"value": value}
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, PilotkitError):
+        return exc.message
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

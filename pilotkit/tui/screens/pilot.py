@@ -1,0 +1,185 @@
+"""One pilot: its nodes, task progress per group, its tasks and its events."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.style import Style
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
+from textual.widgets import Input
+
+from ..format import duration, walltime_cell
+from ..messages import OpenLogs, RequestAction
+from ..model import DashboardModel, PilotView
+from ..widgets import Caption, palette_of
+from ..widgets.event_log import EventLog
+from ..widgets.nodes import NodeDetail, NodeTable
+from ..widgets.progress import GroupProgressView
+from ..widgets.task_table import TaskTable
+from .base import DashboardScreen
+
+FILTER_DELAY = 0.15
+"""Seconds of no typing before the task filter applies."""
+
+
+class PilotScreen(DashboardScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "back", "Back"),
+        Binding("slash", "filter", "Filter"),
+        Binding("l", "logs", "Logs"),
+        Binding("L", "logs(True)", "stderr", show=False),
+        Binding("d", "act('drain')", "Drain"),
+        Binding("c", "act('cancel')", "Cancel"),
+        Binding("r", "act('retry')", "Retry failed"),
+        Binding("e", "act('evict')", "Evict"),
+    ]
+
+    def __init__(self, pilot_id: str) -> None:
+        super().__init__()
+        self.pilot_id = pilot_id
+        self._filter_timer: Timer | None = None
+
+    def heading(self) -> str:
+        return self.pilot_id
+
+    def body(self) -> ComposeResult:
+        yield Caption(id="pilot-title")
+        with Horizontal(id="nodes-panel"):
+            yield NodeTable(id="nodes")
+            yield NodeDetail(id="node-detail")
+        yield GroupProgressView(id="groups")
+        with Horizontal(id="pilot-bottom"):
+            with Vertical(id="tasks-panel"):
+                yield Input(placeholder="filter tasks: words to match, ! to invert (enter: apply, esc: clear)",
+                            id="task-filter")
+                yield Caption(id="tasks-caption")
+                yield TaskTable(id="tasks")
+            yield EventLog(id="events")
+
+    def on_mount(self) -> None:
+        self.query_one("#task-filter", Input).display = False
+        self.query_one("#nodes-panel").border_title = "Nodes"
+        self.query_one("#groups").border_title = "Task groups"
+        self.query_one("#tasks-panel").border_title = "Tasks"
+        self.query_one("#events").border_title = "Events"
+        self.query_one(TaskTable).focus()
+        self.dashboard.source.watch(self.pilot_id)
+
+    def on_screen_resume(self) -> None:
+        self.dashboard.source.watch(self.pilot_id)
+        super().on_screen_resume()
+
+    # -------------------------------------------------------------- painting
+
+    def refresh_view(self, model: DashboardModel) -> None:
+        view = model.pilots.get(self.pilot_id)
+        if view is None:
+            self.query_one("#pilot-title", Caption).show(f"{self.pilot_id}: unknown to the daemon (yet)")
+            return
+        self._title(view, model.now())
+        nodes = self.query_one(NodeTable)
+        nodes.sync(view)
+        self._detail(view)
+        self.query_one(GroupProgressView).show(view.groups(), view.totals())
+        tasks = self.query_one(TaskTable)
+        tasks.sync(view, model.now())
+        self.query_one("#tasks-caption", Caption).show(tasks.describe_view())
+        self.query_one(EventLog).sync(view)
+
+    def _title(self, view: PilotView, now: float) -> None:
+        p = palette_of(self)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        text.append(view.name, Style(bold=True))
+        text.append(f"  {view.id}  ", p.muted)
+        text.append(view.state, Style(color=p.state(view.state), bold=True))
+        if view.reason:
+            text.append(f" ({view.reason})", p.muted)
+        text.append(f"  {view.provider}")
+        if view.job_id:
+            text.append(f" job {view.job_id}", p.muted)
+        text.append(f"  {view.node_count} node(s), {view.cores} cores, {view.gpus} GPUs")
+        if view.summary is not None and view.summary.run > 1:
+            text.append(f"  run {view.summary.run}", p.muted)
+        if view.walltime_end is not None and not view.terminal:
+            text.append("  walltime ")
+            text.append(walltime_cell(view.walltime_left(now), view.walltime_span(), 12, p))
+        elif view.ended is not None and view.created is not None:
+            text.append(f"  ran {duration(view.ended - view.created)}", p.muted)
+        self.query_one("#pilot-title", Caption).show(text)
+
+    def _detail(self, view: PilotView) -> None:
+        name = self.query_one(NodeTable).selected
+        node = view.nodes.get(name) if name is not None else None
+        self.query_one(NodeDetail).show(node)
+
+    @on(NodeTable.Highlighted, "#nodes")
+    def _node_moved(self, event: NodeTable.Highlighted) -> None:
+        view = self.dashboard.model.pilots.get(self.pilot_id)
+        if view is not None:
+            self._detail(view)
+
+    @on(NodeTable.Selected, "#nodes")
+    def _node_chosen(self, event: NodeTable.Selected) -> None:
+        self.action_logs()
+
+    # -------------------------------------------------------------- the filter
+
+    def action_filter(self) -> None:
+        box = self.query_one("#task-filter", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Changed, "#task-filter")
+    def _filter_typed(self, event: Input.Changed) -> None:
+        """Filter once typing pauses (a filter scans every task)."""
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._filter_timer = self.set_timer(FILTER_DELAY, self._apply_filter)
+
+    def _apply_filter(self) -> None:
+        self._filter_timer = None
+        table = self.query_one(TaskTable)
+        table.set_filter(self.query_one("#task-filter", Input).value)
+        self.query_one("#tasks-caption", Caption).show(table.describe_view())
+
+    @on(Input.Submitted, "#task-filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+        self._apply_filter()
+        self.query_one(TaskTable).focus()
+        if not event.value:
+            event.input.display = False
+
+    def action_back(self) -> None:
+        box = self.query_one("#task-filter", Input)
+        if box.has_focus or box.value:
+            box.value = ""
+            box.display = False
+            self._apply_filter()
+            self.query_one(TaskTable).focus()
+            return
+        self.dashboard.source.watch(None)
+        self.dismiss()
+
+    # -------------------------------------------------------------- actions
+
+    @on(TaskTable.Selected, "#tasks")
+    def _task_chosen(self, event: TaskTable.Selected) -> None:
+        self.post_message(OpenLogs(self.pilot_id, event.key))
+
+    def action_logs(self, stderr: bool = False) -> None:
+        """The selected task's output; from the node table, the pilot's log."""
+        if self.query_one(NodeTable).has_focus:
+            self.post_message(OpenLogs(self.pilot_id, None))
+            return
+        row = self.query_one(TaskTable).selected
+        self.post_message(OpenLogs(self.pilot_id, row.task if row is not None else None, stderr))
+
+    def action_act(self, action: str) -> None:
+        self.post_message(RequestAction(action, self.pilot_id))

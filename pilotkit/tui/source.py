@@ -1,0 +1,101 @@
+"""Where the dashboard's data comes from: the contract both sources fulfil.
+
+A source runs as one long task (a Textual worker). It applies what it receives to the
+:class:`~pilotkit.tui.model.DashboardModel` in place and calls ``changed()`` after each
+batch; the app coalesces those calls into at most ten repaints a second. It reports its
+connection through ``connection()``. Actions (drain, cancel, submit...) and log streams
+are methods the screens call from their own workers.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import PilotkitError, SpecProblem
+from .model import Connection, DashboardModel
+
+ACTIONS = ("drain", "cancel", "retry", "evict")
+
+Changed = Callable[[], None]
+ConnectionCallback = Callable[[Connection], None]
+
+
+class ActionRefused(PilotkitError):
+    """An action this dashboard may not do (read-only, a replay, an old daemon)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One problem of a spec, from a local check or from the daemon."""
+
+    message: str
+    key: str = ""
+    line: int | None = None
+    suggestion: str | None = None
+
+    @classmethod
+    def from_spec(cls, p: SpecProblem) -> Problem:
+        return cls(message=p.message, key=p.key, line=p.line, suggestion=p.suggestion)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Problem:
+        line = d.get("line")
+        return cls(
+            message=str(d.get("message", "")),
+            key=str(d.get("key") or ""),
+            line=line if isinstance(line, int) else None,
+            suggestion=d.get("suggestion") if isinstance(d.get("suggestion"), str) else None,
+        )
+
+    def format(self) -> str:
+        where = f"line {self.line}: " if self.line is not None else ""
+        key = f"{self.key}: " if self.key else ""
+        hint = f" (did you mean '{self.suggestion}'?)" if self.suggestion else ""
+        return f"{where}{key}{self.message}{hint}"
+
+
+class SubmitRefused(PilotkitError):
+    """The daemon refused a spec; ``problems`` says where."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        super().__init__("; ".join(p.format() for p in problems) or "invalid spec", title="invalid spec")
+        self.problems = problems
+
+
+class DataSource(abc.ABC):
+    """A live daemon or a recorded event log."""
+
+    mode: str = "live"
+    """``live`` or ``replay``."""
+    can_control: bool = True
+    """Whether actions (drain, cancel, submit...) can work at all."""
+
+    @abc.abstractmethod
+    def describe(self) -> str:
+        """Where the data comes from, for the header."""
+
+    @abc.abstractmethod
+    async def run(self, model: DashboardModel, changed: Changed, connection: ConnectionCallback) -> None:
+        """Feed ``model`` until cancelled (a replay may return once its log is in)."""
+
+    def watch(self, pilot_id: str | None) -> None:  # noqa: B027 - optional
+        """The user looks at this pilot (None: at none): follow its events and metrics."""
+
+    def reconnect(self) -> None:  # noqa: B027 - optional
+        """Try again now (after the source gave up, or while it waits)."""
+
+    @abc.abstractmethod
+    def logs(self, pilot: str, task: str | None, *, stderr: bool = False, tail: int = 500,
+             follow: bool = True) -> AsyncIterator[str]:
+        """Text of a task's stdout/stderr (or, without ``task``, the pilot's log)."""
+
+    @abc.abstractmethod
+    async def control(self, action: str, pilot: str) -> str:
+        """Do ``action`` (one of :data:`ACTIONS`) to ``pilot``; a line saying what happened."""
+
+    @abc.abstractmethod
+    async def submit(self, text: str, path: str | None) -> str:
+        """Submit a spec; the new pilot's id. Raises :class:`SubmitRefused`."""

@@ -1,0 +1,115 @@
+"""The overview's table of pilots, updated in place (``update_cell``)."""
+
+from __future__ import annotations
+
+from rich.style import Style
+from rich.text import Text
+from textual.binding import Binding
+from textual.widgets import DataTable
+
+from ..format import Palette, progress_bar, walltime_cell
+from ..messages import OpenPilot
+from ..model import DashboardModel, PilotView
+from . import palette_of
+
+COLUMNS = (
+    ("pilot", "Pilot", 30),
+    ("provider", "Provider", 9),
+    ("state", "State", 17),
+    ("nodes", "Nodes", 5),
+    ("cores", "Cores", 6),
+    ("gpus", "GPUs", 4),
+    ("walltime", "Walltime left", 21),
+    ("progress", "Tasks", 40),
+)
+WALL_BAR = 12
+PROGRESS_BAR = 16
+
+
+class PilotTable(DataTable[Text]):
+    """Pilots, running ones first; enter opens one."""
+
+    BINDINGS = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("g", "scroll_top", "Top", show=False),
+        Binding("G", "scroll_bottom", "Bottom", show=False),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id, cursor_type="row", zebra_stripes=True, cursor_foreground_priority="renderable")
+        self._cells: dict[str, tuple[Text, ...]] = {}
+        self._keys: list[str] = []
+
+    def on_mount(self) -> None:
+        for key, label, width in COLUMNS:
+            self.add_column(label, key=key, width=width)
+
+    @property
+    def selected(self) -> str | None:
+        if not self._keys or self.cursor_row < 0 or self.cursor_row >= self.row_count:
+            return None
+        row_key, _ = self.coordinate_to_cell_key(self.cursor_coordinate)
+        return row_key.value
+
+    def sync(self, model: DashboardModel) -> None:
+        """Add new pilots and update changed cells; nothing is rebuilt."""
+        p = palette_of(self)
+        now = model.now()
+        order = [v.id for v in model.ordered()]
+        if order[: len(self._keys)] != self._keys:
+            # a pilot changed rank (it finished): re-sort what is there, keep the cursor
+            selected = self.selected
+            for view in model.ordered():
+                if view.id not in self._cells:
+                    self._add(view, now, p)
+            rank = {pid: i for i, pid in enumerate(order)}
+            self.sort("pilot", key=lambda cell: rank.get(cell.plain, len(rank)))
+            self._keys = order
+            if selected is not None and selected in rank:
+                self.move_cursor(row=rank[selected], animate=False)
+        else:
+            for view in model.ordered()[len(self._keys):]:
+                self._add(view, now, p)
+                self._keys.append(view.id)
+        for view in model.pilots.values():
+            cells = self.cells(view, now, p)
+            old = self._cells.get(view.id)
+            if old is None or old == cells:
+                continue
+            for (key, _, _), cell, before in zip(COLUMNS, cells, old, strict=True):
+                if cell != before:
+                    self.update_cell(view.id, key, cell)
+            self._cells[view.id] = cells
+
+    def _add(self, view: PilotView, now: float, p: Palette) -> None:
+        cells = self.cells(view, now, p)
+        self._cells[view.id] = cells
+        self.add_row(*cells, key=view.id)
+
+    @staticmethod
+    def cells(view: PilotView, now: float, p: Palette) -> tuple[Text, ...]:
+        totals = view.totals()
+        progress = progress_bar(totals, PROGRESS_BAR, p)
+        progress.append(f" {totals.done:>6}/{totals.total:<6}")
+        if totals.failed:
+            progress.append(f" {totals.failed} failed", Style(color=p.failed))
+        state = Text(view.state, style=Style(color=p.state(view.state), bold=not view.terminal))
+        if view.summary is not None and not view.summary.attached:
+            state.append("*", p.muted)
+        return (
+            Text(view.id),
+            Text(view.provider),
+            state,
+            Text(str(view.node_count), justify="right"),
+            Text(str(view.cores), justify="right"),
+            Text(str(view.gpus), justify="right"),
+            walltime_cell(view.walltime_left(now), view.walltime_span(), WALL_BAR, p)
+            if not view.terminal else Text("ended", style=p.muted),
+            progress,
+        )
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        if event.row_key.value is not None:
+            self.post_message(OpenPilot(event.row_key.value))

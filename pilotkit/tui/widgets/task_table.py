@@ -1,0 +1,235 @@
+"""The task table, virtual: 100,000 tasks cost what the visible rows cost.
+
+Rows come straight from the model's task list; nothing is copied per row. With no
+filter and the default sort (most recent first) the view is the model's own list read
+backwards. A filter (``/``: every word must match task, group, status, node or outcome;
+a leading ``!`` inverts) or another sort builds an index list: at once when the user
+changes it, and while tasks stream in at most once a second, or less often where it is
+slow (100,000 tasks).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable, Sequence
+from typing import Any, ClassVar
+
+from rich.style import Style
+from rich.text import Text
+from textual.binding import Binding, BindingType
+
+from ..format import clock, seconds
+from ..model import PilotView, TaskRow, Tasks
+from . import palette_of
+from .virtual import VirtualTable
+
+SORTS: dict[str, Callable[[Tasks], Callable[[int], Any]]] = {
+    "recent": lambda t: lambda i: i,
+    "task": lambda t: t.task.__getitem__,
+    "group": lambda t: lambda i: (t.group[i], t.task[i]),
+    "status": lambda t: lambda i: (t.status[i], t.task[i]),
+    "node": lambda t: lambda i: (t.node[i] or "", t.task[i]),
+    "time": lambda t: lambda i: t.duration(i) or 0.0,
+}
+"""Sort keys: given the tasks, a key of a row index."""
+RECOMPUTE_EVERY = 1.0
+
+
+def parse_filter(text: str) -> tuple[list[str], bool]:
+    """Words of a filter and whether it is inverted (a leading ``!``)."""
+    text = text.strip()
+    invert = text.startswith("!")
+    if invert:
+        text = text[1:]
+    return text.lower().split(), invert
+
+
+def matches(hay: str, words: list[str], invert: bool) -> bool:
+    """Whether a row's text (:meth:`Tasks.haystack`) passes the filter."""
+    return all(w in hay for w in words) != invert
+
+
+class TaskTable(VirtualTable):
+    """Tasks of one pilot; enter or ``l`` follows the selected task's output."""
+
+    COLUMNS: ClassVar[tuple[tuple[str, int], ...]] = (
+        ("task", 24), ("group", 10), ("status", 9), ("try", 3), ("node", 12), ("exit", 4), ("started", 8),
+        ("time", 7),
+    )
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("s", "sort", "Sort"),
+        Binding("S", "reverse", "Reverse", show=False),
+    ]
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.pilot: PilotView | None = None
+        self.words: list[str] = []
+        self.invert = False
+        self.sort_key = "recent"
+        self.reverse = False
+        self._rows: list[int] | None = None
+        """The filtered/sorted view (row indices); None: every task, newest first."""
+        self._tasks_version = -1
+        self._computed = 0.0
+        self._cost = 0.0
+        """Seconds the last filter/sort took: while tasks stream in, it runs again after
+        ten times that at the least (at most a tenth of the time goes to it)."""
+        self._stale = False
+        self.now = 0.0
+
+    # -------------------------------------------------------------- the view
+
+    @property
+    def simple(self) -> bool:
+        return not self.words and not self.invert and self.sort_key == "recent"
+
+    def row_count(self) -> int:
+        if self._rows is not None:
+            return len(self._rows)
+        return len(self.pilot.tasks) if self.pilot is not None else 0
+
+    def index(self, i: int) -> int | None:
+        """The task (its index in the model) on line ``i`` of the view."""
+        if i < 0 or i >= self.row_count():
+            return None
+        if self._rows is not None:
+            return self._rows[i]
+        return i if self.reverse else self.row_count() - 1 - i
+
+    def row(self, i: int) -> TaskRow | None:
+        index = self.index(i)
+        return None if index is None or self.pilot is None else self.pilot.tasks.row(index)
+
+    def row_key(self, i: int) -> str:
+        index = self.index(i)
+        return self.pilot.tasks.task[index] if index is not None and self.pilot is not None else ""
+
+    def row_identity(self, i: int) -> Hashable:
+        index = self.index(i)
+        if index is None or self.pilot is None:
+            return None
+        t = self.pilot.tasks
+        return (index, t.version[index], int(self.now) if t.status[index] == "running" else 0)
+
+    def row_cells(self, i: int) -> Sequence[Text | str]:
+        index = self.index(i)
+        assert index is not None and self.pilot is not None
+        t = self.pilot.tasks
+        p = palette_of(self)
+        status, start, code, attempt = t.status[index], t.start[index], t.exit_code[index], t.attempt[index]
+        took = self.now - start if status == "running" and start is not None else t.duration(index)
+        return (
+            t.task[index], t.group[index], Text(status, style=Style(color=p.state(status))), str(attempt or ""),
+            t.node[index] or "", "" if code is None else str(code), clock(start) if start else "", seconds(took),
+        )
+
+    def header(self) -> Sequence[str]:
+        arrow = "↑" if self.reverse else "↓"
+        return [f"{name}{arrow}" if name == self.sort_key or (name == "started" and self.sort_key == "recent")
+                else name for name, _ in self.COLUMNS]
+
+    @property
+    def selected(self) -> TaskRow | None:
+        return self.row(self.cursor)
+
+    def index_of(self, task: str) -> int | None:
+        """The line of ``task`` in the view."""
+        if self.pilot is None:
+            return None
+        index = self.pilot.tasks.find(task)
+        if index is None:
+            return None
+        if self._rows is None:
+            return index if self.reverse else self.row_count() - 1 - index
+        try:
+            return self._rows.index(index)
+        except ValueError:
+            return None
+
+    def set_filter(self, text: str) -> None:
+        words, invert = parse_filter(text)
+        if (words, invert) != (self.words, self.invert):
+            self.words, self.invert = words, invert
+            self._recompute()
+
+    def set_sort(self, key: str, reverse: bool | None = None) -> None:
+        self.sort_key = key
+        if reverse is not None:
+            self.reverse = reverse
+        self._recompute()
+
+    def _recompute(self) -> None:
+        pilot = self.pilot
+        started = time.perf_counter()
+        self._computed = time.monotonic()
+        self._stale = False
+        if pilot is None or self.simple:
+            self._rows = None
+        else:
+            words, invert = self.words, self.invert
+            tasks = pilot.tasks
+            rows = [i for i in range(len(tasks)) if matches(tasks.haystack(i), words, invert)] if (
+                words or invert) else list(range(len(tasks)))
+            if self.sort_key == "recent":
+                if not self.reverse:
+                    rows.reverse()
+            else:
+                rows.sort(key=SORTS[self.sort_key](tasks), reverse=self.reverse)
+            self._rows = rows
+        self._cost = time.perf_counter() - started
+        self._changed()
+
+    def _changed(self) -> None:
+        """Keep the cursor on the task it was on, resize, repaint."""
+        key = self._cursor_key
+        if key is not None:
+            i = self.index_of(key)
+            if i is not None and i != self.cursor:
+                self.set_reactive(TaskTable.cursor, i)
+                self._scroll_to_cursor()
+        self.rows_changed()
+
+    def _scroll_to_cursor(self) -> None:
+        height = max(1, self.scrollable_content_region.height - 1)
+        top = round(self.scroll_offset.y)
+        if self.cursor < top or self.cursor >= top + height:
+            self.scroll_to(y=max(0, self.cursor - height // 2), animate=False)
+
+    def sync(self, pilot: PilotView, now: float) -> None:
+        """Show ``pilot``'s tasks as they are at ``now`` (cheap when nothing changed)."""
+        if int(now) != int(self.now):
+            self.refresh()  # running tasks' times
+        self.now = now
+        if pilot is not self.pilot:
+            self.pilot = pilot
+            self._tasks_version = pilot.tasks_version
+            self._cursor_key = None
+            self.cursor = 0
+            self._recompute()
+            return
+        if pilot.tasks_version == self._tasks_version and not self._stale:
+            return
+        self._tasks_version = pilot.tasks_version
+        if self._rows is None:
+            self._changed()
+        elif time.monotonic() - self._computed >= max(RECOMPUTE_EVERY, 10 * self._cost):
+            self._recompute()
+        else:
+            self._stale = True
+            self.refresh()  # the rows shown may have changed status
+
+    def describe_view(self) -> str:
+        what = f"{self.row_count()} task(s)"
+        if self.words or self.invert:
+            what += f" matching {'!' if self.invert else ''}{' '.join(self.words)}"
+        return what + f", by {self.sort_key}" + (" (reversed)" if self.reverse else "")
+
+    # -------------------------------------------------------------- keys
+
+    def action_sort(self) -> None:
+        keys = list(SORTS)
+        self.set_sort(keys[(keys.index(self.sort_key) + 1) % len(keys)])
+
+    def action_reverse(self) -> None:
+        self.set_sort(self.sort_key, not self.reverse)

@@ -1,0 +1,243 @@
+"""Every screen and action of the dashboard against a real ``pilotkit daemon`` process,
+driven with ``App.run_test`` and key presses."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from textual.widgets import Input, OptionList, RichLog
+
+from pilotkit.client import Target
+from pilotkit.tui.app import PilotkitApp
+from pilotkit.tui.live import LiveSource
+from pilotkit.tui.messages import OpenPilot
+from pilotkit.tui.screens.logs import LogsScreen
+from pilotkit.tui.screens.modals import ConfirmScreen, HelpScreen
+from pilotkit.tui.screens.overview import OverviewScreen
+from pilotkit.tui.screens.pilot import PilotScreen
+from pilotkit.tui.screens.submit import SpecEditor, SubmitScreen
+from pilotkit.tui.widgets.pilot_table import PilotTable
+from pilotkit.tui.widgets.status_bar import StatusBar
+from pilotkit.tui.widgets.task_table import TaskTable
+
+from .conftest import DEMO_SPEC, SIZE, DaemonProcess, quick_spec
+
+
+class RecordingApp(PilotkitApp):
+    """The dashboard, keeping what it told the user."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.told: list[str] = []
+
+    def notify(self, message: str, **kwargs: Any) -> None:  # type: ignore[override]
+        self.told.append(str(message))
+        super().notify(message, **kwargs)
+
+
+def live_app(daemon: Any, **options: Any) -> RecordingApp:
+    source = LiveSource(Target(socket=str(daemon.socket)), backoff=0.2, cap=1.0, poll=0.5)
+    return RecordingApp(source, start_dir=Path(daemon.base), **options)
+
+
+def status_text(app: PilotkitApp) -> str:
+    return str(app.screen.query_one(StatusBar).render())
+
+
+def notices(app: RecordingApp) -> str:
+    return "\n".join(app.told)
+
+
+async def test_overview_pilot_filter_sort_logs_help(tui_daemon: Any, tmp_path: Path) -> None:
+    spec = tmp_path / "demo.toml"
+    shutil.copy(DEMO_SPEC, spec)
+    pilot_id = tui_daemon.submit(spec)
+    app = live_app(tui_daemon)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until(lambda: pilot_id in app.model.pilots)
+        assert isinstance(app.screen, OverviewScreen)
+        assert "connected" in status_text(app) and "LIVE" in status_text(app)
+        assert app.screen.query_one(PilotTable).selected == pilot_id
+
+        await pilot.press("enter")
+        assert isinstance(app.screen, PilotScreen) and app.screen.pilot_id == pilot_id
+        view = app.model.pilots[pilot_id]
+        await app.until(lambda: view.hydrated and view.terminal and view.totals().done == 19)
+        assert view.state == "failed" and view.totals().failed == 1
+        tasks = app.screen.query_one(TaskTable)
+        await app.until(lambda: tasks.row_count() == 20)
+
+        # / filters (every word), ! inverts, esc clears
+        await pilot.press("slash", *"check", "enter")
+        await app.until(lambda: tasks.row_count() == 4)
+        box = app.screen.query_one("#task-filter", Input)
+        await pilot.press("slash")
+        box.value = "!check"
+        await pilot.press("enter")
+        await app.until(lambda: tasks.row_count() == 16)
+        await pilot.press("slash")
+        box.value = "check failed"
+        await pilot.press("enter")
+        await app.until(lambda: tasks.row_count() == 1)
+        assert tasks.selected is not None and tasks.selected.task == "check-1"
+
+        # the failed task's stderr, then stdout; wrap and timestamps
+        await pilot.press("L")
+        assert isinstance(app.screen, LogsScreen) and app.screen.stderr
+        logs = app.screen
+        await app.until(lambda: logs.ended is not None)
+        assert any("missing column: mass" in line for _, line in logs.lines)
+        await pilot.press("e")
+        await app.until(lambda: not logs.stderr and logs.ended is not None)
+        assert [line for _, line in logs.lines] == ["checking units"]
+        await pilot.press("t", "w")
+        assert logs.timestamps and logs.wrap
+        assert app.screen.query_one(RichLog).lines
+        await pilot.press("escape")
+        assert isinstance(app.screen, PilotScreen)
+
+        await pilot.press("slash", "escape")  # clears the filter
+        await app.until(lambda: tasks.row_count() == 20)
+        await pilot.press("s")  # sort by task
+        assert tasks.sort_key == "task" and tasks.row(0) is not None and tasks.row(0).task == "check-0"  # type: ignore[union-attr]
+        await pilot.press("S")
+        assert tasks.row(0).task == "fit-15"  # type: ignore[union-attr]
+        await pilot.press("G", "k", "g", "j")
+        assert tasks.cursor == 1
+
+        await pilot.press("question_mark")
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape", "escape")
+        assert isinstance(app.screen, OverviewScreen)
+        await pilot.press("l")  # the pilot's own log
+        pilot_log = app.screen
+        assert isinstance(pilot_log, LogsScreen) and pilot_log.task_id is None
+        await app.until(lambda: pilot_log.ended is not None)
+        assert any("running -> evicting" in line for _, line in pilot_log.lines)
+
+
+async def test_submit_screen_validates_inline_then_submits(tui_daemon: Any, tmp_path: Path) -> None:
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "bad"\n[app]\ntype = "tasks"\n[[app.groups]]\nname = "g"\ncomand = "true"\n')
+    good = quick_spec(tmp_path, tasks=4, seconds=0.1)
+    app = live_app(tui_daemon)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until(lambda: app.model.connection.state == "connected")
+        await pilot.press("s")
+        screen = app.screen
+        assert isinstance(screen, SubmitScreen)
+        screen.query_one("#spec-path", Input).value = str(bad)
+        screen.query_one("#spec-path", Input).focus()
+        await pilot.press("enter")
+        editor = screen.query_one(SpecEditor)
+        await app.until(lambda: screen.checked is not None and screen.checked == editor.text and editor.text)
+        assert screen.problems, "the misspelt key is a problem"
+        lines = {p.line for p in screen.problems}
+        assert 6 in lines and any("comand" in p.key or "command" in (p.suggestion or "") for p in screen.problems)
+        assert 5 in screen.query_one(SpecEditor).problem_lines  # 0-based: line 6 is marked
+        assert screen.query_one("#spec-problems", OptionList).option_count == len(screen.problems)
+        await pilot.press("ctrl+s")  # refused: problems
+        assert isinstance(app.screen, SubmitScreen)
+
+        # fix it in the editor: the check runs again as you type
+        editor.load_text(good.read_text())
+        await app.until(lambda: screen.checked == editor.text, 20)
+        assert screen.problems == []
+        await pilot.press("ctrl+s")
+        await app.until(lambda: isinstance(app.screen, PilotScreen))
+        assert isinstance(app.screen, PilotScreen)
+        new = app.screen.pilot_id
+        assert new.startswith("quick-")  # named by the edited text, not the file it came from
+        await app.until(lambda: app.model.pilots[new].terminal and app.model.pilots[new].totals().done == 4)
+
+
+async def test_actions_confirm_cancel_drain_retry_evict(tui_daemon: Any, tmp_path: Path) -> None:
+    slow = tui_daemon.submit(quick_spec(tmp_path, tasks=8, seconds=30, name="slow"))
+    app = live_app(tui_daemon, pilot=slow)
+    async with app.run_test(size=SIZE) as pilot:
+        view = app.model.pilot(slow)
+        await app.until(lambda: view.state == "running" and view.totals().running == 2)
+        assert isinstance(app.screen, PilotScreen)
+        await pilot.press("c")
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("n")
+        assert isinstance(app.screen, PilotScreen) and not view.terminal
+        await pilot.press("e")  # evict: asks, then the daemon has no such method
+        assert isinstance(app.screen, ConfirmScreen)
+        await pilot.press("y")
+        await app.until(lambda: "no 'evict' method" in notices(app))
+        await pilot.press("c")
+        await pilot.press("y")
+        await app.until(lambda: view.state == "cancelled" and view.totals().cancelled >= 6)
+
+        # drain: queued tasks never start, running ones finish
+        drained = tui_daemon.submit(quick_spec(tmp_path, tasks=6, seconds=3, name="drained"))
+        await app.until(lambda: drained in app.model.pilots)
+        await pilot.press("escape")
+        app.post_message(OpenPilot(drained))
+        await app.until(lambda: isinstance(app.screen, PilotScreen) and app.screen.pilot_id == drained)
+        dview = app.model.pilot(drained)
+        await app.until(lambda: dview.totals().running == 2)
+        await pilot.press("d")
+        await app.until(lambda: "draining" in notices(app))
+        await app.until(lambda: dview.terminal, 30)
+        totals = dview.totals()
+        assert totals.cancelled >= 2 and totals.done >= 2 and totals.done + totals.cancelled == 6
+
+        # retry the failed tasks of a failed pilot: a new run
+        failed = tui_daemon.submit(quick_spec(tmp_path, tasks=4, seconds=0.1, name="flaky", fail=True))
+        await pilot.press("escape")
+        app.post_message(OpenPilot(failed))
+        await app.until(lambda: isinstance(app.screen, PilotScreen) and app.screen.pilot_id == failed)
+        fview = app.model.pilot(failed)
+        await app.until(lambda: fview.state == "failed")
+        await pilot.press("r")
+        await app.until(lambda: "run 2: 1 task(s) queued again" in notices(app))
+        await app.until(lambda: fview.summary is not None and fview.summary.run == 2 and fview.terminal)
+
+
+async def test_readonly_refuses_actions(tui_daemon: Any, tmp_path: Path) -> None:
+    pilot_id = tui_daemon.submit(quick_spec(tmp_path, tasks=2, seconds=0.1))
+    app = live_app(tui_daemon, readonly=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until(lambda: pilot_id in app.model.pilots)
+        assert "read-only" in status_text(app)
+        for key in ("c", "d", "r", "e", "s"):
+            await pilot.press(key)
+            assert isinstance(app.screen, OverviewScreen), key
+        assert notices(app).count("read-only") == 5
+
+
+async def test_lost_daemon_shows_and_reconnects(tui_daemon: Any) -> None:
+    app = live_app(tui_daemon)
+    async with app.run_test(size=SIZE):
+        await app.until(lambda: app.model.connection.state == "connected")
+        tui_daemon.stop()
+        await app.until(lambda: app.model.connection.state == "reconnecting")
+        assert "reconnecting" in status_text(app) and "retry" in status_text(app)
+        tui_daemon.start()
+        await app.until(lambda: app.model.connection.state == "connected", 30)
+        assert "connected" in status_text(app)
+
+
+async def test_gives_up_after_bounded_retries(tmp_path: Path) -> None:
+    source = LiveSource(Target(socket=str(tmp_path / "none.sock")), retries=2, backoff=0.05, cap=0.1)
+    app = PilotkitApp(source)
+    async with app.run_test(size=SIZE):
+        await app.until(lambda: app.model.connection.state == "lost", 10)
+        assert "gave up after 2 retries" in status_text(app)
+
+
+async def test_starts_a_daemon_when_none_runs(tmp_path: Path, monkeypatch: Any) -> None:
+    d = DaemonProcess(tmp_path / "auto")
+    for key in ("XDG_STATE_HOME", "XDG_RUNTIME_DIR"):
+        monkeypatch.setenv(key, d.env[key])
+    app = PilotkitApp(LiveSource(start_daemon=True, backoff=0.2))
+    try:
+        async with app.run_test(size=SIZE):
+            await app.until(lambda: app.model.connection.state == "connected", 60)
+            assert app.model.daemon is not None
+    finally:
+        d.cli("shutdown", check=False)

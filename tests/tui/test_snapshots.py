@@ -1,0 +1,110 @@
+"""SVG snapshots of every screen, fed by recorded event logs so they never change by
+themselves (the replay's clock is the events'; times render in UTC).
+
+After a deliberate change of the look: ``pytest tests/tui/test_snapshots.py
+--snapshot-update``, then check the report and keep the new files."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("pytest_textual_snapshot")
+
+from textual.pilot import Pilot
+
+from pilotkit.tui.app import PilotkitApp
+from pilotkit.tui.messages import OpenLogs, OpenPilot
+from pilotkit.tui.replay import ReplaySource
+from pilotkit.tui.screens.submit import SpecTree, SubmitScreen
+
+from .conftest import CLUSTER_LOG, DATA, DEMO_LOG, DEMO_RUN, SIZE
+
+DEMO_PILOT = "demo-20261125-174054-86d4"
+CLUSTER_PILOT = "sim-20250615-120000-0001"
+
+
+def replay_app(log: Path, **options: Any) -> PilotkitApp:
+    return PilotkitApp(ReplaySource(log, speed=None, workdir=DEMO_RUN), tick=False, **options)
+
+
+def after_replay(then: Callable[[Pilot[Any]], Any] | None = None, *keys: str) -> Callable[[Pilot[Any]], Any]:
+    async def run_before(pilot: Pilot[Any]) -> None:
+        app = pilot.app
+        assert isinstance(app, PilotkitApp)
+        await app.until(lambda: app.model.connection.state == "replayed", 20)
+        if then is not None:
+            then(pilot)
+            await pilot.pause()
+        if keys:
+            await pilot.press(*keys)
+        await pilot.pause()
+        app.repaint()
+        await pilot.pause()
+
+    return run_before
+
+
+def both_logs(tmp_path: Path) -> Path:
+    path = tmp_path / "both.jsonl"
+    path.write_bytes(DEMO_LOG.read_bytes() + CLUSTER_LOG.read_bytes())
+    return path
+
+
+def test_overview(snap_compare: Any, tmp_path: Path) -> None:
+    app = replay_app(both_logs(tmp_path))
+    assert snap_compare(app, terminal_size=SIZE, run_before=after_replay())
+
+
+def test_pilot(snap_compare: Any) -> None:
+    app = replay_app(DEMO_LOG)
+
+    def open_pilot(pilot: Pilot[Any]) -> None:
+        pilot.app.post_message(OpenPilot(DEMO_PILOT))
+
+    # filter on the failed check and select it
+    assert snap_compare(app, terminal_size=SIZE, run_before=after_replay(open_pilot, "slash", *"check", "enter"))
+
+
+def test_pilot_nodes_with_gpus(snap_compare: Any) -> None:
+    app = replay_app(CLUSTER_LOG)
+
+    def open_pilot(pilot: Pilot[Any]) -> None:
+        pilot.app.post_message(OpenPilot(CLUSTER_PILOT))
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=after_replay(open_pilot, "tab", "tab", "j"))
+
+
+def test_logs(snap_compare: Any) -> None:
+    app = replay_app(DEMO_LOG)
+
+    def open_logs(pilot: Pilot[Any]) -> None:
+        pilot.app.post_message(OpenLogs(DEMO_PILOT, None))
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=after_replay(open_logs))
+
+
+def test_submit(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(DATA)
+    source = ReplaySource(DEMO_LOG, speed=None)
+    source.can_control = True  # the screen, not the refusal of a replay
+    app = PilotkitApp(source, tick=False, start_dir=Path("specs"))
+
+    def open_submit(pilot: Pilot[Any]) -> None:
+        assert isinstance(pilot.app, PilotkitApp)
+        pilot.app.push_screen(SubmitScreen(Path("specs/typo.toml"), start=Path("specs")))
+
+    async def run_before(pilot: Pilot[Any]) -> None:
+        await after_replay(open_submit)(pilot)
+        app_ = pilot.app
+        assert isinstance(app_, PilotkitApp)
+        screen = app_.screen
+        assert isinstance(screen, SubmitScreen)
+        tree = screen.query_one(SpecTree)
+        await app_.until(lambda: screen.checked is not None and bool(tree.root.children), 20)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)

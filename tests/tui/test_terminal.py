@@ -1,0 +1,191 @@
+"""The real ``pilotkit tui`` as people run it: in a terminal (tmux), and in a browser
+(``--serve``, textual-serve, headless Chromium)."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pilotkit.testing import need_binary
+
+from .conftest import DEMO_LOG, env_for, python_env, quick_spec, wait_for
+
+PILOTKIT = [sys.executable, "-m", "pilotkit.cli.main"]
+TOTALS = re.compile(r"\btotal\s[ █]*\s(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\b")
+"""The totals line of the task groups: total, queued, running, done, failed."""
+
+
+@pytest.mark.tmux
+def test_dashboard_in_tmux_follows_a_pilot_to_done(tui_daemon: Any, tmp_path: Path) -> None:
+    tmux = need_binary("tmux")
+    spec = quick_spec(tmp_path, tasks=20, seconds=0.5)
+    server = str(tmp_path / "tmux.sock")
+    command = shlex.join([*PILOTKIT, "tui", str(spec), "--socket", str(tui_daemon.socket), "--no-start"])
+    env = env_for(tui_daemon)
+    env["TERM"] = "xterm-256color"
+    subprocess.run([tmux, "-S", server, "new-session", "-d", "-s", "tui", "-x", "160", "-y", "48", command],
+                   env=env, check=True, timeout=30)
+
+    def screen() -> str:
+        out = subprocess.run([tmux, "-S", server, "capture-pane", "-p", "-t", "tui"], capture_output=True,
+                             text=True, timeout=30)
+        return out.stdout
+
+    seen: list[int] = []
+
+    def done_count() -> tuple[int, int] | None:
+        match = TOTALS.search(screen())
+        if match is None:
+            return None
+        total, _, _, done, _ = (int(g) for g in match.groups())
+        seen.append(done)
+        return (total, done)
+
+    try:
+        wait_for(lambda: (c := done_count()) is not None and c[0] == 20 and 0 < c[1] < 20, 60,
+                 "the dashboard to show the pilot part done")
+        wait_for(lambda: (c := done_count()) is not None and c[1] == 20, 60, "every task done")
+
+        def finished() -> str | None:
+            text = screen()
+            return text if re.search(r"\bquick\b.*\bdone\b", text) else None
+
+        final = wait_for(finished, 30, "the pilot's state to show done")
+        assert "connected" in final and "LIVE" in final
+        assert seen == sorted(seen), f"progress went backwards: {seen}"
+        subprocess.run([tmux, "-S", server, "send-keys", "-t", "tui", "q"], timeout=30)
+        wait_for(lambda: subprocess.run([tmux, "-S", server, "has-session", "-t", "tui"],
+                                        capture_output=True).returncode != 0, 20, "the dashboard to quit on q")
+    finally:
+        subprocess.run([tmux, "-S", server, "kill-server"], capture_output=True, timeout=30)
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_browser_view_through_textual_serve(tmp_path: Path) -> None:
+    chromium = _chromium()
+    if chromium is None:
+        pytest.skip("no Chromium on PATH (apt-get install chromium): the browser view is not checked")
+    pytest.importorskip("textual_serve", reason="textual-serve is not installed (pip install textual-serve)")
+    aiohttp = pytest.importorskip("aiohttp", reason="aiohttp (a textual-serve dependency) is missing")
+    port = _free_port()
+    log = tmp_path / "serve.log"
+    with open(log, "wb") as out:
+        server = subprocess.Popen([*PILOTKIT, "tui", "--serve", "--port", str(port), "--replay", str(DEMO_LOG),
+                                   "--instant"], env=python_env(), stdout=out, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    try:
+        url = f"http://localhost:{port}/"
+
+        def page() -> str | None:
+            if server.poll() is not None:
+                raise AssertionError(f"--serve exited {server.returncode}: {log.read_text(errors='replace')}")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as response:
+                    return str(response.read().decode())
+            except OSError:
+                return None
+
+        html = wait_for(page, 30, "textual-serve to answer")
+        assert "data-session-websocket-url" in html
+        shot = tmp_path / "dashboard.png"
+        asyncio.run(_screenshot(aiohttp, chromium, url, shot, tmp_path / "chromium"))
+        print(f"browser screenshot: {shot}")
+        assert shot.stat().st_size > 20_000, "the page is the splash, not the dashboard"
+    finally:
+        server.terminate()
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+async def _screenshot(aiohttp: Any, chromium: str, url: str, out: Path, profile: Path) -> None:
+    """Load ``url`` in headless Chromium (over its DevTools protocol), wait for the app's
+    first bytes and a still picture, save a PNG."""
+    proc = subprocess.Popen(
+        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", "--remote-debugging-port=0",
+         "--window-size=1400,900", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    try:
+        assert proc.stderr is not None
+        port = None
+        deadline = time.monotonic() + 30
+        while port is None and time.monotonic() < deadline:
+            line = await asyncio.to_thread(proc.stderr.readline)
+            if not line and proc.poll() is not None:
+                raise AssertionError(f"chromium exited {proc.returncode}")
+            match = re.search(r"DevTools listening on ws://[^:]+:(\d+)/", line)
+            port = int(match.group(1)) if match else None
+        assert port is not None, "chromium did not open its DevTools port"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/json/list") as response:
+                targets = await response.json()
+            target = next(t for t in targets if t["type"] == "page")
+            async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+                calls = 0
+
+                async def call(method: str, **params: Any) -> dict[str, Any]:
+                    nonlocal calls
+                    calls += 1
+                    await ws.send_json({"id": calls, "method": method, "params": params})
+                    while True:
+                        message = await ws.receive_json(timeout=30)
+                        if message.get("id") == calls:
+                            assert "error" not in message, message
+                            return dict(message.get("result", {}))
+
+                async def body_classes() -> str:
+                    result = await call("Runtime.evaluate", expression="document.body ? document.body.className : ''",
+                                        returnByValue=True)
+                    return str(result.get("result", {}).get("value", ""))
+
+                await call("Page.enable")
+                await call("Page.navigate", url=url)
+                deadline = time.monotonic() + 30
+                while "-first-byte" not in await body_classes():
+                    assert time.monotonic() < deadline, "the dashboard never sent its first bytes to the page"
+                    await asyncio.sleep(0.2)
+                previous = b""
+                deadline = time.monotonic() + 20
+                while True:  # until two pictures in a row are the same: it has drawn
+                    picture = base64.b64decode((await call("Page.captureScreenshot", format="png"))["data"])
+                    if picture == previous or time.monotonic() > deadline:
+                        break
+                    previous = picture
+                    await asyncio.sleep(0.5)
+                out.write_bytes(picture)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(profile, ignore_errors=True)
