@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -52,19 +53,27 @@ async def run_command(
         stderr=asyncio.subprocess.PIPE,
         env=full_env,
         cwd=cwd,
+        start_new_session=True,  # so a timeout stops the command's children too
     )
     try:
         out, err = await asyncio.wait_for(proc.communicate(input), timeout)
     except TimeoutError:
-        proc.kill()
+        _kill_group(proc.pid)
         await proc.wait()
         raise PilotkitError(f"'{' '.join(argv[:3])}' did not finish within {timeout:g}s") from None
     except asyncio.CancelledError:
         if proc.returncode is None:
-            proc.kill()
+            _kill_group(proc.pid)
             await proc.wait()
         raise
     result = Completed(argv, proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
     if check and result.returncode != 0:
         raise CommandError(argv, result.returncode, result.stdout, result.stderr)
     return result
+
+
+def _kill_group(pid: int) -> None:
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass

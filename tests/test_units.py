@@ -41,3 +41,16 @@ def test_sizes(text: str | int, nbytes: int) -> None:
 def test_slurm_time() -> None:
     assert slurm_time(5400) == "01:30:00"
     assert slurm_time(90061) == "1-01:01:01"
+
+
+async def test_run_command_timeout_stops_the_commands_children() -> None:
+    import time
+
+    from pilotkit.errors import PilotkitError
+    from pilotkit.proc import run_command
+
+    t0 = time.monotonic()
+    with pytest.raises(PilotkitError, match=r"did not finish within 0\.5s"):
+        # The shell's child keeps the output pipe open; it must die with the shell.
+        await run_command(["sh", "-c", "sleep 30; echo done"], timeout=0.5)
+    assert time.monotonic() - t0 < 5
