@@ -179,6 +179,15 @@ class ContainerContext:
     """The runtime's own Options from the spec."""
 
 
+def version_in(text: str) -> str:
+    """The first dotted version number in a program's output (``1.2.5-1.el8``), or
+    ``unknown``."""
+    import re
+
+    match = re.search(r"\d+(?:\.\d+)+[\w.+~-]*", text)
+    return match.group(0) if match else "unknown"
+
+
 @dataclass(frozen=True)
 class RuntimeInfo:
     binary: str
@@ -190,10 +199,36 @@ class ContainerRuntime(_Plugin):
 
     binaries: ClassVar[tuple[str, ...]] = ()
     """Candidate executable names, in order of preference."""
+    version_args: ClassVar[tuple[str, ...]] = ("--version",)
+    """What to run the binary with to learn its version."""
+    version_must_succeed: ClassVar[bool] = True
+    """False for runtimes whose version command may fail (the version is then 'unknown')."""
 
     async def detect(self) -> RuntimeInfo:
-        """Find the runtime and its version; raise MissingBinaryError if absent."""
-        raise NotImplementedError
+        """Find the first of ``binaries`` on PATH and its version; raise
+        MissingBinaryError naming the runtime when none is there."""
+        import shutil
+
+        from .errors import MissingBinaryError
+        from .proc import run_command
+
+        purpose = f"the {self.id} container runtime"
+        for name in self.binaries:
+            path = shutil.which(name)
+            if path is not None:
+                break
+        else:
+            raise MissingBinaryError(self.binaries[0] if self.binaries else self.id, purpose)
+        done = await run_command(
+            [path, *self.version_args], timeout=60, check=self.version_must_succeed, purpose=purpose
+        )
+        self.found_binary = name
+        return RuntimeInfo(binary=path, version=self.parse_version(done.stdout + done.stderr))
+
+    @staticmethod
+    def parse_version(text: str) -> str:
+        """The first dotted version number in ``text``, or ``unknown``."""
+        return version_in(text)
 
     async def prepare(self, image: StagedImage, ctx: PilotContext) -> StagedImage:
         """One-time work before the first task (unpack, write a bundle...)."""

@@ -13,25 +13,21 @@ tasks that ask for MPI.
 
 from __future__ import annotations
 
-import re
-import shutil
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
-from pilotkit.errors import MissingBinaryError, PilotkitError
+from pilotkit.errors import PilotkitError
 from pilotkit.interfaces import (
     Bind,
     ContainerContext,
     ContainerRuntime,
     PilotContext,
-    RuntimeInfo,
     StagedImage,
+    version_in,
 )
-from pilotkit.proc import run_command
 
-PURPOSE = "the apptainer container runtime"
 IMAGE_FORMATS = ("sif", "squashfs", "dir", "name")
 
 
@@ -60,8 +56,7 @@ class ApptainerOptions(msgspec.Struct, forbid_unknown_fields=True):
 
 def parse_version(text: str) -> str:
     """The version in ``apptainer --version`` output (``apptainer version 1.2.5-1.el8``)."""
-    match = re.search(r"\d+(?:\.\d+)+[\w.+~-]*", text)
-    return match.group(0) if match else "unknown"
+    return version_in(text)
 
 
 def bind_spec(bind: Bind) -> str:
@@ -101,18 +96,7 @@ class ApptainerRuntime(ContainerRuntime):
     @property
     def binary(self) -> str:
         """The command name used in argv: the one :meth:`detect` found, else the first."""
-        return self._binary or self.binaries[0]
-
-    async def detect(self) -> RuntimeInfo:
-        for name in self.binaries:
-            path = shutil.which(name)
-            if path is not None:
-                break
-        else:
-            raise MissingBinaryError(self.binaries[0], PURPOSE)
-        done = await run_command([path, "--version"], timeout=30, purpose=PURPOSE)
-        self._binary = name
-        return RuntimeInfo(binary=path, version=parse_version(done.stdout + done.stderr))
+        return self._binary or getattr(self, "found_binary", None) or self.binaries[0]
 
     async def prepare(self, image: StagedImage, ctx: PilotContext) -> StagedImage:
         if image.format not in IMAGE_FORMATS:

@@ -12,24 +12,21 @@ task's argv runs as given; ``entrypoint = true`` keeps it.
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
-from pilotkit.errors import MissingBinaryError, PilotkitError
+from pilotkit.errors import PilotkitError
 from pilotkit.interfaces import (
     Bind,
     ContainerContext,
     ContainerRuntime,
     PilotContext,
-    RuntimeInfo,
     StagedImage,
+    version_in,
 )
-from pilotkit.proc import run_command
 
-PURPOSE = "the podman-hpc container runtime"
 
 
 class PodmanHpcOptions(msgspec.Struct, forbid_unknown_fields=True):
@@ -52,8 +49,7 @@ def parse_version(text: str) -> str:
     match = re.search(r"^\s*Version:\s*(\S+)", text, re.MULTILINE)
     if match:
         return match.group(1)
-    match = re.search(r"\d+(?:\.\d+)+[\w.+~-]*", text)
-    return match.group(0) if match else "unknown"
+    return version_in(text)
 
 
 def volume_arg(bind: Bind) -> str:
@@ -75,13 +71,8 @@ class PodmanHpcRuntime(ContainerRuntime):
     binaries = ("podman-hpc",)
     description = "podman-hpc (NERSC): rootless podman with --gpu and --mpi site modules"
     Options = PodmanHpcOptions
-
-    async def detect(self) -> RuntimeInfo:
-        path = shutil.which(self.binaries[0])
-        if path is None:
-            raise MissingBinaryError(self.binaries[0], PURPOSE)
-        done = await run_command([path, "version"], timeout=60, purpose=PURPOSE)
-        return RuntimeInfo(binary=path, version=parse_version(done.stdout + done.stderr))
+    version_args = ("version",)
+    parse_version = staticmethod(parse_version)
 
     async def prepare(self, image: StagedImage, ctx: PilotContext) -> StagedImage:
         if image.format not in ("name", "dir"):

@@ -10,25 +10,21 @@ argv runs as given, as with the other runtimes; ``entrypoint = true`` keeps it.
 
 from __future__ import annotations
 
-import re
-import shutil
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
-from pilotkit.errors import MissingBinaryError, PilotkitError
+from pilotkit.errors import PilotkitError
 from pilotkit.interfaces import (
     Bind,
     ContainerContext,
     ContainerRuntime,
     PilotContext,
-    RuntimeInfo,
     StagedImage,
+    version_in,
 )
-from pilotkit.proc import run_command
 
-PURPOSE = "the sarus container runtime"
 
 
 class SarusOptions(msgspec.Struct, forbid_unknown_fields=True):
@@ -46,8 +42,7 @@ class SarusOptions(msgspec.Struct, forbid_unknown_fields=True):
 
 def parse_version(text: str) -> str:
     """The version in ``sarus --version`` output (``1.6.3``)."""
-    match = re.search(r"\d+(?:\.\d+)+[\w.+~-]*", text)
-    return match.group(0) if match else "unknown"
+    return version_in(text)
 
 
 def mount_arg(bind: Bind) -> str:
@@ -70,13 +65,6 @@ class SarusRuntime(ContainerRuntime):
     binaries = ("sarus",)
     description = "Sarus (CSCS): OCI images with native MPI and NVIDIA GPU hooks"
     Options = SarusOptions
-
-    async def detect(self) -> RuntimeInfo:
-        path = shutil.which(self.binaries[0])
-        if path is None:
-            raise MissingBinaryError(self.binaries[0], PURPOSE)
-        done = await run_command([path, "--version"], timeout=30, purpose=PURPOSE)
-        return RuntimeInfo(binary=path, version=parse_version(done.stdout + done.stderr))
 
     async def prepare(self, image: StagedImage, ctx: PilotContext) -> StagedImage:
         if image.format != "name":
