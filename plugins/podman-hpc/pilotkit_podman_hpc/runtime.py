@@ -28,7 +28,6 @@ from pilotkit.interfaces import (
 )
 
 
-
 class PodmanHpcOptions(msgspec.Struct, forbid_unknown_fields=True):
     """The ``[container]`` keys of ``runtime = "podman-hpc"``."""
 

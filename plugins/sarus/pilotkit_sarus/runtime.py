@@ -26,7 +26,6 @@ from pilotkit.interfaces import (
 )
 
 
-
 class SarusOptions(msgspec.Struct, forbid_unknown_fields=True):
     """The ``[container]`` keys of ``runtime = "sarus"``."""
 
