@@ -475,7 +475,9 @@ async def _tcp_client(target: Target) -> tuple[Client, str]:
 
 
 async def _ssh_client(target: Target) -> Client:
-    import asyncssh
+    from .ssh import import_asyncssh
+
+    asyncssh = import_asyncssh()
 
     assert target.host is not None
     user, _, host = target.host.rpartition("@")
