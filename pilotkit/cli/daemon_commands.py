@@ -113,6 +113,18 @@ def _when(t: float | None) -> str:
 # --------------------------------------------------------------------------- daemon
 
 
+def systemd_unit() -> str:
+    """The shipped unit, with ExecStart naming the pilotkit this command runs from."""
+    import shutil
+    import sys
+
+    from ..resources import shared
+
+    text = (shared("systemd") / "pilotkit.service").read_text(encoding="utf-8")
+    exe = shutil.which("pilotkit") or str(Path(sys.executable).with_name("pilotkit"))
+    return text.replace("ExecStart=/usr/bin/env pilotkit daemon", f"ExecStart={Path(exe).resolve()} daemon")
+
+
 @click.command()
 @click.option("--detach", is_flag=True, help="Run in the background (logs go to the state dir).")
 @click.option("--socket-path", "print_socket", is_flag=True,
@@ -124,9 +136,11 @@ def _when(t: float | None) -> str:
 @click.option("--shutdown-timeout", type=float, default=30.0, show_default=True,
               help="Seconds local pilots may drain at shutdown before their tasks are stopped.")
 @click.option("--log-console/--no-log-console", default=True, hidden=True)
+@click.option("--systemd-unit", "print_unit", is_flag=True,
+              help="Print a systemd user unit that runs this pilotkit's daemon, and exit.")
 def daemon(
     detach: bool, print_socket: bool, tcp: str | None, tls_cert: Path | None, tls_key: Path | None,
-    shutdown_timeout: float, log_console: bool,
+    shutdown_timeout: float, log_console: bool, print_unit: bool,
 ) -> None:
     """Run the pilotkit daemon: pilots keep running without a terminal.
 
@@ -138,6 +152,9 @@ def daemon(
     """
     from ..protocol import find_socket, runtime_dir, state_dir
 
+    if print_unit:
+        click.echo(systemd_unit(), nl=False)
+        return
     if print_socket:
         click.echo(str(find_socket()))
         return

@@ -264,6 +264,11 @@ from .container import container  # noqa: E402
 
 cli.add_command(container)
 
+from .share import docs, examples  # noqa: E402
+
+cli.add_command(examples)
+cli.add_command(docs)
+
 
 def main() -> None:
     cli(prog_name="pilotkit")
