@@ -254,6 +254,35 @@ class SubmitResult(msgspec.Struct, kw_only=True):
     workdir: str
 
 
+class ValidateParams(msgspec.Struct, kw_only=True):
+    spec: str
+    """The spec's TOML text."""
+    path: str | None = None
+    """Where the spec lives (on the daemon's machine), as for ``submit``: the file name in
+    problems, ``{spec_dir}`` and relative paths."""
+
+
+class SpecProblemInfo(msgspec.Struct, kw_only=True):
+    """One problem of a spec: where it is and what is wrong."""
+
+    file: str | None
+    key: str
+    line: int | None
+    message: str
+    suggestion: str | None = None
+
+
+class ValidateResult(msgspec.Struct, kw_only=True, omit_defaults=True):
+    valid: bool
+    problems: list[SpecProblemInfo] = []
+    """Every problem, when the spec is not valid."""
+    name: str | None = None
+    provider: str | None = None
+    app: str | None = None
+    tasks: int | None = None
+    """How many tasks the spec makes (the ``tasks`` app)."""
+
+
 class StatusParams(msgspec.Struct, kw_only=True):
     pilot: str | None = None
 
@@ -390,6 +419,7 @@ METHODS: dict[str, MethodSpec] = {
     for m in (
         MethodSpec("hello", HelloParams, HelloResult),
         MethodSpec("submit", SubmitParams, SubmitResult),
+        MethodSpec("validate", ValidateParams, ValidateResult),
         MethodSpec("status", StatusParams, StatusResult),
         MethodSpec("list", StatusParams, StatusResult),
         MethodSpec("pilot", PilotParams, PilotDetail),

@@ -136,8 +136,20 @@ def probe(as_json: bool, no_gpu: bool) -> None:
 @cli.command()
 @click.argument("spec", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
-def validate(spec: Path, as_json: bool) -> None:
+@click.option("--host", metavar="[USER@]HOST",
+              help="Have the daemon on this machine check it (over SSH), with the plugins installed there.")
+@click.option("--ssh-config", type=click.Path(dir_okay=False), metavar="FILE",
+              help="With --host: SSH config file to use instead of ~/.ssh/config.")
+@click.option("--remote-socket", metavar="PATH", help="With --host: the daemon's socket there.")
+@click.option("--remote-pilotkit", metavar="COMMAND", help="With --host: how to run pilotkit there.")
+def validate(spec: Path, as_json: bool, host: str | None, ssh_config: str | None, remote_socket: str | None,
+             remote_pilotkit: str | None) -> None:
     """Check a pilot spec and report every problem at once."""
+    if host:
+        from .remote_validate import validate_remote
+
+        validate_remote(spec, as_json, host, ssh_config, remote_socket, remote_pilotkit)
+        return
     from ..spec import load_spec
 
     try:

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from ..pilot import Pilot
     from ..plugins import Plugins
     from ..spec import ResolvedSpec
-    from .pilots import PilotRecord
+    from .records import PilotRecord
 
 log = logging.getLogger("pilotkit.daemon")
 

@@ -1,151 +1,138 @@
-"""Files a pilot leaves in its workdir, read after a restart: the results file (a torn
-last record is cut off), the task dirs (which attempts ran) and the task processes a
-dead daemon left running (killed)."""
+"""Recovery: running a pilot again in its workdir, after a daemon restart or a retry.
+
+After a restart (:meth:`Recovery.recover`), a local pilot that had not finished is run
+again in the same workdir with the same id, resuming from its results file and the
+recorded attempts; attempts that were running are recorded as ``lost`` and their tasks
+run again with the next attempt number. A pilot that was asked to drain or cancel ends
+instead. A batch pilot is handed to :func:`pilotkit.daemon.reattach.reattach`.
+
+:meth:`Recovery.retry` runs a finished pilot again, keeping its successful results.
+"""
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
-import os
-import re
-import signal
-from collections.abc import Iterable
 from pathlib import Path
 
-import msgspec
-import psutil
-
-from ..results import TaskResult, read_results
+from ..errors import PilotkitError
+from ..events import TaskFinished
+from ..plugins import Plugins
+from ..scheduler import Resume
+from .events import EventRecorder
+from .faults import Refused
+from .reattach import reattach
+from .records import FAILED_OUTCOMES, PilotRecord, Records
+from .runs import LivePilot, Runs
+from .workdir import kill_orphans, latest_results, launched_attempts, repair_results
 
 log = logging.getLogger("pilotkit.daemon.recovery")
 
 
-def latest_results(results: Iterable[TaskResult]) -> dict[str, TaskResult]:
-    """The last result of each task (a retried task has several lines)."""
-    return {r.task: r for r in results}
+class Recovery:
+    def __init__(self, records: Records, recorder: EventRecorder, runs: Runs, plugins: Plugins) -> None:
+        self.records = records
+        self.recorder = recorder
+        self.runs = runs
+        self.plugins = plugins
 
-
-def read_results_quietly(path: Path) -> list[TaskResult]:
-    try:
-        return read_results(path)
-    except FileNotFoundError:
-        return []
-    except (msgspec.DecodeError, msgspec.ValidationError):
-        return _read_tolerant(path)
-
-
-def _read_tolerant(path: Path) -> list[TaskResult]:
-    decoder = msgspec.json.Decoder(TaskResult)
-    out: list[TaskResult] = []
-    with open(path, "rb") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.endswith(b"\n"):
-                break
+    async def recover(self, crashed: bool) -> None:
+        """Resume or re-attach every pilot that had not finished (``crashed``: the
+        previous daemon did not shut down cleanly)."""
+        for record in self.records:
+            if record.terminal:
+                continue
             try:
-                out.append(decoder.decode(line))
-            except (msgspec.DecodeError, msgspec.ValidationError):
-                log.warning("%s:%d: unreadable result skipped", path, number)
-    return out
+                if record.provider == "local":
+                    await self._resume_local(record, crashed)
+                else:
+                    await self._reattach(record, crashed)
+            except Exception as exc:
+                log.exception("recovering pilot %s failed", record.id)
+                await self.runs.finish(record, "failed", f"could not be resumed: {exc}")
 
-
-def repair_results(path: Path, log_path: Path | None = None) -> list[TaskResult]:
-    """Cut a torn last line off a results file (a crash mid-write) so appending resumes
-    on a clean line, and end the pilot log with a newline; returns the results."""
-    if log_path is not None:
-        _end_with_newline(log_path)
-    try:
-        dropped = _truncate_torn(path)
-    except FileNotFoundError:
-        return []
-    if dropped:
-        log.warning("%s: dropped a torn last record (%d bytes)", path, dropped)
-    return read_results_quietly(path)
-
-
-def _truncate_torn(path: Path) -> int:
-    """Cut everything after the last newline; returns how many bytes went."""
-    with open(path, "rb+") as f:
-        size = f.seek(0, os.SEEK_END)
-        pos, keep = size, 0
-        while pos > 0:
-            step = min(65536, pos)
-            f.seek(pos - step)
-            cut = f.read(step).rfind(b"\n")
-            if cut >= 0:
-                keep = pos - step + cut + 1
-                break
-            pos -= step
-        if keep < size:
-            f.truncate(keep)
-        return size - keep
-
-
-def _end_with_newline(path: Path) -> None:
-    try:
-        with open(path, "rb+") as f:
-            f.seek(0, os.SEEK_END)
-            if f.tell() == 0:
-                return
-            f.seek(-1, os.SEEK_END)
-            if f.read(1) != b"\n":
-                f.write(b"\n")
-    except FileNotFoundError:
-        return
-
-
-_ATTEMPT_FILE = re.compile(r"attempt-(\d+)\.(?:out|err)")
-
-
-def launched_attempts(workdir: Path, skip: set[str]) -> dict[str, int]:
-    """The highest attempt number that ran, by the output files in each task dir
-    (except ``skip``). The pool makes the first attempt's empty files ahead of time, so
-    attempt 1 counts only once it has written something; reusing the number of an
-    attempt that wrote nothing loses nothing."""
-    out: dict[str, int] = {}
-    try:
-        entries = os.scandir(workdir / "tasks")
-    except FileNotFoundError:
-        return out
-    with entries:
-        for entry in entries:
-            if entry.name in skip or not entry.is_dir(follow_symlinks=False):
+    async def _resume_local(self, record: PilotRecord, crashed: bool) -> None:
+        pilot_log = self.recorder.pilot_log
+        results = await asyncio.to_thread(repair_results, record.results_path, record.log_path)
+        killed = await asyncio.to_thread(kill_orphans, Path(record.workdir))
+        if killed:
+            pilot_log(record, "warn", f"killed {killed} process(es) left running by the previous daemon")
+        latest = latest_results(results)
+        lost = 0
+        for task, attempt, group, node in await self.records.open_attempts(record.id):
+            result = latest.get(task)
+            if result is not None and result.attempts == attempt and result.status != "cancelled":
+                # It finished; the daemon died before recording that.
+                self.records.write_attempt_finished(
+                    record.id, task, attempt, t=result.end, status=result.status, exit_code=result.exit_code,
+                    duration=result.duration, final=True,
+                )
                 continue
-            best = 0
-            for name in os.listdir(entry.path):
-                match = _ATTEMPT_FILE.fullmatch(name)
-                if match is None:
-                    continue
-                number = int(match.group(1))
-                if number == 1:
-                    with contextlib.suppress(OSError):
-                        if os.stat(os.path.join(entry.path, name)).st_size == 0:
-                            continue
-                best = max(best, number)
-            if best:
-                out[entry.name] = best
-    return out
+            lost += 1
+            self.recorder.record(record, TaskFinished(
+                pilot=record.id, task=task, group=group, attempt=attempt, node=node or "?",
+                status="lost", final=False,
+            ))
+        if crashed:
+            record.crashes += 1
+        why = "crashed" if crashed else "stopped"
+        if record.desired == "cancel":
+            await self.runs.finish(record, "cancelled", f"cancelled (the daemon {why} while it was stopping)")
+            return
+        if record.desired == "drain":
+            failed = sum(1 for r in latest.values() if r.status in FAILED_OUTCOMES)
+            state = "failed" if failed else "done"
+            await self.runs.finish(record, state, f"drained (the daemon {why} while it was draining)")
+            return
+        attempts = await self.records.attempt_numbers(record.id)
+        # Task events reach the database in groups every few milliseconds, so a crash can
+        # lose the start of an attempt; its files in the task dir cannot be lost.
+        done = {t for t, r in latest.items() if r.status != "cancelled"}
+        launched = await asyncio.to_thread(launched_attempts, Path(record.workdir), done)
+        unrecorded = sorted(f"{t} #{n}" for t, n in launched.items() if n > attempts.get(t, 0))
+        for task, n in launched.items():
+            attempts[task] = max(n, attempts.get(task, 0))
+        if unrecorded:
+            lost += len(unrecorded)
+            pilot_log(record, "warn", f"attempts started but not recorded before the crash, lost: "
+                      f"{', '.join(unrecorded)}")
+        pilot_log(
+            record, "info",
+            f"resuming after the daemon {why}: {len(done)} task(s) finished, {lost} lost and re-queued",
+        )
+        await self.runs.start(record, Resume(results=latest, attempts=attempts), new_run=True)
 
-
-def kill_orphans(workdir: Path) -> int:
-    """Kill task processes a dead daemon left running (their cwd is in the workdir's
-    task dirs; each leads its own process group). Returns how many were found."""
-    root = str((workdir / "tasks").resolve()) + os.sep
-    me, uid, my_group = os.getpid(), os.getuid(), os.getpgrp()
-    found = 0
-    for proc in psutil.process_iter(["uids"]):
+    async def _reattach(self, record: PilotRecord, crashed: bool) -> None:
+        if crashed:
+            record.crashes += 1
         try:
-            if proc.pid == me or proc.info["uids"].real != uid:
-                continue
-            cwd = proc.cwd()
-        except (psutil.Error, OSError):
-            continue
-        if not (cwd + os.sep).startswith(root):
-            continue
-        found += 1
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            group = os.getpgid(proc.pid)
-            if group not in (my_group, 0):
-                os.killpg(group, signal.SIGKILL)
-            else:
-                os.kill(proc.pid, signal.SIGKILL)
-    return found
+            provider_cls = self.plugins.provider(record.provider)
+        except PilotkitError:
+            provider_cls = None
+        pilot, reason = await reattach(record, provider_cls, self.plugins)
+        record.reason = reason
+        record.attached = pilot is not None
+        await self.records.save(record)
+        if pilot is not None:
+            self.runs.launch(LivePilot(record, pilot, None))
+        else:
+            log.info("pilot %s: %s", record.id, reason)
+
+    async def retry(self, record: PilotRecord, failed: bool) -> int:
+        """Run a finished pilot again: its unfinished tasks, and (``failed``) its failed
+        ones. Returns how many tasks were queued again."""
+        results = await asyncio.to_thread(repair_results, record.results_path, record.log_path)
+        latest = latest_results(results)
+        again = [t for t, r in latest.items() if r.status in FAILED_OUTCOMES] if failed else []
+        for task in again:
+            del latest[task]
+        unfinished = sum(1 for r in latest.values() if r.status == "cancelled")
+        requeued = len(again) + unfinished
+        if requeued == 0 and record.state == "done":
+            raise Refused(f"nothing to retry: every task of {record.id} succeeded")
+        attempts = await self.records.attempt_numbers(record.id)
+        self.recorder.pilot_log(
+            record, "info", f"retry: {len(again)} failed and {unfinished} unfinished task(s) re-queued"
+        )
+        await self.runs.start(record, Resume(results=latest, attempts=attempts), new_run=True)
+        return requeued

@@ -116,9 +116,7 @@ class Daemon:
         manager = self.manager = PilotManager(store, plugins, self.metrics, config.state_dir)
         await manager.load()
         token = self._write_token() if config.tcp is not None else None
-        self.api = Api(
-            manager, self.metrics, store, info=self.info, request_shutdown=self.request_shutdown, token=token
-        )
+        self.api = Api(manager, self.metrics, info=self.info, request_shutdown=self.request_shutdown, token=token)
         await manager.recover(crashed)
         self.listeners = Listeners(self.api, self._serve_connection)
         await self.listeners.unix(self.files.socket)
@@ -132,7 +130,7 @@ class Daemon:
         for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             loop.add_signal_handler(sig, self._on_signal, sig)
         sampler = LocalSampler(
-            self.metrics, manager.live_local, interval=config.metrics_interval, gpus=config.gpu_metrics
+            self.metrics, manager.runs.live_local, interval=config.metrics_interval, gpus=config.gpu_metrics
         )
         self._background = [asyncio.ensure_future(sampler.run()), asyncio.ensure_future(self._progress())]
         log.info(
@@ -149,7 +147,7 @@ class Daemon:
             self.listeners.close()
         if self.manager is not None:
             await self.manager.shutdown(self.config.shutdown_timeout, self.force_exit)
-            self.manager.events.close_all()
+            self.manager.recorder.hub.close_all()
         self.metrics.hub.close_all()
         if self.api is not None:
             connections = list(self.api.connections)
@@ -226,7 +224,7 @@ class Daemon:
             pid=os.getpid(), host=socket.gethostname(), version=__version__, started=self.started,
             connections=len(self.api.connections) if self.api else 0,
             requests=self.api.requests if self.api else 0,
-            events=self.manager.recorded if self.manager else 0,
+            events=self.manager.recorder.recorded if self.manager else 0,
             crashes=self.crashes,
         )
 

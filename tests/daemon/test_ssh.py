@@ -146,3 +146,26 @@ async def test_client_library_over_ssh(daemon: DaemonProcess, sshd: Sshd, tmp_pa
         assert states[-1] == "done"
         (summary,) = await client.status(submitted.pilot)
         assert summary.progress.done == 2
+
+
+def test_validate_on_the_remote_daemon(daemon: DaemonProcess, sshd: Sshd, tmp_path: Path) -> None:
+    good = write_spec(tmp_path, 'name = "far"\n[[app.groups]]\nname = "g"\ncommands = ["true", "true"]\n')
+    result = over_ssh(daemon, sshd, "validate", str(good))
+    assert result.stdout == f"{good}: valid: pilot 'far', provider local, app tasks, 2 tasks (checked on {sshd.alias})\n"
+    as_json = json.loads(over_ssh(daemon, sshd, "validate", "--json", str(good)).stdout)
+    assert as_json == {"valid": True, "problems": [], "name": "far", "provider": "local", "app": "tasks", "tasks": 2}
+
+    bad = write_spec(tmp_path, 'name = "bad"\n[resources]\ncors = 2\n[[app.groups]]\nname = "g"\nretrys = 1\n'
+                     'commands = ["true"]\n', "bad.toml")
+    result = over_ssh(daemon, sshd, "validate", str(bad), check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.splitlines() == [
+        f"error: {bad}:6: app.groups[0].retrys: unknown key (did you mean 'retries'?)",
+        f"error: {bad}:3: resources.cors: unknown key (did you mean 'cores'?)",
+    ]
+    result = over_ssh(daemon, sshd, "validate", "--json", str(bad), check=False)
+    assert result.returncode == 2
+    assert {(p["line"], p["key"]) for p in json.loads(result.stdout)["problems"]} == {
+        (3, "resources.cors"), (6, "app.groups[0].retrys"),
+    }
+    assert daemon.call("status")["pilots"] == [], "validating runs nothing"

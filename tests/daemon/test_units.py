@@ -12,13 +12,13 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from pilotkit.daemon.dispatch import _tail_offset
 from pilotkit.daemon.migrations import Migrations, migrations
 from pilotkit.daemon.reattach import detachable
-from pilotkit.daemon.recovery import repair_results
 from pilotkit.daemon.runtime_dir import DaemonLock, RuntimeFiles, ensure_private_dir
 from pilotkit.daemon.store import Store, check_local_filesystem, mount_of
+from pilotkit.daemon.stream_methods import tail_offset
 from pilotkit.daemon.streams import Dropped, Hub, Subscription
+from pilotkit.daemon.workdir import repair_results
 from pilotkit.errors import PilotkitError
 from pilotkit.results import ResultsWriter, TaskResult, read_results
 
@@ -149,12 +149,12 @@ def test_torn_last_result(tmp_path: Path) -> None:
 def test_tail_offset(tmp_path: Path) -> None:
     path = tmp_path / "log"
     path.write_bytes(b"one\ntwo\nthree\n")
-    assert path.read_bytes()[_tail_offset(path, 2):] == b"two\nthree\n"
-    assert _tail_offset(path, 10) == 0 and _tail_offset(path, -1) == 0
-    assert _tail_offset(path, 0) == path.stat().st_size
+    assert path.read_bytes()[tail_offset(path, 2):] == b"two\nthree\n"
+    assert tail_offset(path, 10) == 0 and tail_offset(path, -1) == 0
+    assert tail_offset(path, 0) == path.stat().st_size
     path.write_bytes(b"one\ntwo\npartial")
-    assert path.read_bytes()[_tail_offset(path, 1):] == b"partial"
-    assert _tail_offset(tmp_path / "none", 5) == 0
+    assert path.read_bytes()[tail_offset(path, 1):] == b"partial"
+    assert tail_offset(tmp_path / "none", 5) == 0
 
 
 def test_runtime_dir_must_be_private_and_ours(tmp_path: Path) -> None:
@@ -267,7 +267,7 @@ async def test_detached_provider_keeps_its_allocation(tmp_path: Path) -> None:
 
 
 def test_launched_attempts_from_task_dirs(tmp_path: Path) -> None:
-    from pilotkit.daemon.recovery import launched_attempts
+    from pilotkit.daemon.workdir import launched_attempts
 
     tasks = tmp_path / "tasks"
     for name, files in {

@@ -1,0 +1,58 @@
+"""``pilotkit validate --host``: the spec checked by the daemon on another machine, with
+the plugins installed there (its ``validate`` call)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+import click
+import msgspec
+
+from ..errors import SpecError, SpecProblem
+from ..protocol import ValidateResult
+
+
+def validate_remote(spec: Path, as_json: bool, host: str, ssh_config: str | None, remote_socket: str | None,
+                    remote_pilotkit: str | None) -> None:
+    """Print what local ``validate`` prints; exit 2 when the spec is not valid."""
+    from ..client import Target, open_client
+
+    try:
+        text = spec.read_text()
+    except OSError as exc:
+        why = "no such file" if isinstance(exc, FileNotFoundError) else f"cannot read: {exc.strerror}"
+        problem = SpecProblem("", why, file=str(spec))
+        if as_json:
+            click.echo(json.dumps({"valid": False, "problems": [problem.to_dict()]}, indent=2))
+            sys.exit(2)
+        raise SpecError([problem]) from None
+    target = Target(host=host, socket=remote_socket, ssh_config=ssh_config, remote_command=remote_pilotkit)
+
+    async def main() -> ValidateResult:
+        client = await open_client(target)
+        try:
+            # Paths resolve on the daemon's machine, as for 'submit'.
+            return await client.validate(text, path=str(spec.resolve()))
+        finally:
+            await client.close()
+
+    result = asyncio.run(main())
+    if as_json:
+        data = msgspec.to_builtins(result)
+        data.setdefault("problems", [])
+        click.echo(json.dumps(data, indent=2))
+        if not result.valid:
+            sys.exit(2)
+        return
+    if not result.valid:
+        raise SpecError([
+            SpecProblem(p.key, p.message, file=p.file, line=p.line, suggestion=p.suggestion) for p in result.problems
+        ])
+    click.echo(
+        f"{spec}: valid: pilot '{result.name}', provider {result.provider}, app {result.app}"
+        + (f", {result.tasks} tasks" if result.tasks is not None else "")
+        + f" (checked on {host})"
+    )

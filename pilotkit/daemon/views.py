@@ -1,0 +1,172 @@
+"""Views: what ``status``, ``pilot`` and ``tasks`` return, built from the records, the
+live runs and the metrics buffer. Nothing here changes a pilot."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from ..protocol import (
+    Counts,
+    MetricSample,
+    NodeStatus,
+    PilotDetail,
+    PilotSummary,
+    TaskInfo,
+    TasksParams,
+    TasksResult,
+)
+from ..states import TaskStatus
+from .metrics import MetricsBuffer
+from .records import PilotRecord, Records
+from .runs import Runs, progress
+from .workdir import latest_results, read_results_quietly
+
+
+class Views:
+    TASKS_LIMIT = 10_000
+    """The most tasks one ``tasks`` page holds."""
+
+    def __init__(self, records: Records, runs: Runs, metrics: MetricsBuffer) -> None:
+        self.records = records
+        self.runs = runs
+        self.metrics = metrics
+        self.heartbeats: dict[tuple[str, str], float] = {}
+        """(pilot, node): when the node agent's last heartbeat came."""
+
+    # ------------------------------------------------------------------ node agents
+
+    def heartbeat(self, sample: MetricSample) -> None:
+        self.heartbeats[(sample.pilot, sample.node)] = time.time()
+        self.metrics.add(sample)
+
+    def forget(self, pilot_id: str) -> None:
+        """The pilot's run is over: its nodes are seen no more."""
+        for key in [k for k in self.heartbeats if k[0] == pilot_id]:
+            del self.heartbeats[key]
+
+    # ------------------------------------------------------------------ pilots
+
+    def summary(self, record: PilotRecord, now: float | None = None) -> PilotSummary:
+        now = now or time.time()
+        groups = progress(record, self.runs.get(record.id))
+        total = Counts()
+        for c in groups.values():
+            total.total += c.total
+            total.queued += c.queued
+            total.running += c.running
+            total.done += c.done
+            total.failed += c.failed
+            total.cancelled += c.cancelled
+        left = None
+        if record.walltime_end is not None and not record.terminal:
+            left = max(0.0, record.walltime_end - now)
+        return PilotSummary(
+            id=record.id, name=record.name, provider=record.provider, state=record.state,
+            reason=record.reason, workdir=record.workdir, created=record.created, updated=record.updated,
+            ended=record.ended, nodes=len(record.nodes), cores=record.cores, gpus=record.gpus,
+            job_id=record.job_id, walltime_end=record.walltime_end, walltime_left=left, progress=total,
+            groups=groups, run=record.run, crashes=record.crashes, attached=record.attached,
+        )
+
+    def status(self, pilot_id: str | None) -> list[PilotSummary]:
+        now = time.time()
+        if pilot_id is not None:
+            return [self.summary(self.records.lookup(pilot_id), now)]
+        return [self.summary(r, now) for r in self.records]
+
+    async def detail(self, pilot_id: str) -> PilotDetail:
+        record = self.records.lookup(pilot_id)
+        recent = [
+            TaskInfo(task=task, group=group, status=_attempt_status(status, ended), attempts=attempt,
+                     node=node, start=started, end=ended, exit_code=code,
+                     outcome=None if status == "running" else status)
+            for task, group, attempt, node, started, ended, status, code in await self.records.recent_attempts(
+                record.id
+            )
+        ]
+        nodes = []
+        for info in record.nodes:
+            latest = self.metrics.latest(record.id, info.name)
+            seen = self.heartbeats.get((record.id, info.name)) or (latest.t if latest else None)
+            nodes.append(NodeStatus(info=info, last_seen=seen, latest=latest))
+        return PilotDetail(summary=self.summary(record), spec_path=record.spec_path, nodes=nodes, recent_tasks=recent)
+
+    # ------------------------------------------------------------------ tasks
+
+    async def tasks(self, params: TasksParams) -> TasksResult:
+        record = self.records.lookup(params.pilot)
+        live = self.runs.get(record.id)
+        pool = live.pilot.pool if live is not None else None
+        infos: list[TaskInfo]
+        if pool is not None:
+            infos = [
+                TaskInfo(task=t.id, group=t.group, status=t.status.value, attempts=t.attempts, node=t.node,
+                         exit_code=t.exit_code, outcome=t.outcome, start=t.start, end=t.end)
+                for t in pool.tasks.values()
+            ]
+        else:
+            infos = await self._stored_tasks(record)
+        if params.status:
+            wanted = set(params.status)
+            infos = [t for t in infos if t.status in wanted or (t.outcome is not None and t.outcome in wanted)]
+        if params.group:
+            infos = [t for t in infos if t.group == params.group]
+        infos.sort(key=lambda t: t.task)
+        offset = max(0, params.offset)
+        limit = max(0, min(params.limit, self.TASKS_LIMIT))
+        return TasksResult(total=len(infos), offset=offset, tasks=infos[offset:offset + limit])
+
+    async def _stored_tasks(self, record: PilotRecord) -> list[TaskInfo]:
+        results = await asyncio.to_thread(read_results_quietly, record.results_path)
+        latest = latest_results(results)
+        out: dict[str, TaskInfo] = {}
+        for r in latest.values():
+            status = {"ok": TaskStatus.DONE.value, "cancelled": TaskStatus.CANCELLED.value}.get(
+                r.status, TaskStatus.FAILED.value
+            )
+            out[r.task] = TaskInfo(
+                task=r.task, group=r.group, status=status, attempts=r.attempts, node=r.node,
+                exit_code=r.exit_code, outcome=r.status, start=r.start, end=r.end,
+            )
+        for task, group, attempt, node, started, ended, status, code in await self.records.last_attempts(record.id):
+            known = out.get(task)
+            if known is not None and known.attempts >= attempt:
+                continue
+            out[task] = TaskInfo(
+                task=task, group=group, status=_attempt_status(status, ended), attempts=attempt, node=node,
+                exit_code=code, outcome=None if status == "running" else status, start=started, end=ended,
+            )
+        return list(out.values())
+
+    def attempt_running(self, pilot_id: str, task_id: str, attempt: int) -> bool:
+        live = self.runs.get(pilot_id)
+        pool = live.pilot.pool if live is not None else None
+        if pool is None:
+            return False
+        task = pool.tasks.get(task_id)
+        return task is not None and task.status is TaskStatus.RUNNING and task.attempts == attempt
+
+    async def latest_attempt(self, pilot_id: str, task_id: str) -> int | None:
+        """The number of the task's latest attempt; None if it has not run."""
+        live = self.runs.get(pilot_id)
+        pool = live.pilot.pool if live is not None else None
+        if pool is not None:
+            task = pool.tasks.get(task_id)
+            if task is not None and task.attempts:
+                return task.attempts
+        return await self.records.last_attempt(pilot_id, task_id)
+
+    def finished(self, record: PilotRecord) -> bool:
+        """The pilot has ended and is no longer winding down."""
+        return record.terminal and self.runs.get(record.id) is None
+
+
+def _attempt_status(status: str, ended: float | None) -> str:
+    if ended is None:
+        return TaskStatus.RUNNING.value
+    if status == "ok":
+        return TaskStatus.DONE.value
+    if status == "lost":
+        return "lost"
+    return TaskStatus.FAILED.value
