@@ -138,6 +138,10 @@ class BatchProvider(Provider):
         """The job's host names, from what its status said."""
         return list(info.nodes)
 
+    def time_left(self, info: JobInfo, walltime: float) -> float:
+        """Seconds the job has left, from its status just after it started."""
+        return info.time_left if info.time_left is not None else walltime
+
     def allocation_data(self) -> dict[str, str]:
         return {"queue": self.spec.spec.resources.partition or ""}
 
@@ -173,7 +177,7 @@ class BatchProvider(Provider):
         self.job_id = await self.submit(script, ctx.workdir)
         self._log(ctx, f"submitted {self.system} job {self.job_id}")
         info = await self._wait_running(ctx)
-        left = info.time_left if info.time_left is not None else walltime
+        left = self.time_left(info, walltime)
         return Allocation(
             provider=self.id,
             nodes=self.nodes_of(info),

@@ -58,7 +58,9 @@ async def job_state(job_id: str, *, retry: commands.Retry = commands.DEFAULT_RET
         try:
             info = htcondor.parse_job_ads(result.stdout, now=time.time())
         except ValueError as exc:
-            raise PilotkitError(f"unexpected output from '{argv[0]}': {exc}", title="HTCondor error") from None
+            raise PilotkitError(
+                f"unexpected output from '{argv[0]}': {exc}", title="HTCondor error"
+            ) from None
         if info is not None:
             return info
     return JobInfo(JobState.UNKNOWN, reason=f"HTCondor knows no job {job_id} (condor_q and condor_history)")

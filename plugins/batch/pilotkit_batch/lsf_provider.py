@@ -37,7 +37,12 @@ class LsfOptions(BatchOptions, forbid_unknown_fields=True, omit_defaults=True):
 async def submit(script: str, workdir: Path, *, retry: commands.Retry = commands.DEFAULT_RETRY) -> str:
     """Submit ``script`` with bsub (its stdin, so its ``#BSUB`` lines count); the job id."""
     result = await commands.run(
-        lsf.bsub_argv(), retry, dialect=LSF, cwd=str(workdir), input=script.encode(), retry_if=lsf.is_not_submitted
+        lsf.bsub_argv(),
+        retry,
+        dialect=LSF,
+        cwd=str(workdir),
+        input=script.encode(),
+        retry_if=lsf.is_not_submitted,
     )
     if result.returncode != 0:
         raise PilotkitError(lsf.bsub_refusal(commands.said(result)), title="job refused")
@@ -84,6 +89,13 @@ class LsfProvider(BatchProvider):
 
     def render(self, job: BatchJob) -> str:
         return lsf.render_script(job, nnodes=self.options.nnodes)
+
+    def time_left(self, info: JobInfo, walltime: float) -> float:
+        """bjobs gives the time left in whole minutes, rounded down: up to 59 s short.
+        The job has just started, so the walltime bounds the rest."""
+        if info.time_left is None:
+            return walltime
+        return min(walltime, info.time_left + 60.0)
 
     def job_files(self, workdir: Path) -> tuple[str, str, str]:
         return "job.sh", str(workdir / "lsf-%J.out"), str(workdir / "lsf-%J.err")

@@ -32,13 +32,27 @@ class PbsOptions(BatchOptions, forbid_unknown_fields=True, omit_defaults=True):
     """Options of ``[provider] type = "pbs"``."""
 
 
-async def submit(script: str, workdir: Path, *, retry: commands.Retry = commands.DEFAULT_RETRY) -> str:
-    """Submit ``script`` with qsub (its stdin), run in ``workdir``; the job id."""
+async def submit(
+    script: str, workdir: Path, *, queue: str | None = None, retry: commands.Retry = commands.DEFAULT_RETRY
+) -> str:
+    """Submit ``script`` with qsub (its stdin), run in ``workdir``; the job id.
+
+    :param queue: the queue asked for, named in a refusal that is about the queue (qsub's
+        "Unknown queue" does not say which).
+    """
     result = await commands.run(
-        pbs.qsub_argv(), retry, dialect=PBS, cwd=str(workdir), input=script.encode(), retry_if=pbs.is_not_submitted
+        pbs.qsub_argv(),
+        retry,
+        dialect=PBS,
+        cwd=str(workdir),
+        input=script.encode(),
+        retry_if=pbs.is_not_submitted,
     )
     if result.returncode != 0:
-        raise PilotkitError(pbs.qsub_refusal(commands.said(result)), title="job refused")
+        line = pbs.qsub_refusal(commands.said(result))
+        if queue and "queue" in line.lower() and queue not in line:
+            line += f" (queue '{queue}')"
+        raise PilotkitError(line, title="job refused")
     return _parsed(pbs.parse_job_id, result)
 
 
@@ -95,7 +109,7 @@ class PbsProvider(BatchProvider):
         return "job.sh", str(workdir / "pbs.out"), str(workdir / "pbs.err")
 
     async def submit(self, script: str, workdir: Path) -> str:
-        return await submit(script, workdir)
+        return await submit(script, workdir, queue=self.spec.spec.resources.partition)
 
     async def job_state(self, job_id: str) -> JobInfo:
         return await job_state(job_id)
