@@ -15,6 +15,8 @@ not meet as an error, by name.
 
 from __future__ import annotations
 
+from .builtin.tasks import Distribution, RandomSamples, TaskGroup, TasksApp, TasksOptions, parameter_points
+from .builtin.tasks import render as render_command
 from .errors import CommandError, MissingBinaryError, PilotkitError, PluginError, SpecError, SpecProblem
 from .events import (
     Event,
@@ -44,7 +46,7 @@ from .interfaces import (
     Stager,
     version_in,
 )
-from .plugins import Register
+from .plugins import Register, get_plugins
 from .proc import Completed, run_command
 from .rendezvous import Rendezvous
 from .scheduler import Task
@@ -68,6 +70,7 @@ __all__ = [
     "Completed",
     "ContainerContext",
     "ContainerRuntime",
+    "Distribution",
     "Duration",
     "Event",
     "GpuInfo",
@@ -83,6 +86,7 @@ __all__ = [
     "PilotkitError",
     "PluginError",
     "Provider",
+    "RandomSamples",
     "Register",
     "Rendezvous",
     "ResolvedSpec",
@@ -98,17 +102,23 @@ __all__ = [
     "TaskCancelled",
     "TaskExit",
     "TaskFinished",
+    "TaskGroup",
     "TaskLaunch",
     "TaskStarted",
     "TaskStatus",
+    "TasksApp",
+    "TasksOptions",
     "encode_event",
     "format_duration",
     "format_size",
+    "get_plugins",
     "hookimpl",
     "hookspec",
     "import_asyncssh",
+    "parameter_points",
     "parse_duration",
     "parse_size",
+    "render_command",
     "run_command",
     "slurm_time",
     "version_in",

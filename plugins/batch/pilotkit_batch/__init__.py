@@ -1,10 +1,12 @@
 """pilotkit-batch: claim a pilot's allocation from a batch system.
 
-Slurm is supported end to end: job-script rendering, command builders, output parsers
-(:mod:`pilotkit_batch.slurm`) and async wrappers with retries
-(:mod:`pilotkit_batch.commands`). PBS Pro (:mod:`pilotkit_batch.pbs`), LSF
-(:mod:`pilotkit_batch.lsf`) and HTCondor (:mod:`pilotkit_batch.htcondor`) have script
-rendering, builders and parsers only, and have not yet been run against a real server.
+Providers ``slurm``, ``pbs``, ``lsf`` and ``htcondor``, all on one agent path
+(:mod:`pilotkit_batch.base`): one batch job per pilot whose script starts the head agent,
+which starts one node agent per node. Each system has a pure module (job script, command
+lines, output parsers: :mod:`~pilotkit_batch.slurm`, :mod:`~pilotkit_batch.pbs`,
+:mod:`~pilotkit_batch.lsf`, :mod:`~pilotkit_batch.htcondor`) and its provider with the
+async command wrappers (:mod:`pilotkit_batch.commands` for Slurm, ``*_provider``
+for the others). PBS, LSF and HTCondor have not yet been run against a real server.
 
 Host lists in Slurm's compressed form are handled by :mod:`pilotkit_batch.hostlist`.
 """
@@ -13,11 +15,17 @@ from __future__ import annotations
 
 from typing import Any
 
-import pilotkit
+from pilotkit.api import hookimpl
 
 
-@pilotkit.hookimpl
+@hookimpl
 def pilotkit_register_providers(register: Any) -> None:
+    from .htcondor_provider import HtcondorProvider
+    from .lsf_provider import LsfProvider
+    from .pbs_provider import PbsProvider
     from .provider import SlurmProvider
 
     register(SlurmProvider)
+    register(PbsProvider)
+    register(LsfProvider)
+    register(HtcondorProvider)

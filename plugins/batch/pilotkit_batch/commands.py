@@ -1,7 +1,9 @@
-"""Running Slurm's commands: submit, query, cancel, and look up a partition's limit.
+"""Running batch-system commands: the shared runner with retries, and Slurm's commands
+(submit, query, cancel, and look up a partition's limit).
 
-Every command goes through :func:`pilotkit.proc.run_command` (an argv, never a shell
-string). When the controller does not answer ("Socket timed out", "Unable to contact
+Every command goes through :func:`pilotkit.api.run_command` (an argv, never a shell
+string). :func:`run` is shared by every batch system (:class:`Dialect` says how one
+system's errors read); PBS, LSF and HTCondor's wrappers live with their providers. When the controller does not answer ("Socket timed out", "Unable to contact
 slurm controller"...) the command is tried again after an exponentially growing pause,
 a bounded number of times (:class:`Retry`; its ``sleep`` can be replaced in tests). A
 definite refusal is raised at once as a :class:`~pilotkit.errors.PilotkitError` with one
@@ -19,8 +21,7 @@ from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pilotkit.errors import PilotkitError
-from pilotkit.proc import Completed, run_command
+from pilotkit.api import Completed, PilotkitError, run_command
 
 from . import slurm
 from .jobstate import JobInfo, JobState
@@ -54,54 +55,77 @@ class Retry:
 DEFAULT_RETRY = Retry()
 
 
-def _said(result: Completed) -> str:
-    """What a command printed, stderr first (some Slurm commands print errors on stdout)."""
+@dataclass(frozen=True)
+class Dialect:
+    """How one batch system's commands report trouble."""
+
+    name: str
+    """``Slurm``, ``PBS``..., for messages."""
+    server: str
+    """What does not answer when the system is down: ``the Slurm controller``."""
+    error_line: Callable[[str], str]
+    """A command's output as one line."""
+    is_transient: Callable[[str], bool]
+    """Whether a command's output says the server did not answer."""
+
+
+SLURM = Dialect("Slurm", "the Slurm controller", slurm.error_line, slurm.is_transient)
+
+
+def said(result: Completed) -> str:
+    """What a command printed, stderr first (some commands print errors on stdout)."""
     return "\n".join(text for text in (result.stderr, result.stdout) if text.strip())
+
 
 
 class _Timeout(Exception):
     """One try took longer than :attr:`Retry.timeout`."""
 
 
-async def _once(argv: Sequence[str], retry: Retry, *, cwd: str | None, input: bytes | None) -> Completed:
+async def _once(
+    argv: Sequence[str], retry: Retry, *, cwd: str | None, input: bytes | None, purpose: str
+) -> Completed:
     try:
         return await asyncio.wait_for(
-            run_command(argv, timeout=None, cwd=cwd, input=input, check=False, purpose="Slurm"),
+            run_command(argv, timeout=None, cwd=cwd, input=input, check=False, purpose=purpose),
             retry.timeout,
         )
     except TimeoutError:
         raise _Timeout from None
 
 
-async def _run(
+async def run(
     argv: Sequence[str],
     retry: Retry,
     *,
+    dialect: Dialect = SLURM,
     cwd: str | None = None,
     input: bytes | None = None,
-    retry_if: Callable[[str], bool] = slurm.is_transient,
+    retry_if: Callable[[str], bool] | None = None,
 ) -> Completed:
-    """Run ``argv``, trying again while it fails in a way ``retry_if`` accepts (or times
-    out). Returns the last result, successful or not; raises PilotkitError when every try
-    failed transiently."""
+    """Run ``argv``, trying again while it fails in a way ``retry_if`` accepts (default:
+    the dialect's transient errors) or times out. Returns the last result, successful or
+    not; raises PilotkitError when every try failed transiently."""
+    retry_if = retry_if or dialect.is_transient
     delays = retry.delays()
     while True:
         try:
-            result = await _once(argv, retry, cwd=cwd, input=input)
+            result = await _once(argv, retry, cwd=cwd, input=input, purpose=dialect.name)
         except _Timeout:
             problem = f"no answer within {retry.timeout:g}s"
         else:
-            text = _said(result)
+            text = said(result)
             if result.returncode == 0 or not retry_if(text):
                 return result
-            problem = slurm.error_line(text)
+            problem = dialect.error_line(text)
         delay = next(delays, None)
         if delay is None:
             raise PilotkitError(
-                f"'{argv[0]}' failed {retry.attempts} times, the Slurm controller did not answer: {problem}",
-                title="Slurm unreachable",
+                f"'{argv[0]}' failed {retry.attempts} times, {dialect.server} did not answer: {problem}",
+                title=f"{dialect.name} unreachable",
             )
         await retry.sleep(delay)
+
 
 
 async def submit(script_text: str, workdir: str | Path, *, retry: Retry = DEFAULT_RETRY) -> str:
@@ -110,7 +134,7 @@ async def submit(script_text: str, workdir: str | Path, *, retry: Retry = DEFAUL
     :raises PilotkitError: Slurm refused the job (one line saying why), could not be
         reached, or did not answer (the job may then exist: the message says so).
     """
-    result = await _run(
+    result = await run(
         slurm.sbatch_argv(),
         retry,
         cwd=str(workdir),
@@ -118,14 +142,14 @@ async def submit(script_text: str, workdir: str | Path, *, retry: Retry = DEFAUL
         retry_if=slurm.is_not_submitted,
     )
     if result.returncode != 0:
-        said = _said(result)
-        if slurm.is_transient(said):
+        output = said(result)
+        if slurm.is_transient(output):
             raise PilotkitError(
-                f"sbatch: the Slurm controller did not answer ({slurm.error_line(said)}); "
+                f"sbatch: the Slurm controller did not answer ({slurm.error_line(output)}); "
                 "the job may have been submitted anyway, check with 'squeue --me'",
                 title="Slurm unreachable",
             )
-        raise PilotkitError(slurm.sbatch_refusal(said), title="job refused")
+        raise PilotkitError(slurm.sbatch_refusal(output), title="job refused")
     try:
         return slurm.parse_job_id(result.stdout)
     except ValueError as exc:
@@ -139,16 +163,16 @@ async def job_state(job_id: str, *, retry: Retry = DEFAULT_RETRY) -> JobInfo:
     written) is UNKNOWN.
     """
     queued: JobInfo | None = None
-    result = await _run(slurm.squeue_argv(job_id), retry)
+    result = await run(slurm.squeue_argv(job_id), retry)
     if result.returncode == 0:
         queued = _parsed(slurm.parse_squeue, result)
         if queued is not None and not queued.state.terminal:
             return queued
-    elif not slurm.is_unknown_job(_said(result)):
+    elif not slurm.is_unknown_job(said(result)):
         raise PilotkitError(
-            f"squeue failed for job {job_id}: {slurm.error_line(_said(result))}", title="Slurm error"
+            f"squeue failed for job {job_id}: {slurm.error_line(said(result))}", title="Slurm error"
         )
-    result = await _run(slurm.sacct_argv(job_id), retry)
+    result = await run(slurm.sacct_argv(job_id), retry)
     accounted = _parsed(slurm.parse_sacct, result) if result.returncode == 0 else None
     if accounted is not None and accounted.state is not JobState.UNKNOWN:
         return accounted
@@ -171,10 +195,10 @@ async def cancel(job_id: str, *, retry: Retry = DEFAULT_RETRY) -> None:
 
     :raises PilotkitError: Slurm refused (e.g. another user's job).
     """
-    result = await _run(slurm.scancel_argv(job_id), retry)
-    if result.returncode != 0 and not slurm.is_already_finished(_said(result)):
+    result = await run(slurm.scancel_argv(job_id), retry)
+    if result.returncode != 0 and not slurm.is_already_finished(said(result)):
         raise PilotkitError(
-            f"Slurm refused to cancel job {job_id}: {slurm.error_line(_said(result))}", title="cancel refused"
+            f"Slurm refused to cancel job {job_id}: {slurm.error_line(said(result))}", title="cancel refused"
         )
 
 
@@ -184,12 +208,12 @@ async def partition_info(partition: str | None, *, retry: Retry = DEFAULT_RETRY)
 
     :raises PilotkitError: no such partition (or no default partition).
     """
-    result = await _run(slurm.scontrol_partition_argv(partition), retry)
+    result = await run(slurm.scontrol_partition_argv(partition), retry)
     if result.returncode != 0:
-        said = _said(result)
-        if slurm.is_unknown_partition(said):
+        output = said(result)
+        if slurm.is_unknown_partition(output):
             raise PilotkitError(f"Slurm has no partition '{partition}'", title="unknown partition")
-        raise PilotkitError(f"scontrol show partition failed: {slurm.error_line(said)}", title="Slurm error")
+        raise PilotkitError(f"scontrol show partition failed: {slurm.error_line(output)}", title="Slurm error")
     found = slurm.pick_partition(slurm.parse_partitions(result.stdout), partition)
     if found is None:
         what = f"no partition '{partition}'" if partition else "no default partition"

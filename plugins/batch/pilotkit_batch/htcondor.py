@@ -302,3 +302,25 @@ def is_already_finished(text: str) -> bool:
     """Whether condor_rm said there was no such job (any more)."""
     low = text.lower()
     return "couldn't find" in low or "not found" in low
+
+
+def error_line(text: str) -> str:
+    """The lines of an HTCondor command's output on one line, ``ERROR:`` removed."""
+    lines = [re.sub(r"^\s*ERROR:\s*", "", line).strip() for line in text.splitlines()]
+    return "; ".join(dict.fromkeys(line for line in lines if line)) or "no output"
+
+
+_TRANSIENT = (
+    "failed to connect",
+    "can't find address",
+    "couldn't contact",
+    "connection refused",
+    "timed out",
+)
+"""Text that means the schedd did not answer: worth trying again."""
+
+
+def is_transient(text: str) -> bool:
+    """Whether ``text`` (an HTCondor command's output) says the schedd did not answer."""
+    low = text.lower()
+    return any(pattern in low for pattern in _TRANSIENT)

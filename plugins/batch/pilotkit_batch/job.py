@@ -13,10 +13,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from pilotkit.units import parse_duration, parse_size
+from pilotkit.api import parse_duration, parse_size
 
 if TYPE_CHECKING:
-    from pilotkit.spec import ResolvedSpec, Resources
+    from pilotkit.api import ResolvedSpec, Resources
 
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 

@@ -10,7 +10,9 @@ One task slot per core: ``-n <nodes*cores>`` with ``-R "span[ptile=<cores>]"`` p
 ``-nnodes`` (IBM CSM systems) use ``nnodes=True``; memory and GPUs then come with the
 nodes and are not asked for. Memory is reserved per host
 (``rusage[mem=<n>MB/host]``, LSF 10.1.0.9 or later); ``-W`` is in minutes, rounded up;
-``-wa USR1 -wt <minutes>`` warns the agent before the run limit. ``qos`` has no LSF
+``-wa USR1 -wt <minutes>`` warns the agent before the run limit (left out when the
+warning, rounded up to whole minutes, would come at the start: the pilot drains at its
+margin by itself). ``qos`` has no LSF
 equivalent and is refused; ``constraint`` becomes a ``select[...]`` requirement.
 """
 
@@ -71,7 +73,7 @@ def render_script(job: BatchJob, *, nnodes: bool = False) -> str:
     if job.walltime is not None:
         add("-W", minutes(job.walltime))
     warn = minutes(job.signal_margin)
-    if warn:
+    if warn and (job.walltime is None or warn < minutes(job.walltime)):
         add("-wa", "USR1")
         add("-wt", warn)
     if job.partition:
@@ -247,3 +249,31 @@ def is_already_finished(text: str) -> bool:
     """Whether bkill said the job had already ended or is unknown."""
     low = text.lower()
     return "already finished" in low or "is not found" in low
+
+
+def error_line(text: str) -> str:
+    """The lines of an LSF command's output on one line."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return "; ".join(dict.fromkeys(lines)) or "no output"
+
+
+_TRANSIENT = (
+    "lsf is down",
+    "not responding",
+    "cannot connect",
+    "failed in an lsf library call",
+    "timeout",
+)
+"""Text that means LSF's batch daemon did not answer: worth trying again."""
+
+
+def is_transient(text: str) -> bool:
+    """Whether ``text`` (an LSF command's output) says the batch daemon did not answer."""
+    low = text.lower()
+    return any(pattern in low for pattern in _TRANSIENT)
+
+
+def is_not_submitted(text: str) -> bool:
+    """Whether a bsub failure came from LSF not answering and certainly submitted nothing
+    (bsub says "Job not submitted"), so that bsub can be run again."""
+    return is_transient(text) and "job not submitted" in text.lower()

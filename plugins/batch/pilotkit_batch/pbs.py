@@ -283,3 +283,30 @@ def is_already_finished(text: str) -> bool:
     """Whether qdel said the job had already ended or is unknown."""
     low = text.lower()
     return "unknown job id" in low or "job has finished" in low
+
+
+_TRANSIENT = (
+    "cannot connect to server",
+    "connection refused",
+    "connection timed out",
+    "pbs_iff",
+    "server is busy",
+)
+"""Text that means the PBS server did not answer: worth trying again."""
+
+
+def is_transient(text: str) -> bool:
+    """Whether ``text`` (a PBS command's stderr) says the server did not answer."""
+    low = text.lower()
+    return any(pattern in low for pattern in _TRANSIENT)
+
+
+def is_not_submitted(text: str) -> bool:
+    """Whether a qsub failure certainly submitted nothing (the server could not be reached)."""
+    low = text.lower()
+    return "cannot connect to server" in low or "connection refused" in low
+
+
+def is_unknown_job(text: str) -> bool:
+    """Whether qstat said the server does not know the job (history off, or purged)."""
+    return "unknown job id" in text.lower()

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from pilotkit.units import slurm_time
+from pilotkit.api import slurm_time
 
 from . import hostlist
 from .job import BatchJob, memory_text

@@ -2,7 +2,8 @@
 
 - Launchers ``srun`` and ``mpirun`` (OpenMPI, or MPICH's Hydra): pure command-line
   builders (:mod:`pilotkit_mpi.builders`, :mod:`pilotkit_mpi.launchers`), and the hybrid
-  container model (:mod:`pilotkit_mpi.hybrid`).
+  container model (:mod:`pilotkit_mpi.hybrid`). The app finds its launcher in the
+  launcher registry (``[app] launcher``), so a plugin can add another.
 - The app ``[app] type = "mpi"`` (:mod:`pilotkit_mpi.app`): one MPI job over the nodes,
   or a grouped scan (grid, random samples or an optimiser) with each trial on its own
   group of nodes or GPUs.
@@ -16,13 +17,12 @@ from __future__ import annotations
 
 from typing import Any
 
-import pilotkit
-from pilotkit.events import Event, TaskFinished
+from pilotkit.api import Event, TaskFinished, hookimpl
 
 from . import watch
 
 
-@pilotkit.hookimpl
+@hookimpl
 def pilotkit_register_launchers(register: Any) -> None:
     from .launchers import MpirunLauncher, SrunLauncher
 
@@ -30,14 +30,14 @@ def pilotkit_register_launchers(register: Any) -> None:
     register(MpirunLauncher)
 
 
-@pilotkit.hookimpl
+@hookimpl
 def pilotkit_register_apps(register: Any) -> None:
     from .app import MpiApp
 
     register(MpiApp)
 
 
-@pilotkit.hookimpl
+@hookimpl
 def pilotkit_event(event: Event) -> None:
     """Wake the mpi app when one of its trials has finished (see :mod:`.watch`)."""
     if type(event) is TaskFinished:

@@ -23,19 +23,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pilotkit.builtin.tasks import parameter_points
-from pilotkit.errors import PilotkitError, SpecProblem
-from pilotkit.events import Log, TaskFinished
-from pilotkit.interfaces import App, AppContext
-from pilotkit.scheduler import Task
-from pilotkit.states import TaskStatus
+from pilotkit.api import (
+    App,
+    AppContext,
+    Launcher,
+    Log,
+    PilotkitError,
+    PluginError,
+    SpecProblem,
+    Task,
+    TaskFinished,
+    TaskStatus,
+    parameter_points,
+)
 
 from . import optimiser, report, trials, watch
-from .options import MpiOptions, as_task_group, check
+from .launchers import BuiltLauncher
+from .options import MpiOptions, as_task_group, check, launcher_class, launcher_options
 from .trials import Layout
 
 if TYPE_CHECKING:
-    from pilotkit.spec import ResolvedSpec
+    from pilotkit.api import ResolvedSpec
 
 MakeTask = Callable[[int, dict[str, Any]], Task]
 
@@ -71,7 +79,8 @@ class MpiApp(App):
         )
         python = options.python or getattr(spec.provider_options, "python", None) or sys.executable
         env = {**spec.spec.env, **options.env}
-        config = trials.wrapper_config(options, lay, python=python, env=env)
+        launcher = self._launcher(lay.launcher)
+        config = trials.wrapper_config(options, lay, python=python, env=env, built=launcher is None)
         source, window, total = self._source(lay)
         width = None if options.scan is None else max(1, len(str(max(total - 1, 0))))
         ctx.running()
@@ -85,10 +94,23 @@ class MpiApp(App):
         def make(index: int, params: dict[str, Any]) -> Task:
             return trials.make_trial(
                 options, lay, config, index=index, width=width, params=params, python=python,
-                workdir=ctx.pilot.workdir, spec_dir=spec.base_dir, env=env,
+                workdir=ctx.pilot.workdir, spec_dir=spec.base_dir, env=env, launcher=launcher,
             )  # fmt: skip
 
         await self._drive(ctx, source, window, total, make)
+
+    def _launcher(self, ident: str) -> Launcher | None:
+        """The launcher registered as ``ident``, made with its options; None for srun and
+        mpirun, which the trial wrapper builds on the node from this app's keys."""
+        try:
+            cls = launcher_class(ident)
+        except PluginError as exc:
+            raise PilotkitError(f"app.launcher: {exc}") from None
+        if issubclass(cls, BuiltLauncher):
+            return None
+        launcher = cls()
+        launcher.options = launcher_options(cls, self.options.launcher_options)  # type: ignore[attr-defined]
+        return launcher
 
     # ---------------------------------------------------------------- sources
 

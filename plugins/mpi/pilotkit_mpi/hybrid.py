@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 
-from pilotkit.interfaces import ContainerContext, ContainerRuntime, Launcher
+from pilotkit.api import ContainerContext, ContainerRuntime, Launcher
 
 
 def rank_command(

@@ -21,7 +21,10 @@ So the trial's process *is* the launcher: its exit status is the trial's, and th
 pool's SIGTERM reaches srun or mpirun, which pass it on to the ranks.
 
 The config is JSON: ``{"launch": <LaunchConfig without nodes>, "shim": [argv...],
-"master_port": int | null}``. Like the shim, this runs as a file with ``-I -S`` and
+"master_port": int | null}``. For a launcher plugin (anything but srun and mpirun) it
+also holds ``"template"``, the argv its ``wrap()`` gave on the pilot with stand-in node
+names (``@PILOTKIT_NODE_0@``...) and master port (``@PILOTKIT_MASTER_PORT@``), and
+``"node_count"``; step 3 then fills the stand-ins in (:func:`fill`) instead of building. Like the shim, this runs as a file with ``-I -S`` and
 imports only the standard library (the builders are loaded by path, without pilotkit).
 """
 
@@ -40,6 +43,8 @@ from typing import TYPE_CHECKING, Any
 USAGE = "usage: launch.py --config JSON -- CMD..."
 HOSTFILE = "hostfile"
 RECORD = "launch.json"
+NODE_STAND_IN = "@PILOTKIT_NODE_{}@"
+PORT_STAND_IN = "@PILOTKIT_MASTER_PORT@"
 
 
 def _load_builders() -> ModuleType:
@@ -77,6 +82,16 @@ def trial_nodes(environ: Mapping[str, str], fallback: str) -> list[str]:
     return listed or [fallback]
 
 
+def fill(template: list[str], nodes: list[str], port: str) -> list[str]:
+    """A plugin launcher's argv with the real node names and master port for the stand-ins."""
+    filled = []
+    for arg in template:
+        for index, node in enumerate(nodes):
+            arg = arg.replace(NODE_STAND_IN.format(index), node)
+        filled.append(arg.replace(PORT_STAND_IN, port))
+    return filled
+
+
 def plan(
     config: dict[str, Any],
     command: list[str],
@@ -88,16 +103,21 @@ def plan(
     cwd: str,
 ) -> tuple[list[str], dict[str, str], str | None]:
     """Pure: (argv, variables to set, hostfile text or None) for one trial."""
-    launch = builders.LaunchConfig.from_dict({**config["launch"], "nodes": []})
     nodes = trial_nodes(environ, hostname)
-    launch.nodes = nodes
+    ranks_per_node = int(config["launch"].get("ranks_per_node", 1))
     env = {
         "MASTER_ADDR": nodes[0],
         "MASTER_PORT": str(config.get("master_port") or port),
-        "PILOTKIT_MPI_WORLD_SIZE": str(len(nodes) * launch.ranks_per_node),
-        "PILOTKIT_MPI_RANKS_PER_NODE": str(launch.ranks_per_node),
-        **launch.env,
+        "PILOTKIT_MPI_WORLD_SIZE": str(len(nodes) * ranks_per_node),
+        "PILOTKIT_MPI_RANKS_PER_NODE": str(ranks_per_node),
+        **config["launch"].get("env", {}),
     }
+    if "template" in config:
+        if len(nodes) != config.get("node_count", len(nodes)):
+            raise ValueError(f"the trial was planned for {config['node_count']} node(s) and got {len(nodes)}")
+        return fill(list(config["template"]), nodes, env["MASTER_PORT"]), env, None
+    launch = builders.LaunchConfig.from_dict({**config["launch"], "nodes": []})
+    launch.nodes = nodes
     launch.env = env
     launch.as_root = as_root
     launch.inside_slurm = "SLURM_JOB_ID" in environ

@@ -1,5 +1,10 @@
 """The ``srun`` and ``mpirun`` launcher plugins: thin classes over :mod:`.builders`.
 
+Both are built launchers (:class:`BuiltLauncher`): the mpi app finds them in the
+launcher registry like any other launcher, and because they are built from the app's
+own keys, each trial's wrapper (:mod:`pilotkit_mpi.launch`) builds their command line on
+the node with the same builders, without importing pilotkit.
+
 ``wrap(argv, nodes, per_node, env)`` is pure: it returns the launcher's command line and
 writes nothing. An ``mpirun`` launcher given a ``hostfile`` path names it; the caller
 writes :func:`pilotkit_mpi.builders.hostfile_text` there. Without one the hosts go on
@@ -9,11 +14,11 @@ the command line (``--host a:R,b:R`` or Hydra's ``-hosts``).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
-from pilotkit.interfaces import Launcher
+from pilotkit.api import Launcher
 
 from .builders import LaunchConfig, build
 
@@ -56,10 +61,20 @@ class MpirunOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     """Default: ``mpirun`` (OpenMPI), ``mpiexec`` (MPICH)."""
 
 
-class SrunLauncher(Launcher):
+class BuiltLauncher(Launcher):
+    """A launcher the mpi app builds on the node from its own keys (``pmi``,
+    ``interface``, ``launcher_args``...) with :func:`pilotkit_mpi.builders.build`, rather
+    than by calling :meth:`wrap` on the pilot."""
+
+    builder: ClassVar[str]
+    """The :class:`~pilotkit_mpi.builders.LaunchConfig` ``launcher``: ``srun`` or ``mpirun``."""
+
+
+class SrunLauncher(BuiltLauncher):
     """Starts ranks with a new ``srun`` step that overlaps the node agents' step."""
 
     id = "srun"
+    builder = "srun"
     Options = SrunOptions
     description = "srun --overlap --mpi=pmix|pmi2 inside the pilot's Slurm allocation"
 
@@ -91,10 +106,11 @@ class SrunLauncher(Launcher):
         return build(self.config(nodes, per_node, env), argv)
 
 
-class MpirunLauncher(Launcher):
+class MpirunLauncher(BuiltLauncher):
     """Starts ranks with OpenMPI's ``mpirun`` or MPICH's Hydra ``mpiexec``."""
 
     id = "mpirun"
+    builder = "mpirun"
     Options = MpirunOptions
     description = "mpirun (OpenMPI) or mpiexec (MPICH Hydra) with a hostfile"
 

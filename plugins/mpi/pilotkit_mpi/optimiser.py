@@ -21,8 +21,7 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any, Protocol
 
-from pilotkit.builtin.tasks import Distribution, RandomSamples, TaskGroup, parameter_points
-from pilotkit.errors import PilotkitError
+from pilotkit.api import Distribution, PilotkitError, RandomSamples, TaskGroup, parameter_points
 
 ENTRY_POINT_GROUP = "pilotkit.optimisers"
 

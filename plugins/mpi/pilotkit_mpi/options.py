@@ -7,14 +7,23 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import msgspec
 
-from pilotkit.builtin.tasks import Distribution, RandomSamples, TaskGroup, TasksApp, TasksOptions
-from pilotkit.errors import SpecProblem
-from pilotkit.spec import Duration
+from pilotkit.api import (
+    Distribution,
+    Duration,
+    Launcher,
+    PluginError,
+    RandomSamples,
+    SpecProblem,
+    TaskGroup,
+    TasksApp,
+    TasksOptions,
+    get_plugins,
+)
 
 from . import optimiser
 
 if TYPE_CHECKING:
-    from pilotkit.spec import ResolvedSpec
+    from pilotkit.api import ResolvedSpec
 
 PositiveInt = Annotated[int, msgspec.Meta(ge=1)]
 
@@ -54,8 +63,13 @@ class MpiOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     ``{placeholders}`` as in the tasks app (scan parameters, ``{task_dir}``...)."""
     name: str = "mpi"
     """The task group's name and the trials' id prefix."""
-    launcher: Literal["auto", "srun", "mpirun"] = "auto"
-    """``auto``: srun in a Slurm allocation, mpirun elsewhere."""
+    launcher: str = "auto"
+    """A launcher from the launcher registry (``pilotkit plugins``): ``srun``, ``mpirun``
+    or one a plugin registers (a ``flux run`` or site ``mpiexec`` wrapper, say).
+    ``auto``: srun in a Slurm allocation, mpirun elsewhere."""
+    launcher_options: dict[str, Any] = {}
+    """The options of a plugin's launcher (its ``Options``). srun and mpirun take this
+    app's own keys (``pmi``, ``interface``, ``launcher_args``...) instead."""
     mpi: Literal["openmpi", "mpich"] = "openmpi"
     pmi: Literal["pmix", "pmi2", "none"] | None = None
     """srun's ``--mpi``; default pmix for OpenMPI, pmi2 for MPICH."""
@@ -153,6 +167,7 @@ def check(spec: ResolvedSpec) -> list[SpecProblem]:
         problems.append(SpecProblem("app.ranks_per_gpu", "ranks per GPU, but the pilot's nodes have no GPUs"))
     if options.gpus is not None and gpus is not None and options.gpus > gpus:
         problems.append(SpecProblem("app.gpus", f"a run takes {options.gpus} GPUs, a node has {gpus}"))
+    problems += check_launcher(options)
     if options.launcher == "srun" and provider != "slurm":
         problems.append(
             SpecProblem("app.launcher", f"srun needs a Slurm allocation; the provider is '{provider}'")
@@ -170,6 +185,45 @@ def check(spec: ResolvedSpec) -> list[SpecProblem]:
     if scan is not None:
         problems += _check_scan(scan)
     return problems
+
+
+def launcher_class(ident: str) -> type[Launcher]:
+    """The launcher registered as ``ident``.
+
+    :raises PluginError: no such launcher (the message lists the installed ones).
+    """
+    return get_plugins().launcher(ident)
+
+
+def launcher_options(cls: type[Launcher], raw: dict[str, Any]) -> Any:
+    """``[app.launcher_options]`` as ``cls``'s typed Options.
+
+    :raises msgspec.ValidationError: options the launcher does not take.
+    """
+    return msgspec.convert(raw, cls.Options)
+
+
+def check_launcher(options: MpiOptions) -> list[SpecProblem]:
+    """The launcher is registered, and takes the options given for it."""
+    from .launchers import BuiltLauncher
+
+    if options.launcher == "auto":
+        cls: type[Launcher] | None = None
+    else:
+        try:
+            cls = launcher_class(options.launcher)
+        except PluginError as exc:
+            return [SpecProblem("app.launcher", str(exc))]
+    if cls is None or issubclass(cls, BuiltLauncher):
+        if options.launcher_options:
+            name = options.launcher if cls is not None else "srun or mpirun"
+            return [SpecProblem("app.launcher_options", f"{name} takes this app's own keys, not launcher_options")]
+        return []
+    try:
+        launcher_options(cls, options.launcher_options)
+    except msgspec.ValidationError as exc:
+        return [SpecProblem("app.launcher_options", f"launcher '{cls.id}': {exc}")]
+    return []
 
 
 def _check_scan(scan: ScanOptions) -> list[SpecProblem]:

@@ -4,7 +4,15 @@ A *trial* is one MPI job: the command over ``ranks_per_node`` ranks on each of `
 nodes (a gang task that holds the nodes whole), or over the ranks of ``g`` GPUs of one
 node (an ordinary task with ``gpus = g``). Without a scan the app runs one trial over
 every node. The trial's argv is the launch wrapper (:mod:`pilotkit_mpi.launch`), which
-builds the launcher's command line from the nodes the pool gives it.
+puts the nodes the pool gives it into the launcher's command line.
+
+The launcher comes from the launcher registry. srun and mpirun
+(:class:`~pilotkit_mpi.launchers.BuiltLauncher`) are built on the node from this app's
+keys. Any other launcher's :meth:`~pilotkit.api.Launcher.wrap` is called here, on the
+pilot, once per trial, with stand-in node names (``@PILOTKIT_NODE_0@``...) and a
+stand-in ``MASTER_PORT``, which the wrapper replaces with the real ones on the node. So
+a launcher plugin must use the node names it is given as they are (list them, join
+them), not parse them.
 """
 
 from __future__ import annotations
@@ -15,11 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pilotkit.builtin.tasks import render
-from pilotkit.errors import PilotkitError
-from pilotkit.scheduler import Task
-from pilotkit.types import NodeInfo
-from pilotkit.units import parse_duration
+from pilotkit.api import Launcher, NodeInfo, PilotkitError, Task, parse_duration, render_command
 
 from . import launch as launch_module
 from . import rankenv as rankenv_module
@@ -91,8 +95,38 @@ def layout(options: MpiOptions, nodes: Sequence[NodeInfo], provider: str, slurm_
     return Layout(launcher, k, 0, rpn, cpr, ranks_per_gpu, gpus_per_rank, len(nodes) // k)
 
 
-def wrapper_config(options: MpiOptions, lay: Layout, *, python: str, env: dict[str, str]) -> dict[str, Any]:
-    """The launch wrapper's ``--config`` (nodes are filled in at run time)."""
+def stand_in_nodes(count: int) -> list[str]:
+    """What a plugin launcher's :meth:`wrap` gets for node names; the wrapper puts the real
+    names in (see :func:`pilotkit_mpi.launch.fill`)."""
+    return [launch_module.NODE_STAND_IN.format(i) for i in range(count)]
+
+
+def plugin_argv(launcher: Launcher, lay: Layout, argv: list[str], env: dict[str, str]) -> list[str]:
+    """The command line of a plugin launcher for one trial, with stand-ins for the nodes
+    and the master port."""
+    count = lay.nodes or 1
+    nodes = stand_in_nodes(count)
+    run_env = {
+        "MASTER_ADDR": nodes[0],
+        "MASTER_PORT": launch_module.PORT_STAND_IN,
+        "PILOTKIT_MPI_WORLD_SIZE": str(count * lay.ranks_per_node),
+        "PILOTKIT_MPI_RANKS_PER_NODE": str(lay.ranks_per_node),
+        **env,
+    }
+    wrapped = launcher.wrap(list(argv), nodes, lay.ranks_per_node, run_env)
+    if not wrapped or not all(isinstance(arg, str) for arg in wrapped):
+        raise PilotkitError(f"launcher '{launcher.id}': wrap() did not return an argv")
+    return list(wrapped)
+
+
+def wrapper_config(
+    options: MpiOptions, lay: Layout, *, python: str, env: dict[str, str], built: bool = True
+) -> dict[str, Any]:
+    """The launch wrapper's ``--config`` (nodes are filled in at run time).
+
+    :param built: the launcher is srun or mpirun, built on the node; otherwise
+        :func:`make_trial` adds the plugin launcher's command line.
+    """
     pmi = options.pmi or ("pmi2" if options.mpi == "mpich" else "pmix")
     launch = LaunchConfig(
         launcher=lay.launcher,
@@ -109,6 +143,8 @@ def wrapper_config(options: MpiOptions, lay: Layout, *, python: str, env: dict[s
         extra_args=list(options.launcher_args),
     ).to_dict()
     del launch["nodes"]
+    if not built:
+        launch = {"launcher": lay.launcher, "ranks_per_node": lay.ranks_per_node, "env": dict(env)}
     shim: list[str] = []
     if options.rank_env:
         shim = [python, "-I", "-S", RANKENV_PY]
@@ -135,8 +171,10 @@ def make_trial(
     workdir: Path,
     spec_dir: Path,
     env: dict[str, str],
+    launcher: Launcher | None = None,
 ) -> Task:
-    """The pool task of one trial."""
+    """The pool task of one trial; ``launcher`` is a plugin launcher (None for srun and
+    mpirun, which the wrapper builds on the node)."""
     task_id = trial_id(options.name, index, width)
     values = {
         "task_id": task_id,
@@ -147,7 +185,10 @@ def make_trial(
         "workdir": str(workdir),
         **params,
     }
-    command = render(options.command, values, shell=options.shell)
+    command = render_command(options.command, values, shell=options.shell)
+    if launcher is not None:
+        template = plugin_argv(launcher, lay, [*config.get("shim", []), *command], env)
+        config = {**config, "shim": [], "template": template, "node_count": lay.nodes or 1}
     wrapper = [python, "-I", "-S", LAUNCH_PY, "--config", json.dumps(config, separators=(",", ":"))]
     return Task(
         id=task_id,

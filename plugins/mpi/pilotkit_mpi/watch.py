@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
-from pilotkit.events import TaskFinished
+from pilotkit.api import TaskFinished
 
 _waiting: dict[str, dict[str, asyncio.Future[TaskFinished]]] = {}
 """pilot id -> task id -> future."""

@@ -1,0 +1,244 @@
+"""The agent path every batch provider shares: one batch job per pilot, one node agent
+per node.
+
+The job script runs the head agent (``pilotkit agent --head``) on the first node; it
+connects back to the pilot's agent server and runs the *launch* command, which starts
+one node agent on every node of the job. Node agents connect back with the pilot's token
+(a 0600 file in the pilot's working directory, which must be on a filesystem the nodes
+share). The head agent relays the batch system's signals: USR1 (a warning before the
+walltime, where the system sends one) drains, TERM (cancelled from outside) stops. The
+pilot also drains by itself at ``drain_margin`` before the walltime, so systems that send
+no warning drain in time too.
+
+A batch system supplies only what differs (:class:`BatchProvider`'s abstract methods):
+its job script, how the script starts one agent per node, and its submit, status and
+cancel commands.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import os
+import socket
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import msgspec
+
+from pilotkit.api import (
+    Agent,
+    Allocation,
+    Log,
+    PilotContext,
+    PilotkitError,
+    Provider,
+    Rendezvous,
+    ResolvedSpec,
+    SpecProblem,
+)
+
+from .job import BatchJob
+from .jobstate import JobInfo, JobState
+
+
+class BatchOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Options every batch provider takes."""
+
+    callback_host: str | None = None
+    """Address the nodes reach this process on (default: $PILOTKIT_CALLBACK_HOST, else
+    this host's name)."""
+    python: str | None = None
+    """Python interpreter with pilotkit on the nodes (default: this one)."""
+    agent_timeout: float = 300.0
+    """Seconds from the job starting to every node agent connected."""
+    queue_timeout: float | None = None
+    """Give up when the job has not started after this many seconds (default: wait)."""
+    poll_interval: float = 5.0
+
+
+def callback_host(options: BatchOptions) -> str:
+    return options.callback_host or os.environ.get("PILOTKIT_CALLBACK_HOST") or socket.getfqdn()
+
+
+_OUTSIDE_END = {
+    JobState.CANCELLED: "cancelled",
+    JobState.WALLTIME_EXPIRED: "walltime-expired",
+    JobState.PREEMPTED: "cancelled",
+}
+
+
+class BatchProvider(Provider):
+    """Claims ``resources.nodes`` nodes as one batch job whose script starts the agents."""
+
+    system: ClassVar[str]
+    """The batch system's name in messages: ``Slurm``, ``PBS``..."""
+    unsupported: ClassVar[tuple[str, ...]] = ()
+    """``[resources]`` keys this system has no way to ask for (refused when checked)."""
+    max_nodes: ClassVar[int | None] = None
+    """The most nodes one job of this provider can take (None: no limit)."""
+    RELEASE_WAIT = 10.0
+    """Seconds the job gets to end by itself after its agents stopped."""
+
+    @classmethod
+    def check(cls, spec: ResolvedSpec) -> list[SpecProblem]:
+        problems = []
+        if spec.walltime is None:
+            problems.append(SpecProblem("resources.walltime", f"a {cls.system} pilot needs a walltime"))
+        resources = spec.spec.resources
+        for key in cls.unsupported:
+            if getattr(resources, key):
+                problems.append(SpecProblem(f"resources.{key}", f"{cls.system} has no equivalent; remove it"))
+        if cls.max_nodes is not None and resources.nodes > cls.max_nodes:
+            problems.append(
+                SpecProblem(
+                    "resources.nodes",
+                    f"a {cls.system} pilot takes at most {cls.max_nodes} node(s); run more pilots instead",
+                )
+            )
+        return problems
+
+    def __init__(self, spec: ResolvedSpec, options: Any) -> None:
+        super().__init__(spec, options)
+        self.rdv: Rendezvous | None = None
+        self.job_id: str | None = None
+
+    # ---------------------------------------------------------------- what a system supplies
+
+    @abc.abstractmethod
+    def launch_argv(self, rdv: Rendezvous, workdir: Path) -> list[str]:
+        """The command the head agent runs to start one node agent per node
+        (``rdv.node_agent_argv()`` is a node agent's command line)."""
+
+    @abc.abstractmethod
+    def render(self, job: BatchJob) -> str:
+        """The job script (or submit description) for ``job``."""
+
+    @abc.abstractmethod
+    def job_files(self, workdir: Path) -> tuple[str, str, str]:
+        """(job script name, stdout path, stderr path) for a job run in ``workdir``."""
+
+    @abc.abstractmethod
+    async def submit(self, script: str, workdir: Path) -> str:
+        """Submit ``script``; the job id. Raises PilotkitError with one line on refusal."""
+
+    @abc.abstractmethod
+    async def job_state(self, job_id: str) -> JobInfo:
+        """Where the job is. Raises PilotkitError when the system cannot be asked."""
+
+    @abc.abstractmethod
+    async def cancel(self, job_id: str) -> None:
+        """End the job; an already finished job is not an error."""
+
+    async def before_submit(self, walltime: float) -> None:
+        """Checks that need the batch system (Slurm: the partition's time limit)."""
+
+    def nodes_of(self, info: JobInfo) -> list[str]:
+        """The job's host names, from what its status said."""
+        return list(info.nodes)
+
+    def time_left(self, info: JobInfo, walltime: float) -> float:
+        """Seconds the job has left, from its status just after it started."""
+        return info.time_left if info.time_left is not None else walltime
+
+    def allocation_data(self) -> dict[str, str]:
+        return {"queue": self.spec.spec.resources.partition or ""}
+
+    async def finish(self, info: JobInfo | None) -> None:
+        """Called by :meth:`release` once the job is terminal (HTCondor removes a job that
+        is held at its walltime, which would otherwise stay in the queue)."""
+
+    # ---------------------------------------------------------------- the shared path
+
+    def _log(self, ctx: PilotContext, message: str, level: str = "info") -> None:
+        ctx.emit(Log(pilot=ctx.pilot_id, level=level, message=message, source=self.id))
+
+    async def claim(self, ctx: PilotContext) -> Allocation:
+        options: BatchOptions = self.options
+        walltime = self.spec.walltime
+        assert walltime is not None
+        await self.before_submit(walltime)
+        self.rdv = Rendezvous(ctx, self.spec, host=callback_host(options), python=options.python)
+        await self.rdv.start()
+        name, output, error = self.job_files(ctx.workdir)
+        job = BatchJob.from_spec(
+            self.spec,
+            command=self.rdv.head_agent_argv(self.launch_argv(self.rdv, ctx.workdir)),
+            workdir=str(ctx.workdir),
+            output=output,
+            error=error,
+        )
+        try:
+            script = self.render(job)
+        except ValueError as exc:
+            raise PilotkitError(f"{self.system} job: {exc}", title="job refused") from None
+        (ctx.workdir / name).write_text(script)
+        self.job_id = await self.submit(script, ctx.workdir)
+        self._log(ctx, f"submitted {self.system} job {self.job_id}")
+        info = await self._wait_running(ctx)
+        left = self.time_left(info, walltime)
+        return Allocation(
+            provider=self.id,
+            nodes=self.nodes_of(info),
+            job_id=self.job_id,
+            walltime_end=time.time() + left,
+            data=self.allocation_data(),
+        )
+
+    async def _wait_running(self, ctx: PilotContext) -> JobInfo:
+        assert self.job_id is not None
+        options: BatchOptions = self.options
+        started = time.monotonic()
+        delay = 0.2
+        while True:
+            info = await self.job_state(self.job_id)
+            if info.state is JobState.RUNNING and info.nodes:
+                self._log(ctx, f"job {self.job_id} running on {','.join(info.nodes)}")
+                return info
+            if info.state.terminal:
+                reason = f" ({info.reason})" if info.reason else ""
+                raise PilotkitError(
+                    f"{self.system} job {self.job_id} ended before it started: {info.state.value}{reason}"
+                )
+            if options.queue_timeout is not None and time.monotonic() - started > options.queue_timeout:
+                raise PilotkitError(
+                    f"{self.system} job {self.job_id} did not start within {options.queue_timeout:g}s"
+                )
+            await asyncio.sleep(delay)
+            delay = min(delay * 1.5, options.poll_interval)
+
+    async def agents(self, allocation: Allocation, ctx: PilotContext) -> list[Agent]:
+        assert self.rdv is not None
+        return list(await self.rdv.wait(len(allocation.nodes), self.options.agent_timeout))
+
+    async def poll(self, allocation: Allocation) -> str | None:
+        assert self.job_id is not None
+        try:
+            info = await self.job_state(self.job_id)
+        except PilotkitError:
+            return None  # the batch system is unreachable for now; try again later
+        if not info.state.terminal:
+            return None
+        if info.state in _OUTSIDE_END:
+            return _OUTSIDE_END[info.state]
+        return "failed" if info.state.failure else "ended"
+
+    async def release(self, allocation: Allocation) -> None:
+        """The agents have stopped, so the job ends by itself; cancel what has not."""
+        if self.job_id is not None:
+            deadline = time.monotonic() + self.RELEASE_WAIT
+            while True:
+                try:
+                    info: JobInfo | None = await self.job_state(self.job_id)
+                except PilotkitError:
+                    info = None
+                if info is not None and info.state.terminal:
+                    await self.finish(info)
+                    break
+                if time.monotonic() > deadline:
+                    await self.cancel(self.job_id)
+                    break
+                await asyncio.sleep(0.3)
+        if self.rdv is not None:
+            await self.rdv.close()
