@@ -14,7 +14,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
@@ -22,39 +21,11 @@ from .events import Event, GroupAdded, TaskCancelled, TaskFinished, TaskStarted
 from .interfaces import Agent
 from .results import ResultsWriter, TaskResult
 from .states import TaskStatus
+from .task import Task as Task  # re-exported: its home before 0.2
 from .types import NodeInfo, TaskExit, TaskLaunch
 
 Wrap = Callable[[list[str], "Task", tuple[str, ...]], list[str]]
 """Turns a task's argv into what the agent runs (a container runtime's wrap)."""
-
-
-@dataclass(slots=True, eq=False)
-class Task:
-    id: str
-    group: str
-    argv: list[str]
-    params: dict[str, Any] = field(default_factory=dict)
-    cores: int = 1
-    gpus: int = 0
-    time_limit: float | None = None
-    retries: int = 0
-    env: dict[str, str] = field(default_factory=dict)
-    status: TaskStatus = TaskStatus.QUEUED
-    attempts: int = 0
-    node: str | None = None
-    start: float | None = None
-    end: float | None = None
-    exit_code: int | None = None
-    outcome: str | None = None
-    pin: str | None = None
-    """Run only on this node (a service that belongs to one node)."""
-    whole_nodes: int = 0
-    """A gang task: needs this many entirely free nodes at once; runs on the first, with
-    the node names in ``PILOTKIT_NODES`` (an MPI launch across them, say)."""
-    failures: int = 0
-    """Failed attempts (counted against ``retries``)."""
-    lost: int = 0
-    """Attempts lost with their node (counted against the pool's crash limit)."""
 
 
 @dataclass

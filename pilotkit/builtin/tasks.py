@@ -29,8 +29,8 @@ from ..spec import Duration
 from ..units import parse_duration
 
 if TYPE_CHECKING:
+    from ..interfaces import SpecView
     from ..plugins import Register
-    from ..spec import ResolvedSpec
 
 BUILTIN_PLACEHOLDERS = frozenset({"task_id", "task_dir", "index", "group", "spec_dir", "workdir"})
 
@@ -85,7 +85,7 @@ class TasksApp(App):
     description = "a bag of tasks: command lists and parameter scans"
 
     @classmethod
-    def check(cls, spec: ResolvedSpec) -> list[SpecProblem]:
+    def check(cls, spec: SpecView) -> list[SpecProblem]:
         options: TasksOptions = spec.app_options
         problems: list[SpecProblem] = []
         if not options.groups:

@@ -255,7 +255,7 @@ def schema(plugin: str | None) -> None:
 from .daemon_commands import register_daemon_commands  # noqa: E402
 
 register_daemon_commands(cli)
-from ..tui.command import tui  # noqa: E402  (click only: Textual loads when the command runs)
+from .tui import tui  # noqa: E402  (click only: the dashboard loads when the command runs)
 
 cli.add_command(tui)
 
