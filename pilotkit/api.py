@@ -50,9 +50,9 @@ from .rendezvous import Rendezvous
 from .scheduler import Task
 from .spec import Duration, ResolvedSpec, Resources, Size
 from .ssh import import_asyncssh
-from .states import PilotState, TaskStatus
 from .types import Allocation, GpuInfo, NodeInfo, TaskExit, TaskLaunch
 from .units import format_duration, format_size, parse_duration, parse_size, slurm_time
+from .vocab import Outcome, PilotState, TaskStatus, attempt_log, task_dir
 
 API_VERSION = "0.2"
 """The plugin API of this release: plugins written for it require ``pilotkit>=0.2,<0.3``."""
@@ -78,6 +78,7 @@ __all__ = [
     "NodeInfo",
     "NodeLost",
     "NodeReady",
+    "Outcome",
     "PilotContext",
     "PilotState",
     "PilotkitError",
@@ -101,6 +102,7 @@ __all__ = [
     "TaskLaunch",
     "TaskStarted",
     "TaskStatus",
+    "attempt_log",
     "encode_event",
     "format_duration",
     "format_size",
@@ -111,5 +113,6 @@ __all__ = [
     "parse_size",
     "run_command",
     "slurm_time",
+    "task_dir",
     "version_in",
 ]

@@ -61,6 +61,7 @@ from ..protocol import (
     encode_frame,
 )
 from ..states import TaskStatus
+from ..vocab import attempt_log
 from .metrics import MetricsBuffer
 from .pilots import TERMINAL, ApiError, EventItem, PilotManager
 from .store import Store
@@ -428,8 +429,7 @@ class Api:
             attempt = params.attempt or await self._latest_attempt(record.id, params.task)
             if attempt is None:
                 raise ApiError(ErrorCode.NOT_FOUND, f"task '{params.task}' of {record.id} has not run")
-            suffix = "out" if params.stream == "stdout" else "err"
-            path = Path(record.workdir) / "tasks" / params.task / f"attempt-{attempt}.{suffix}"
+            path = attempt_log(Path(record.workdir), params.task, attempt, "out" if params.stream == "stdout" else "err")
             if not await asyncio.to_thread(path.exists) and not self._running(record.id, params.task, attempt):
                 raise ApiError(ErrorCode.NOT_FOUND, f"no {params.stream} for attempt {attempt} of '{params.task}'")
         task = params.task

@@ -59,6 +59,7 @@ from ..scheduler import Resume
 from ..spec import ResolvedSpec, parse_spec
 from ..states import TaskStatus
 from ..types import Allocation, NodeInfo
+from ..vocab import PILOT_LOG, RESULTS_FILE, TERMINAL_STATES, final_status
 from .metrics import MetricsBuffer
 from .reattach import DetachFlag, detachable, reattach
 from .recovery import kill_orphans, latest_results, launched_attempts, read_results_quietly, repair_results
@@ -67,7 +68,7 @@ from .streams import Hub
 
 log = logging.getLogger("pilotkit.daemon.pilots")
 
-TERMINAL = frozenset({"done", "failed", "cancelled", "walltime-expired"})
+TERMINAL = TERMINAL_STATES
 FAILED_OUTCOMES = frozenset({"failed", "timeout", "spawn-error", "lost", "killed"})
 
 EventItem = tuple[int, str, bytes]
@@ -144,11 +145,11 @@ class PilotRecord:
 
     @property
     def results_path(self) -> Path:
-        return Path(self.workdir) / "results.jsonl"
+        return Path(self.workdir) / RESULTS_FILE
 
     @property
     def log_path(self) -> Path:
-        return Path(self.workdir) / "pilot.log"
+        return Path(self.workdir) / PILOT_LOG
 
 
 _INSERT_PILOT = f"INSERT OR REPLACE INTO pilots ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
@@ -647,12 +648,10 @@ class PilotManager:
         latest = latest_results(results)
         out: dict[str, TaskInfo] = {}
         for r in latest.values():
-            status = {"ok": TaskStatus.DONE.value, "cancelled": TaskStatus.CANCELLED.value}.get(
-                r.status, TaskStatus.FAILED.value
-            )
+            status = final_status(r.outcome or r.status).value
             out[r.task] = TaskInfo(
                 task=r.task, group=r.group, status=status, attempts=r.attempts, node=r.node,
-                exit_code=r.exit_code, outcome=r.status, start=r.start, end=r.end,
+                exit_code=r.exit_code, outcome=r.outcome, start=r.start, end=r.end,
             )
         rows = await self.store.query(
             "SELECT task, grp, max(attempt), node, started, ended, status, exit_code FROM attempts "

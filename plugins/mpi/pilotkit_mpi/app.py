@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pilotkit.api import attempt_log, task_dir
 from pilotkit.builtin.tasks import parameter_points
 from pilotkit.errors import PilotkitError, SpecProblem
 from pilotkit.events import Log, TaskFinished
@@ -181,7 +182,7 @@ class MpiApp(App):
     def _finish(self, ctx: AppContext, trial: Trial, source: optimiser.Optimiser) -> dict[str, Any]:
         options: MpiOptions = self.options
         task = trial.task
-        tdir = ctx.pilot.workdir / "tasks" / task.id
+        tdir = task_dir(ctx.pilot.workdir, task.id)
         metric = None
         if options.scan is not None and task.status is TaskStatus.DONE:
             metric = report.read_metric(tdir / options.scan.metric_file, options.scan.metric_key)
@@ -208,7 +209,7 @@ class MpiApp(App):
 
     def _failure(self, ctx: AppContext, task: Task, tdir: Path) -> dict[str, Any]:
         """Collect the launcher's report of which ranks failed; log one line."""
-        stderr = tdir / f"attempt-{task.attempts}.err"
+        stderr = attempt_log(ctx.pilot.workdir, task.id, task.attempts, "err")
         failures = report.rank_failures(report.read_tail(stderr))
         summary = report.summarise(failures, task.exit_code)
         failure = {

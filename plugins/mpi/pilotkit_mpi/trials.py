@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from pilotkit.api import task_dir
 from pilotkit.builtin.tasks import render
 from pilotkit.errors import PilotkitError
 from pilotkit.scheduler import Task
@@ -140,7 +141,7 @@ def make_trial(
     task_id = trial_id(options.name, index, width)
     values = {
         "task_id": task_id,
-        "task_dir": str(workdir / "tasks" / task_id),
+        "task_dir": str(task_dir(workdir, task_id)),
         "index": index,
         "group": options.name,
         "spec_dir": str(spec_dir),
