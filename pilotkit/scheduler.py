@@ -374,7 +374,7 @@ class TaskPool:
             self._record(task, result.status if task.status is not TaskStatus.CANCELLED else Outcome.CANCELLED)
         if result.status == Outcome.LOST and all(n.agent.lost is not None for n in self.nodes):
             self.fatal = "every node of the allocation was lost"
-            self.drain(terminate=True)
+            self.cancel()
         self._dispatch()
         self._check_done()
 
@@ -425,6 +425,10 @@ class TaskPool:
         if terminate:
             self.terminate_running(grace)
         self._check_done()
+
+    def cancel(self, grace: float | None = None) -> None:
+        """Start no new task, cancel the queued ones and stop the running ones."""
+        self.drain(terminate=True, grace=grace)
 
     def terminate(self, task_id: str, grace: float | None = None) -> None:
         """Stop one running task (a service the app no longer needs)."""
