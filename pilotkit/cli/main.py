@@ -184,10 +184,10 @@ def _summary(resolved: Any) -> dict[str, Any]:
 def run(spec: Path, as_json: bool, workdir: Path | None, quiet: bool) -> None:
     """Run a pilot spec to completion: claim, probe, stage, deploy, run, drain, evict.
 
-    Ctrl-C (or SIGTERM) cancels: no new task starts, running ones get SIGTERM (SIGKILL
-    after the grace period), the pilot evicts and the summary still prints. A second
-    Ctrl-C kills running tasks at once. SIGUSR1 drains: no new task starts, running ones
-    finish.
+    Ctrl-C cancels (so does SIGTERM): no new task starts, running ones get SIGTERM
+    (SIGKILL after the grace period), the pilot evicts and the summary still prints. A
+    second Ctrl-C kills running tasks at once. SIGUSR1 drains: no new task starts,
+    running ones finish.
 
     Exit codes: 0 done; 1 tasks failed; 2 bad input; 3 walltime expired with work
     left; 130 cancelled.
