@@ -15,8 +15,6 @@ not meet as an error, by name.
 
 from __future__ import annotations
 
-from .builtin.tasks import Distribution, RandomSamples, TaskGroup, TasksApp, TasksOptions, parameter_points
-from .builtin.tasks import render as render_command
 from .errors import CommandError, MissingBinaryError, PilotkitError, PluginError, SpecError, SpecProblem
 from .events import (
     Event,
@@ -49,12 +47,14 @@ from .interfaces import (
 from .plugins import Register, get_plugins
 from .proc import Completed, run_command
 from .rendezvous import Rendezvous
+from .scan import Distribution, RandomSamples, TaskGroup, TasksOptions, check_groups, parameter_points
+from .scan import render as render_command
 from .scheduler import Task
 from .spec import Duration, ResolvedSpec, Resources, Size
 from .ssh import import_asyncssh
-from .states import PilotState, TaskStatus
 from .types import Allocation, GpuInfo, NodeInfo, TaskExit, TaskLaunch
 from .units import format_duration, format_size, parse_duration, parse_size, slurm_time
+from .vocab import Outcome, PilotState, TaskStatus, attempt_log, task_dir
 
 API_VERSION = "0.2"
 """The plugin API of this release: plugins written for it require ``pilotkit>=0.2,<0.3``."""
@@ -81,6 +81,7 @@ __all__ = [
     "NodeInfo",
     "NodeLost",
     "NodeReady",
+    "Outcome",
     "PilotContext",
     "PilotState",
     "PilotkitError",
@@ -106,8 +107,9 @@ __all__ = [
     "TaskLaunch",
     "TaskStarted",
     "TaskStatus",
-    "TasksApp",
     "TasksOptions",
+    "attempt_log",
+    "check_groups",
     "encode_event",
     "format_duration",
     "format_size",
@@ -121,5 +123,6 @@ __all__ = [
     "render_command",
     "run_command",
     "slurm_time",
+    "task_dir",
     "version_in",
 ]

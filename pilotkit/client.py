@@ -79,10 +79,11 @@ from .protocol import (
     find_socket,
     runtime_dir,
 )
+from .vocab import TERMINAL_STATES as TERMINAL_STATES
+from .vocab import TOKEN_FILE
 
 T = TypeVar("T", bound=msgspec.Struct)
 
-TERMINAL_STATES = frozenset({"done", "failed", "cancelled", "walltime-expired"})
 
 
 class DaemonError(PilotkitError):
@@ -468,7 +469,7 @@ async def _tcp_client(target: Target) -> tuple[Client, str]:
     host = host.strip("[]") or "127.0.0.1"
     token = target.token or os.environ.get("PILOTKIT_TOKEN")
     if token is None:
-        path = runtime_dir() / "token"
+        path = runtime_dir() / TOKEN_FILE
         try:
             token = (await asyncio.to_thread(path.read_text)).strip()
         except OSError:

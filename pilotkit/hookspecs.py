@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     import click
 
     from .events import Event
-    from .plugins import Register
+    from .registry import Register
 
 hookspec = pluggy.HookspecMarker("pilotkit")
 hookimpl = pluggy.HookimplMarker("pilotkit")

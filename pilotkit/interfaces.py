@@ -15,17 +15,92 @@ import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 import msgspec
 
+from .detect import find_program
+from .specfile.model import Bind as Bind  # re-exported: its home before 0.2
+from .specfile.model import PilotSpec
+from .task import Task
 from .types import Allocation, NodeInfo, TaskExit, TaskLaunch
 
 if TYPE_CHECKING:
     from .errors import SpecProblem
     from .events import Event
-    from .scheduler import TaskPool
-    from .spec import ResolvedSpec
+
+
+# --------------------------------------------------------------------------- what plugins see
+
+
+class SpecView(Protocol):
+    """A resolved spec as plugins see it (:class:`pilotkit.spec.ResolvedSpec`): the
+    spec's typed data, the plugin classes it selects and their typed options."""
+
+    @property
+    def spec(self) -> PilotSpec: ...
+    @property
+    def source(self) -> Path | None: ...
+    @property
+    def provider_cls(self) -> type[Provider]: ...
+    @property
+    def provider_options(self) -> Any: ...
+    @property
+    def app_cls(self) -> type[App]: ...
+    @property
+    def app_options(self) -> Any: ...
+    @property
+    def runtime_cls(self) -> type[ContainerRuntime] | None: ...
+    @property
+    def runtime_options(self) -> Any: ...
+    @property
+    def stager_cls(self) -> type[Stager] | None: ...
+    @property
+    def stager_options(self) -> Any: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def base_dir(self) -> Path:
+        """Where relative paths in the spec start: the spec file's directory."""
+        ...
+    @property
+    def walltime(self) -> float | None: ...
+    @property
+    def memory(self) -> int | None: ...
+    def seconds(self, value: str | float | None) -> float | None:
+        """A duration of the spec (``"10m"``, 90) in seconds."""
+        ...
+
+
+class Pool(Protocol):
+    """What an app does with the pilot's task pool (:class:`pilotkit.scheduler.TaskPool`)."""
+
+    @property
+    def tasks(self) -> dict[str, Task]:
+        """Every task added, by id."""
+        ...
+    @property
+    def grace(self) -> float:
+        """Seconds between SIGTERM and SIGKILL when a task is stopped."""
+        ...
+    @property
+    def running(self) -> int: ...
+    @property
+    def draining(self) -> bool:
+        """True once the pilot drains: no new task starts."""
+        ...
+    def add_group(self, group: str, tasks: Sequence[Task]) -> None:
+        """Queue ``tasks`` as ``group``; they start as slots free up."""
+        ...
+    def set_gpu_share(self, share: int) -> None:
+        """Let ``share`` tasks use one GPU at once (before any task runs)."""
+        ...
+    def terminate(self, task_id: str, grace: float | None = None) -> None:
+        """Stop one running task (a service the app no longer needs)."""
+        ...
+    async def wait(self) -> None:
+        """Until nothing is queued or running."""
+        ...
 
 
 class NoOptions(msgspec.Struct, forbid_unknown_fields=True):
@@ -39,7 +114,7 @@ class _Plugin:
     description: ClassVar[str] = ""
 
     @classmethod
-    def check(cls, spec: ResolvedSpec) -> list[SpecProblem]:
+    def check(cls, spec: SpecView) -> list[SpecProblem]:
         """Problems with ``spec`` that can be found before anything runs (validate time)."""
         return []
 
@@ -86,12 +161,12 @@ class Agent(abc.ABC):
 class Provider(_Plugin, abc.ABC):
     """Claims resources for a pilot and releases them."""
 
-    def __init__(self, spec: ResolvedSpec, options: Any) -> None:
+    def __init__(self, spec: SpecView, options: Any) -> None:
         self.spec = spec
         self.options = options
 
     @classmethod
-    def node_capacity(cls, spec: ResolvedSpec) -> tuple[int | None, int | None]:
+    def node_capacity(cls, spec: SpecView) -> tuple[int | None, int | None]:
         """(cores, GPUs) per node as far as known before claiming; None where unknown."""
         return spec.spec.resources.cores, spec.spec.resources.gpus
 
@@ -131,25 +206,6 @@ class Launcher(_Plugin):
 
 
 # --------------------------------------------------------------------------- containers
-
-
-@dataclass(frozen=True)
-class Bind:
-    source: str
-    target: str
-    readonly: bool = False
-
-    @classmethod
-    def parse(cls, text: str) -> Bind:
-        """``src[:dst[:ro|rw]]``."""
-        parts = text.split(":")
-        if not parts[0] or len(parts) > 3:
-            raise ValueError(f"bind '{text}' is not src[:dst[:ro|rw]]")
-        target = parts[1] if len(parts) > 1 and parts[1] else parts[0]
-        mode = parts[2] if len(parts) > 2 else "rw"
-        if mode not in ("ro", "rw"):
-            raise ValueError(f"bind '{text}': mode must be ro or rw, not '{mode}'")
-        return cls(parts[0], target, mode == "ro")
 
 
 @dataclass(frozen=True)
@@ -207,23 +263,12 @@ class ContainerRuntime(_Plugin):
     async def detect(self) -> RuntimeInfo:
         """Find the first of ``binaries`` on PATH and its version; raise
         MissingBinaryError naming the runtime when none is there."""
-        import shutil
-
-        from .errors import MissingBinaryError
-        from .proc import run_command
-
-        purpose = f"the {self.id} container runtime"
-        for name in self.binaries:
-            path = shutil.which(name)
-            if path is not None:
-                break
-        else:
-            raise MissingBinaryError(self.binaries[0] if self.binaries else self.id, purpose)
-        done = await run_command(
-            [path, *self.version_args], timeout=60, check=self.version_must_succeed, purpose=purpose
+        found = await find_program(
+            self.binaries, self.version_args, purpose=f"the {self.id} container runtime",
+            check=self.version_must_succeed, what=self.id,
         )
-        self.found_binary = name
-        return RuntimeInfo(binary=path, version=self.parse_version(done.stdout + done.stderr))
+        self.found_binary = found.name
+        return RuntimeInfo(binary=found.path, version=self.parse_version(found.output))
 
     @staticmethod
     def parse_version(text: str) -> str:
@@ -261,7 +306,7 @@ class Stager(_Plugin):
 class App(_Plugin, abc.ABC):
     """What runs on the allocation: a bag of tasks, a Dask cluster, an MPI job..."""
 
-    def __init__(self, spec: ResolvedSpec, options: Any) -> None:
+    def __init__(self, spec: SpecView, options: Any) -> None:
         self.spec = spec
         self.options = options
 
@@ -277,7 +322,7 @@ class PilotContext:
     def __init__(
         self,
         pilot_id: str,
-        spec: ResolvedSpec,
+        spec: SpecView,
         workdir: Path,
         emit: Callable[[Event], None],
     ) -> None:
@@ -300,7 +345,7 @@ class AppContext:
         self,
         pilot: PilotContext,
         nodes: list[NodeInfo],
-        pool: TaskPool,
+        pool: Pool,
         mark_running: Callable[[], None],
     ) -> None:
         self.pilot = pilot

@@ -31,10 +31,10 @@ from .interfaces import (
 )
 from .plugins import Plugins
 from .results import ResultsWriter
-from .scheduler import GroupCounts, Resume, Task, TaskPool
+from .scheduler import Resume, Task, TaskPool
 from .spec import ResolvedSpec
-from .states import PilotState
 from .types import Allocation, NodeInfo
+from .vocab import RESULTS_FILE, Counts, PilotState, task_dir
 
 log = logging.getLogger("pilotkit.pilot")
 
@@ -48,7 +48,7 @@ class PilotOutcome:
     reason: str | None
     workdir: Path
     results: Path
-    groups: dict[str, GroupCounts] = field(default_factory=dict)
+    groups: dict[str, Counts] = field(default_factory=dict)
     started: float = 0.0
     ended: float = 0.0
 
@@ -86,7 +86,7 @@ class Pilot:
             if not workdir.is_absolute():
                 workdir = (spec.base_dir if configured else Path.cwd()) / workdir
         self.workdir = workdir
-        self.results_path = workdir / "results.jsonl"
+        self.results_path = workdir / RESULTS_FILE
         self.bus = bus or EventBus()
         self.state = PilotState.NEW
         self.reason: str | None = None
@@ -285,7 +285,7 @@ class Pilot:
                 image=image,
                 binds=binds,
                 env=cenv,
-                workdir=str(self.workdir / "tasks" / task.id),
+                workdir=str(task_dir(self.workdir, task.id)),
                 gpus=gpus,
                 options=options,
             )

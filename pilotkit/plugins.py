@@ -18,13 +18,15 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from . import hookspecs
 from .errors import PluginError
 from .interfaces import App, ContainerRuntime, Launcher, Provider, Stager
+from .registry import Register as Register  # re-exported: plugins written for 0.1 import it here
+from .registry import Registered
 
 if TYPE_CHECKING:
     import click
@@ -35,26 +37,6 @@ log = logging.getLogger("pilotkit.plugins")
 
 ENTRY_POINT_GROUP = "pilotkit"
 BUILTIN_MODULES = ("pilotkit.builtin.local", "pilotkit.builtin.tasks")
-
-T = TypeVar("T")
-
-
-@dataclass
-class Registered(Generic[T]):
-    """A class a plugin registered, and which plugin it came from. A lazy registration
-    names the class (``module:Class``) and is imported on first use."""
-
-    cls: type[T] | None
-    plugin: str
-    target: str | None = None
-    attrs: dict[str, Any] = field(default_factory=dict)
-
-    def attr(self, name: str, default: Any = None) -> Any:
-        """A class attribute, without importing a lazy class."""
-        if self.cls is not None:
-            return getattr(self.cls, name, default)
-        return self.attrs.get(name, default)
-
 
 @dataclass
 class PluginInfo:
@@ -77,42 +59,6 @@ class PluginInfo:
             "registered": self.registered,
             "error": self.error,
         }
-
-
-class Register(Generic[T]):
-    """The callable a registration hook receives: ``register(cls)``."""
-
-    def __init__(self, kind: str, base: type[T], table: dict[str, Registered[T]], plugin: str) -> None:
-        self.kind = kind
-        self.base = base
-        self.table = table
-        self.plugin = plugin
-        self.added: list[str] = []
-
-    def __call__(self, cls: type[T]) -> None:
-        if not (isinstance(cls, type) and issubclass(cls, self.base)):
-            raise PluginError(f"{self.plugin}: {cls!r} is not a {self.base.__name__} subclass")
-        ident = getattr(cls, "id", None)
-        if not isinstance(ident, str) or not ident:
-            raise PluginError(f"{self.plugin}: {cls.__name__} has no 'id'")
-        other = self.table.get(ident)
-        if other is not None and other.cls is not cls:
-            raise PluginError(f"{self.plugin}: {self.kind} '{ident}' is already registered by {other.plugin}")
-        self.table[ident] = Registered(cls, self.plugin)
-        self.added.append(ident)
-
-    def lazy(self, ident: str, target: str, **attrs: Any) -> None:
-        """Register the class at ``target`` (``module:Class``) under ``ident`` without
-        importing it: it is imported when a spec first uses it. Give here the class
-        attributes pilotkit reads before that (a stager's ``schemes``, a runtime's
-        ``binaries``). Keeps ``pilotkit`` start-up fast when a plugin's module is heavy."""
-        if ":" not in target:
-            raise PluginError(f"{self.plugin}: lazy target '{target}' is not 'module:Class'")
-        other = self.table.get(ident)
-        if other is not None and other.target != target:
-            raise PluginError(f"{self.plugin}: {self.kind} '{ident}' is already registered by {other.plugin}")
-        self.table[ident] = Registered(None, self.plugin, target, dict(attrs, id=ident))
-        self.added.append(ident)
 
 
 _KINDS: dict[str, tuple[str, type]] = {

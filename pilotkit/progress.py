@@ -6,23 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .events import Event, GroupAdded, PilotStateChanged, TaskCancelled, TaskFinished, TaskStarted
+from .vocab import WINDING_DOWN_STATES, Counts, TaskStatus, final_status
 
-
-@dataclass
-class GroupProgress:
-    total: int = 0
-    running: int = 0
-    done: int = 0
-    failed: int = 0
-    cancelled: int = 0
-
-    @property
-    def queued(self) -> int:
-        return self.total - self.running - self.done - self.failed - self.cancelled
-
-    @property
-    def finished(self) -> int:
-        return self.done + self.failed + self.cancelled
+GroupProgress = Counts
+"""The counts of one task group (the shared :class:`pilotkit.vocab.Counts`)."""
 
 
 @dataclass
@@ -31,35 +18,38 @@ class Progress:
 
     state: str = "new"
     reason: str | None = None
-    groups: dict[str, GroupProgress] = field(default_factory=dict)
+    groups: dict[str, Counts] = field(default_factory=dict)
 
     def apply(self, event: Event) -> None:
         if isinstance(event, TaskStarted):
-            self.groups[event.group].running += 1
+            group = self.groups[event.group]
+            group.running += 1
         elif isinstance(event, TaskFinished):
             group = self.groups[event.group]
             group.running -= 1
             if event.final:
-                if event.status in ("ok", "stopped"):
+                status = final_status(event.status, self.state in WINDING_DOWN_STATES)
+                if status is TaskStatus.DONE:
                     group.done += 1
-                elif event.status == "killed" and self.state in ("draining", "evicting"):
+                elif status is TaskStatus.CANCELLED:
                     group.cancelled += 1
                 else:
                     group.failed += 1
         elif isinstance(event, GroupAdded):
-            self.groups.setdefault(event.group, GroupProgress()).total += event.total
+            group = self.groups.setdefault(event.group, Counts())
+            group.total += event.total
         elif isinstance(event, TaskCancelled):
-            self.groups[event.group].cancelled += event.count
-        elif isinstance(event, PilotStateChanged):
-            self.state = event.state
-            self.reason = event.reason or self.reason
+            group = self.groups[event.group]
+            group.cancelled += event.count
+        else:
+            if isinstance(event, PilotStateChanged):
+                self.state = event.state
+                self.reason = event.reason or self.reason
+            return
+        group.settle()
 
-    def totals(self) -> GroupProgress:
-        out = GroupProgress()
+    def totals(self) -> Counts:
+        out = Counts()
         for g in self.groups.values():
-            out.total += g.total
-            out.running += g.running
-            out.done += g.done
-            out.failed += g.failed
-            out.cancelled += g.cancelled
+            out.add(g)
         return out

@@ -24,6 +24,7 @@ from typing import Any, Literal
 import msgspec
 
 from .types import NodeInfo
+from .vocab import Counts as Counts  # task counts: one definition for the wire and the core
 
 PROTOCOL_VERSION = 1
 """Bumped on any incompatible change; ``hello`` refuses a client that speaks another."""
@@ -134,17 +135,6 @@ StreamMessage = StreamEvent | StreamLog | StreamMetrics | StreamDropped | Stream
 
 
 # --------------------------------------------------------------------------- shared data
-
-
-class Counts(msgspec.Struct):
-    """Task counts of a pilot or of one task group."""
-
-    total: int = 0
-    queued: int = 0
-    running: int = 0
-    done: int = 0
-    failed: int = 0
-    cancelled: int = 0
 
 
 class PilotSummary(msgspec.Struct, kw_only=True):

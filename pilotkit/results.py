@@ -1,4 +1,10 @@
-"""The results file: one JSON line per finished task, flushed as each one ends."""
+"""The results file (``results.jsonl``): one JSON line per finished task, flushed as
+each one ends.
+
+A line's ``outcome`` is how the task ended, in the words of :class:`pilotkit.vocab.Outcome`
+(the same as ``outcome`` in ``pilotkit tasks --json``). ``status`` holds the same word:
+it is the field's name in pilotkit 0.1, kept for the readers written for it. Lines
+written by 0.1 (no ``outcome``) read back with ``outcome`` taken from ``status``."""
 
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ class TaskResult(msgspec.Struct, omit_defaults=False):
     group: str
     params: dict[str, Any]
     status: str
-    """``ok`` | ``failed`` | ``timeout`` | ``killed`` | ``lost`` | ``spawn-error`` | ``cancelled``."""
+    """The 0.1 name of ``outcome``, with the same word."""
     exit_code: int | None
     attempts: int
     node: str | None
@@ -23,6 +29,13 @@ class TaskResult(msgspec.Struct, omit_defaults=False):
     duration: float | None
     stdout: str | None
     stderr: str | None
+    outcome: str | None = None
+    """``ok`` | ``failed`` | ``timeout`` | ``killed`` | ``lost`` | ``spawn-error`` |
+    ``stopped`` | ``cancelled`` (:class:`pilotkit.vocab.Outcome`)."""
+
+    def __post_init__(self) -> None:
+        if self.outcome is None:  # written by pilotkit 0.1, or built with status only
+            self.outcome = self.status
 
 
 class ResultsWriter:

@@ -14,47 +14,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
 from .events import Event, GroupAdded, TaskCancelled, TaskFinished, TaskStarted
 from .interfaces import Agent
 from .results import ResultsWriter, TaskResult
-from .states import TaskStatus
+from .task import Task as Task  # re-exported: its home before 0.2
 from .types import NodeInfo, TaskExit, TaskLaunch
+from .vocab import TASKS_DIR, Counts, Outcome, TaskStatus, attempt_file, final_status
 
 Wrap = Callable[[list[str], "Task", tuple[str, ...]], list[str]]
 """Turns a task's argv into what the agent runs (a container runtime's wrap)."""
-
-
-@dataclass(slots=True, eq=False)
-class Task:
-    id: str
-    group: str
-    argv: list[str]
-    params: dict[str, Any] = field(default_factory=dict)
-    cores: int = 1
-    gpus: int = 0
-    time_limit: float | None = None
-    retries: int = 0
-    env: dict[str, str] = field(default_factory=dict)
-    status: TaskStatus = TaskStatus.QUEUED
-    attempts: int = 0
-    node: str | None = None
-    start: float | None = None
-    end: float | None = None
-    exit_code: int | None = None
-    outcome: str | None = None
-    pin: str | None = None
-    """Run only on this node (a service that belongs to one node)."""
-    whole_nodes: int = 0
-    """A gang task: needs this many entirely free nodes at once; runs on the first, with
-    the node names in ``PILOTKIT_NODES`` (an MPI launch across them, say)."""
-    failures: int = 0
-    """Failed attempts (counted against ``retries``)."""
-    lost: int = 0
-    """Attempts lost with their node (counted against the pool's crash limit)."""
 
 
 @dataclass
@@ -68,14 +39,8 @@ class Resume:
     attempts: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
-class GroupCounts:
-    total: int = 0
-    queued: int = 0
-    running: int = 0
-    done: int = 0
-    failed: int = 0
-    cancelled: int = 0
+GroupCounts = Counts
+"""The counts of one task group (the shared :class:`pilotkit.vocab.Counts`)."""
 
 
 class _Node:
@@ -168,7 +133,7 @@ class TaskPool:
         self.nodes = [_Node(a, a.node, gpu_share) for a in agents]
         self.queue: collections.deque[Task] = collections.deque()
         self.tasks: dict[str, Task] = {}
-        self.groups: dict[str, GroupCounts] = {}
+        self.groups: dict[str, Counts] = {}
         self._running: dict[str, tuple[Task, _Node, tuple[str, ...]]] = {}
         self._gangs: dict[str, list[tuple[_Node, tuple[int, dict[str, int]]]]] = {}
         self._gpu_share = gpu_share
@@ -178,7 +143,7 @@ class TaskPool:
         self._preparing: asyncio.Future[None] | None = None
         self._draining = False
         self._done = asyncio.get_running_loop().create_future()
-        self._task_root = workdir / "tasks"
+        self._task_root = workdir / TASKS_DIR
         self.resume = resume
         self.fatal: str | None = None
         """Why the pool cannot go on (every node lost)."""
@@ -192,7 +157,7 @@ class TaskPool:
             node.gpu_free = dict.fromkeys(node.gpu_free, share)
 
     def add_group(self, group: str, tasks: Sequence[Task]) -> None:
-        counts = self.groups.setdefault(group, GroupCounts())
+        counts = self.groups.setdefault(group, Counts())
         resume = self.resume
         queued = 0
         for task in tasks:
@@ -200,10 +165,10 @@ class TaskPool:
             if resume is not None:
                 prior = resume.results.get(task.id)
                 task.attempts = max(resume.attempts.get(task.id, 0), prior.attempts if prior else 0)
-                if prior is not None and prior.status != "cancelled":
-                    task.status = TaskStatus.DONE if prior.status == "ok" else TaskStatus.FAILED
-                    task.exit_code, task.node, task.outcome = prior.exit_code, prior.node, prior.status
-                    if prior.status == "ok":
+                if prior is not None and prior.outcome != Outcome.CANCELLED:
+                    task.status = TaskStatus.DONE if prior.outcome == Outcome.OK else TaskStatus.FAILED
+                    task.exit_code, task.node, task.outcome = prior.exit_code, prior.node, prior.outcome
+                    if prior.outcome == Outcome.OK:
                         counts.done += 1
                     else:
                         counts.failed += 1
@@ -328,8 +293,8 @@ class TaskPool:
             attempt=task.attempts,
             argv=argv,
             cwd=str(tdir),
-            stdout=str(tdir / f"attempt-{task.attempts}.out"),
-            stderr=str(tdir / f"attempt-{task.attempts}.err"),
+            stdout=str(tdir / attempt_file(task.attempts, "out")),
+            stderr=str(tdir / attempt_file(task.attempts, "err")),
             env=env,
             cores=task.cores,
             gpus=list(gpus),
@@ -363,16 +328,16 @@ class TaskPool:
             node.give(task, gpus)
         counts = self.groups[task.group]
         counts.running -= 1
-        if task.id in self._stopped and result.status in ("killed", "ok", "failed"):
+        if task.id in self._stopped and result.status in (Outcome.KILLED, Outcome.OK, Outcome.FAILED):
             self._stopped.discard(task.id)
-            result = msgspec.structs.replace(result, status="stopped")
+            result = msgspec.structs.replace(result, status=Outcome.STOPPED.value)
         task.exit_code = result.exit_code
         task.outcome = result.status
         task.end = result.end
-        if result.status == "lost":
+        if result.status == Outcome.LOST:
             task.lost += 1
             retry = task.lost < self.CRASH_LIMIT and not self._draining
-        elif result.status not in ("ok", "killed", "stopped"):
+        elif result.status not in (Outcome.OK, Outcome.KILLED, Outcome.STOPPED):
             task.failures += 1
             retry = task.failures <= task.retries and not self._draining
         else:
@@ -380,19 +345,18 @@ class TaskPool:
         if retry:
             task.status = TaskStatus.QUEUED
             counts.queued += 1
-            if result.status == "lost":
+            if result.status == Outcome.LOST:
                 self.queue.appendleft(task)  # it was running: let it go first
             else:
                 self.queue.append(task)
-        elif result.status in ("ok", "stopped"):
-            task.status = TaskStatus.DONE
-            counts.done += 1
-        elif result.status == "killed" and self._draining:
-            task.status = TaskStatus.CANCELLED
-            counts.cancelled += 1
         else:
-            task.status = TaskStatus.FAILED
-            counts.failed += 1
+            task.status = final_status(result.status, self._draining)
+            if task.status is TaskStatus.DONE:
+                counts.done += 1
+            elif task.status is TaskStatus.CANCELLED:
+                counts.cancelled += 1
+            else:
+                counts.failed += 1
         self.emit(
             TaskFinished(
                 pilot=self.pilot_id,
@@ -407,14 +371,14 @@ class TaskPool:
             )
         )
         if not retry:
-            self._record(task, result.status if task.status is not TaskStatus.CANCELLED else "cancelled")
-        if result.status == "lost" and all(n.agent.lost is not None for n in self.nodes):
+            self._record(task, result.status if task.status is not TaskStatus.CANCELLED else Outcome.CANCELLED)
+        if result.status == Outcome.LOST and all(n.agent.lost is not None for n in self.nodes):
             self.fatal = "every node of the allocation was lost"
-            self.drain(terminate=True)
+            self.cancel()
         self._dispatch()
         self._check_done()
 
-    def _record(self, task: Task, status: str) -> None:
+    def _record(self, task: Task, outcome: str) -> None:
         tdir = self._task_root / task.id
         ran = task.attempts > 0
         self.results.write(
@@ -422,15 +386,16 @@ class TaskPool:
                 task=task.id,
                 group=task.group,
                 params=task.params,
-                status=status,
+                status=outcome,
+                outcome=outcome,
                 exit_code=task.exit_code,
                 attempts=task.attempts,
                 node=task.node,
                 start=task.start,
                 end=task.end,
                 duration=(task.end - task.start) if (task.end and task.start) else None,
-                stdout=str(tdir / f"attempt-{task.attempts}.out") if ran else None,
-                stderr=str(tdir / f"attempt-{task.attempts}.err") if ran else None,
+                stdout=str(tdir / attempt_file(task.attempts, "out")) if ran else None,
+                stderr=str(tdir / attempt_file(task.attempts, "err")) if ran else None,
             )
         )
 
@@ -441,8 +406,9 @@ class TaskPool:
     # ---------------------------------------------------------------- drain
 
     def drain(self, *, terminate: bool, grace: float | None = None) -> None:
-        """Start no new task; cancel the queued ones; with ``terminate``, stop the running
-        ones too (SIGTERM, SIGKILL after the grace period)."""
+        """Start no new task and cancel the queued ones; the running ones finish (drain),
+        or with ``terminate`` are stopped too (cancel: SIGTERM, SIGKILL after the grace
+        period)."""
         if not self._draining:
             self._draining = True
             per_group: dict[str, int] = collections.Counter()
@@ -453,12 +419,16 @@ class TaskPool:
                 counts.queued -= 1
                 counts.cancelled += 1
                 per_group[task.group] += 1
-                self._record(task, "cancelled")
+                self._record(task, Outcome.CANCELLED)
             for group, count in per_group.items():
                 self.emit(TaskCancelled(pilot=self.pilot_id, group=group, count=count))
         if terminate:
             self.terminate_running(grace)
         self._check_done()
+
+    def cancel(self, grace: float | None = None) -> None:
+        """Start no new task, cancel the queued ones and stop the running ones."""
+        self.drain(terminate=True, grace=grace)
 
     def terminate(self, task_id: str, grace: float | None = None) -> None:
         """Stop one running task (a service the app no longer needs)."""
@@ -482,7 +452,7 @@ def _make_task_dirs(root: Path, task_ids: list[str]) -> None:
         tdir = root / task_id
         try:
             tdir.mkdir(parents=True, exist_ok=True)
-            for name in ("attempt-1.out", "attempt-1.err"):
+            for name in (attempt_file(1, "out"), attempt_file(1, "err")):
                 os.close(os.open(tdir / name, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, 0o644))
         except OSError:
             pass  # the agent makes it (and reports the error) when the task starts

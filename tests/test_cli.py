@@ -152,5 +152,5 @@ def test_internal_error_points_to_log(
 
 def test_help_explains(pilotkit_cmd: list[str], cli_env: dict[str, str]) -> None:
     out = run(pilotkit_cmd, cli_env, "run", "--help")
-    assert "Ctrl-C drains" in out.stdout and "Exit codes" in out.stdout
+    assert "Ctrl-C cancels" in out.stdout and "SIGUSR1 drains" in out.stdout and "Exit codes" in out.stdout
     assert sys.executable

@@ -28,7 +28,7 @@ CORE_MODULES = [
     "pilotkit.plugins",
     "pilotkit.testing",
     "pilotkit.tui",
-    "pilotkit.tui.command",
+    "pilotkit.cli.tui",
 ]
 
 
@@ -115,3 +115,19 @@ def test_the_scan_resolves_relative_imports() -> None:
     names = {n for _, n in _imports("from ...daemon.server import Daemon\nfrom ... import pilot\n",
                                      "pilotkit.tui.screens")}
     assert {"pilotkit.daemon.server", "pilotkit.pilot"} <= names
+
+
+def test_parsing_a_spec_imports_no_plugin() -> None:
+    """Reading a spec into typed data needs no plugin; only resolving it asks them."""
+    code = (
+        "import sys\n"
+        "from pilotkit.specfile import parse\n"
+        "parsed = parse('name = \"x\"\\n[provider]\\ntype = \"slurm\"\\npartition_x = 1\\n', 'spec.toml')\n"
+        "assert parsed.spec.provider.type == 'slurm' and parsed.spec.provider.options == {'partition_x': 1}\n"
+        "loaded = sorted(m for m in sys.modules if m in ('pilotkit.plugins', 'pilotkit.interfaces', 'pilotkit.spec')"
+        " or m.startswith(('pilotkit.builtin', 'pilotkit_')))\n"
+        "assert not loaded, loaded\n"
+        "print('ok')\n"
+    )
+    result = _run(code)
+    assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr

@@ -99,3 +99,24 @@ def test_key_lines_arrays_of_tables() -> None:
     assert lines.find("a.g[1].x") == 4
     assert lines.find("a.g[1].grid.y") == 6
     assert lines.find("a.g[0].nothing") == 1
+
+
+def test_parse_needs_no_plugin_and_resolve_checks_plugin_options(plugins: Plugins) -> None:
+    from pilotkit.spec import resolve
+    from pilotkit.specfile import parse
+
+    text = 'name = "x"\n[provider]\ntype = "local"\nslcie = 1\n[[app.groups]]\nname = "g"\ncommands = ["true"]\n'
+    parsed = parse(text, "spec.toml")
+    assert parsed.spec.provider.options == {"slcie": 1}
+    with pytest.raises(SpecError) as info:
+        resolve(parsed, plugins)
+    (line,) = [p.format() for p in info.value.problems]
+    assert line.startswith("spec.toml:4: provider.slcie: unknown key")
+
+
+def test_parse_then_resolve_is_parse_spec(plugins: Plugins) -> None:
+    from pilotkit.spec import resolve
+    from pilotkit.specfile import load
+
+    for path in sorted(EXAMPLES.glob("*.toml")):
+        assert resolve(load(path), plugins) == load_spec(path, plugins)

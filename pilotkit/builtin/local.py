@@ -20,8 +20,8 @@ from ..types import Allocation, NodeInfo
 from ..units import format_size
 
 if TYPE_CHECKING:
+    from ..interfaces import SpecView
     from ..plugins import Register
-    from ..spec import ResolvedSpec
 
 
 class LocalOptions(msgspec.Struct, forbid_unknown_fields=True):
@@ -36,12 +36,12 @@ class LocalProvider(Provider):
     description = "this machine (or a slice of it), no batch system"
 
     @classmethod
-    def check(cls, spec: ResolvedSpec) -> list[SpecProblem]:
+    def check(cls, spec: SpecView) -> list[SpecProblem]:
         node = probe_node(gpus=spec.spec.resources.gpus is not None and spec.spec.resources.gpus > 0)
         return [SpecProblem(key, message) for key, message in _misfits(spec, node)]
 
     @classmethod
-    def node_capacity(cls, spec: ResolvedSpec) -> tuple[int | None, int | None]:
+    def node_capacity(cls, spec: SpecView) -> tuple[int | None, int | None]:
         """(cores, gpus) per node known before claiming."""
         res = spec.spec.resources
         cores = res.cores or len(os.sched_getaffinity(0))
@@ -69,7 +69,7 @@ class LocalProvider(Provider):
         return None
 
 
-def _misfits(spec: ResolvedSpec, node: NodeInfo) -> list[tuple[str, str]]:
+def _misfits(spec: SpecView, node: NodeInfo) -> list[tuple[str, str]]:
     res = spec.spec.resources
     problems: list[tuple[str, str]] = []
     if res.nodes != 1:
@@ -92,7 +92,7 @@ def _misfits(spec: ResolvedSpec, node: NodeInfo) -> list[tuple[str, str]]:
     return problems
 
 
-def _slice(spec: ResolvedSpec, node: NodeInfo) -> NodeInfo:
+def _slice(spec: SpecView, node: NodeInfo) -> NodeInfo:
     res = spec.spec.resources
     gpus = node.gpus if res.gpus is None else node.gpus[: res.gpus]
     return msgspec.structs.replace(

@@ -1,80 +1,42 @@
-"""The bag-of-tasks app: lists of commands and parameter scans.
-
-A group is either a list of ``commands`` or one ``command`` template expanded over a
-``grid`` of parameters (the cartesian product) and/or ``random`` samples. Placeholders
-are ``{name}`` (``str.format`` syntax, so ``{alpha:.3f}`` works); besides the group's
-parameters they may use ``{task_id}``, ``{task_dir}``, ``{index}``, ``{group}``,
-``{spec_dir}`` and ``{workdir}``.
-"""
+"""The bag-of-tasks app: lists of commands and parameter scans (the groups and their
+expansion are in :mod:`pilotkit.scan`)."""
 
 from __future__ import annotations
 
-import itertools
-import math
-import os
-import random
-import shlex
-import string
-from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
-
-import msgspec
+from typing import TYPE_CHECKING, Any
 
 import pilotkit
 
-from ..errors import SpecProblem
 from ..interfaces import App, AppContext
-from ..scheduler import Task
-from ..spec import Duration
-from ..units import parse_duration
+from ..scan import (
+    BUILTIN_PLACEHOLDERS,
+    Distribution,
+    RandomSamples,
+    TaskGroup,
+    TasksOptions,
+    check_groups,
+    expand_group,
+    parameter_points,
+    render,
+)
 
 if TYPE_CHECKING:
+    from ..errors import SpecProblem
+    from ..interfaces import SpecView
     from ..plugins import Register
-    from ..spec import ResolvedSpec
 
-BUILTIN_PLACEHOLDERS = frozenset({"task_id", "task_dir", "index", "group", "spec_dir", "workdir"})
-
-
-class Distribution(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    """One of: ``uniform = [lo, hi]``, ``loguniform = [lo, hi]``, ``randint = [lo, hi]``
-    (inclusive), ``choice = [a, b, ...]``."""
-
-    uniform: list[float] | None = None
-    loguniform: list[float] | None = None
-    randint: list[int] | None = None
-    choice: list[Any] | None = None
-
-
-class RandomSamples(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    samples: Annotated[int, msgspec.Meta(ge=1)]
-    params: dict[str, Distribution]
-    seed: int | None = None
-
-
-class TaskGroup(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    name: str
-    command: str | list[str] | None = None
-    """A template (a string split like a shell would, or an argv list)."""
-    commands: list[str] | None = None
-    """Explicit commands, one task each."""
-    grid: dict[str, list[Any]] = {}
-    random: RandomSamples | None = None
-    cores: Annotated[int, msgspec.Meta(ge=1)] = 1
-    gpus: Annotated[int, msgspec.Meta(ge=0)] = 0
-    time_limit: Duration | None = None
-    retries: Annotated[int, msgspec.Meta(ge=0)] | None = None
-    """Default: the app's ``retries``."""
-    env: dict[str, str] = {}
-    shell: bool = False
-    """Run through ``/bin/sh -c`` (parameters are shell-quoted)."""
-
-
-class TasksOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
-    groups: list[TaskGroup] = []
-    retries: Annotated[int, msgspec.Meta(ge=0)] = 0
-    """Extra attempts a failed task gets."""
-    gpu_share: Annotated[int, msgspec.Meta(ge=1)] = 1
-    """How many tasks may share one GPU (1: never shared)."""
+__all__ = [
+    "BUILTIN_PLACEHOLDERS",
+    "Distribution",
+    "RandomSamples",
+    "TaskGroup",
+    "TasksApp",
+    "TasksOptions",
+    "expand_group",
+    "parameter_points",
+    "pilotkit_register_apps",
+    "render",
+]
 
 
 class TasksApp(App):
@@ -85,58 +47,8 @@ class TasksApp(App):
     description = "a bag of tasks: command lists and parameter scans"
 
     @classmethod
-    def check(cls, spec: ResolvedSpec) -> list[SpecProblem]:
-        options: TasksOptions = spec.app_options
-        problems: list[SpecProblem] = []
-        if not options.groups:
-            problems.append(SpecProblem("app.groups", "no task groups: add at least one [[app.groups]]"))
-        cores, gpus = spec.provider_cls.node_capacity(spec)
-        names: set[str] = set()
-        for i, group in enumerate(options.groups):
-            key = f"app.groups[{i}]"
-            if group.name in names:
-                problems.append(SpecProblem(f"{key}.name", f"duplicate group name '{group.name}'"))
-            names.add(group.name)
-            if (group.command is None) == (group.commands is None):
-                problems.append(SpecProblem(key, "set exactly one of 'command' or 'commands'"))
-            if group.commands is not None and (group.grid or group.random):
-                problems.append(SpecProblem(key, "'grid' and 'random' need a 'command' template"))
-            params = set(group.grid) | (set(group.random.params) if group.random else set())
-            templates = [group.command] if isinstance(group.command, str) else (group.command or [])
-            for template in templates:
-                for name in _placeholders(template, f"{key}.command", problems):
-                    if name not in params and name not in BUILTIN_PLACEHOLDERS:
-                        problems.append(
-                            SpecProblem(
-                                f"{key}.command",
-                                f"unknown placeholder '{{{name}}}'; parameters: "
-                                + ", ".join(sorted(params | BUILTIN_PLACEHOLDERS)),
-                            )
-                        )
-            for pname, values in group.grid.items():
-                if not values:
-                    problems.append(SpecProblem(f"{key}.grid.{pname}", "empty list of values"))
-            if group.random:
-                for pname, dist in group.random.params.items():
-                    problem = _check_distribution(dist)
-                    if problem:
-                        problems.append(SpecProblem(f"{key}.random.params.{pname}", problem))
-            if cores is not None and group.cores > cores:
-                problems.append(
-                    SpecProblem(f"{key}.cores", f"a task asks for {group.cores} cores, a node has {cores}")
-                )
-            if group.gpus and gpus is not None and group.gpus > gpus:
-                problems.append(
-                    SpecProblem(f"{key}.gpus", f"a task asks for {group.gpus} GPUs, a node has {gpus}")
-                )
-            if group.time_limit is not None and spec.walltime is not None:
-                if parse_duration(group.time_limit) > spec.walltime:
-                    problems.append(
-                        SpecProblem(
-                            f"{key}.time_limit", "longer than the pilot's walltime: no task could start"
-                        )
-                    )
-        return problems
+    def check(cls, spec: SpecView) -> list[SpecProblem]:
+        return check_groups(spec.app_options, spec)
 
     async def run(self, ctx: AppContext) -> None:
         options: TasksOptions = self.options
@@ -149,116 +61,6 @@ class TasksApp(App):
             )
             ctx.pool.add_group(group.name, tasks)
         await ctx.pool.wait()
-
-
-def expand_group(
-    group: TaskGroup,
-    options: TasksOptions,
-    *,
-    workdir: Path,
-    spec_dir: Path,
-    base_env: dict[str, str] | None = None,
-) -> list[Task]:
-    """The tasks of one group, in order."""
-    points = list(parameter_points(group))
-    width = max(1, len(str(len(points) - 1)))
-    retries = options.retries if group.retries is None else group.retries
-    time_limit = parse_duration(group.time_limit) if group.time_limit is not None else None
-    env = {**(base_env or {}), **group.env}
-    tasks: list[Task] = []
-    task_root = f"{workdir}{os.sep}tasks{os.sep}"
-    fixed = {"group": group.name, "spec_dir": str(spec_dir), "workdir": str(workdir)}
-    tokens: dict[int, list[str]] = {}  # split each distinct template once
-    for index, (command, params) in enumerate(points):
-        task_id = f"{group.name}-{index:0{width}d}"
-        values = {"task_id": task_id, "task_dir": task_root + task_id, "index": index, **fixed, **params}
-        if not group.shell and isinstance(command, str):
-            split = tokens.get(id(command))
-            if split is None:
-                split = tokens[id(command)] = shlex.split(command)
-            command = split
-        tasks.append(
-            Task(
-                id=task_id,
-                group=group.name,
-                argv=render(command, values, shell=group.shell),
-                params=params,
-                cores=group.cores,
-                gpus=group.gpus,
-                time_limit=time_limit,
-                retries=retries,
-                env=env,
-            )
-        )
-    return tasks
-
-
-def parameter_points(group: TaskGroup) -> list[tuple[str | list[str], dict[str, Any]]]:
-    """(command template, parameters) per task."""
-    if group.commands is not None:
-        return [(command, {}) for command in group.commands]
-    assert group.command is not None
-    names = list(group.grid)
-    grid_points = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*group.grid.values())]
-    if group.random is None:
-        return [(group.command, point) for point in grid_points]
-    rng = random.Random(group.random.seed)
-    out: list[tuple[str | list[str], dict[str, Any]]] = []
-    for point in grid_points:
-        for _ in range(group.random.samples):
-            sample = {name: _draw(rng, dist) for name, dist in group.random.params.items()}
-            out.append((group.command, {**point, **sample}))
-    return out
-
-
-def render(command: str | list[str], values: dict[str, Any], *, shell: bool = False) -> list[str]:
-    """Substitute ``values`` into a command template; returns an argv."""
-    if shell:
-        text = command if isinstance(command, str) else shlex.join(command)
-        quoted = {k: shlex.quote(str(v)) for k, v in values.items()}
-        return ["/bin/sh", "-c", text.format_map(quoted)]
-    tokens = shlex.split(command) if isinstance(command, str) else command
-    return [token.format_map(values) for token in tokens]
-
-
-def _placeholders(template: str, key: str, problems: list[SpecProblem]) -> list[str]:
-    try:
-        return [
-            field.split(".")[0].split("[")[0]
-            for _, field, _, _ in string.Formatter().parse(template)
-            if field is not None and field != ""
-        ]
-    except ValueError as exc:
-        problems.append(SpecProblem(key, f"bad template: {exc}"))
-        return []
-
-
-def _check_distribution(dist: Distribution) -> str | None:
-    chosen = [
-        name for name in ("uniform", "loguniform", "randint", "choice") if getattr(dist, name) is not None
-    ]
-    if len(chosen) != 1:
-        return "set exactly one of uniform, loguniform, randint, choice"
-    values = getattr(dist, chosen[0])
-    if chosen[0] == "choice":
-        return None if values else "choice needs at least one value"
-    if len(values) != 2 or values[0] > values[1]:
-        return f"{chosen[0]} needs [low, high] with low <= high"
-    if chosen[0] == "loguniform" and values[0] <= 0:
-        return "loguniform needs low > 0"
-    return None
-
-
-def _draw(rng: random.Random, dist: Distribution) -> Any:
-    if dist.uniform is not None:
-        return rng.uniform(dist.uniform[0], dist.uniform[1])
-    if dist.loguniform is not None:
-        lo, hi = dist.loguniform
-        return math.exp(rng.uniform(math.log(lo), math.log(hi)))
-    if dist.randint is not None:
-        return rng.randint(dist.randint[0], dist.randint[1])
-    assert dist.choice is not None
-    return rng.choice(dist.choice)
 
 
 @pilotkit.hookimpl

@@ -13,6 +13,7 @@ from typing import Any
 import click
 
 from ..errors import PilotkitError
+from ..vocab import attempt_log
 
 ARCHITECTURES = ("cpu", "nvidia-gpu")
 RUNTIME_PREFERENCE = ("apptainer", "sarus", "shifter", "podman-hpc", "oci")
@@ -146,7 +147,7 @@ def container_run(
     path = workdir / "spec.toml"
     path.write_text(text)
     code = run_pilot(path, as_json=as_json, workdir=workdir, quiet=True)
-    out = workdir / "tasks" / "exec-0" / "attempt-1.out"
+    out = attempt_log(workdir, "exec-0", 1, "out")
     if not as_json:
         click.echo(f"output: {out}", err=True)
         click.echo(f"errors: {out.with_suffix('.err')}", err=True)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from ..errors import PilotkitError
+from ..vocab import exit_code
 
 if TYPE_CHECKING:
     from ..client import Client, EventItem
@@ -26,7 +27,6 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
-EXIT_CODES = {"done": 0, "failed": 1, "walltime-expired": 3, "cancelled": 130}
 
 
 # --------------------------------------------------------------------------- helpers
@@ -266,7 +266,7 @@ async def submit(client: Client, spec: Path, workdir: Path | None, wait: bool, a
         f"of {p.total}; results in {summary.workdir}/results.jsonl",
         err=True,
     )
-    sys.exit(EXIT_CODES.get(summary.state, 1))
+    sys.exit(exit_code(summary.state))
 
 
 # --------------------------------------------------------------------------- status

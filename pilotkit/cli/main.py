@@ -17,6 +17,7 @@ import click
 
 from .. import __version__
 from ..errors import PilotkitError, SpecError
+from ..vocab import ExitCode
 
 
 def state_dir() -> Path:
@@ -75,7 +76,7 @@ class PilotkitGroup(click.Group):
         except SpecError as exc:
             for problem in exc.problems:
                 click.echo(f"error: {problem.format()}", err=True)
-            ctx.exit(2)
+            ctx.exit(ExitCode.BAD_INPUT)
         except PilotkitError as exc:
             click.echo(f"error: {exc.message}", err=True)
             ctx.exit(exc.exit_code)
@@ -83,11 +84,11 @@ class PilotkitGroup(click.Group):
             raise
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
-            ctx.exit(130)
+            ctx.exit(ExitCode.CANCELLED)
         except Exception as exc:
             logging.getLogger("pilotkit").exception("internal error")
             click.echo(f"internal error: {type(exc).__name__}: {exc} (details in {log_file()})", err=True)
-            ctx.exit(1)
+            ctx.exit(ExitCode.FAILED)
 
 
 @click.group(cls=PilotkitGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -157,7 +158,7 @@ def validate(spec: Path, as_json: bool, host: str | None, ssh_config: str | None
     except SpecError as exc:
         if as_json:
             echo_json({"valid": False, "problems": [p.to_dict() for p in exc.problems]})
-            sys.exit(2)
+            sys.exit(ExitCode.BAD_INPUT)
         raise
     summary = _summary(resolved)
     if as_json:
@@ -177,7 +178,7 @@ def _summary(resolved: Any) -> dict[str, Any]:
     }
     groups = getattr(resolved.app_options, "groups", None)
     if groups is not None and resolved.app_cls.id == "tasks":
-        from ..builtin.tasks import parameter_points
+        from ..scan import parameter_points
 
         out["tasks"] = sum(len(parameter_points(g)) for g in groups)
     return out
@@ -195,12 +196,13 @@ def _summary(resolved: Any) -> dict[str, Any]:
 def run(spec: Path, as_json: bool, workdir: Path | None, quiet: bool) -> None:
     """Run a pilot spec to completion: claim, probe, stage, deploy, run, drain, evict.
 
-    Ctrl-C drains: no new task starts, running ones get SIGTERM (SIGKILL after the
-    grace period), the pilot evicts and the summary still prints. A second Ctrl-C kills
-    running tasks at once.
+    Ctrl-C cancels (so does SIGTERM): no new task starts, running ones get SIGTERM
+    (SIGKILL after the grace period), the pilot evicts and the summary still prints. A
+    second Ctrl-C kills running tasks at once. SIGUSR1 drains: no new task starts,
+    running ones finish.
 
     Exit codes: 0 done; 1 tasks failed; 2 bad input; 3 walltime expired with work
-    left; 130 interrupted.
+    left; 130 cancelled.
     """
     from .run import run_pilot
 
@@ -267,7 +269,7 @@ def schema(plugin: str | None) -> None:
 from .daemon_commands import register_daemon_commands  # noqa: E402
 
 register_daemon_commands(cli)
-from ..tui.command import tui  # noqa: E402  (click only: Textual loads when the command runs)
+from .tui import tui  # noqa: E402  (click only: the dashboard loads when the command runs)
 
 cli.add_command(tui)
 

@@ -11,18 +11,20 @@ from rich.table import Table
 from rich.text import Text
 
 from ..units import format_size
+from ..vocab import TASKS_DIR
 
 if TYPE_CHECKING:
     from ..pilot import PilotOutcome
     from ..plugins import Plugins
-    from ..progress import GroupProgress, Progress
+    from ..progress import Progress
     from ..types import GpuReport, NodeInfo
+    from ..vocab import Counts
 
 err_console = Console(stderr=True)
 out_console = Console()
 
 
-def bar(g: GroupProgress, width: int = 30) -> Text:
+def bar(g: Counts, width: int = 30) -> Text:
     """A Dask-style bar: done, failed, running, then queued."""
     total = max(g.total, 1)
     text = Text()
@@ -56,7 +58,7 @@ def progress_table(progress: Progress, title: str | None = None) -> Table:
     ):
         table.add_column(column, justify=justify)  # type: ignore[arg-type]
 
-    def row(name: str, g: GroupProgress, style: str = "") -> None:
+    def row(name: str, g: Counts, style: str = "") -> None:
         table.add_row(
             Text(name, style=style),
             bar(g),
@@ -122,7 +124,7 @@ def print_summary(outcome: PilotOutcome, progress: Progress) -> None:
     )
     err_console.print(line)
     err_console.print(Text.assemble(("results: ", "dim"), str(outcome.results)))
-    err_console.print(Text.assemble(("task logs: ", "dim"), str(outcome.workdir / "tasks")))
+    err_console.print(Text.assemble(("task logs: ", "dim"), str(outcome.workdir / TASKS_DIR)))
 
 
 def print_probe(node: NodeInfo, report: GpuReport) -> None:

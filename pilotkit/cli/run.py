@@ -14,14 +14,7 @@ from ..pilot import Pilot, PilotOutcome
 from ..plugins import Plugins, get_plugins
 from ..progress import Progress
 from ..spec import ResolvedSpec, load_spec
-from ..states import PilotState
-
-EXIT_CODES = {
-    PilotState.DONE: 0,
-    PilotState.FAILED: 1,
-    PilotState.WALLTIME_EXPIRED: 3,
-    PilotState.CANCELLED: 130,
-}
+from ..vocab import exit_code
 
 
 def report_plugin_errors(plugins: Plugins) -> None:
@@ -34,7 +27,7 @@ def run_pilot(spec_path: Path, *, as_json: bool, workdir: Path | None, quiet: bo
     report_plugin_errors(plugins)
     resolved = load_spec(spec_path, plugins)
     outcome = asyncio.run(_run(resolved, plugins, as_json=as_json, workdir=workdir, quiet=quiet))
-    return EXIT_CODES[outcome.state]
+    return exit_code(outcome.state)
 
 
 async def _run(

@@ -16,10 +16,11 @@ import msgspec
 
 from ..protocol import Counts
 from ..types import NodeInfo
+from ..vocab import PILOT_LOG, RESULTS_FILE, TERMINAL_STATES
 from .faults import UnknownPilot
 from .store import Store
 
-TERMINAL = frozenset({"done", "failed", "cancelled", "walltime-expired"})
+TERMINAL = TERMINAL_STATES
 """Pilot states after which a pilot does not run again (unless retried)."""
 FAILED_OUTCOMES = frozenset({"failed", "timeout", "spawn-error", "lost", "killed"})
 """How an attempt ends when its task counts as failed."""
@@ -82,11 +83,11 @@ class PilotRecord:
 
     @property
     def results_path(self) -> Path:
-        return Path(self.workdir) / "results.jsonl"
+        return Path(self.workdir) / RESULTS_FILE
 
     @property
     def log_path(self) -> Path:
-        return Path(self.workdir) / "pilot.log"
+        return Path(self.workdir) / PILOT_LOG
 
 
 Attempt = tuple[str, str, int, str | None, float | None, float | None, str, int | None]

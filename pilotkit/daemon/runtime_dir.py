@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..errors import PilotkitError
 from ..protocol import SOCKET_NAME, find_socket, runtime_dir, socket_candidates, state_dir
+from ..vocab import TOKEN_FILE
 
 __all__ = [
     "SOCKET_NAME", "DaemonLock", "RuntimeFiles", "ensure_private_dir", "find_socket", "read_pid", "runtime_dir",
@@ -50,7 +51,7 @@ class RuntimeFiles:
 
     @property
     def token(self) -> Path:
-        return self.dir / "token"
+        return self.dir / TOKEN_FILE
 
 
 def ensure_private_dir(path: Path) -> Path:

@@ -30,6 +30,7 @@ from ..protocol import (
     SubscribeResult,
     encode_frame,
 )
+from ..vocab import attempt_log
 from .events import EventItem
 from .faults import BadRequest, NotFound, TooManyStreams
 from .metrics import MetricsBuffer
@@ -200,8 +201,7 @@ class StreamMethods:
             attempt = params.attempt or await views.latest_attempt(record.id, params.task)
             if attempt is None:
                 raise NotFound(f"task '{params.task}' of {record.id} has not run")
-            suffix = "out" if params.stream == "stdout" else "err"
-            path = Path(record.workdir) / "tasks" / params.task / f"attempt-{attempt}.{suffix}"
+            path = attempt_log(Path(record.workdir), params.task, attempt, "out" if params.stream == "stdout" else "err")
             if not await asyncio.to_thread(path.exists) and not views.attempt_running(record.id, params.task, attempt):
                 raise NotFound(f"no {params.stream} for attempt {attempt} of '{params.task}'")
         task = params.task

@@ -25,7 +25,7 @@ def validate(params: ValidateParams, plugins: Plugins) -> ValidateResult:
     tasks: int | None = None
     groups = getattr(resolved.app_options, "groups", None)
     if groups is not None and resolved.app_cls.id == "tasks":
-        from ..builtin.tasks import parameter_points
+        from ..scan import parameter_points
 
         tasks = sum(len(parameter_points(g)) for g in groups)
     return ValidateResult(

@@ -17,6 +17,7 @@ from ..protocol import (
     TasksResult,
 )
 from ..states import TaskStatus
+from ..vocab import final_status
 from .metrics import MetricsBuffer
 from .records import PilotRecord, Records
 from .runs import Runs, progress
@@ -122,12 +123,10 @@ class Views:
         latest = latest_results(results)
         out: dict[str, TaskInfo] = {}
         for r in latest.values():
-            status = {"ok": TaskStatus.DONE.value, "cancelled": TaskStatus.CANCELLED.value}.get(
-                r.status, TaskStatus.FAILED.value
-            )
+            status = final_status(r.outcome or r.status).value
             out[r.task] = TaskInfo(
                 task=r.task, group=r.group, status=status, attempts=r.attempts, node=r.node,
-                exit_code=r.exit_code, outcome=r.status, start=r.start, end=r.end,
+                exit_code=r.exit_code, outcome=r.outcome, start=r.start, end=r.end,
             )
         for task, group, attempt, node, started, ended, status, code in await self.records.last_attempts(record.id):
             known = out.get(task)

@@ -7,7 +7,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import re
 import signal
 from collections.abc import Iterable
 from pathlib import Path
@@ -16,6 +15,7 @@ import msgspec
 import psutil
 
 from ..results import TaskResult, read_results
+from ..vocab import ATTEMPT_FILE, TASKS_DIR
 
 log = logging.getLogger("pilotkit.daemon.workdir")
 
@@ -93,7 +93,7 @@ def _end_with_newline(path: Path) -> None:
         return
 
 
-_ATTEMPT_FILE = re.compile(r"attempt-(\d+)\.(?:out|err)")
+_ATTEMPT_FILE = ATTEMPT_FILE
 
 
 def launched_attempts(workdir: Path, skip: set[str]) -> dict[str, int]:
@@ -103,7 +103,7 @@ def launched_attempts(workdir: Path, skip: set[str]) -> dict[str, int]:
     attempt that wrote nothing loses nothing."""
     out: dict[str, int] = {}
     try:
-        entries = os.scandir(workdir / "tasks")
+        entries = os.scandir(workdir / TASKS_DIR)
     except FileNotFoundError:
         return out
     with entries:
@@ -129,7 +129,7 @@ def launched_attempts(workdir: Path, skip: set[str]) -> dict[str, int]:
 def kill_orphans(workdir: Path) -> int:
     """Kill task processes a dead daemon left running (their cwd is in the workdir's
     task dirs; each leads its own process group). Returns how many were found."""
-    root = str((workdir / "tasks").resolve()) + os.sep
+    root = str((workdir / TASKS_DIR).resolve()) + os.sep
     me, uid, my_group = os.getpid(), os.getuid(), os.getpgrp()
     found = 0
     for proc in psutil.process_iter(["uids"]):

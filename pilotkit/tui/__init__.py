@@ -14,6 +14,6 @@ Layers, each knowing only the one below:
 - :mod:`~pilotkit.tui.app`, :mod:`~pilotkit.tui.screens`, :mod:`~pilotkit.tui.widgets`:
   the Textual side, refreshed from the model at most ten times a second.
 
-Nothing is imported here: ``pilotkit.cli.main`` imports :mod:`pilotkit.tui.command`,
-which loads Textual only when the command runs.
+Nothing is imported here: the ``pilotkit tui`` command (:mod:`pilotkit.cli.tui`) imports
+the dashboard, and with it Textual, only when it runs. Nothing here imports the CLI.
 """

@@ -30,8 +30,8 @@ from ..events import (
     TaskFinished,
     TaskStarted,
 )
-from ..progress import GroupProgress
 from ..units import format_duration, format_size
+from ..vocab import Counts
 
 BLOCKS = " ▏▎▍▌▋▊▉█"
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -157,7 +157,7 @@ def stacked_bar(parts: Sequence[tuple[int, str]], total: int, width: int, palett
     return text
 
 
-def progress_bar(counts: GroupProgress, width: int, palette: Palette = DEFAULT_PALETTE) -> Text:
+def progress_bar(counts: Counts, width: int, palette: Palette = DEFAULT_PALETTE) -> Text:
     """Done, failed, cancelled and running tasks of ``counts.total``; queued is empty."""
     parts = [
         (counts.done, palette.done),

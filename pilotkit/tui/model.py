@@ -18,6 +18,9 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
+from .. import vocab
 from ..events import (
     AllocationClaimed,
     Event,
@@ -30,7 +33,7 @@ from ..events import (
     TaskFinished,
     TaskStarted,
 )
-from ..progress import GroupProgress, Progress
+from ..progress import Progress
 from ..protocol import (
     Counts,
     DaemonInfo,
@@ -42,8 +45,9 @@ from ..protocol import (
     TaskInfo,
 )
 from ..types import NodeInfo
+from ..vocab import TERMINAL_STATES
 
-TERMINAL = frozenset({"done", "failed", "cancelled", "walltime-expired"})
+TERMINAL = TERMINAL_STATES
 ACTIVE = frozenset({"claiming", "probing", "staging", "deploying", "running", "draining", "evicting"})
 HISTORY = 60
 """Metric samples kept per node and GPU (a minute at the daemon's 1 Hz)."""
@@ -161,13 +165,9 @@ class Tasks:
         return f"{self.static[i]} {self.status[i]} {self.node[i] or ''} {self.outcome[i] or ''}".lower()
 
 
-def final_status(status: str, pilot_state: str) -> str:
-    """A task's status after its last attempt ended with ``status``."""
-    if status in ("ok", "stopped"):
-        return "done"
-    if status == "killed" and pilot_state in ("draining", "evicting"):
-        return "cancelled"
-    return "failed"
+def final_status(outcome: str, pilot_state: str) -> str:
+    """A task's status after its last attempt ended with ``outcome``."""
+    return vocab.final_status(outcome, pilot_state in vocab.WINDING_DOWN_STATES).value
 
 
 # --------------------------------------------------------------------------- nodes
@@ -308,13 +308,13 @@ class PilotView:
     def terminal(self) -> bool:
         return self.state in TERMINAL
 
-    def groups(self) -> dict[str, GroupProgress]:
+    def groups(self) -> dict[str, Counts]:
         """Counts per task group: the event fold when it is complete, else the summary's."""
         if self.summary is not None and (not self.hydrated or self.summary.run > 1):
             return {name: _progress(c) for name, c in self.summary.groups.items()}
         return self.fold.groups
 
-    def totals(self) -> GroupProgress:
+    def totals(self) -> Counts:
         if self.summary is not None and (not self.hydrated or self.summary.run > 1):
             return _progress(self.summary.progress)
         return self.fold.totals()
@@ -371,7 +371,7 @@ class PilotView:
     def _task_started(self, event: TaskStarted) -> bool:
         fold = self.fold
         if event.group not in fold.groups:
-            fold.groups[event.group] = GroupProgress()
+            fold.groups[event.group] = Counts()
         fold.apply(event)
         t = self.tasks
         i = t.ids.get(event.task)
@@ -391,7 +391,7 @@ class PilotView:
         fold = self.fold
         group = fold.groups.get(event.group)
         if group is None:
-            group = fold.groups[event.group] = GroupProgress()
+            group = fold.groups[event.group] = Counts()
         if group.running <= 0:
             group.running = 1  # a start this view missed (a dropped event)
         state = fold.state
@@ -426,7 +426,7 @@ class PilotView:
         return True
 
     def _task_cancelled(self, event: TaskCancelled) -> bool:
-        self.fold.groups.setdefault(event.group, GroupProgress())
+        self.fold.groups.setdefault(event.group, Counts())
         self.fold.apply(event)
         t = self.tasks
         for i, (group, status) in enumerate(zip(t.group, t.status, strict=True)):
@@ -476,7 +476,7 @@ class PilotView:
         self.run += 1
         t = self.tasks
         done = collections.Counter(g for g, status in zip(t.group, t.status, strict=True) if status == "done")
-        self.fold.groups = {name: GroupProgress(done=done.get(name, 0)) for name in self.fold.groups}
+        self.fold.groups = {name: Counts(done=done.get(name, 0)) for name in self.fold.groups}
 
     def _log(self, t: float, event: Event | Mapping[str, Any]) -> None:
         self.log.append((t, event))
@@ -550,8 +550,8 @@ _HANDLERS: dict[type, Callable[[PilotView, Any], bool]] = {
 """What each event type does to a pilot; True: it goes in the event log too."""
 
 
-def _progress(c: Counts) -> GroupProgress:
-    return GroupProgress(total=c.total, running=c.running, done=c.done, failed=c.failed, cancelled=c.cancelled)
+def _progress(c: Counts) -> Counts:
+    return msgspec.structs.replace(c)
 
 
 def _gpu_metric(data: Mapping[str, Any], node: NodeView) -> GpuMetric | None:

@@ -23,6 +23,7 @@ import msgspec
 from ..errors import PilotkitError
 from ..events import Event
 from ..events import decode as decode_event
+from ..vocab import PILOT_LOG, attempt_log
 from .model import Connection, DashboardModel
 from .source import ActionRefused, Changed, ConnectionCallback, DataSource
 
@@ -160,12 +161,12 @@ class ReplaySource(DataSource):
         if self.workdir is None:
             raise PilotkitError("a replay has no task output: give --workdir (the pilot's run directory)")
         if task is None:
-            path = self.workdir / "pilot.log"
+            path = self.workdir / PILOT_LOG
         else:
             view = self.model.pilots.get(pilot) if self.model is not None else None
             row = view.tasks.get(task) if view is not None else None
             attempt = row.attempt if row is not None and row.attempt else 1
-            path = self.workdir / "tasks" / task / f"attempt-{attempt}.{'err' if stderr else 'out'}"
+            path = attempt_log(self.workdir, task, attempt, "err" if stderr else "out")
         try:
             text = await asyncio.to_thread(path.read_text, errors="replace")
         except OSError as exc:

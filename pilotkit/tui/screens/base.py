@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, cast
+from typing import Any, Protocol, cast
 
 from textual.app import ComposeResult
 from textual.css.query import NoMatches
@@ -10,10 +10,20 @@ from textual.screen import Screen
 from textual.widgets import Footer
 
 from ..model import DashboardModel
+from ..source import DataSource
 from ..widgets.status_bar import StatusBar
 
-if TYPE_CHECKING:
-    from ..app import PilotkitApp
+
+class Dashboard(Protocol):
+    """What the screens use of the app (:class:`pilotkit.tui.app.PilotkitApp`)."""
+
+    model: DashboardModel
+    source: DataSource
+    readonly: bool
+
+    def refuse(self, what: str) -> bool:
+        """True (and says why) when ``what`` is not allowed (a read-only dashboard)."""
+        ...
 
 
 class DashboardScreen(Screen[Any]):
@@ -22,8 +32,8 @@ class DashboardScreen(Screen[Any]):
     TITLE = ""
 
     @property
-    def dashboard(self) -> PilotkitApp:
-        return cast("PilotkitApp", self.app)
+    def dashboard(self) -> Dashboard:
+        return cast("Dashboard", self.app)
 
     def compose(self) -> ComposeResult:
         yield StatusBar(id="status")

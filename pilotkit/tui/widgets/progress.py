@@ -8,7 +8,7 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import Static
 
-from ...progress import GroupProgress
+from ...vocab import Counts
 from ..format import progress_bar
 from . import palette_of
 
@@ -22,7 +22,7 @@ class GroupProgressView(Static):
         self._key: tuple[object, ...] = ()
         self._groups = -1
 
-    def show(self, groups: dict[str, GroupProgress], totals: GroupProgress) -> None:
+    def show(self, groups: dict[str, Counts], totals: Counts) -> None:
         width = self.content_region.width or 80
         key = (tuple((n, _astuple(g)) for n, g in groups.items()), _astuple(totals), width, palette_of(self))
         if key == self._key:
@@ -54,5 +54,5 @@ class GroupProgressView(Static):
         self.update(text, layout=layout)
 
 
-def _astuple(g: GroupProgress) -> tuple[int, int, int, int, int]:
+def _astuple(g: Counts) -> tuple[int, int, int, int, int]:
     return (g.total, g.running, g.done, g.failed, g.cancelled)

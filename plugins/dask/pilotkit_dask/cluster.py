@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from pilotkit.api import attempt_log, task_dir
 from pilotkit.errors import PilotkitError
 from pilotkit.events import Log
 from pilotkit.interfaces import AppContext
@@ -129,7 +130,7 @@ class DaskCluster:
         return self.ctx.pool.tasks
 
     def task_dir(self, task_id: str) -> Path:
-        return self.workdir / "tasks" / task_id
+        return task_dir(self.workdir, task_id)
 
     async def exit_report(self, task_id: str, attempt: int | None = None) -> str:
         """How a task's attempt (default: the latest) ended, with the tail of its stderr."""
@@ -137,7 +138,7 @@ class DaskCluster:
         how = task.outcome or "exited"
         if task.exit_code is not None:
             how += f", exit code {task.exit_code}"
-        err = self.task_dir(task_id) / f"attempt-{attempt or max(task.attempts, 1)}.err"
+        err = attempt_log(self.workdir, task_id, attempt or max(task.attempts, 1), "err")
         tail = await asyncio.to_thread(_tail, err)
         return f"{how}; {err}" + (f": {tail}" if tail else "")
 

@@ -34,7 +34,9 @@ from pilotkit.api import (
     Task,
     TaskFinished,
     TaskStatus,
+    attempt_log,
     parameter_points,
+    task_dir,
 )
 
 from . import optimiser, report, trials, watch
@@ -203,7 +205,7 @@ class MpiApp(App):
     def _finish(self, ctx: AppContext, trial: Trial, source: optimiser.Optimiser) -> dict[str, Any]:
         options: MpiOptions = self.options
         task = trial.task
-        tdir = ctx.pilot.workdir / "tasks" / task.id
+        tdir = task_dir(ctx.pilot.workdir, task.id)
         metric = None
         if options.scan is not None and task.status is TaskStatus.DONE:
             metric = report.read_metric(tdir / options.scan.metric_file, options.scan.metric_key)
@@ -230,7 +232,7 @@ class MpiApp(App):
 
     def _failure(self, ctx: AppContext, task: Task, tdir: Path) -> dict[str, Any]:
         """Collect the launcher's report of which ranks failed; log one line."""
-        stderr = tdir / f"attempt-{task.attempts}.err"
+        stderr = attempt_log(ctx.pilot.workdir, task.id, task.attempts, "err")
         failures = report.rank_failures(report.read_tail(stderr))
         summary = report.summarise(failures, task.exit_code)
         failure = {

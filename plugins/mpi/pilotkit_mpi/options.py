@@ -15,8 +15,8 @@ from pilotkit.api import (
     RandomSamples,
     SpecProblem,
     TaskGroup,
-    TasksApp,
     TasksOptions,
+    check_groups,
     get_plugins,
 )
 
@@ -148,7 +148,7 @@ def check(spec: ResolvedSpec) -> list[SpecProblem]:
     scan = options.scan
     optimised = scan is not None and scan.optimiser is not None
     as_tasks = dataclasses.replace(spec, app_options=TasksOptions(groups=[as_task_group(options)]))
-    for problem in TasksApp.check(as_tasks):
+    for problem in check_groups(as_tasks.app_options, as_tasks):
         problems.append(SpecProblem(_group_key(problem.key, optimised), problem.message))
     resources = spec.spec.resources
     provider = spec.provider_cls.id

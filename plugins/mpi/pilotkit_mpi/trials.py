@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pilotkit.api import Launcher, NodeInfo, PilotkitError, Task, parse_duration, render_command
+from pilotkit.api import Launcher, NodeInfo, PilotkitError, Task, parse_duration, render_command, task_dir
 
 from . import launch as launch_module
 from . import rankenv as rankenv_module
@@ -178,7 +178,7 @@ def make_trial(
     task_id = trial_id(options.name, index, width)
     values = {
         "task_id": task_id,
-        "task_dir": str(workdir / "tasks" / task_id),
+        "task_dir": str(task_dir(workdir, task_id)),
         "index": index,
         "group": options.name,
         "spec_dir": str(spec_dir),

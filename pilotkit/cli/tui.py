@@ -1,4 +1,5 @@
-"""``pilotkit tui``: the click command. Textual is imported only when it runs."""
+"""``pilotkit tui``: the click command. The dashboard (:mod:`pilotkit.tui`, and Textual)
+is imported only when it runs."""
 
 from __future__ import annotations
 
@@ -9,8 +10,8 @@ from typing import Any
 
 import click
 
-from ..cli.daemon_commands import connection_options
 from ..errors import PilotkitError
+from .daemon_commands import connection_options
 
 
 @click.command("tui")
@@ -53,16 +54,16 @@ def tui(spec: Path | None, readonly: bool, replay: Path | None, speed: float, in
         _serve(port)
         return
     from ..client import Target
-    from .app import PilotkitApp
-    from .source import DataSource
+    from ..tui.app import PilotkitApp
+    from ..tui.source import DataSource
 
     source: DataSource
     if replay is not None:
-        from .replay import ReplaySource
+        from ..tui.replay import ReplaySource
 
         source = ReplaySource(replay, speed=None if instant else speed, workdir=workdir)
     else:
-        from .live import LiveSource
+        from ..tui.live import LiveSource
 
         host = target.pop("host")
         socket_path = target.pop("socket_path")

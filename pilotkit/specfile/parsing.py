@@ -1,0 +1,112 @@
+"""Reading a spec file into plain, typed data (:class:`ParsedSpec`), with every
+problem named by file, dotted key and line. Needs no plugin: the options of the
+pluggable sections are kept as written, for the resolve step (:mod:`pilotkit.spec`)."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from ..errors import SpecError, SpecProblem
+from .check import Checker, tname
+from .lines import KeyLines
+from .model import PLUGGABLE, Bind, PilotSpec, core_keys
+
+
+@dataclass
+class ParsedSpec:
+    """A spec file read and checked, its plugins not yet looked up."""
+
+    spec: PilotSpec
+    source: Path | None
+    """The file it was read from (None for text)."""
+    file: str
+    """How problems name the file."""
+    lines: KeyLines
+
+
+def read_text(path: str | Path) -> str:
+    """A spec file's text; SpecError when it cannot be read."""
+    path = Path(path)
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        raise SpecError([SpecProblem("", "no such file", file=str(path))]) from None
+    except OSError as exc:
+        raise SpecError([SpecProblem("", f"cannot read: {exc.strerror}", file=str(path))]) from None
+
+
+def load(path: str | Path) -> ParsedSpec:
+    """Read and check a spec file; raise SpecError listing every problem."""
+    return parse(read_text(path), path)
+
+
+def parse(text: str, path: str | Path | None = None) -> ParsedSpec:
+    """Check a spec's text; raise SpecError listing every problem."""
+    data, checker = start(text, path)
+    parsed = finish(data, checker, path)
+    if parsed is None or checker.problems:
+        raise SpecError(checker.problems)
+    return parsed
+
+
+# ------------------------------------------------------------ the steps, for pilotkit.spec
+
+
+def start(text: str, path: str | Path | None) -> tuple[dict[str, Any], Checker]:
+    """Decode the TOML and split each pluggable section into its core keys and its
+    plugin's ``options``. Raises SpecError only when the text is not TOML."""
+    fname = str(path) if path is not None else "<spec>"
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        match = re.search(r"\(at line (\d+), column \d+\)", str(exc))
+        line = int(match.group(1)) if match else None
+        message = re.sub(r"\s*\(at line.*\)$", "", str(exc))
+        raise SpecError([SpecProblem("", f"not valid TOML: {message}", file=fname, line=line)]) from None
+    checker = Checker(fname, KeyLines(text))
+    for section in PLUGGABLE:
+        table = data.get(section)
+        if table is None:
+            if section not in ("provider", "app"):
+                continue
+            table = {}
+        if not isinstance(table, dict):
+            checker.problem(section, f"expected a table, got {tname(table)}")
+            data.pop(section)
+            continue
+        keys = core_keys(section)
+        core = {k: v for k, v in table.items() if k in keys}
+        core["options"] = {k: v for k, v in table.items() if k not in keys}
+        data[section] = core
+    return data, checker
+
+
+def finish(data: dict[str, Any], checker: Checker, path: str | Path | None) -> ParsedSpec | None:
+    """Check the core keys and build the typed spec; None when a fatal problem (a
+    missing required key, an unknown plugin) stops it. Bad optional keys were dropped
+    and reported: the spec is built without them, so later checks report theirs too."""
+    checker.check_struct(PilotSpec, data, "")
+    if checker.fatal:
+        return None
+    try:
+        spec = msgspec.convert(data, PilotSpec)
+    except msgspec.ValidationError:
+        return None
+    if spec.container is not None:
+        for i, bind in enumerate(spec.container.binds):
+            try:
+                Bind.parse(bind)
+            except ValueError as exc:
+                checker.problem(f"container.binds[{i}]", str(exc))
+    if spec.image is not None and spec.container is None:
+        checker.problem("container", "an image is set but no [container] runtime to run it with")
+    if checker.fatal:
+        return None
+    return ParsedSpec(spec=spec, source=Path(path) if path is not None else None, file=checker.fname,
+                      lines=checker.lines)
