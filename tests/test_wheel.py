@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import zipfile
@@ -42,10 +43,14 @@ def _run(argv: list[str], **kwargs: object) -> None:
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
     base = tmp_path_factory.mktemp("wheel")
     wheels = base / "wheels"
-    # Build without isolation: setuptools and wheel are test dependencies, so this needs
-    # no download; the build reads only the checkout.
+    # Build from a copy of the checkout (a build writes build/ folders beside the
+    # sources), without isolation: setuptools and wheel are test dependencies, so this
+    # needs no download.
+    source = base / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(
+        ".git", ".venv", "build", "dist", "*.egg-info", "__pycache__", ".*_cache", "pilotkit-runs"))
     _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-          "-w", str(wheels), str(ROOT), *map(str, PLUGINS)], timeout=240)
+          "-w", str(wheels), str(source), *(str(source / "plugins" / p.name) for p in PLUGINS)], timeout=240)
     venv = base / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], timeout=120)
     core = next(wheels.glob("pilotkit-*.whl"))
