@@ -18,7 +18,8 @@ Everything a plugin needs is here, under a stable name:
   kinds), **units** (:func:`parse_duration`, :class:`Duration`, ...).
 - **helpers**: :func:`run_command` (a subprocess without blocking the event loop, with
   one-line errors), :func:`import_asyncssh` and :func:`ssh_connect` (SSH without the
-  noise of cryptography's deprecation warnings), :class:`Rendezvous` (node agents that
+  noise of cryptography's deprecation warnings), :func:`connect_daemon` (ask the
+  pilotkit daemon, here or over SSH, about its pilots), :class:`Rendezvous` (node agents that
   connect back to the pilot, for batch providers) and the parameter-space helpers of the
   built-in ``tasks`` app (:class:`TaskGroup`, :func:`parameter_points`, :func:`render`,
   ...), for apps that expand parameters the same way.
@@ -34,6 +35,9 @@ not meet as an error, by name, and does not load it.
 """
 
 from __future__ import annotations
+
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
 
 from .builtin.tasks import (
     Distribution,
@@ -89,8 +93,23 @@ from .states import PilotState, TaskStatus
 from .types import Allocation, GpuInfo, NodeInfo, TaskExit, TaskLaunch
 from .units import format_duration, format_size, parse_duration, parse_size, slurm_time
 
+if TYPE_CHECKING:
+    from .client import Client
+
 API_VERSION = "0.2"
 """The plugin API of this release: plugins written for it require ``pilotkit>=0.2,<0.3``."""
+
+
+
+def connect_daemon(host: str | None = None, **options: Any) -> AbstractAsyncContextManager[Client]:
+    """``async with connect_daemon() as client:`` a client of the pilotkit daemon here, or
+    on ``host`` (``[user@]host``, over SSH; ``ssh_config=`` names an SSH config file).
+    ``await client.pilot(pilot_id)`` describes one pilot (``.summary.workdir``...).
+    Failing to connect raises a one-line :class:`PilotkitError`."""
+    from .client import connect
+
+    return connect(host, **options)
+
 
 __all__ = [
     "API_VERSION",
@@ -147,6 +166,7 @@ __all__ = [
     "TaskStatus",
     "TasksApp",
     "TasksOptions",
+    "connect_daemon",
     "encode_event",
     "format_duration",
     "format_size",

@@ -18,12 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pilotkit.errors import PilotkitError
-from pilotkit.events import Log
-from pilotkit.interfaces import AppContext
-from pilotkit.scheduler import Task
-from pilotkit.states import TaskStatus
-from pilotkit.units import parse_duration, parse_size
+from pilotkit.api import AppContext, Log, PilotkitError, Task, TaskStatus, parse_duration, parse_size
 
 from .commands import (
     SCHEDULER_FILE,
@@ -40,7 +35,7 @@ from .options import DaskOptions
 from .progress import ProgressTracker
 
 if TYPE_CHECKING:
-    from pilotkit.spec import ResolvedSpec
+    from pilotkit.api import ResolvedSpec
 
 log = logging.getLogger("pilotkit.dask")
 ACTIVE = (TaskStatus.QUEUED, TaskStatus.RUNNING)
