@@ -1,6 +1,7 @@
 """pilotkit: a pilot for analysis on HPC allocations.
 
-Plugins need only ``import pilotkit`` and ``@pilotkit.hookimpl``.
+Plugin authors import :mod:`pilotkit.api` (``from pilotkit.api import hookimpl, ...``)
+and nothing else of pilotkit; ``pilotkit.testing`` is their test kit.
 """
 
 from __future__ import annotations

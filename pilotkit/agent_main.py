@@ -29,6 +29,7 @@ from .wire import (
     FrameError,
     Heartbeat,
     Hello,
+    Kill,
     Launch,
     Msg,
     Refused,
@@ -137,6 +138,8 @@ async def run_node_agent(address: str, token_file: Path, pilot: str, node_name: 
                 agent.launch(msg.launch, exited)
             elif isinstance(msg, Terminate):
                 agent.terminate(msg.task_id, msg.grace)
+            elif isinstance(msg, Kill):
+                agent.kill_all()
             elif isinstance(msg, Stop):
                 grace = msg.grace
                 break

@@ -1,26 +1,54 @@
 """The public plugin API: the one module a plugin author imports.
 
-Everything a plugin needs is here, re-exported under a stable name: the hook marker
-and hook specifications, the base classes of providers, launchers, container runtimes,
-image stagers and apps, the contexts pilotkit hands them, tasks, events, errors, units
-and the helpers plugins use (run a command, import asyncssh quietly). Every other
-module of pilotkit is private: it may change in any release. ``pilotkit.testing`` is
-the test kit for plugin packages.
+Everything a plugin needs is here, under a stable name:
+
+- **hooks**: :data:`hookimpl` marks a plugin's hook implementations, :data:`hookspec`
+  the specifications (``pilotkit_register_providers``, ``..._launchers``,
+  ``..._runtimes``, ``..._stagers``, ``..._apps``, ``pilotkit_add_commands``,
+  ``pilotkit_event``); a registration hook gets a :class:`Register`.
+- **the classes a plugin implements**: :class:`Provider` (and the :class:`Agent` per
+  node it hands out), :class:`Launcher`, :class:`ContainerRuntime`, :class:`Stager`,
+  :class:`App`. Every method pilotkit may call is declared on these base classes, typed,
+  with a docstring; the optional ones have a default. Nothing is looked up by name.
+- **what pilotkit hands them**: :class:`PilotContext`, :class:`AppContext`, the
+  :class:`TaskPool` protocol of ``ctx.pool`` and the :class:`Task` it runs,
+  :class:`ResolvedSpec`, :class:`Allocation`, :class:`NodeInfo`,
+  :class:`ContainerContext`, :class:`StagedImage`, ...
+- **events** (:class:`Event` and its kinds), **errors** (:class:`PilotkitError` and its
+  kinds), **units** (:func:`parse_duration`, :class:`Duration`, ...).
+- **helpers**: :func:`run_command` (a subprocess without blocking the event loop, with
+  one-line errors), :func:`import_asyncssh` and :func:`ssh_connect` (SSH without the
+  noise of cryptography's deprecation warnings), :func:`connect_daemon` (ask the
+  pilotkit daemon, here or over SSH, about its pilots), :class:`Rendezvous` (node agents that
+  connect back to the pilot, for batch providers) and the parameter-space helpers of the
+  built-in ``tasks`` app (:class:`TaskGroup`, :func:`parameter_points`, :func:`render_command`,
+  ...), for apps that expand parameters the same way.
+
+**The rule**: everything that is not in ``pilotkit.api`` (for plugin code) or
+``pilotkit.testing`` (for plugin tests) is private, whatever its name: any other module of
+pilotkit may change in any release. A plugin imports nothing else of pilotkit.
 
 :data:`API_VERSION` names the plugin API. A plugin declares the pilotkit releases it
 was written for in its distribution's requirement (``pilotkit>=0.2,<0.3``);
 ``pilotkit plugins`` reports a plugin whose requirement the installed pilotkit does
-not meet as an error, by name.
+not meet as an error, by name, and does not load it.
 """
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
+from typing import TYPE_CHECKING, Any
+
 from .errors import CommandError, MissingBinaryError, PilotkitError, PluginError, SpecError, SpecProblem
 from .events import (
+    AllocationClaimed,
     Event,
+    GroupAdded,
     Log,
+    Metrics,
     NodeLost,
     NodeReady,
+    PilotStateChanged,
     StageProgress,
     TaskCancelled,
     TaskFinished,
@@ -35,6 +63,7 @@ from .interfaces import (
     Bind,
     ContainerContext,
     ContainerRuntime,
+    ExitCallback,
     Launcher,
     NoOptions,
     PilotContext,
@@ -42,6 +71,7 @@ from .interfaces import (
     RuntimeInfo,
     StagedImage,
     Stager,
+    TaskPool,
     version_in,
 )
 from .plugins import Register, get_plugins
@@ -49,20 +79,35 @@ from .proc import Completed, run_command
 from .rendezvous import Rendezvous
 from .scan import Distribution, RandomSamples, TaskGroup, TasksOptions, check_groups, parameter_points
 from .scan import render as render_command
-from .scheduler import Task
 from .spec import Duration, ResolvedSpec, Resources, Size
-from .ssh import import_asyncssh
+from .ssh import import_asyncssh, ssh_connect
+from .task import Task
 from .types import Allocation, GpuInfo, NodeInfo, TaskExit, TaskLaunch
 from .units import format_duration, format_size, parse_duration, parse_size, slurm_time
 from .vocab import Outcome, PilotState, TaskStatus, attempt_log, task_dir
 
+if TYPE_CHECKING:
+    from .client import Client
+
 API_VERSION = "0.2"
 """The plugin API of this release: plugins written for it require ``pilotkit>=0.2,<0.3``."""
+
+
+def connect_daemon(host: str | None = None, **options: Any) -> AbstractAsyncContextManager[Client]:
+    """``async with connect_daemon() as client:`` a client of the pilotkit daemon here, or
+    on ``host`` (``[user@]host``, over SSH; ``ssh_config=`` names an SSH config file).
+    ``await client.pilot(pilot_id)`` describes one pilot (``.summary.workdir``...).
+    Failing to connect raises a one-line :class:`PilotkitError`."""
+    from .client import connect
+
+    return connect(host, **options)
+
 
 __all__ = [
     "API_VERSION",
     "Agent",
     "Allocation",
+    "AllocationClaimed",
     "App",
     "AppContext",
     "Bind",
@@ -73,9 +118,12 @@ __all__ = [
     "Distribution",
     "Duration",
     "Event",
+    "ExitCallback",
     "GpuInfo",
+    "GroupAdded",
     "Launcher",
     "Log",
+    "Metrics",
     "MissingBinaryError",
     "NoOptions",
     "NodeInfo",
@@ -84,6 +132,7 @@ __all__ = [
     "Outcome",
     "PilotContext",
     "PilotState",
+    "PilotStateChanged",
     "PilotkitError",
     "PluginError",
     "Provider",
@@ -105,11 +154,13 @@ __all__ = [
     "TaskFinished",
     "TaskGroup",
     "TaskLaunch",
+    "TaskPool",
     "TaskStarted",
     "TaskStatus",
     "TasksOptions",
     "attempt_log",
     "check_groups",
+    "connect_daemon",
     "encode_event",
     "format_duration",
     "format_size",
@@ -123,6 +174,7 @@ __all__ = [
     "render_command",
     "run_command",
     "slurm_time",
+    "ssh_connect",
     "task_dir",
     "version_in",
 ]

@@ -1,11 +1,12 @@
 """The pilotkit plugin contract.
 
 Every hook is prefixed ``pilotkit_``. Hooks are synchronous; they register *classes*
-whose methods are ``async``. A plugin implements them with :data:`pilotkit.hookimpl`::
+whose methods are ``async``. A plugin implements them with
+:data:`pilotkit.api.hookimpl`::
 
-    import pilotkit
+    from pilotkit.api import hookimpl
 
-    @pilotkit.hookimpl
+    @hookimpl
     def pilotkit_register_launchers(register):
         register(MyLauncher)
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -72,37 +72,6 @@ class SpecView(Protocol):
         ...
 
 
-class Pool(Protocol):
-    """What an app does with the pilot's task pool (:class:`pilotkit.scheduler.TaskPool`)."""
-
-    @property
-    def tasks(self) -> dict[str, Task]:
-        """Every task added, by id."""
-        ...
-    @property
-    def grace(self) -> float:
-        """Seconds between SIGTERM and SIGKILL when a task is stopped."""
-        ...
-    @property
-    def running(self) -> int: ...
-    @property
-    def draining(self) -> bool:
-        """True once the pilot drains: no new task starts."""
-        ...
-    def add_group(self, group: str, tasks: Sequence[Task]) -> None:
-        """Queue ``tasks`` as ``group``; they start as slots free up."""
-        ...
-    def set_gpu_share(self, share: int) -> None:
-        """Let ``share`` tasks use one GPU at once (before any task runs)."""
-        ...
-    def terminate(self, task_id: str, grace: float | None = None) -> None:
-        """Stop one running task (a service the app no longer needs)."""
-        ...
-    async def wait(self) -> None:
-        """Until nothing is queued or running."""
-        ...
-
-
 class NoOptions(msgspec.Struct, forbid_unknown_fields=True):
     """For plugins that take no options of their own."""
 
@@ -146,6 +115,11 @@ class Agent(abc.ABC):
         """SIGTERM the attempt's process group, SIGKILL after ``grace`` seconds."""
 
     @abc.abstractmethod
+    def kill_all(self) -> None:
+        """SIGKILL every attempt that runs now, without waiting (a second Ctrl-C or
+        cancel). Must not block; the attempts still end through their ``on_exit``."""
+
+    @abc.abstractmethod
     async def stop(self, grace: float) -> None:
         """Terminate whatever still runs (SIGTERM, then SIGKILL after ``grace``) and stop."""
 
@@ -180,12 +154,24 @@ class Provider(_Plugin, abc.ABC):
 
     async def poll(self, allocation: Allocation) -> str | None:
         """A terminal reason if the allocation ended from outside (``cancelled``,
-        ``walltime-expired``, ``failed``), else None. Called periodically."""
+        ``walltime-expired``, ``failed``), else None. Called every few seconds while the
+        pilot runs, and only when a provider overrides it (the default never polls)."""
         return None
 
     @abc.abstractmethod
     async def release(self, allocation: Allocation) -> None:
         """Give the allocation back. Must be safe to call more than once."""
+
+    async def reattach(self, job_id: str, ctx: PilotContext) -> Allocation | None:
+        """Find the batch job ``job_id`` of a pilot that outlived the daemon and return its
+        allocation, bound again to this provider, if the job still runs.
+
+        The daemon calls it when it starts again and finds a pilot it let go of (see
+        :mod:`pilotkit.daemon.reattach`); it then runs the pilot on that allocation
+        instead of claiming a new one. The default returns None: this provider cannot
+        re-attach, and the daemon keeps the pilot's record waiting and says so. An
+        implementation returns None when the job is gone."""
+        return None
 
 
 # --------------------------------------------------------------------------- launchers
@@ -201,7 +187,9 @@ class Launcher(_Plugin):
         per_node: int = 1,
         env: dict[str, str] | None = None,
     ) -> list[str]:
-        """Return the argv that runs ``argv`` ``per_node`` times on each of ``nodes``."""
+        """Return the argv that runs ``argv`` ``per_node`` times on each of ``nodes``
+        (with ``env`` set for each copy). Every launcher implements it; the default
+        raises NotImplementedError."""
         raise NotImplementedError
 
 
@@ -280,7 +268,8 @@ class ContainerRuntime(_Plugin):
         return image
 
     def wrap(self, argv: Sequence[str], ctx: ContainerContext) -> list[str]:
-        """Pure: the argv that runs ``argv`` in ``ctx.image``."""
+        """Pure: the argv that runs ``argv`` in ``ctx.image``. Every runtime implements
+        it; the default raises NotImplementedError."""
         raise NotImplementedError
 
 
@@ -297,6 +286,9 @@ class Stager(_Plugin):
         self.options = options
 
     async def stage(self, ref: str, ctx: PilotContext) -> StagedImage:
+        """Make the image ``ref`` available on this machine and return where it is.
+        Report progress with ``ctx.emit(StageProgress(...))``. Every stager implements
+        it; the default raises NotImplementedError."""
         raise NotImplementedError
 
 
@@ -314,6 +306,53 @@ class App(_Plugin, abc.ABC):
     async def run(self, ctx: AppContext) -> None:
         """Deploy and run to completion. Call ``ctx.running()`` once deployed. Return
         when the work is done or ``ctx.draining`` is set and the work has stopped."""
+
+
+class TaskPool(Protocol):
+    """What an app uses of the pilot's task pool (``ctx.pool``).
+
+    The pool places task attempts on the free cores and GPUs of the pilot's nodes, runs
+    each again up to its ``retries``, records every result in ``results.jsonl`` and emits
+    the task events. An app adds groups of :class:`~pilotkit.api.Task` and waits."""
+
+    @property
+    def tasks(self) -> Mapping[str, Task]:
+        """Every task added so far, by id; each one's ``status``, ``attempts``, ``node``
+        and ``exit_code`` are kept up to date."""
+        ...
+
+    @property
+    def grace(self) -> float:
+        """Seconds between SIGTERM and SIGKILL when a task is stopped."""
+        ...
+
+    @property
+    def running(self) -> int:
+        """How many attempts run now."""
+        ...
+
+    @property
+    def draining(self) -> bool:
+        """True once the pilot stopped starting tasks (drain or cancel)."""
+        ...
+
+    def set_gpu_share(self, share: int) -> None:
+        """Let ``share`` tasks use one GPU at once; call before adding tasks."""
+        ...
+
+    def add_group(self, group: str, tasks: Sequence[Task]) -> None:
+        """Queue ``tasks`` under ``group`` (a group may be added to again); task ids must
+        be unique across the pilot. Returns at once."""
+        ...
+
+    def terminate(self, task_id: str, grace: float | None = None) -> None:
+        """Stop one running task (SIGTERM, SIGKILL after ``grace``, default the pool's);
+        nothing when it does not run."""
+        ...
+
+    async def wait(self) -> None:
+        """Until nothing is queued or running (after a drain too)."""
+        ...
 
 
 class PilotContext:
@@ -345,7 +384,7 @@ class AppContext:
         self,
         pilot: PilotContext,
         nodes: list[NodeInfo],
-        pool: Pool,
+        pool: TaskPool,
         mark_running: Callable[[], None],
     ) -> None:
         self.pilot = pilot
@@ -355,6 +394,7 @@ class AppContext:
 
     @property
     def draining(self) -> asyncio.Event:
+        """Set when the pilot drains or is cancelled: start no more work."""
         return self.pilot.draining
 
     def running(self) -> None:
@@ -362,4 +402,6 @@ class AppContext:
         self._mark_running()
 
     def emit(self, event: Event) -> None:
+        """Emit a lifecycle event (a :class:`~pilotkit.api.Log`, or the app's own
+        :class:`~pilotkit.api.Event` subclass)."""
         self.pilot.emit(event)

@@ -98,6 +98,7 @@ class Pilot:
         """Why the pilot is stopping early: CANCELLED or WALLTIME_EXPIRED."""
         self._stop_requested = asyncio.Event()
         self._timers: list[asyncio.TimerHandle] = []
+        self._poller: asyncio.Future[None] | None = None
         self._work_failed = False
         self.ctx = PilotContext(self.id, spec, workdir, self.emit)
         self.ctx._drain = self._drain_request
@@ -140,9 +141,7 @@ class Pilot:
     def kill(self) -> None:
         """SIGKILL every running task now (second Ctrl-C)."""
         for agent in self._agents:
-            kill_all = getattr(agent, "kill_all", None)
-            if kill_all is not None:
-                kill_all()
+            agent.kill_all()
 
     def _stop(self, kind: PilotState, reason: str, terminate: bool) -> None:
         if self._stop_kind is None or kind is PilotState.CANCELLED:
@@ -346,9 +345,8 @@ class Pilot:
         self._set(PilotState.EVICTING, self.reason)
         for timer in self._timers:
             timer.cancel()
-        poller = getattr(self, "_poller", None)
-        if poller is not None:
-            poller.cancel()
+        if self._poller is not None:
+            self._poller.cancel()
         if self.pool is not None:
             self.pool.drain(terminate=True, grace=self.grace)
         for agent in self._agents:

@@ -4,6 +4,11 @@ Nothing outside this module touches ``pm.hook``. Loading is forgiving: a plugin 
 fails to import or to register is recorded (by name, with its error) and skipped; the
 rest keep working. ``PILOTKIT_LOAD_PLUGINS`` (comma-separated entry-point names) loads
 only those third-party plugins; ``PILOTKIT_DISABLE_PLUGINS`` skips the ones named.
+
+A plugin's distribution says which pilotkit releases it was written for in its
+requirement on ``pilotkit`` (``pilotkit>=0.2,<0.3``). A plugin whose requirement this
+pilotkit does not meet is not imported; it is recorded with an error that names both
+sides (see :func:`incompatibility`).
 """
 
 from __future__ import annotations
@@ -82,6 +87,43 @@ def list_entry_points() -> list[metadata.EntryPoint]:
     return sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: ep.name)
 
 
+def _api_of(version: str) -> str:
+    """The plugin API a pilotkit release (or a requirement's bound) stands for: its
+    ``major.minor``."""
+    return ".".join(version.split(".")[:2])
+
+
+def incompatibility(dist: metadata.Distribution) -> str | None:
+    """Why ``dist`` cannot be loaded by this pilotkit (its requirement on ``pilotkit``
+    excludes this version), or None when it can (or states no requirement)."""
+    from packaging.requirements import InvalidRequirement, Requirement
+    from packaging.utils import canonicalize_name
+
+    from . import __version__
+
+    for line in dist.requires or ():
+        try:
+            req = Requirement(line)
+        except InvalidRequirement:
+            continue
+        if canonicalize_name(req.name) != "pilotkit":
+            continue
+        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+            continue
+        if req.specifier.contains(__version__, prereleases=True):
+            return None
+        clauses = sorted(req.specifier, key=lambda c: (c.operator in ("<", "<=", "!="), c.version))
+        lower = [c.version for c in clauses if c.operator in (">=", "==", "~=", "===", ">")]
+        wanted = "pilotkit" + ",".join(map(str, clauses))
+        wanted += f" (plugin API {_api_of(lower[0])})" if lower else ""
+        name = dist.metadata["Name"] or "?"
+        return (
+            f"{name} {dist.version} requires {wanted}; "
+            f"this is pilotkit {__version__} (plugin API {_api_of(__version__)})"
+        )
+    return None
+
+
 class Plugins:
     """The typed facade: one method per hook, and the registries the hooks filled."""
 
@@ -109,6 +151,11 @@ class Plugins:
                     continue
                 dist = ep.dist.name if ep.dist else "?"
                 version = ep.dist.version if ep.dist else None
+                problem = incompatibility(ep.dist) if ep.dist is not None else None
+                if problem is not None:
+                    self.info[ep.name] = PluginInfo(name=ep.name, source=dist, version=version, error=problem)
+                    log.warning("plugin %s not loaded: %s", ep.name, problem)
+                    continue
                 self._import_and_register(ep.name, dist, version, ep.load)
         try:
             self.pm.check_pending()

@@ -24,6 +24,7 @@ from .wire import (
     FrameError,
     Heartbeat,
     Hello,
+    Kill,
     Launch,
     Refused,
     Signalled,
@@ -72,7 +73,7 @@ class RemoteAgent(Agent):
     def running(self) -> int:
         return len(self._callbacks)
 
-    def _send(self, msg: Launch | Terminate | Stop) -> None:
+    def _send(self, msg: Launch | Terminate | Kill | Stop) -> None:
         if self.lost is None and not self._writer.is_closing():
             self._writer.write(pack(msg))
 
@@ -94,6 +95,11 @@ class RemoteAgent(Agent):
 
     def terminate(self, task_id: str, grace: float) -> None:
         self._send(Terminate(task_id=task_id, grace=grace))
+
+    def kill_all(self) -> None:
+        """Ask the node agent to SIGKILL everything it runs; the attempts end with
+        status ``killed`` through the usual ``Exited`` messages."""
+        self._send(Kill())
 
     async def stop(self, grace: float) -> None:
         self._stopping = True

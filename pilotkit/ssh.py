@@ -3,7 +3,11 @@
 cryptography 51 and later deprecate DSA, and asyncssh still names DSA types at import:
 each import prints about ten ``CryptographyDeprecationWarning`` lines that users would
 see on every command that uses SSH. :func:`import_asyncssh` filters exactly that
-warning, and only while asyncssh is imported.
+warning, and only while asyncssh is imported. Import asyncssh only through it (plugins:
+``pilotkit.api.import_asyncssh``); for annotations, ``import asyncssh`` under
+``TYPE_CHECKING``.
+
+:func:`ssh_connect` opens a connection the way every pilotkit command does.
 """
 
 from __future__ import annotations
@@ -12,6 +16,10 @@ import importlib
 import sys
 import warnings
 from types import ModuleType
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from asyncssh import SSHClientConnection
 
 
 def import_asyncssh() -> ModuleType:
@@ -27,3 +35,39 @@ def import_asyncssh() -> ModuleType:
         else:
             warnings.simplefilter("ignore", CryptographyDeprecationWarning)
         return importlib.import_module("asyncssh")
+
+
+async def ssh_connect(target: str, *, ssh_config: str | None = None, **options: Any) -> SSHClientConnection:
+    """An SSH connection to ``target`` (``[user@]host``, a name of ``~/.ssh/config``
+    or ``ssh_config``), with keepalives and a 20 s connect timeout.
+
+    Host keys are always checked against known_hosts. Every failure (untrusted host key,
+    no accepted identity, no route) raises one line: a :class:`PilotkitError` naming
+    the target. ``options`` go to :func:`asyncssh.connect` as they are."""
+    from .errors import PilotkitError
+
+    asyncssh = import_asyncssh()
+    user, _, host = target.rpartition("@")
+    settings: dict[str, Any] = {
+        "config": [ssh_config] if ssh_config else (),
+        "keepalive_interval": 15,
+        "keepalive_count_max": 3,
+        "connect_timeout": 20,
+    }
+    if user:
+        settings["username"] = user
+    settings.update(options)
+    try:
+        conn: SSHClientConnection = await asyncssh.connect(host, **settings)
+    except asyncssh.HostKeyNotVerifiable as exc:
+        raise PilotkitError(
+            f"ssh {target}: refusing to connect: the host key is not trusted ({exc.reason}); "
+            "it is unknown or has changed: check known_hosts"
+        ) from None
+    except asyncssh.PermissionDenied:
+        raise PilotkitError(f"ssh {target}: permission denied (no key or agent identity was accepted)") from None
+    except asyncssh.Error as exc:
+        raise PilotkitError(f"ssh {target}: {exc.reason}") from None
+    except (OSError, TimeoutError) as exc:
+        raise PilotkitError(f"ssh {target}: cannot connect: {exc}") from None
+    return conn

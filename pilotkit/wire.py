@@ -56,6 +56,11 @@ class Terminate(Msg, tag="terminate"):
     grace: float
 
 
+class Kill(Msg, tag="kill"):
+    """SIGKILL every running attempt now (a second Ctrl-C or cancel); they report
+    ``Exited`` as usual."""
+
+
 class Stop(Msg, tag="stop"):
     """Terminate everything, report, and exit."""
 
@@ -84,7 +89,9 @@ class Bye(Msg, tag="bye"):
     reason: str = ""
 
 
-AgentMsg = Union[Hello, Welcome, Refused, Launch, Terminate, Stop, Exited, Heartbeat, Signalled, Bye]  # noqa: UP007
+AgentMsg = Union[  # noqa: UP007
+    Hello, Welcome, Refused, Launch, Terminate, Kill, Stop, Exited, Heartbeat, Signalled, Bye
+]
 
 _encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(AgentMsg)

@@ -126,3 +126,56 @@ async def test_lost_node_requeues_its_tasks(run_nodes: RunSpec, how: str) -> Non
     requeued = [r for r in results if r.attempts > 1]
     assert requeued, "the tasks running on node2 ran again elsewhere"
     assert all(r.node != "node2" for r in requeued)
+
+
+KILL_SPEC = """name = "kill"
+[provider]
+type = "test-process-nodes"
+[resources]
+nodes = 2
+[pilot]
+heartbeat = "0.3s"
+heartbeat_timeout = "5s"
+grace = "60s"
+[[app.groups]]
+name = "g"
+shell = true
+command = "trap '' TERM; echo $$ > {pids}/pid-{i}; exec sleep 120"
+[app.groups.grid]
+i = [0, 1, 2, 3]
+"""
+
+
+async def test_second_cancel_kills_tasks_on_remote_node_agents(run_nodes: RunSpec, tmp_path: Any) -> None:
+    """Tasks that ignore SIGTERM, a grace of 60 s: cancel alone would wait a minute; the
+    kill that follows it must reach the node agents (separate processes) and SIGKILL them."""
+    pids_dir = tmp_path / "pids"
+    pids_dir.mkdir()
+    started: list[str] = []
+    killed_at: list[float] = []
+    stopper: list[asyncio.Future[None]] = []
+
+    def on_pilot(pilot: Any) -> None:
+        async def cancel_then_kill() -> None:
+            while len(started) < 4 or len(list(pids_dir.iterdir())) < 4:
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(0.3)  # the shells have set their traps and exec'd sleep
+            pilot.cancel("first Ctrl-C")
+            await asyncio.sleep(0.5)
+            killed_at.append(time.time())
+            pilot.kill()
+
+        pilot.bus.subscribe(lambda e: started.append(e.task) if isinstance(e, TaskStarted) else None)
+        stopper.append(asyncio.ensure_future(cancel_then_kill()))
+
+    run = await asyncio.wait_for(run_nodes(KILL_SPEC.replace("{pids}", str(pids_dir)), on_pilot=on_pilot), 45)
+    await stopper[0]
+    assert run.state is PilotState.CANCELLED, run.reason
+    assert killed_at and time.time() - killed_at[0] < 20, "the kill did not wait for the 60 s grace"
+    results = run.results()
+    assert len(results) == 4 and {r.status for r in results} == {"cancelled"}
+    assert {r.node for r in results} == {"node1", "node2"}, "both node agents ran (and killed) tasks"
+    for pid_file in pids_dir.iterdir():
+        pid = int(pid_file.read_text())
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)

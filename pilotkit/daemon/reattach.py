@@ -9,20 +9,19 @@ class so that, once :attr:`DetachFlag.detached` is set, releasing the allocation
 stopping or signalling the node agents are skipped; the daemon then cancels the pilot's
 run and keeps its record (state, job id, allocation) as it was.
 
-Re-attaching is the provider's part. A provider class that can do it defines::
-
-    @classmethod
-    async def reattach(cls, record: PilotRecord, plugins: Plugins) -> Pilot | None:
-        '''Find the job ``record.job_id`` and return a Pilot bound to it (same id and
-        workdir), ready for ``run()``; None when the job is gone.'''
-
-Until a provider does, :func:`reattach` keeps the record waiting and says why.
+Re-attaching is the provider's part: :meth:`pilotkit.api.Provider.reattach` gets the
+job id and returns the allocation if the job still runs. :func:`reattach` then builds a
+Pilot (same id and workdir) whose provider hands out that allocation instead of claiming
+a new one. The default :meth:`~pilotkit.api.Provider.reattach` cannot re-attach: the
+record is kept waiting, and the reason says why.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from typing import TYPE_CHECKING, Any, cast
+from pathlib import Path
+from typing import TYPE_CHECKING, cast
 
 from ..interfaces import Agent, ExitCallback, PilotContext, Provider
 from ..types import Allocation, NodeInfo, TaskLaunch
@@ -69,9 +68,8 @@ class _DetachableAgent(Agent):
             await self._inner.stop(grace)
 
     def kill_all(self) -> None:
-        kill_all = getattr(self._inner, "kill_all", None)
-        if kill_all is not None and not self._flag.detached:
-            kill_all()
+        if not self._flag.detached:
+            self._inner.kill_all()
 
     @property
     def running(self) -> int:
@@ -102,21 +100,45 @@ def detachable(spec: ResolvedSpec) -> tuple[ResolvedSpec, DetachFlag]:
     return dataclasses.replace(spec, provider_cls=wrapped), flag
 
 
+def _bound(spec: ResolvedSpec, allocation: Allocation) -> ResolvedSpec:
+    """``spec`` with its provider's claim returning ``allocation`` (re-attached)."""
+    import dataclasses
+
+    base = spec.provider_cls
+
+    async def claim(self: Provider, ctx: PilotContext) -> Allocation:
+        return allocation
+
+    wrapped = cast(
+        "type[Provider]", type(base.__name__, (base,), {"claim": claim, "__module__": base.__module__})
+    )
+    return dataclasses.replace(spec, provider_cls=wrapped)
+
+
 async def reattach(record: PilotRecord, provider_cls: type[Provider] | None, plugins: Plugins) -> tuple[
     Pilot | None, str
 ]:
     """Ask the provider to re-attach to ``record``'s job: (the pilot or None, a reason)."""
-    hook: Any = getattr(provider_cls, "reattach", None) if provider_cls is not None else None
+    from ..errors import PilotkitError
+    from ..pilot import Pilot
+    from ..spec import parse_spec
+
     job = f"job {record.job_id}" if record.job_id else "no job id recorded"
     if provider_cls is None:
         return None, f"not re-attached: provider '{record.provider}' is not installed ({job})"
-    if hook is None:
+    if provider_cls.reattach is Provider.reattach or record.job_id is None:
         return None, f"waiting to re-attach: provider '{record.provider}' cannot re-attach yet ({job})"
     try:
-        pilot = await hook(record, plugins)
+        spec = await asyncio.to_thread(parse_spec, record.spec, record.spec_path, plugins)
+        provider = provider_cls(spec, spec.provider_options)
+        ctx = PilotContext(record.id, spec, Path(record.workdir), lambda event: None)
+        allocation = await provider.reattach(record.job_id, ctx)
+    except PilotkitError as exc:
+        return None, f"re-attaching failed: {exc}"
     except Exception as exc:
         log.exception("re-attaching pilot %s failed", record.id)
         return None, f"re-attaching failed: {type(exc).__name__}: {exc}"
-    if pilot is None:
+    if allocation is None:
         return None, f"not re-attached: {job} is gone"
-    return cast("Pilot", pilot), f"re-attached to {job}"
+    pilot = Pilot(_bound(spec, allocation), plugins, pilot_id=record.id, workdir=Path(record.workdir))
+    return pilot, f"re-attached to {job}"

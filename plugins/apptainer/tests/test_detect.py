@@ -9,8 +9,7 @@ import pytest
 from pilotkit_apptainer import ApptainerRuntime, pilotkit_register_runtimes
 from pilotkit_apptainer.runtime import parse_version
 
-from pilotkit.errors import MissingBinaryError, PilotkitError
-from pilotkit.interfaces import StagedImage
+from pilotkit.api import MissingBinaryError, PilotkitError, StagedImage
 
 
 def fake_binary(directory: Path, name: str, output: str) -> None:

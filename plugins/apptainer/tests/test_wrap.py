@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pilotkit_apptainer import ApptainerOptions, ApptainerRuntime
 
-from pilotkit.interfaces import Bind, ContainerContext, StagedImage
+from pilotkit.api import Bind, ContainerContext, StagedImage
 
 SIF = StagedImage(ref="docker://python:3.11", path=Path("/cvmfs/img/python.sif"), format="sif")
 GPU_A = "GPU-3f1e0c9a-aaaa-bbbb-cccc-000000000001"

@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pilotkit
+from pilotkit.api import hookimpl
 
 from .refs import DockerRef, parse_docker_ref, unpacked_path
 from .stager import CvmfsOptions, CvmfsStager
 
 if TYPE_CHECKING:
-    from pilotkit.interfaces import Stager
-    from pilotkit.plugins import Register
+    from pilotkit.api import Register, Stager
 
 __all__ = [
     "CvmfsOptions",
@@ -27,7 +26,7 @@ __all__ = [
 ]
 
 
-@pilotkit.hookimpl
+@hookimpl
 def pilotkit_register_stagers(register: Register[Stager]) -> None:
     """Register :class:`CvmfsStager`."""
     register(CvmfsStager)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-from pilotkit.errors import PilotkitError
+from pilotkit.api import PilotkitError
 
 T = TypeVar("T")
 

@@ -11,7 +11,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pilotkit.errors import PilotkitError
+from pilotkit.api import PilotkitError
 
 DOCKER_HUB = "registry.hub.docker.com"
 """The directory Docker Hub images are published under."""

@@ -7,11 +7,17 @@ from typing import ClassVar
 
 import msgspec
 
-from pilotkit.errors import PilotkitError, SpecProblem
-from pilotkit.events import Log
-from pilotkit.interfaces import PilotContext, StagedImage, Stager
-from pilotkit.spec import Duration, ResolvedSpec
-from pilotkit.units import parse_duration
+from pilotkit.api import (
+    Duration,
+    Log,
+    PilotContext,
+    PilotkitError,
+    ResolvedSpec,
+    SpecProblem,
+    StagedImage,
+    Stager,
+    parse_duration,
+)
 
 from .probe import in_daemon_thread, probe_image
 from .refs import parse_docker_ref, unpacked_path

@@ -8,11 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import pilotkit
-from pilotkit.events import Event
-from pilotkit.interfaces import ContainerRuntime, PilotContext
-from pilotkit.plugins import Plugins, Register
-from pilotkit.spec import parse_spec
+from pilotkit.api import ContainerRuntime, Event, PilotContext, Register, hookimpl
+from pilotkit.testing import Plugins, parse_spec
 
 GROUPS = '[[app.groups]]\nname = "g"\ncommands = ["true"]\n'
 """A task group, so that a spec text is complete."""
@@ -27,7 +24,7 @@ class FakeRuntime(ContainerRuntime):
 
 class _FakeRuntimePlugin:
     @staticmethod
-    @pilotkit.hookimpl
+    @hookimpl
     def pilotkit_register_runtimes(register: Register[ContainerRuntime]) -> None:
         register(FakeRuntime)
 

@@ -11,11 +11,8 @@ import pilotkit_cvmfs
 import pytest
 from pilotkit_cvmfs import CvmfsOptions, CvmfsStager, DockerRef, parse_docker_ref, unpacked_path
 
-from pilotkit.errors import PilotkitError, SpecError
-from pilotkit.interfaces import PilotContext, Stager
-from pilotkit.plugins import Plugins
-from pilotkit.spec import parse_spec
-from pilotkit.testing import need_optional
+from pilotkit.api import PilotContext, PilotkitError, SpecError, Stager
+from pilotkit.testing import Plugins, need_optional, parse_spec
 from pilotkit.testing.contracts import StagerContract
 
 from .conftest import GROUPS, Tree, plugins_with

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import pilotkit
+from pilotkit.api import hookimpl
 
 from .app import DaskApp
 from .events import DaskProgress
@@ -18,17 +18,17 @@ from .events import DaskProgress
 if TYPE_CHECKING:
     import click
 
-    from pilotkit.plugins import Register
+    from pilotkit.api import Register
 
 __all__ = ["DaskApp", "DaskProgress"]
 
 
-@pilotkit.hookimpl
+@hookimpl
 def pilotkit_register_apps(register: Register[Any]) -> None:
     register(DaskApp)
 
 
-@pilotkit.hookimpl
+@hookimpl
 def pilotkit_add_commands(cli: click.Group) -> None:
     from .cli import dask_group
 

@@ -16,16 +16,13 @@ import time
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
-from pilotkit.errors import SpecProblem
-from pilotkit.interfaces import App, AppContext
-from pilotkit.scheduler import Task
-from pilotkit.states import TaskStatus
+from pilotkit.api import App, AppContext, SpecProblem, Task, TaskStatus
 
 from .commands import CONNECTION_FILE, SCRIPT_GROUP, SCRIPT_TASK, python_for, script_argv
 from .options import DaskOptions, check_options
 
 if TYPE_CHECKING:
-    from pilotkit.spec import ResolvedSpec
+    from pilotkit.api import ResolvedSpec
 
     from .cluster import DaskCluster
 

@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 import click
 import msgspec
 
-from pilotkit.errors import PilotkitError
+from pilotkit.api import PilotkitError, connect_daemon, import_asyncssh, ssh_connect
 
 from .commands import CONNECTION_FILE
 from .connection import ConnectionInfo, host_of, parse_info, port_of, read_info
@@ -73,11 +73,7 @@ async def _local_info(pilot: str) -> ConnectionInfo:
 async def _workdir_from_daemon(pilot: str, host: str | None, ssh_config: str | None) -> str:
     """Ask the pilotkit daemon (here, or on ``host``) for the pilot's working directory."""
     try:
-        from pilotkit.client import connect
-    except ImportError:
-        raise PilotkitError(f"'{pilot}' is not a pilot working directory") from None
-    try:
-        async with connect(host=host, ssh_config=ssh_config) as client:
+        async with connect_daemon(host=host, ssh_config=ssh_config) as client:
             detail = await client.pilot(pilot)
     except PilotkitError as exc:
         raise PilotkitError(
@@ -109,9 +105,8 @@ def _print(info: ConnectionInfo, as_json: bool, local: str | None, dashboard: st
 
 
 async def _tunnel(pilot: str, host: str, ssh_config: str | None, local_port: int, as_json: bool) -> None:
-    import asyncssh
-
-    conn = await _ssh(host, ssh_config)
+    asyncssh = import_asyncssh()
+    conn = await ssh_connect(host, ssh_config=ssh_config)
     try:
         if "/" in pilot or pilot.startswith("~"):
             workdir = pilot
@@ -143,37 +138,9 @@ async def _tunnel(pilot: str, host: str, ssh_config: str | None, local_port: int
             await asyncio.wait_for(conn.wait_closed(), 2.0)
 
 
-async def _ssh(host: str, ssh_config: str | None) -> Any:
-    import asyncssh
-
-    user, _, name = host.rpartition("@")
-    options: dict[str, Any] = {
-        "config": [ssh_config] if ssh_config else (),
-        "keepalive_interval": 15,
-        "keepalive_count_max": 3,
-        "connect_timeout": 20,
-    }
-    if user:
-        options["username"] = user
-    try:
-        return await asyncssh.connect(name, **options)
-    except asyncssh.HostKeyNotVerifiable as exc:
-        raise PilotkitError(
-            f"ssh {host}: refusing to connect: the host key is not trusted ({exc.reason})"
-        ) from None
-    except asyncssh.PermissionDenied:
-        raise PilotkitError(
-            f"ssh {host}: permission denied (no key or agent identity was accepted)"
-        ) from None
-    except asyncssh.Error as exc:
-        raise PilotkitError(f"ssh {host}: {exc.reason}") from None
-    except (OSError, TimeoutError) as exc:
-        raise PilotkitError(f"ssh {host}: cannot connect: {exc}") from None
-
-
 async def _remote_info(conn: Any, workdir: str, host: str) -> ConnectionInfo:
     """Read ``dask.json`` of a working directory on the SSH host (over SFTP)."""
-    import asyncssh
+    asyncssh = import_asyncssh()
 
     path = workdir if workdir.endswith(CONNECTION_FILE) else f"{workdir.rstrip('/')}/{CONNECTION_FILE}"
     try:

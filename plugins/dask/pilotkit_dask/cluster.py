@@ -18,13 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pilotkit.api import attempt_log, task_dir
-from pilotkit.errors import PilotkitError
-from pilotkit.events import Log
-from pilotkit.interfaces import AppContext
-from pilotkit.scheduler import Task
-from pilotkit.states import TaskStatus
-from pilotkit.units import parse_duration, parse_size
+from pilotkit.api import (
+    AppContext,
+    Log,
+    PilotkitError,
+    Task,
+    TaskStatus,
+    attempt_log,
+    parse_duration,
+    parse_size,
+    task_dir,
+)
 
 from .commands import (
     SCHEDULER_FILE,
@@ -41,7 +45,7 @@ from .options import DaskOptions
 from .progress import ProgressTracker
 
 if TYPE_CHECKING:
-    from pilotkit.spec import ResolvedSpec
+    from pilotkit.api import ResolvedSpec
 
 log = logging.getLogger("pilotkit.dask")
 ACTIVE = (TaskStatus.QUEUED, TaskStatus.RUNNING)

@@ -11,8 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from pilotkit.types import NodeInfo
-from pilotkit.units import parse_duration
+from pilotkit.api import NodeInfo, parse_duration
 
 from .options import DaskOptions, script_path
 

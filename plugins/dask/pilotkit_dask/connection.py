@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from pilotkit.errors import PilotkitError
+from pilotkit.api import PilotkitError
 
 from .commands import CONNECTION_FILE
 

@@ -15,7 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from pilotkit.units import format_size
+from pilotkit.api import format_size
 
 DATASETS_DIR = "dask-datasets"
 

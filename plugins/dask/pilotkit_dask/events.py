@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from pilotkit.events import Event
+from pilotkit.api import Event
 
 
 class DaskProgress(Event, tag="dask-progress"):

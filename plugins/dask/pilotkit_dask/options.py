@@ -8,12 +8,10 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 
-from pilotkit.errors import SpecProblem
-from pilotkit.spec import Duration, Size
-from pilotkit.units import parse_duration, parse_size
+from pilotkit.api import Duration, Size, SpecProblem, parse_duration, parse_size
 
 if TYPE_CHECKING:
-    from pilotkit.spec import ResolvedSpec
+    from pilotkit.api import ResolvedSpec
 
 
 class DaskOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):

@@ -15,10 +15,8 @@ from pathlib import Path
 import pytest
 from pilotkit_dask.connection import read_info
 
-from pilotkit.events import Event, Log
-from pilotkit.pilot import Pilot
-from pilotkit.states import PilotState
-from pilotkit.testing.plugin import RunSpec
+from pilotkit.api import Event, Log, PilotState
+from pilotkit.testing import Pilot, RunSpec
 
 from .conftest import Sshd, dask_client, need_dask, wait_for
 

@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 
+from pilotkit.api import PilotState
 from pilotkit.gpu import detect_gpus
-from pilotkit.states import PilotState
-from pilotkit.testing import need_optional
-from pilotkit.testing.plugin import RunSpec
+from pilotkit.testing import RunSpec, need_optional
 
 from .conftest import need_dask
 

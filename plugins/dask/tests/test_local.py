@@ -16,10 +16,8 @@ from pilotkit_dask.commands import plan_workers
 from pilotkit_dask.connection import read_info
 from pilotkit_dask.events import DaskProgress
 
-from pilotkit.events import Event, Log, TaskFinished
-from pilotkit.pilot import Pilot
-from pilotkit.states import PilotState
-from pilotkit.testing.plugin import RunSpec
+from pilotkit.api import Event, Log, PilotState, TaskFinished
+from pilotkit.testing import Pilot, RunSpec
 
 from .conftest import EXAMPLES, dask_client, load_example, need_dask, wait_for
 

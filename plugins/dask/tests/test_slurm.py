@@ -13,10 +13,8 @@ import pytest
 from pilotkit_dask.connection import ConnectionInfo, read_info
 from pilotkit_dask.events import DaskProgress
 
-from pilotkit.events import Event, Log
-from pilotkit.pilot import Pilot
-from pilotkit.states import PilotState
-from pilotkit.testing.plugin import RunSpec
+from pilotkit.api import Event, Log, PilotState
+from pilotkit.testing import Pilot, RunSpec
 
 from .conftest import EXAMPLES, dask_client, need_dask, wait_for
 from .test_local import check_histogram

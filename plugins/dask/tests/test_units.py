@@ -26,14 +26,10 @@ from pilotkit_dask.events import DaskProgress
 from pilotkit_dask.options import DaskOptions
 from pilotkit_dask.progress import ProgressTracker
 
-from pilotkit.cli.main import cli
-from pilotkit.errors import PilotkitError, SpecError
-from pilotkit.events import encode
-from pilotkit.interfaces import App
-from pilotkit.plugins import Plugins
-from pilotkit.spec import parse_spec
+from pilotkit.api import App, GpuInfo, NodeInfo, PilotkitError, SpecError
+from pilotkit.api import encode_event as encode
+from pilotkit.testing import Plugins, cli, parse_spec
 from pilotkit.testing.contracts import AppContract
-from pilotkit.types import GpuInfo, NodeInfo
 
 from .conftest import need_dask
 
@@ -152,7 +148,7 @@ def test_spec_checks(tmp_path: Path, pilotkit_plugins: Plugins) -> None:
 
 
 def test_the_examples_are_valid(pilotkit_plugins: Plugins) -> None:
-    from pilotkit.spec import load_spec
+    from pilotkit.testing import load_spec
 
     from .conftest import EXAMPLES
 

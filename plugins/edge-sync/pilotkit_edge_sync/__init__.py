@@ -8,16 +8,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pilotkit
+from pilotkit.api import hookimpl
 
 if TYPE_CHECKING:
-    from pilotkit.interfaces import Stager
-    from pilotkit.plugins import Register
+    from pilotkit.api import Register, Stager
 
 __all__ = ["pilotkit_register_stagers"]
 
 
-@pilotkit.hookimpl
+@hookimpl
 def pilotkit_register_stagers(register: Register[Stager]) -> None:
     """Register :class:`~pilotkit_edge_sync.stager.EdgeSyncStager`, imported on first use
     (it brings in asyncssh)."""

@@ -21,14 +21,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from posixpath import join
+from typing import TYPE_CHECKING
 
-import asyncssh
-
-from pilotkit.errors import PilotkitError
+from pilotkit.api import PilotkitError, import_asyncssh
 
 from .lru import CacheEntry, EvictionPlan, plan_eviction
 from .source import SUFFIXES
 from .ssh import Remote, quote
+
+if TYPE_CHECKING:
+    import asyncssh
+else:
+    asyncssh = import_asyncssh()
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _DIGEST = re.compile(r"[0-9a-f]{64}")

@@ -24,13 +24,19 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import asyncssh
+from pilotkit.api import import_asyncssh
 
 from .sftpio import DIRECT, piece_size, write_all
 from .slots import Slots, run_bounded
 from .source import Source, sha256_file
 from .ssh import CorruptTransfer, Remote, quote
+
+if TYPE_CHECKING:
+    import asyncssh
+else:
+    asyncssh = import_asyncssh()
 
 RESUME_MAGIC = "edge-sync-resume 1"
 SAVE_EVERY_CHUNKS = 2

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import msgspec
 
-from pilotkit.spec import Duration, Size
+from pilotkit.api import Duration, Size
 
 
 class EdgeSyncOptions(msgspec.Struct, forbid_unknown_fields=True):

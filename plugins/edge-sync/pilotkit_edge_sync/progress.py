@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from pilotkit.events import Event, StageProgress
+from pilotkit.api import Event, StageProgress
 
 
 class Progress:

@@ -10,8 +10,14 @@ one request (files are opened with ``block_size=0``), and all of them are gather
 from __future__ import annotations
 
 import asyncio
+from typing import TYPE_CHECKING
 
-import asyncssh
+from pilotkit.api import import_asyncssh
+
+if TYPE_CHECKING:
+    import asyncssh
+else:
+    asyncssh = import_asyncssh()
 
 DIRECT = 0
 """``block_size`` for :meth:`asyncssh.SFTPClient.open`: one request per ``write`` call."""

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pilotkit.errors import PilotkitError
+from pilotkit.api import PilotkitError
 
 from .tree import Entry, dir_mode, file_mode, tree_digest
 

@@ -13,14 +13,16 @@ import os
 import shlex
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import asyncssh
-
-from pilotkit.errors import PilotkitError
-from pilotkit.units import parse_duration
+from pilotkit.api import PilotkitError, import_asyncssh, parse_duration
 
 from .options import EdgeSyncOptions
+
+if TYPE_CHECKING:
+    import asyncssh
+else:
+    asyncssh = import_asyncssh()
 
 PREFERRED_CIPHERS = "^aes128-gcm@openssh.com,aes256-gcm@openssh.com"
 """AES-GCM first (hardware-accelerated almost everywhere), then asyncssh's defaults."""

@@ -5,15 +5,20 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path, PurePosixPath
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-import asyncssh
-
-from pilotkit.errors import PilotkitError, SpecProblem
-from pilotkit.events import Log
-from pilotkit.interfaces import PilotContext, StagedImage, Stager
-from pilotkit.spec import ResolvedSpec
-from pilotkit.units import parse_duration, parse_size
+from pilotkit.api import (
+    Log,
+    PilotContext,
+    PilotkitError,
+    ResolvedSpec,
+    SpecProblem,
+    StagedImage,
+    Stager,
+    import_asyncssh,
+    parse_duration,
+    parse_size,
+)
 
 from .cache import Layout, RemoteCache
 from .filesync import FileSync, Stats
@@ -24,6 +29,11 @@ from .slots import Slots
 from .source import Source, scan, source_path
 from .ssh import Remote, describe, destination, open_remote, retryable
 from .treesync import TreeSync
+
+if TYPE_CHECKING:
+    import asyncssh
+else:
+    asyncssh = import_asyncssh()
 
 BACKOFF = (0.5, 1.0, 2.0, 5.0)
 

@@ -16,8 +16,9 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from posixpath import join
+from typing import TYPE_CHECKING
 
-import asyncssh
+from pilotkit.api import import_asyncssh
 
 from .filesync import Log, Stats, replace
 from .sftpio import DIRECT, piece_size, write_all
@@ -25,6 +26,11 @@ from .slots import Slots, run_bounded
 from .source import Source
 from .ssh import CorruptTransfer, Remote, quote
 from .tree import FIND_FORMAT, Entry, TreePlan, mode_fixes, parse_listing, parse_sha256sum, plan_tree
+
+if TYPE_CHECKING:
+    import asyncssh
+else:
+    asyncssh = import_asyncssh()
 
 SMALL = 1 << 20
 """Files up to this size are read without leaving the event loop."""

@@ -15,12 +15,8 @@ import psutil
 import pytest
 from pilotkit_edge_sync.options import EdgeSyncOptions
 
-import pilotkit
-from pilotkit.events import Event, Log, StageProgress
-from pilotkit.interfaces import ContainerRuntime, PilotContext
-from pilotkit.plugins import Plugins, Register
-from pilotkit.spec import parse_spec
-from pilotkit.testing import need, need_binary
+from pilotkit.api import ContainerRuntime, Event, Log, PilotContext, Register, StageProgress, hookimpl
+from pilotkit.testing import Plugins, need, need_binary, parse_spec
 
 TESTSSHD = Path(__file__).resolve().parents[3] / "share" / "testsshd" / "testsshd"
 GROUPS = '[[app.groups]]\nname = "g"\ncommands = ["true"]\n'
@@ -35,7 +31,7 @@ class FakeRuntime(ContainerRuntime):
 
 class _FakeRuntimePlugin:
     @staticmethod
-    @pilotkit.hookimpl
+    @hookimpl
     def pilotkit_register_runtimes(register: Register[ContainerRuntime]) -> None:
         register(FakeRuntime)
 

@@ -12,9 +12,7 @@ import pytest
 from pilotkit_edge_sync.source import scan
 from pilotkit_edge_sync.stager import EdgeSyncStager
 
-from pilotkit.errors import PilotkitError
-from pilotkit.events import Event, StageProgress
-from pilotkit.interfaces import PilotContext
+from pilotkit.api import Event, PilotContext, PilotkitError, StageProgress
 
 from .conftest import Events, Sshd, free_port, write_image
 

@@ -23,11 +23,8 @@ from pilotkit_edge_sync.tree import (
     tree_digest,
 )
 
-from pilotkit.errors import PilotkitError, SpecError
-from pilotkit.events import Event, StageProgress
-from pilotkit.interfaces import Stager
-from pilotkit.plugins import Plugins
-from pilotkit.spec import parse_spec
+from pilotkit.api import Event, PilotkitError, SpecError, StageProgress, Stager
+from pilotkit.testing import Plugins, parse_spec
 from pilotkit.testing.contracts import StagerContract
 
 from .conftest import GROUPS, write_image

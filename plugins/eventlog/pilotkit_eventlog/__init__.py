@@ -9,8 +9,8 @@ from typing import IO, Any
 
 import click
 
-import pilotkit
-from pilotkit.events import Event, encode
+from pilotkit.api import Event, hookimpl
+from pilotkit.api import encode_event as encode
 
 ENV = "PILOTKIT_EVENTLOG"
 
@@ -43,7 +43,7 @@ class Recorder:
 _recorder = Recorder()
 
 
-@pilotkit.hookimpl
+@hookimpl
 def pilotkit_event(event: Event) -> None:
     _recorder.record(event)
     if event.__struct_config__.tag == "pilot-state" and getattr(event, "state", "") in (
@@ -87,6 +87,6 @@ def eventlog_command(path: str, as_json: bool) -> None:
         click.echo(f"{pilot}: {info['state']}, {info['tasks_ok']} ok, {info['tasks_failed']} failed")
 
 
-@pilotkit.hookimpl
+@hookimpl
 def pilotkit_add_commands(cli: click.Group) -> None:
     cli.add_command(eventlog_command)

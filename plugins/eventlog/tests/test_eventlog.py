@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from pilotkit.plugins import Plugins
+from pilotkit.testing import Plugins
 
 
 def test_registered_through_entry_point() -> None:

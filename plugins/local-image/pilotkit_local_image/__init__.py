@@ -8,14 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pilotkit
+from pilotkit.api import hookimpl
 
 from .formats import ImageInfo, detect_format, inspect_image
 from .stager import LocalImageOptions, LocalImageStager, path_of_ref
 
 if TYPE_CHECKING:
-    from pilotkit.interfaces import Stager
-    from pilotkit.plugins import Register
+    from pilotkit.api import Register, Stager
 
 __all__ = [
     "ImageInfo",
@@ -28,7 +27,7 @@ __all__ = [
 ]
 
 
-@pilotkit.hookimpl
+@hookimpl
 def pilotkit_register_stagers(register: Register[Stager]) -> None:
     """Register :class:`LocalImageStager`."""
     register(LocalImageStager)

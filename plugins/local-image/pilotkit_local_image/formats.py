@@ -12,7 +12,7 @@ import stat
 from dataclasses import dataclass
 from pathlib import Path
 
-from pilotkit.errors import PilotkitError
+from pilotkit.api import PilotkitError
 
 SIF_MAGIC = b"SIF_MAGIC"
 SIF_MAGIC_OFFSET = 32

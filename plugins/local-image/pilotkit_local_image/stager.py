@@ -12,10 +12,7 @@ from typing import ClassVar
 
 import msgspec
 
-from pilotkit.errors import PilotkitError, SpecProblem
-from pilotkit.events import Log
-from pilotkit.interfaces import PilotContext, StagedImage, Stager
-from pilotkit.spec import ResolvedSpec
+from pilotkit.api import Log, PilotContext, PilotkitError, ResolvedSpec, SpecProblem, StagedImage, Stager
 
 from .formats import inspect_image
 from .progress import Progress

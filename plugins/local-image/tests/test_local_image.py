@@ -11,11 +11,8 @@ import pilotkit_local_image
 import pytest
 from pilotkit_local_image import LocalImageOptions, LocalImageStager, detect_format, path_of_ref
 
-from pilotkit.errors import PilotkitError, SpecError
-from pilotkit.events import StageProgress
-from pilotkit.interfaces import PilotContext, Stager
-from pilotkit.plugins import Plugins
-from pilotkit.spec import parse_spec
+from pilotkit.api import PilotContext, PilotkitError, SpecError, StageProgress, Stager
+from pilotkit.testing import Plugins, parse_spec
 from pilotkit.testing.contracts import StagerContract
 
 from .conftest import GROUPS, Recorder, plugins_with

@@ -9,19 +9,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pilotkit
+from pilotkit.api import hookimpl
 
 from .options import OciOptions
 from .runtime import OciRuntime
 
 if TYPE_CHECKING:
-    from pilotkit.interfaces import ContainerRuntime
-    from pilotkit.plugins import Register
+    from pilotkit.api import ContainerRuntime, Register
 
 __all__ = ["OciOptions", "OciRuntime", "pilotkit_register_runtimes"]
 
 
-@pilotkit.hookimpl
+@hookimpl
 def pilotkit_register_runtimes(register: Register[ContainerRuntime]) -> None:
     """Register :class:`OciRuntime`."""
     register(OciRuntime)

@@ -13,7 +13,7 @@ import struct
 import subprocess
 from pathlib import Path
 
-from pilotkit.errors import PilotkitError
+from pilotkit.api import PilotkitError
 
 BUSYBOX = Path("/bin/busybox")
 PASSWD = "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"

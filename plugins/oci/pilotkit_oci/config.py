@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pilotkit.interfaces import Bind, ContainerContext
+from pilotkit.api import Bind, ContainerContext
 
 from .options import NAMESPACES, OciOptions
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from pilotkit.proc import run_command
+from pilotkit.api import run_command
 
 PROBE_ARGV = ("/.pilotkit-probe-absent",)
 RLIMIT_ERROR = "error setting rlimit"

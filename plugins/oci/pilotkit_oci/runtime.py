@@ -31,10 +31,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pilotkit.errors import MissingBinaryError, PilotkitError
-from pilotkit.events import Log
-from pilotkit.interfaces import ContainerContext, ContainerRuntime, PilotContext, RuntimeInfo, StagedImage
-from pilotkit.proc import run_command
+from pilotkit.api import (
+    ContainerContext,
+    ContainerRuntime,
+    Log,
+    MissingBinaryError,
+    PilotContext,
+    PilotkitError,
+    RuntimeInfo,
+    StagedImage,
+    run_command,
+)
 
 from . import probe, run
 from .config import Host, apply_overlay, base_config, task_overlay

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pilotkit_oci.busybox import BUSYBOX, build_busybox_rootfs, is_static
 
-from pilotkit.errors import PilotkitError
+from pilotkit.api import PilotkitError
 from pilotkit.testing import need
 
 

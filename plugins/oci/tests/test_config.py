@@ -10,7 +10,7 @@ import pytest
 from pilotkit_oci.config import Host, apply_overlay, base_config, parse_user, task_overlay
 from pilotkit_oci.options import OciOptions
 
-from pilotkit.interfaces import Bind, ContainerContext, StagedImage
+from pilotkit.api import Bind, ContainerContext, StagedImage
 
 GOLDEN = Path(__file__).parent / "golden"
 IMAGE = StagedImage(ref="busybox", path=Path("/state/busybox"), format="oci-bundle")

@@ -18,9 +18,7 @@ import pytest
 from pilotkit_oci import OciOptions, OciRuntime
 from pilotkit_oci.probe import PROBE_ARGV, interpret
 
-from pilotkit.errors import MissingBinaryError, PilotkitError
-from pilotkit.events import Event, Log
-from pilotkit.interfaces import PilotContext, StagedImage
+from pilotkit.api import Event, Log, MissingBinaryError, PilotContext, PilotkitError, StagedImage
 
 RLIMIT_FAILURE = (
     'time="2026-01-01T00:00:00Z" level=error msg="runc run failed: unable to start container process: '

@@ -27,8 +27,7 @@ from pilotkit_oci.busybox import BUSYBOX, build_busybox_rootfs
 from pilotkit_oci.config import Host
 from pilotkit_oci.runtime import Prepared
 
-from pilotkit.events import Event, Log
-from pilotkit.interfaces import Bind, ContainerContext, PilotContext, StagedImage
+from pilotkit.api import Bind, ContainerContext, Event, Log, PilotContext, StagedImage
 from pilotkit.testing import need, need_binary
 
 pytestmark = pytest.mark.runc

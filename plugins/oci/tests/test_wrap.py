@@ -13,7 +13,7 @@ from pilotkit_oci import OciOptions, OciRuntime
 from pilotkit_oci.config import Host, base_config
 from pilotkit_oci.runtime import WRAPPER, Prepared, parse_version
 
-from pilotkit.interfaces import Bind, ContainerContext, StagedImage
+from pilotkit.api import Bind, ContainerContext, StagedImage
 
 GOLDEN = Path(__file__).parent / "golden"
 PREPARED = StagedImage(ref="busybox", path=Path("/work/oci/busybox-1a2b"), format="oci-bundle")

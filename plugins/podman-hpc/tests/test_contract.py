@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pilotkit_podman_hpc import PodmanHpcRuntime
 
-from pilotkit.interfaces import ContainerRuntime
+from pilotkit.api import ContainerRuntime
 from pilotkit.testing.contracts import RuntimeContract
 
 

@@ -8,8 +8,7 @@ import pytest
 from pilotkit_podman_hpc import PodmanHpcRuntime, pilotkit_register_runtimes
 from pilotkit_podman_hpc.runtime import parse_version
 
-from pilotkit.errors import MissingBinaryError, PilotkitError
-from pilotkit.interfaces import StagedImage
+from pilotkit.api import MissingBinaryError, PilotkitError, StagedImage
 
 PODMAN_VERSION = """Client:       Podman Engine
 Version:      4.9.4-rhel

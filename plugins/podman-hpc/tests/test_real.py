@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pilotkit_podman_hpc import PodmanHpcRuntime
 
-from pilotkit.interfaces import Bind, ContainerContext, StagedImage
+from pilotkit.api import Bind, ContainerContext, StagedImage
 from pilotkit.testing import need_optional
 
 IMAGE = "docker.io/library/alpine:latest"

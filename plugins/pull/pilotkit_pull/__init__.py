@@ -8,19 +8,18 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pilotkit
+from pilotkit.api import hookimpl
 
 from .commands import PullPlan, plan_pull
 from .stager import PullOptions, PullStager
 
 if TYPE_CHECKING:
-    from pilotkit.interfaces import Stager
-    from pilotkit.plugins import Register
+    from pilotkit.api import Register, Stager
 
 __all__ = ["PullOptions", "PullPlan", "PullStager", "pilotkit_register_stagers", "plan_pull"]
 
 
-@pilotkit.hookimpl
+@hookimpl
 def pilotkit_register_stagers(register: Register[Stager]) -> None:
     """Register :class:`PullStager`."""
     register(PullStager)

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from pilotkit.errors import PilotkitError
+from pilotkit.api import PilotkitError
 
 RUNTIMES = ("apptainer", "sarus", "shifter", "podman-hpc")
 APPTAINER_SCHEMES = ("docker", "oras", "library", "shub")

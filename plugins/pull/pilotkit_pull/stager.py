@@ -11,12 +11,19 @@ from typing import Literal
 
 import msgspec
 
-from pilotkit.errors import PilotkitError, SpecProblem
-from pilotkit.events import Log, StageProgress
-from pilotkit.interfaces import PilotContext, StagedImage, Stager
-from pilotkit.proc import run_command
-from pilotkit.spec import Duration, ResolvedSpec
-from pilotkit.units import parse_duration
+from pilotkit.api import (
+    Duration,
+    Log,
+    PilotContext,
+    PilotkitError,
+    ResolvedSpec,
+    SpecProblem,
+    StagedImage,
+    StageProgress,
+    Stager,
+    parse_duration,
+    run_command,
+)
 
 from .commands import RUNTIMES, PullPlan, plan_pull
 

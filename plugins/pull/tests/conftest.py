@@ -6,11 +6,8 @@ from pathlib import Path
 
 import pytest
 
-import pilotkit
-from pilotkit.events import Event
-from pilotkit.interfaces import ContainerRuntime, PilotContext
-from pilotkit.plugins import Plugins, Register
-from pilotkit.spec import ResolvedSpec, parse_spec
+from pilotkit.api import ContainerRuntime, Event, PilotContext, Register, ResolvedSpec, hookimpl
+from pilotkit.testing import Plugins, parse_spec
 
 GROUPS = '[[app.groups]]\nname = "g"\ncommands = ["true"]\n'
 """A task group, so that a spec text is complete."""
@@ -24,7 +21,7 @@ class _FakeRuntimes:
     """Stand-ins named like the real runtimes, so specs can name them."""
 
     @staticmethod
-    @pilotkit.hookimpl
+    @hookimpl
     def pilotkit_register_runtimes(register: Register[ContainerRuntime]) -> None:
         for ident in ("apptainer", "sarus", "shifter", "podman-hpc", "runc"):
             register(_runtime(ident))

@@ -8,7 +8,7 @@ import pytest
 from pilotkit_pull import PullPlan, plan_pull
 from pilotkit_pull.commands import qualified_name, sif_name
 
-from pilotkit.errors import PilotkitError
+from pilotkit.api import PilotkitError
 
 CACHE = Path("/scratch/images")
 

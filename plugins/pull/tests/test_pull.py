@@ -9,10 +9,16 @@ import pilotkit_pull
 import pytest
 from pilotkit_pull import PullOptions, PullStager
 
-from pilotkit.errors import CommandError, MissingBinaryError, SpecError
-from pilotkit.events import Event, StageProgress
-from pilotkit.interfaces import PilotContext, Stager
-from pilotkit.plugins import Plugins
+from pilotkit.api import (
+    CommandError,
+    Event,
+    MissingBinaryError,
+    PilotContext,
+    SpecError,
+    StageProgress,
+    Stager,
+)
+from pilotkit.testing import Plugins
 from pilotkit.testing.contracts import StagerContract
 
 from .conftest import plugins_with, spec_with

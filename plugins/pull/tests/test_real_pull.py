@@ -8,8 +8,7 @@ from pathlib import Path
 import pytest
 from pilotkit_pull import PullOptions, PullStager
 
-from pilotkit.errors import CommandError
-from pilotkit.interfaces import PilotContext
+from pilotkit.api import CommandError, PilotContext
 from pilotkit.testing import need_optional
 
 

@@ -8,18 +8,17 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import pilotkit
+from pilotkit.api import hookimpl
 
 from .runtime import SarusOptions, SarusRuntime
 
 if TYPE_CHECKING:
-    from pilotkit.interfaces import ContainerRuntime
-    from pilotkit.plugins import Register
+    from pilotkit.api import ContainerRuntime, Register
 
 __all__ = ["SarusOptions", "SarusRuntime", "pilotkit_register_runtimes"]
 
 
-@pilotkit.hookimpl
+@hookimpl
 def pilotkit_register_runtimes(register: Register[ContainerRuntime]) -> None:
     """Register :class:`SarusRuntime`."""
     register(SarusRuntime)

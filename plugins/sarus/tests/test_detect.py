@@ -8,8 +8,7 @@ import pytest
 from pilotkit_sarus import SarusRuntime, pilotkit_register_runtimes
 from pilotkit_sarus.runtime import parse_version
 
-from pilotkit.errors import MissingBinaryError, PilotkitError
-from pilotkit.interfaces import StagedImage
+from pilotkit.api import MissingBinaryError, PilotkitError, StagedImage
 
 
 @pytest.mark.parametrize(

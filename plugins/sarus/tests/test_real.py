@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pilotkit_sarus import SarusRuntime
 
-from pilotkit.interfaces import Bind, ContainerContext, StagedImage
+from pilotkit.api import Bind, ContainerContext, StagedImage
 from pilotkit.testing import need_optional
 
 IMAGE = "alpine:latest"

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pilotkit_sarus import SarusOptions, SarusRuntime
 
-from pilotkit.interfaces import Bind, ContainerContext, StagedImage
+from pilotkit.api import Bind, ContainerContext, StagedImage
 
 IMAGE = StagedImage(ref="ghcr.io/org/analysis:1.4", path=Path("."), format="name")
 GPU_A = "GPU-3f1e0c9a-aaaa-bbbb-cccc-000000000001"

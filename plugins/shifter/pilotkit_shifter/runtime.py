@@ -16,12 +16,12 @@ from typing import Any
 
 import msgspec
 
-from pilotkit.errors import PilotkitError
-from pilotkit.interfaces import (
+from pilotkit.api import (
     Bind,
     ContainerContext,
     ContainerRuntime,
     PilotContext,
+    PilotkitError,
     StagedImage,
     version_in,
 )

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pilotkit_shifter import ShifterRuntime
 
-from pilotkit.interfaces import ContainerRuntime
+from pilotkit.api import ContainerRuntime
 from pilotkit.testing.contracts import RuntimeContract
 
 

@@ -7,8 +7,7 @@ from pathlib import Path
 import pytest
 from pilotkit_shifter import ShifterRuntime, pilotkit_register_runtimes
 
-from pilotkit.errors import MissingBinaryError, PilotkitError
-from pilotkit.interfaces import StagedImage
+from pilotkit.api import MissingBinaryError, PilotkitError, StagedImage
 
 
 def fake_shifter(directory: Path, script: str) -> Path:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from pilotkit_shifter import ShifterRuntime
 
-from pilotkit.interfaces import Bind, ContainerContext, StagedImage
+from pilotkit.api import Bind, ContainerContext, StagedImage
 from pilotkit.testing import need_optional
 
 IMAGE = "docker:alpine:latest"
