@@ -96,7 +96,7 @@ def test_broken_plugin_is_reported_and_run_goes_on(
     assert quiet.returncode == 0 and "failed to load" not in quiet.stderr
 
 
-def test_ctrl_c_drains_evicts_and_leaves_no_orphans(
+def test_ctrl_c_cancels_evicts_and_leaves_no_orphans(
     tmp_path: Path, pilotkit_cmd: list[str], cli_env: dict[str, str]
 ) -> None:
     spec = tmp_path / "long.toml"
@@ -134,6 +134,42 @@ def test_ctrl_c_drains_evicts_and_leaves_no_orphans(
     assert len(results) == 6, "every task, finished or not, is in the results"
     assert sorted(r["status"] for r in results if r["group"] == "quick") == ["ok", "ok", "ok"]
     assert {r["status"] for r in results if r["group"] == "slow"} <= {"cancelled"}
+
+
+def test_sigusr1_drains_running_tasks_finish_queued_never_start(
+    tmp_path: Path, pilotkit_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    """Drain, as the README says: no new task starts, the running ones run to their end."""
+    spec = tmp_path / "drain.toml"
+    marks = tmp_path / "marks"
+    marks.mkdir()
+    spec.write_text(
+        'name = "drain"\n[resources]\ncores = 2\n'
+        '[[app.groups]]\nname = "g"\nshell = true\n'
+        f'command = "touch {marks}/start-{{index}}; sleep 3; touch {marks}/end-{{index}}"\n'
+        '[app.groups.grid]\nn = [1, 2, 3, 4, 5, 6]\n'
+    )
+    workdir = tmp_path / "w"
+    proc = subprocess.Popen(
+        [*pilotkit_cmd, "run", "-q", "--workdir", str(workdir), str(spec)],
+        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.time() + 30
+    while time.time() < deadline and len(list(marks.glob("start-*"))) < 2:
+        time.sleep(0.05)
+    assert len(list(marks.glob("start-*"))) == 2, "two tasks run at once"
+    proc.send_signal(signal.SIGUSR1)
+    _, stderr = proc.communicate(timeout=60)
+    started = sorted(p.name for p in marks.glob("start-*"))
+    ended = sorted(p.name for p in marks.glob("end-*"))
+    assert len(started) == 2, f"a task started after the drain: {started}"
+    assert [n.replace("end", "start") for n in ended] == started, "the running tasks ran to their end"
+    results = [json.loads(line) for line in (workdir / "results.jsonl").read_text().splitlines()]
+    assert len(results) == 6, "every task is in the results"
+    assert sorted(r["status"] for r in results) == ["cancelled"] * 4 + ["ok"] * 2
+    # A drain is an ordinary end: state done, exit 0, the tasks that never started
+    # counted as cancelled in the summary.
+    assert proc.returncode == 0 and "state: done" in stderr and "Traceback" not in stderr, stderr
 
 
 def test_internal_error_points_to_log(
