@@ -485,34 +485,13 @@ async def _tcp_client(target: Target) -> tuple[Client, str]:
 
 
 async def _ssh_client(target: Target) -> Client:
-    from .ssh import import_asyncssh
+    from .ssh import import_asyncssh, ssh_connect
 
     asyncssh = import_asyncssh()
 
     assert target.host is not None
-    user, _, host = target.host.rpartition("@")
     where = target.host
-    options: dict[str, Any] = {
-        "config": [target.ssh_config] if target.ssh_config else (),
-        "keepalive_interval": 15,
-        "keepalive_count_max": 3,
-        "connect_timeout": 20,
-    }
-    if user:
-        options["username"] = user
-    try:
-        conn = await asyncssh.connect(host, **options)
-    except asyncssh.HostKeyNotVerifiable as exc:
-        raise PilotkitError(
-            f"ssh {where}: refusing to connect: the host key is not trusted ({exc.reason}); "
-            "it is unknown or has changed: check known_hosts"
-        ) from None
-    except asyncssh.PermissionDenied:
-        raise PilotkitError(f"ssh {where}: permission denied (no key or agent identity was accepted)") from None
-    except asyncssh.Error as exc:
-        raise PilotkitError(f"ssh {where}: {exc.reason}") from None
-    except (OSError, TimeoutError) as exc:
-        raise PilotkitError(f"ssh {where}: cannot connect: {exc}") from None
+    conn = await ssh_connect(target.host, ssh_config=target.ssh_config)
     try:
         paths = [target.socket] if target.socket else await _remote_sockets(conn, target)
         tried: list[str] = []
