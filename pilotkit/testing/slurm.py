@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from . import need, need_binary
+from .needs import need, need_binary
 
 
 def testcluster_script() -> Path:
