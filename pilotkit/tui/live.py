@@ -9,8 +9,10 @@ What it follows, on one connection:
 
 A lost connection is shown as such and retried with exponential back-off (``backoff``
 seconds doubling up to ``cap``), ``retries`` times; then the source waits for
-:meth:`LiveSource.reconnect`. Without a daemon on this machine it can start one
-(``pilotkit daemon --detach``, so pilots outlive the dashboard).
+:meth:`LiveSource.reconnect`. Without a daemon on this machine it says how to start
+one; it starts one itself (``pilotkit daemon --detach``, so pilots outlive the
+dashboard) only when asked to (``pilotkit tui --start-daemon``): a daemon the user has
+just stopped stays stopped.
 """
 
 from __future__ import annotations
@@ -27,12 +29,14 @@ import msgspec
 from ..client import Client, DaemonError, Target, open_client
 from ..errors import PilotkitError
 from ..events import decode as decode_event
-from ..protocol import ControlResult, EventsParams, PilotParams, StreamDropped, StreamEvent
+from ..protocol import EventsParams, StreamDropped, StreamEvent
 from .model import Connection, DashboardModel
 from .source import ActionRefused, Changed, ConnectionCallback, DataSource, Problem, SubmitRefused
 
 log = logging.getLogger("pilotkit.tui")
 
+NO_DAEMON = "no daemon runs here: start one with 'pilotkit daemon --detach' (or 'pilotkit tui --start-daemon')"
+"""What the header says when no local daemon answers and the dashboard may not start one."""
 CONNECTION_ERRORS = (PilotkitError, ConnectionError, OSError, EOFError, asyncio.IncompleteReadError)
 
 
@@ -52,7 +56,8 @@ class LiveSource(DataSource):
         follow_limit: int = 16,
     ) -> None:
         self.target = target or Target()
-        self.start_daemon = start_daemon and not (self.target.host or self.target.tcp or self.target.socket)
+        self.local = not (self.target.host or self.target.tcp or self.target.socket)
+        self.start_daemon = start_daemon and self.local
         self.retries = retries
         self.backoff = backoff
         self.cap = cap
@@ -110,6 +115,8 @@ class LiveSource(DataSource):
                     if started is None:
                         continue
                     error = started
+                elif self.local and not self.start_daemon:
+                    error = f"{error}; {NO_DAEMON}"
             else:
                 attempt = 0
                 try:
@@ -295,15 +302,6 @@ class LiveSource(DataSource):
             if action == "retry":
                 rr = await client.retry(pilot, failed=True)
                 return f"{rr.pilot}: run {rr.run}: {rr.requeued} task(s) queued again"
-            if action == "evict":
-                methods = client.server.methods if client.server is not None else []
-                if "evict" not in methods:
-                    raise ActionRefused(
-                        "evict: this daemon has no 'evict' method; cancel (c) stops the pilot and releases "
-                        "its allocation"
-                    )
-                r = await client.call("evict", PilotParams(pilot=pilot), ControlResult)
-                return f"{r.pilot}: evicting (was {r.state})"
             raise ActionRefused(f"unknown action '{action}'")
 
         if action == "retry" and self.model is not None:

@@ -17,7 +17,7 @@ from typing import Any
 from ..errors import PilotkitError, SpecProblem
 from .model import Connection, DashboardModel
 
-ACTIONS = ("drain", "cancel", "retry", "evict")
+ACTIONS = ("drain", "cancel", "retry")
 
 Changed = Callable[[], None]
 ConnectionCallback = Callable[[Connection], None]

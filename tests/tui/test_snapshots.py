@@ -2,7 +2,9 @@
 themselves (the replay's clock is the events'; times render in UTC).
 
 After a deliberate change of the look: ``pytest tests/tui/test_snapshots.py
---snapshot-update``, then check the report and keep the new files."""
+--snapshot-update``, then check the report and keep the new files.
+
+Each screen at 160x48 and at 80x24 (the smallest terminal the layout is made for)."""
 
 from __future__ import annotations
 
@@ -21,7 +23,9 @@ from pilotkit.tui.messages import OpenLogs, OpenPilot
 from pilotkit.tui.replay import ReplaySource
 from pilotkit.tui.screens.submit import SpecTree, SubmitScreen
 
-from .conftest import CLUSTER_LOG, DATA, DEMO_LOG, DEMO_RUN, SIZE
+from .conftest import CLUSTER_LOG, DATA, DEMO_LOG, DEMO_RUN
+
+SIZES = pytest.mark.parametrize("size", [(160, 48), (80, 24)], ids=["160x48", "80x24"])
 
 DEMO_PILOT = "demo-20261125-174054-86d4"
 CLUSTER_PILOT = "sim-20250615-120000-0001"
@@ -54,40 +58,45 @@ def both_logs(tmp_path: Path) -> Path:
     return path
 
 
-def test_overview(snap_compare: Any, tmp_path: Path) -> None:
+@SIZES
+def test_overview(size: tuple[int, int], snap_compare: Any, tmp_path: Path) -> None:
     app = replay_app(both_logs(tmp_path))
-    assert snap_compare(app, terminal_size=SIZE, run_before=after_replay())
+    assert snap_compare(app, terminal_size=size, run_before=after_replay())
 
 
-def test_pilot(snap_compare: Any) -> None:
+@SIZES
+def test_pilot(size: tuple[int, int], snap_compare: Any) -> None:
     app = replay_app(DEMO_LOG)
 
     def open_pilot(pilot: Pilot[Any]) -> None:
         pilot.app.post_message(OpenPilot(DEMO_PILOT))
 
     # filter on the failed check and select it
-    assert snap_compare(app, terminal_size=SIZE, run_before=after_replay(open_pilot, "slash", *"check", "enter"))
+    assert snap_compare(app, terminal_size=size, run_before=after_replay(open_pilot, "slash", *"check", "enter"))
 
 
-def test_pilot_nodes_with_gpus(snap_compare: Any) -> None:
+@SIZES
+def test_pilot_nodes_with_gpus(size: tuple[int, int], snap_compare: Any) -> None:
     app = replay_app(CLUSTER_LOG)
 
     def open_pilot(pilot: Pilot[Any]) -> None:
         pilot.app.post_message(OpenPilot(CLUSTER_PILOT))
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=after_replay(open_pilot, "tab", "tab", "j"))
+    assert snap_compare(app, terminal_size=size, run_before=after_replay(open_pilot, "tab", "tab", "j"))
 
 
-def test_logs(snap_compare: Any) -> None:
+@SIZES
+def test_logs(size: tuple[int, int], snap_compare: Any) -> None:
     app = replay_app(DEMO_LOG)
 
     def open_logs(pilot: Pilot[Any]) -> None:
         pilot.app.post_message(OpenLogs(DEMO_PILOT, None))
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=after_replay(open_logs))
+    assert snap_compare(app, terminal_size=size, run_before=after_replay(open_logs))
 
 
-def test_submit(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+@SIZES
+def test_submit(size: tuple[int, int], snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(DATA)
     source = ReplaySource(DEMO_LOG, speed=None)
     source.can_control = True  # the screen, not the refusal of a replay
@@ -107,4 +116,25 @@ def test_submit(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         await app_.until(lambda: screen.checked is not None and bool(tree.root.children), 20)
         await pilot.pause()
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@SIZES
+def test_help(size: tuple[int, int], snap_compare: Any) -> None:
+    assert snap_compare(replay_app(DEMO_LOG), terminal_size=size, run_before=after_replay(None, "question_mark"))
+
+
+@SIZES
+def test_confirm_retry_of_a_cancelled_pilot(size: tuple[int, int], snap_compare: Any, tmp_path: Path) -> None:
+    """The demo run, its end turned into a cancel: ``r`` asks before starting it again."""
+    log = tmp_path / "cancelled.jsonl"
+    log.write_text(DEMO_LOG.read_text().replace('"state":"failed","previous":"evicting","reason":"1 task(s) failed"',
+                                                '"state":"cancelled","previous":"evicting","reason":"cancelled"'))
+    source = ReplaySource(log, speed=None)
+    source.can_control = True  # the question, not the refusal of a replay
+    app = PilotkitApp(source, tick=False)
+
+    def open_pilot(pilot: Pilot[Any]) -> None:
+        pilot.app.post_message(OpenPilot(DEMO_PILOT))
+
+    assert snap_compare(app, terminal_size=size, run_before=after_replay(open_pilot, "r"))

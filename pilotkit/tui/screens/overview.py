@@ -23,7 +23,6 @@ class OverviewScreen(DashboardScreen):
         Binding("d", "act('drain')", "Drain"),
         Binding("c", "act('cancel')", "Cancel"),
         Binding("r", "act('retry')", "Retry failed"),
-        Binding("e", "act('evict')", "Evict"),
     ]
 
     def body(self) -> ComposeResult:

@@ -36,7 +36,6 @@ class PilotScreen(DashboardScreen):
         Binding("d", "act('drain')", "Drain"),
         Binding("c", "act('cancel')", "Cancel"),
         Binding("r", "act('retry')", "Retry failed"),
-        Binding("e", "act('evict')", "Evict"),
     ]
 
     def __init__(self, pilot_id: str) -> None:

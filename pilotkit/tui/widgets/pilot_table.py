@@ -94,6 +94,8 @@ class PilotTable(DataTable[Text]):
         progress.append(f" {totals.done:>6}/{totals.total:<6}")
         if totals.failed:
             progress.append(f" {totals.failed} failed", Style(color=p.failed))
+        if totals.cancelled:
+            progress.append(f" {totals.cancelled} cancelled", Style(color=p.cancelled))
         state = Text(view.state, style=Style(color=p.state(view.state), bold=not view.terminal))
         if view.summary is not None and not view.summary.attached:
             state.append("*", p.muted)
