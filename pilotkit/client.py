@@ -53,6 +53,8 @@ from .protocol import (
     PilotDetail,
     PilotParams,
     PilotSummary,
+    QueueParams,
+    QueueResult,
     Request,
     Response,
     RetryParams,
@@ -316,6 +318,10 @@ class Client:
     ) -> TasksResult:
         params = TasksParams(pilot=pilot, status=status, group=group, offset=offset, limit=limit)
         return await self.call("tasks", params, TasksResult)
+
+    async def queue(self, pilot: str, *, limit: int = 200, window: float = 300.0) -> QueueResult:
+        """What waits in ``pilot`` and why; its rate and ETA against the walltime."""
+        return await self.call("queue", QueueParams(pilot=pilot, limit=limit, window=window), QueueResult)
 
     async def drain(self, pilot: str) -> ControlResult:
         return await self.call("drain", PilotParams(pilot=pilot), ControlResult)

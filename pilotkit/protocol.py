@@ -358,6 +358,58 @@ class UnsubscribeParams(msgspec.Struct, kw_only=True):
     sub: int
 
 
+class QueueParams(msgspec.Struct, kw_only=True):
+    pilot: str
+    limit: int = 200
+    """The most waiting tasks listed (in the order they would start); counts cover all."""
+    window: float = 300.0
+    """Seconds of finished tasks the rate is measured over."""
+
+
+class QueuedTask(msgspec.Struct, kw_only=True, omit_defaults=True):
+    task: str
+    group: str
+    cores: int = 1
+    gpus: int = 0
+    reason: str
+    """Why it waits now: ``draining``, ``drain-point``, ``no-free-gpu``, ``no-free-core``,
+    ``no-idle-node``, ``pinned``, ``next`` (it fits: the next dispatch starts it)."""
+    detail: str = ""
+    """The reason in words, with the numbers."""
+
+
+class QueueResult(msgspec.Struct, kw_only=True):
+    """What waits in a pilot and how fast its backlog goes, against its walltime."""
+
+    pilot: str
+    state: str
+    t: float
+    """When this was measured (epoch seconds)."""
+    queued: int = 0
+    running: int = 0
+    cores: int = 0
+    free_cores: int = 0
+    gpus: int = 0
+    free_gpus: int = 0
+    window: float = 300.0
+    """Seconds the rate was measured over: the window asked for, or since the first task
+    started where that is shorter."""
+    finished_in_window: int = 0
+    rate: float | None = None
+    """Tasks finished per minute over the window (None: none finished in it, or no live run)."""
+    eta: float | None = None
+    """Seconds until the backlog (queued + running) is done at that rate."""
+    finish_at: float | None = None
+    walltime_end: float | None = None
+    drain_at: float | None = None
+    """When no task may still run (the walltime less the spec's ``drain_margin``)."""
+    before_drain: bool | None = None
+    """Whether ``finish_at`` comes before ``drain_at`` (None: either is unknown)."""
+    reasons: dict[str, int] = {}
+    """Waiting tasks listed, per reason."""
+    tasks: list[QueuedTask] = []
+
+
 class ControlResult(msgspec.Struct, kw_only=True):
     pilot: str
     state: str
@@ -414,6 +466,7 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("list", StatusParams, StatusResult),
         MethodSpec("pilot", PilotParams, PilotDetail),
         MethodSpec("tasks", TasksParams, TasksResult),
+        MethodSpec("queue", QueueParams, QueueResult),
         MethodSpec("events", EventsParams, SubscribeResult, stream=True),
         MethodSpec("metrics", MetricsParams, SubscribeResult, stream=True),
         MethodSpec("logs", LogsParams, SubscribeResult, stream=True),

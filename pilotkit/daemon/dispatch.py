@@ -38,6 +38,7 @@ from ..protocol import (
     MetricSample,
     Ok,
     PilotParams,
+    QueueParams,
     Request,
     Response,
     RetryParams,
@@ -109,6 +110,7 @@ class Api:
             ("list", self.status, True),
             ("pilot", self.pilot, False),
             ("tasks", self.tasks, False),
+            ("queue", self.queue, False),
             ("events", streams.events, False),
             ("metrics", streams.metrics_stream, False),
             ("logs", streams.logs, False),
@@ -235,6 +237,9 @@ class Api:
 
     async def tasks(self, conn: Connection, rid: int | None, params: TasksParams) -> msgspec.Struct:
         return await self.manager.views.tasks(params)
+
+    async def queue(self, conn: Connection, rid: int | None, params: QueueParams) -> msgspec.Struct:
+        return self.manager.views.queue(params)
 
     async def drain(self, conn: Connection, rid: int | None, params: PilotParams) -> msgspec.Struct:
         return await self.manager.drain(params.pilot)

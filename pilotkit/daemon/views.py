@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from ..protocol import (
     Counts,
@@ -12,11 +13,15 @@ from ..protocol import (
     NodeStatus,
     PilotDetail,
     PilotSummary,
+    QueuedTask,
+    QueueParams,
+    QueueResult,
     TaskInfo,
     TasksParams,
     TasksResult,
 )
 from ..states import TaskStatus
+from ..task import Task
 from ..vocab import final_status
 from .metrics import MetricsBuffer
 from .records import PilotRecord, Records
@@ -118,6 +123,63 @@ class Views:
         limit = max(0, min(params.limit, self.TASKS_LIMIT))
         return TasksResult(total=len(infos), offset=offset, tasks=infos[offset:offset + limit])
 
+    # ------------------------------------------------------------------ the queue
+
+    QUEUE_LIMIT = 10_000
+
+    def queue(self, params: QueueParams, now: float | None = None) -> QueueResult:
+        """What waits in a pilot and why, and how fast its backlog goes against its walltime.
+
+        Read from the live run's task pool (nothing changes): each waiting task is tried
+        against the nodes as the scheduler's own fit does. A pilot not running here has
+        nothing waiting and no rate."""
+        now = now or time.time()
+        record = self.records.lookup(params.pilot)
+        summary = self.summary(record, now)
+        live = self.runs.get(record.id)
+        pool = live.pilot.pool if live is not None else None
+        result = QueueResult(pilot=record.id, state=record.state, t=now, queued=summary.progress.queued,
+                             running=summary.progress.running, cores=record.cores, gpus=record.gpus,
+                             window=params.window, walltime_end=record.walltime_end)
+        if record.walltime_end is not None:
+            margin = live.pilot.margin if live is not None else 0.0
+            result.drain_at = pool.deadline if pool is not None and pool.deadline else record.walltime_end - margin
+        if pool is None:
+            return result
+        nodes = [n for n in pool.nodes if n.agent.lost is None]
+        result.free_cores = sum(n.free_cores for n in nodes)
+        result.free_gpus = sum(1 for n in nodes for left in n.gpu_free.values() if left > 0)
+        since = now - params.window
+        finished = 0
+        running = 0
+        first = now
+        for t in pool.tasks.values():
+            if t.start is not None and t.start < first:
+                first = t.start
+            if t.status is TaskStatus.RUNNING:
+                running += 1
+            elif t.end is not None and t.end >= since and t.status is not TaskStatus.CANCELLED:
+                finished += 1
+        queued = len(pool.queue)
+        window = max(1.0, min(params.window, now - first))  # a young run: since its first task
+        result.queued, result.running, result.finished_in_window, result.window = queued, running, finished, window
+        if finished:
+            result.rate = finished * 60.0 / window
+            result.eta = (queued + running) * window / finished
+            result.finish_at = now + result.eta
+            if result.drain_at is not None:
+                result.before_drain = result.finish_at <= result.drain_at
+        draining = pool.draining
+        idle = sum(1 for n in nodes if n.idle(pool._gpu_share))
+        reasons: dict[str, int] = {}
+        for task in list(pool.queue)[: max(0, min(params.limit, self.QUEUE_LIMIT))]:
+            reason, detail = _why_waiting(task, nodes, idle, draining, pool.deadline, now)
+            reasons[reason] = reasons.get(reason, 0) + 1
+            result.tasks.append(QueuedTask(task=task.id, group=task.group, cores=task.cores, gpus=task.gpus,
+                                           reason=reason, detail=detail))
+        result.reasons = reasons
+        return result
+
     async def _stored_tasks(self, record: PilotRecord) -> list[TaskInfo]:
         results = await asyncio.to_thread(read_results_quietly, record.results_path)
         latest = latest_results(results)
@@ -159,6 +221,29 @@ class Views:
     def finished(self, record: PilotRecord) -> bool:
         """The pilot has ended and is no longer winding down."""
         return record.terminal and self.runs.get(record.id) is None
+
+
+def _why_waiting(task: Task, nodes: list[Any], idle: int, draining: bool, deadline: float | None,
+                 now: float) -> tuple[str, str]:
+    """Why ``task`` has not started: the scheduler's own fit (``TaskPool._fit``), read only."""
+    if draining:
+        return "draining", "the pilot drains: queued tasks do not start"
+    if deadline is not None and task.time_limit is not None and now + task.time_limit > deadline:
+        return "drain-point", (f"its time limit ({task.time_limit:.0f}s) would end after the drain point "
+                               f"({max(0.0, deadline - now):.0f}s left)")
+    if task.whole_nodes:
+        if idle < task.whole_nodes:
+            return "no-idle-node", f"needs {task.whole_nodes} idle node(s), {idle} idle"
+        return "next", "fits: the next dispatch starts it"
+    if task.pin is not None and not any(n.name == task.pin for n in nodes if n.fits(task)):
+        return "pinned", f"pinned to {task.pin}, which has no room for it"
+    if any(n.fits(task) for n in nodes):
+        return "next", "fits: the next dispatch starts it"
+    cores = max((n.free_cores for n in nodes), default=0)
+    if task.gpus and any(n.free_cores >= task.cores for n in nodes):
+        gpus = max((sum(1 for v in n.gpu_free.values() if v > 0) for n in nodes), default=0)
+        return "no-free-gpu", f"needs {task.gpus} GPU(s) on one node, at most {gpus} free"
+    return "no-free-core", f"needs {task.cores} core(s) on one node, at most {cores} free"
 
 
 def _attempt_status(status: str, ended: float | None) -> str:

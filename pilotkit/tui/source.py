@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PilotkitError, SpecProblem
+from ..protocol import QueueResult
 from .model import Connection, DashboardModel
 
 ACTIONS = ("drain", "cancel", "retry")
@@ -95,6 +96,10 @@ class DataSource(abc.ABC):
     @abc.abstractmethod
     async def control(self, action: str, pilot: str) -> str:
         """Do ``action`` (one of :data:`ACTIONS`) to ``pilot``; a line saying what happened."""
+
+    async def queue(self, pilot: str) -> QueueResult:
+        """What waits in ``pilot`` and why, its rate and ETA (the daemon's ``queue``)."""
+        raise ActionRefused("the queue comes from a live daemon: a replay has none")
 
     @abc.abstractmethod
     async def submit(self, text: str, path: str | None) -> str:

@@ -64,7 +64,7 @@ Pilots (overview)
 Pilot
   tab          next panel             /          filter tasks (! inverts)
   s  S         sort tasks, reverse    l  enter   task output (L: stderr)
-  d c r        drain, cancel, retry
+  d c r        drain, cancel, retry   w          the queue: what waits, why; rate, ETA
 
 Logs
   w            wrap                   t          timestamps

@@ -33,6 +33,7 @@ class PilotScreen(DashboardScreen):
         Binding("slash", "filter", "Filter"),
         Binding("l", "logs", "Logs"),
         Binding("L", "logs(True)", "stderr", show=False),
+        Binding("w", "queue", "Queue"),
         Binding("d", "act('drain')", "Drain"),
         Binding("c", "act('cancel')", "Cancel"),
         Binding("r", "act('retry')", "Retry failed"),
@@ -179,6 +180,11 @@ class PilotScreen(DashboardScreen):
             return
         row = self.query_one(TaskTable).selected
         self.post_message(OpenLogs(self.pilot_id, row.task if row is not None else None, stderr))
+
+    def action_queue(self) -> None:
+        from .queue import QueueScreen
+
+        self.app.push_screen(QueueScreen(self.pilot_id))
 
     def action_act(self, action: str) -> None:
         self.post_message(RequestAction(action, self.pilot_id))
