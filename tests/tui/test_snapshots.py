@@ -8,6 +8,7 @@ Each screen at 160x48 and at 80x24 (the smallest terminal the layout is made for
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ pytest.importorskip("pytest_textual_snapshot")
 
 from textual.pilot import Pilot
 
+from pilotkit.protocol import QueuedTask, QueueResult
 from pilotkit.tui.app import PilotkitApp
 from pilotkit.tui.messages import OpenLogs, OpenPilot
 from pilotkit.tui.replay import ReplaySource
@@ -138,3 +140,28 @@ def test_confirm_retry_of_a_cancelled_pilot(size: tuple[int, int], snap_compare:
         pilot.app.post_message(OpenPilot(DEMO_PILOT))
 
     assert snap_compare(app, terminal_size=size, run_before=after_replay(open_pilot, "r"))
+
+
+class FakeQueueReplay(ReplaySource):
+    """A replay that answers ``queue`` with a fixed result (a replay has no daemon to ask):
+    for the look of the queue screen only; ``tests/tui/test_queue.py`` runs it on a daemon."""
+
+    async def queue(self, pilot: str) -> QueueResult:
+        t = 1795628456.0
+        tasks = [QueuedTask(task=f"fit-{i}", group="fit", cores=2, reason="no-free-core",
+                            detail="needs 2 core(s) on one node, at most 0 free") for i in range(3)]
+        tasks += [QueuedTask(task="train-0", group="train", cores=1, gpus=2, reason="no-free-gpu",
+                             detail="needs 2 GPU(s) on one node, at most 1 free"),
+                  QueuedTask(task="long-0", group="long", reason="drain-point",
+                             detail="its time limit (1800s) would end after the drain point (540s left)")]
+        return QueueResult(pilot=pilot, state="running", t=t, queued=5, running=2, cores=4, free_cores=0, gpus=2,
+                           free_gpus=1, window=300.0, finished_in_window=30, rate=6.0, eta=70.0, finish_at=t + 70,
+                           walltime_end=t + 600, drain_at=t + 540, before_drain=True,
+                           reasons={"no-free-core": 3, "no-free-gpu": 1, "drain-point": 1}, tasks=tasks)
+
+
+@SIZES
+def test_queue_fake_result(size: tuple[int, int], snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(time, "time", lambda: 1795628456.0)  # the drain point's "left"
+    app = PilotkitApp(FakeQueueReplay(DEMO_LOG, speed=None), tick=False, pilot=DEMO_PILOT)
+    assert snap_compare(app, terminal_size=size, run_before=after_replay(None, "w"))

@@ -74,7 +74,7 @@ class QueueScreen(DashboardScreen):
 
     def render_queue(self) -> Text:
         p = palette_of(self)
-        text = Text()
+        text = Text(no_wrap=True, overflow="ellipsis")
         q = self.result
         if q is None:
             text.append(self.problem or "asking the daemon…", p.muted)
@@ -85,9 +85,10 @@ class QueueScreen(DashboardScreen):
         if q.rate is None:
             text.append(f"rate: no task finished in the last {q.window:.0f}s\n", p.muted)
         else:
-            line = f"rate: {q.rate:.1f} tasks/min (last {q.window:.0f}s)"
+            text.append(f"rate: {q.rate:.1f} tasks/min (last {q.window:.0f}s)\n")
+            line = ""
             if q.eta is not None:
-                line += f"  backlog {q.queued + q.running}: done in {duration(q.eta)}"
+                line += f"backlog {q.queued + q.running}: done in {duration(q.eta)}"
             if q.finish_at is not None:
                 line += f" at {clock(q.finish_at)}"
             if q.drain_at is not None and q.before_drain is not None:
