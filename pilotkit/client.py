@@ -40,6 +40,7 @@ from .protocol import (
     HEADER,
     MAX_FRAME,
     ControlResult,
+    DescribeResult,
     ErrorCode,
     ErrorReply,
     EventsParams,
@@ -322,6 +323,10 @@ class Client:
     async def queue(self, pilot: str, *, limit: int = 200, window: float = 300.0) -> QueueResult:
         """What waits in ``pilot`` and why; its rate and ETA against the walltime."""
         return await self.call("queue", QueueParams(pilot=pilot, limit=limit, window=window), QueueResult)
+
+    async def describe(self, pilot: str) -> DescribeResult:
+        """A pilot's spec, resources, job, nodes and files."""
+        return await self.call("describe", PilotParams(pilot=pilot), DescribeResult)
 
     async def drain(self, pilot: str) -> ControlResult:
         return await self.call("drain", PilotParams(pilot=pilot), ControlResult)

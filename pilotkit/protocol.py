@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .types import NodeInfo
+from .types import Allocation, NodeInfo
 from .vocab import Counts as Counts  # task counts: one definition for the wire and the core
 
 PROTOCOL_VERSION = 1
@@ -410,6 +410,53 @@ class QueueResult(msgspec.Struct, kw_only=True):
     tasks: list[QueuedTask] = []
 
 
+class DescribeResult(msgspec.Struct, kw_only=True):
+    """Everything about one pilot: its spec, what it was given, where its files are."""
+
+    summary: PilotSummary
+    spec: str
+    """The spec's TOML as submitted."""
+    spec_path: str | None = None
+    allocation: Allocation | None = None
+    """What the provider claimed (job id, node names, walltime end, provider details)."""
+    nodes: list[NodeInfo] = []
+    """The nodes as their agents probed them: the resources resolved."""
+    files: dict[str, str] = {}
+    """``workdir``, ``pilot_log``, ``results``, ``tasks``: paths on the daemon's machine."""
+
+    def lines(self, now: float | None = None) -> list[str]:
+        """In words, as ``pilotkit describe`` prints it and the dashboard shows it."""
+        import time
+
+        s = self.summary
+        now = now or time.time()
+        out = [f"Pilot      {s.id} (name {s.name})",
+               f"State      {s.state}" + (f" ({s.reason})" if s.reason else "") + (f", run {s.run}" if s.run > 1 else ""),
+               f"Provider   {s.provider}" + (f", job {s.job_id}" if s.job_id else "")]
+        if s.walltime_end is not None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.walltime_end))
+            left = f" ({int(s.walltime_end - now)}s left)" if s.walltime_left is not None else ""
+            out.append(f"Walltime   ends {when}{left}")
+        out.append(f"Resources  {s.nodes} node(s), {s.cores} cores, {s.gpus} GPUs")
+        if self.allocation is not None and self.allocation.data:
+            out.append("Allocation " + ", ".join(f"{k}={v}" for k, v in sorted(self.allocation.data.items())))
+        if self.nodes:
+            out.append("Nodes")
+            for n in self.nodes:
+                gpus = ", ".join(g.name or g.uuid for g in n.gpus) if n.gpus else f"no GPU ({n.gpu_reason or 'none'})"
+                out.append(f"  {n.name:<16} {n.cores} cores, {n.memory / 2**30:.1f} GiB, {gpus}")
+        elif self.allocation is not None and self.allocation.nodes:
+            out.append("Nodes      " + " ".join(self.allocation.nodes) + " (not probed yet)")
+        out.append("Files")
+        for key, label in (("workdir", "workdir"), ("pilot_log", "pilot log"), ("results", "results"),
+                           ("tasks", "task output")):
+            if key in self.files:
+                out.append(f"  {label:<12} {self.files[key]}")
+        out.append(f"Spec{f' ({self.spec_path})' if self.spec_path else ''}")
+        out.extend(f"  {line}" for line in self.spec.rstrip("\n").splitlines())
+        return out
+
+
 class ControlResult(msgspec.Struct, kw_only=True):
     pilot: str
     state: str
@@ -467,6 +514,7 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("pilot", PilotParams, PilotDetail),
         MethodSpec("tasks", TasksParams, TasksResult),
         MethodSpec("queue", QueueParams, QueueResult),
+        MethodSpec("describe", PilotParams, DescribeResult),
         MethodSpec("events", EventsParams, SubscribeResult, stream=True),
         MethodSpec("metrics", MetricsParams, SubscribeResult, stream=True),
         MethodSpec("logs", LogsParams, SubscribeResult, stream=True),

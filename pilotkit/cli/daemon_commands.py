@@ -464,6 +464,22 @@ async def queue(client: Client, pilot: str, limit: int, window: float, as_json: 
         click.echo(line)
 
 
+@click.command()
+@click.argument("pilot")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the daemon's describe result).")
+@connection_options
+@with_client
+async def describe(client: Client, pilot: str, as_json: bool) -> None:
+    """Everything about a pilot: its spec, resolved resources, job id, nodes, where its
+    files are."""
+    d = await client.describe(pilot)
+    if as_json:
+        _echo_json(d)
+        return
+    for line in d.lines():
+        click.echo(line)
+
+
 def queue_lines(q: Any) -> list[str]:
     """The queue result in words (``pilotkit queue``)."""
     lines = [f"{q.pilot}  {q.state}  queued {q.queued}  running {q.running}  "
@@ -553,7 +569,7 @@ async def shutdown_command(client: Client, force: bool) -> None:
     click.echo("daemon stopping")
 
 
-COMMANDS = (daemon, submit, status, events, logs, tasks, queue, drain, cancel, retry, shutdown_command)
+COMMANDS = (daemon, submit, status, events, logs, tasks, queue, describe, drain, cancel, retry, shutdown_command)
 
 
 def register_daemon_commands(cli: click.Group) -> None:

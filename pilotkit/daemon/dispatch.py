@@ -111,6 +111,7 @@ class Api:
             ("pilot", self.pilot, False),
             ("tasks", self.tasks, False),
             ("queue", self.queue, False),
+            ("describe", self.describe, False),
             ("events", streams.events, False),
             ("metrics", streams.metrics_stream, False),
             ("logs", streams.logs, False),
@@ -240,6 +241,9 @@ class Api:
 
     async def queue(self, conn: Connection, rid: int | None, params: QueueParams) -> msgspec.Struct:
         return self.manager.views.queue(params)
+
+    async def describe(self, conn: Connection, rid: int | None, params: PilotParams) -> msgspec.Struct:
+        return self.manager.views.describe(params.pilot)
 
     async def drain(self, conn: Connection, rid: int | None, params: PilotParams) -> msgspec.Struct:
         return await self.manager.drain(params.pilot)

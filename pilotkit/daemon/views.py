@@ -5,10 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from ..protocol import (
     Counts,
+    DescribeResult,
     MetricSample,
     NodeStatus,
     PilotDetail,
@@ -22,7 +26,8 @@ from ..protocol import (
 )
 from ..states import TaskStatus
 from ..task import Task
-from ..vocab import final_status
+from ..types import Allocation
+from ..vocab import TASKS_DIR, final_status
 from .metrics import MetricsBuffer
 from .records import PilotRecord, Records
 from .runs import Runs, progress
@@ -122,6 +127,23 @@ class Views:
         offset = max(0, params.offset)
         limit = max(0, min(params.limit, self.TASKS_LIMIT))
         return TasksResult(total=len(infos), offset=offset, tasks=infos[offset:offset + limit])
+
+    # ------------------------------------------------------------------ describe
+
+    def describe(self, pilot_id: str) -> DescribeResult:
+        """A pilot's spec, what it was given, and where its files are."""
+        record = self.records.lookup(pilot_id)
+        allocation = None
+        if record.allocation:
+            try:
+                allocation = msgspec.json.decode(record.allocation, type=Allocation)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                allocation = None
+        workdir = Path(record.workdir)
+        files = {"workdir": str(workdir), "pilot_log": str(record.log_path), "results": str(record.results_path),
+                 "tasks": str(workdir / TASKS_DIR)}
+        return DescribeResult(summary=self.summary(record), spec=record.spec, spec_path=record.spec_path,
+                              allocation=allocation, nodes=list(record.nodes), files=files)
 
     # ------------------------------------------------------------------ the queue
 

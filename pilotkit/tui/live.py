@@ -29,7 +29,7 @@ import msgspec
 from ..client import Client, DaemonError, Target, open_client
 from ..errors import PilotkitError
 from ..events import decode as decode_event
-from ..protocol import EventsParams, QueueResult, StreamDropped, StreamEvent
+from ..protocol import DescribeResult, EventsParams, QueueResult, StreamDropped, StreamEvent
 from .model import Connection, DashboardModel
 from .source import ActionRefused, Changed, ConnectionCallback, DataSource, Problem, SubmitRefused
 
@@ -310,12 +310,18 @@ class LiveSource(DataSource):
                 view.hydrated = False  # a new run: counts from the summaries
         return await self._call(do())
 
-    async def queue(self, pilot: str) -> QueueResult:
+    def _needs(self, method: str) -> Client:
         client = self._client()
         methods = client.server.methods if client.server is not None else []
-        if "queue" not in methods:
-            raise ActionRefused("this daemon has no 'queue' method (an older pilotkit): upgrade it to see the queue")
-        return await client.queue(pilot)
+        if method not in methods:
+            raise ActionRefused(f"this daemon has no '{method}' method (an older pilotkit): upgrade it")
+        return client
+
+    async def queue(self, pilot: str) -> QueueResult:
+        return await self._needs("queue").queue(pilot)
+
+    async def describe_pilot(self, pilot: str) -> DescribeResult:
+        return await self._needs("describe").describe(pilot)
 
     async def submit(self, text: str, path: str | None) -> str:
         client = self._client()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PilotkitError, SpecProblem
-from ..protocol import QueueResult
+from ..protocol import DescribeResult, QueueResult
 from .model import Connection, DashboardModel
 
 ACTIONS = ("drain", "cancel", "retry")
@@ -100,6 +100,10 @@ class DataSource(abc.ABC):
     async def queue(self, pilot: str) -> QueueResult:
         """What waits in ``pilot`` and why, its rate and ETA (the daemon's ``queue``)."""
         raise ActionRefused("the queue comes from a live daemon: a replay has none")
+
+    async def describe_pilot(self, pilot: str) -> DescribeResult:
+        """``pilot``'s spec, resources, job, nodes and files (the daemon's ``describe``)."""
+        raise ActionRefused("describe comes from a live daemon: a replay has no spec")
 
     @abc.abstractmethod
     async def submit(self, text: str, path: str | None) -> str:

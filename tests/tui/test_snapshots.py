@@ -19,13 +19,14 @@ pytest.importorskip("pytest_textual_snapshot")
 
 from textual.pilot import Pilot
 
-from pilotkit.protocol import QueuedTask, QueueResult
+from pilotkit.protocol import DescribeResult, PilotSummary, QueuedTask, QueueResult
 from pilotkit.tui.app import PilotkitApp
 from pilotkit.tui.messages import OpenLogs, OpenPilot
 from pilotkit.tui.replay import ReplaySource
 from pilotkit.tui.screens.submit import SpecTree, SubmitScreen
+from pilotkit.types import Allocation, NodeInfo
 
-from .conftest import CLUSTER_LOG, DATA, DEMO_LOG, DEMO_RUN
+from .conftest import CLUSTER_LOG, DATA, DEMO_LOG, DEMO_RUN, DEMO_SPEC
 
 SIZES = pytest.mark.parametrize("size", [(160, 48), (80, 24)], ids=["160x48", "80x24"])
 
@@ -165,3 +166,30 @@ def test_queue_fake_result(size: tuple[int, int], snap_compare: Any, monkeypatch
     monkeypatch.setattr(time, "time", lambda: 1795628456.0)  # the drain point's "left"
     app = PilotkitApp(FakeQueueReplay(DEMO_LOG, speed=None), tick=False, pilot=DEMO_PILOT)
     assert snap_compare(app, terminal_size=size, run_before=after_replay(None, "w"))
+
+
+class FakeDescribeReplay(ReplaySource):
+    """A replay that answers ``describe`` from the recorded demo (a replay has no daemon to
+    ask): for the look of the describe screen only; ``tests/tui/test_describe.py`` runs it
+    on a daemon."""
+
+    async def describe_pilot(self, pilot: str) -> DescribeResult:
+        assert self.model is not None
+        view = self.model.pilots[pilot]
+        summary = PilotSummary(id=pilot, name=view.name, provider="local", state=view.state, reason=view.reason,
+                               workdir="/home/ada/runs/" + pilot, created=view.created or 0.0,
+                               updated=view.ended or 0.0, ended=view.ended, nodes=1, cores=2, job_id="25663",
+                               walltime_end=view.walltime_end)
+        nodes = [NodeInfo(name="vm", cores=2, memory=25276063744,
+                          gpu_reason="NVML library not found (no NVIDIA driver installed)")]
+        files = {"workdir": summary.workdir, "pilot_log": summary.workdir + "/pilot.log",
+                 "results": summary.workdir + "/results.jsonl", "tasks": summary.workdir + "/tasks"}
+        return DescribeResult(summary=summary, spec=DEMO_SPEC.read_text(), spec_path="/home/ada/demo.toml",
+                              allocation=Allocation(provider="local", nodes=["vm"], job_id="25663"), nodes=nodes,
+                              files=files)
+
+
+@SIZES
+def test_describe_fake_result(size: tuple[int, int], snap_compare: Any) -> None:
+    app = PilotkitApp(FakeDescribeReplay(DEMO_LOG, speed=None), tick=False, pilot=DEMO_PILOT)
+    assert snap_compare(app, terminal_size=size, run_before=after_replay(None, "i"))

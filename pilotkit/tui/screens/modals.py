@@ -60,11 +60,13 @@ Pilots (overview)
   s            submit a spec          l          the pilot's log
   d            drain                  c          cancel (asks first)
   r            retry failed tasks (asks first for a cancelled pilot)
+  i            describe: spec, resources, job, nodes, files
 
 Pilot
   tab          next panel             /          filter tasks (! inverts)
   s  S         sort tasks, reverse    l  enter   task output (L: stderr)
   d c r        drain, cancel, retry   w          the queue: what waits, why; rate, ETA
+  i            describe the pilot
 
 Logs
   w            wrap                   t          timestamps

@@ -20,6 +20,7 @@ class OverviewScreen(DashboardScreen):
         Binding("enter", "open", "Open", show=True),
         Binding("s", "submit", "Submit"),
         Binding("l", "logs", "Log"),
+        Binding("i", "describe", "Describe"),
         Binding("d", "act('drain')", "Drain"),
         Binding("c", "act('cancel')", "Cancel"),
         Binding("r", "act('retry')", "Retry failed"),
@@ -63,6 +64,13 @@ class OverviewScreen(DashboardScreen):
         pilot = self._selected()
         if pilot is not None:
             self.post_message(OpenLogs(pilot))
+
+    def action_describe(self) -> None:
+        from .describe import DescribeScreen
+
+        pilot = self._selected()
+        if pilot is not None:
+            self.app.push_screen(DescribeScreen(pilot))
 
     def action_act(self, action: str) -> None:
         pilot = self._selected()

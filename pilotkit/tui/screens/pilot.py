@@ -34,6 +34,7 @@ class PilotScreen(DashboardScreen):
         Binding("l", "logs", "Logs"),
         Binding("L", "logs(True)", "stderr", show=False),
         Binding("w", "queue", "Queue"),
+        Binding("i", "describe", "Describe"),
         Binding("d", "act('drain')", "Drain"),
         Binding("c", "act('cancel')", "Cancel"),
         Binding("r", "act('retry')", "Retry failed"),
@@ -185,6 +186,11 @@ class PilotScreen(DashboardScreen):
         from .queue import QueueScreen
 
         self.app.push_screen(QueueScreen(self.pilot_id))
+
+    def action_describe(self) -> None:
+        from .describe import DescribeScreen
+
+        self.app.push_screen(DescribeScreen(self.pilot_id))
 
     def action_act(self, action: str) -> None:
         self.post_message(RequestAction(action, self.pilot_id))
