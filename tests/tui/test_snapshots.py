@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 pytest.importorskip("pytest_textual_snapshot")
@@ -193,3 +194,35 @@ class FakeDescribeReplay(ReplaySource):
 def test_describe_fake_result(size: tuple[int, int], snap_compare: Any) -> None:
     app = PilotkitApp(FakeDescribeReplay(DEMO_LOG, speed=None), tick=False, pilot=DEMO_PILOT)
     assert snap_compare(app, terminal_size=size, run_before=after_replay(None, "i"))
+
+
+def cancelled_log(tmp_path: Path) -> Path:
+    """The synthetic cluster pilot, cancelled part-way: its running tasks killed, a whole
+    group never started (cancelled tasks in the counts, the bars and the task list)."""
+    from pilotkit.events import GroupAdded, PilotStateChanged, TaskCancelled, TaskFinished
+    from pilotkit.tui.synthetic import cluster_events
+
+    events = list(cluster_events(nodes=3, tasks=24, metric_rounds=4, finish=False))
+    t = events[-1].t + 0.1
+    events.append(GroupAdded(pilot=CLUSTER_PILOT, t=t, group="later", total=12))
+    events.append(PilotStateChanged(pilot=CLUSTER_PILOT, t=t + 0.1, state="evicting", previous="running"))
+    events.append(TaskCancelled(pilot=CLUSTER_PILOT, t=t + 0.2, group="later", count=12))
+    for k, node in enumerate(("node0000", "node0001", "node0002")):
+        task = f"eval-{9 + k:05d}"
+        events.append(TaskFinished(pilot=CLUSTER_PILOT, t=t + 0.3, task=task, group="eval", attempt=1, node=node,
+                                   status="killed", exit_code=-15, duration=0.2))
+    events.append(PilotStateChanged(pilot=CLUSTER_PILOT, t=t + 0.5, state="cancelled", previous="evicting",
+                                    reason="cancelled"))
+    path = tmp_path / "cancelled.jsonl"
+    path.write_bytes(b"\n".join(msgspec.json.encode(e) for e in events) + b"\n")
+    return path
+
+
+@SIZES
+def test_pilot_cancelled(size: tuple[int, int], snap_compare: Any, tmp_path: Path) -> None:
+    app = replay_app(cancelled_log(tmp_path))
+
+    def open_pilot(pilot: Pilot[Any]) -> None:
+        pilot.app.post_message(OpenPilot(CLUSTER_PILOT))
+
+    assert snap_compare(app, terminal_size=size, run_before=after_replay(open_pilot, "slash", *"cancel", "enter"))
