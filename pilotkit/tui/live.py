@@ -57,6 +57,7 @@ class LiveSource(DataSource):
     ) -> None:
         self.target = target or Target()
         self.local = not (self.target.host or self.target.tcp or self.target.socket)
+        self.remote = bool(self.target.host or self.target.tcp)
         self.start_daemon = start_daemon and self.local
         self.retries = retries
         self.backoff = backoff

@@ -73,6 +73,8 @@ class DataSource(abc.ABC):
     """``live`` or ``replay``."""
     can_control: bool = True
     """Whether actions (drain, cancel, submit...) can work at all."""
+    remote: bool = False
+    """The daemon runs on another machine (its local pilots' nodes are not this one)."""
 
     @abc.abstractmethod
     def describe(self) -> str:

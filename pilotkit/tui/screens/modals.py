@@ -66,7 +66,7 @@ Pilot
   tab          next panel             /          filter tasks (! inverts)
   s  S         sort tasks, reverse    l  enter   task output (L: stderr)
   d c r        drain, cancel, retry   w          the queue: what waits, why; rate, ETA
-  i            describe the pilot
+  i            describe the pilot     !          a shell on the selected node
 
 Logs
   w            wrap                   t          timestamps
