@@ -238,3 +238,20 @@ async def test_submit_screen_keeps_a_draft_and_saves_it(tmp_path: Path, monkeypa
         app.open_submit()
         await pilot.pause()
         assert isinstance(app.screen, SubmitScreen) and app.screen.shown is None  # nothing left over
+
+
+async def test_overview_at_80_columns_shows_the_tasks_and_follows_a_resize() -> None:
+    from pilotkit.tui.widgets.pilot_table import PilotTable
+
+    app = replay()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await app.until(lambda: app.model.connection.state == "replayed")
+        await repainted(app, pilot)
+        table = app.screen.query_one(PilotTable)
+        assert table.narrow and [c.key.value for c in table.ordered_columns][:3] == ["pilot", "state", "progress"]
+        assert table.row_count == 1 and "19/20 1F" in table.get_row_at(0)[2].plain  # 19 done, 1 failed
+        await pilot.resize_terminal(160, 48)
+        await repainted(app, pilot)
+        assert not table.narrow and table.row_count == 1
+        assert [c.key.value for c in table.ordered_columns][-1] == "progress"
+        assert table.selected == DEMO_PILOT

@@ -33,6 +33,13 @@ class OverviewScreen(DashboardScreen):
     def on_mount(self) -> None:
         self.query_one(PilotTable).focus()
 
+    def fit(self, width: int, height: int) -> None:
+        super().fit(width, height)
+        for table in self.query(PilotTable):
+            if table.narrow is not None and table.narrow != (width < 120):
+                table.fit(width)
+                self.repaint()
+
     def refresh_view(self, model: DashboardModel) -> None:
         table = self.query_one(PilotTable)
         table.sync(model)
