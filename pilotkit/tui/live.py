@@ -28,6 +28,7 @@ import msgspec
 
 from ..client import Client, DaemonError, Target, open_client
 from ..errors import PilotkitError
+from ..events import TaskCancelled
 from ..events import decode as decode_event
 from ..protocol import DescribeResult, EventsParams, QueueResult, StreamDropped, StreamEvent
 from .model import Connection, DashboardModel
@@ -69,6 +70,9 @@ class LiveSource(DataSource):
         self.watched: str | None = None
         self._wake = asyncio.Event()
         self._poke = asyncio.Event()
+        self._cancelled: set[str] = set()
+        """Pilots whose queued tasks were just cancelled: their names are fetched (an event
+        counts them but does not name them), so the task list shows them."""
         self._description = self._where()
 
     def _where(self) -> str:
@@ -203,6 +207,7 @@ class LiveSource(DataSource):
                     raise client.error
                 status = await client.status_full()
                 model.apply_status(status.pilots, status.daemon)
+                await self._fetch_cancelled(client, model)
                 changed()
         finally:
             tasks = list(followers.values()) + ([metrics[1]] if metrics is not None else [])
@@ -211,6 +216,21 @@ class LiveSource(DataSource):
             for task in tasks:
                 with contextlib.suppress(BaseException):
                     await task
+
+    async def _fetch_cancelled(self, client: Client, model: DashboardModel) -> None:
+        while self._cancelled:
+            pid = self._cancelled.pop()
+            view = model.pilots.get(pid)
+            if view is None:
+                continue
+            try:
+                page = await client.tasks(pid, status=["cancelled"], limit=10_000)
+            except DaemonError as exc:
+                if exc.code == "closed":
+                    raise
+                log.info("cannot list the cancelled tasks of %s: %s", pid, exc)
+                continue
+            view.apply_tasks(page.tasks)
 
     @staticmethod
     def _check(task: asyncio.Task[None]) -> None:
@@ -242,7 +262,11 @@ class LiveSource(DataSource):
         try:
             async for item in stream:
                 if isinstance(item, StreamEvent):
-                    model.apply_event(_decode(item.event), item.seq)
+                    event = _decode(item.event)
+                    model.apply_event(event, item.seq)
+                    if isinstance(event, TaskCancelled):
+                        self._cancelled.add(pid)
+                        self._poke.set()
                     if start == 0 and not view.hydrated and item.seq >= upto:
                         view.hydrated = True
                 elif isinstance(item, StreamDropped):

@@ -169,6 +169,9 @@ async def test_actions_confirm_cancel_drain_retry(tui_daemon: Any, tmp_path: Pat
         await pilot.press("c")
         await pilot.press("y")
         await app.until(lambda: view.state == "cancelled" and view.totals().cancelled >= 6)
+        # the tasks that never started are in the list too, as cancelled
+        await app.until(lambda: sum(1 for s in view.tasks.status if s == "cancelled") >= 6)
+        assert len(view.tasks) == 8
 
         # retry of a cancelled pilot would start it again: it asks first and says so
         await pilot.press("r")
