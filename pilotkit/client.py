@@ -44,6 +44,8 @@ from .protocol import (
     ErrorCode,
     ErrorReply,
     EventsParams,
+    FailuresParams,
+    FailuresResult,
     HeartbeatParams,
     HelloParams,
     HelloResult,
@@ -327,6 +329,10 @@ class Client:
     async def describe(self, pilot: str) -> DescribeResult:
         """A pilot's spec, resources, job, nodes and files."""
         return await self.call("describe", PilotParams(pilot=pilot), DescribeResult)
+
+    async def failures(self, pilot: str, *, limit: int = 1000) -> FailuresResult:
+        """Failed tasks grouped by outcome, exit code and the last line of their stderr."""
+        return await self.call("failures", FailuresParams(pilot=pilot, limit=limit), FailuresResult)
 
     async def drain(self, pilot: str) -> ControlResult:
         return await self.call("drain", PilotParams(pilot=pilot), ControlResult)

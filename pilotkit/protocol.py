@@ -410,6 +410,32 @@ class QueueResult(msgspec.Struct, kw_only=True):
     tasks: list[QueuedTask] = []
 
 
+class FailuresParams(msgspec.Struct, kw_only=True):
+    pilot: str
+    limit: int = 1000
+    """The most failed tasks read (their stderr's last line); counts say how many failed."""
+
+
+class FailureGroup(msgspec.Struct, kw_only=True):
+    """Failed tasks that ended alike: the same outcome, exit code and last stderr line."""
+
+    outcome: str
+    exit_code: int | None = None
+    last_line: str = ""
+    """The last non-empty line of the latest attempt's stderr ("" when it wrote none)."""
+    count: int
+    tasks: list[str]
+    """The tasks (their latest attempt is the one described), in name order."""
+
+
+class FailuresResult(msgspec.Struct, kw_only=True):
+    pilot: str
+    failed: int
+    """Failed tasks in all (more than were read when over ``limit``)."""
+    groups: list[FailureGroup]
+    """Most tasks first."""
+
+
 class DescribeResult(msgspec.Struct, kw_only=True):
     """Everything about one pilot: its spec, what it was given, where its files are."""
 
@@ -515,6 +541,7 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("tasks", TasksParams, TasksResult),
         MethodSpec("queue", QueueParams, QueueResult),
         MethodSpec("describe", PilotParams, DescribeResult),
+        MethodSpec("failures", FailuresParams, FailuresResult),
         MethodSpec("events", EventsParams, SubscribeResult, stream=True),
         MethodSpec("metrics", MetricsParams, SubscribeResult, stream=True),
         MethodSpec("logs", LogsParams, SubscribeResult, stream=True),

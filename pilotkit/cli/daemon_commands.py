@@ -480,6 +480,27 @@ async def describe(client: Client, pilot: str, as_json: bool) -> None:
         click.echo(line)
 
 
+@click.command()
+@click.argument("pilot")
+@click.option("--limit", type=int, default=1000, show_default=True, help="Failed tasks read.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the daemon's failures result).")
+@connection_options
+@with_client
+async def failures(client: Client, pilot: str, limit: int, as_json: bool) -> None:
+    """A pilot's failed tasks, grouped by outcome, exit code and the last line of their
+    stderr, most first."""
+    f = await client.failures(pilot, limit=limit)
+    if as_json:
+        _echo_json(f)
+        return
+    click.echo(f"{f.pilot}: {f.failed} failed task(s) in {len(f.groups)} group(s)")
+    for g in f.groups:
+        code = f"exit {g.exit_code}" if g.exit_code is not None else "no exit code"
+        names = ", ".join(g.tasks[:5]) + (f" and {g.count - 5} more" if g.count > 5 else "")
+        click.echo(f"{g.count:>6}  {g.outcome} ({code}): {g.last_line or '(no stderr)'}")
+        click.echo(f"        {names}")
+
+
 def queue_lines(q: Any) -> list[str]:
     """The queue result in words (``pilotkit queue``)."""
     lines = [f"{q.pilot}  {q.state}  queued {q.queued}  running {q.running}  "
@@ -569,7 +590,7 @@ async def shutdown_command(client: Client, force: bool) -> None:
     click.echo("daemon stopping")
 
 
-COMMANDS = (daemon, submit, status, events, logs, tasks, queue, describe, drain, cancel, retry, shutdown_command)
+COMMANDS = (daemon, submit, status, events, logs, tasks, queue, describe, failures, drain, cancel, retry, shutdown_command)
 
 
 def register_daemon_commands(cli: click.Group) -> None:

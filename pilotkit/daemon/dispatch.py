@@ -31,6 +31,7 @@ from ..protocol import (
     METHODS,
     SUPPORTED_VERSIONS,
     DaemonInfo,
+    FailuresParams,
     HeartbeatParams,
     HelloParams,
     HelloResult,
@@ -112,6 +113,7 @@ class Api:
             ("tasks", self.tasks, False),
             ("queue", self.queue, False),
             ("describe", self.describe, False),
+            ("failures", self.failures, False),
             ("events", streams.events, False),
             ("metrics", streams.metrics_stream, False),
             ("logs", streams.logs, False),
@@ -244,6 +246,9 @@ class Api:
 
     async def describe(self, conn: Connection, rid: int | None, params: PilotParams) -> msgspec.Struct:
         return self.manager.views.describe(params.pilot)
+
+    async def failures(self, conn: Connection, rid: int | None, params: FailuresParams) -> msgspec.Struct:
+        return await self.manager.views.failures(params)
 
     async def drain(self, conn: Connection, rid: int | None, params: PilotParams) -> msgspec.Struct:
         return await self.manager.drain(params.pilot)

@@ -13,6 +13,9 @@ import msgspec
 from ..protocol import (
     Counts,
     DescribeResult,
+    FailureGroup,
+    FailuresParams,
+    FailuresResult,
     MetricSample,
     NodeStatus,
     PilotDetail,
@@ -27,7 +30,7 @@ from ..protocol import (
 from ..states import TaskStatus
 from ..task import Task
 from ..types import Allocation
-from ..vocab import TASKS_DIR, final_status
+from ..vocab import TASKS_DIR, attempt_log, final_status
 from .metrics import MetricsBuffer
 from .records import PilotRecord, Records
 from .runs import Runs, progress
@@ -127,6 +130,25 @@ class Views:
         offset = max(0, params.offset)
         limit = max(0, min(params.limit, self.TASKS_LIMIT))
         return TasksResult(total=len(infos), offset=offset, tasks=infos[offset:offset + limit])
+
+    # ------------------------------------------------------------------ failures
+
+    async def failures(self, params: FailuresParams) -> FailuresResult:
+        """Failed tasks grouped by outcome, exit code and the last line of their stderr."""
+        record = self.records.lookup(params.pilot)
+        page = await self.tasks(TasksParams(pilot=record.id, status=["failed"], limit=self.TASKS_LIMIT))
+        failed = [t for t in page.tasks if t.status == TaskStatus.FAILED.value]
+        chosen = failed[: max(0, min(params.limit, self.TASKS_LIMIT))]
+        workdir = Path(record.workdir)
+        paths = [attempt_log(workdir, t.task, t.attempts, "err") if t.attempts else None for t in chosen]
+        lasts = await asyncio.to_thread(lambda: [_last_line(p) if p is not None else "" for p in paths])
+        groups: dict[tuple[str, int | None, str], list[str]] = {}
+        for t, last in zip(chosen, lasts, strict=True):
+            groups.setdefault((t.outcome or "failed", t.exit_code, last), []).append(t.task)
+        out = [FailureGroup(outcome=o, exit_code=code, last_line=last, count=len(tasks), tasks=sorted(tasks))
+               for (o, code, last), tasks in groups.items()]
+        out.sort(key=lambda g: (-g.count, g.outcome, g.exit_code or 0, g.last_line))
+        return FailuresResult(pilot=record.id, failed=len(failed), groups=out)
 
     # ------------------------------------------------------------------ describe
 
@@ -243,6 +265,22 @@ class Views:
     def finished(self, record: PilotRecord) -> bool:
         """The pilot has ended and is no longer winding down."""
         return record.terminal and self.runs.get(record.id) is None
+
+
+def _last_line(path: Path, tail: int = 4096) -> str:
+    """The last non-empty line of a file ("" for none or no file), read from its end."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - tail))
+            data = f.read()
+    except OSError:
+        return ""
+    for line in reversed(data.decode("utf-8", errors="replace").splitlines()):
+        if line.strip():
+            return line.strip()[:400]
+    return ""
 
 
 def _why_waiting(task: Task, nodes: list[Any], idle: int, draining: bool, deadline: float | None,

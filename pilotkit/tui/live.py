@@ -30,7 +30,7 @@ from ..client import Client, DaemonError, Target, open_client
 from ..errors import PilotkitError
 from ..events import TaskCancelled
 from ..events import decode as decode_event
-from ..protocol import DescribeResult, EventsParams, QueueResult, StreamDropped, StreamEvent
+from ..protocol import DescribeResult, EventsParams, FailuresResult, QueueResult, StreamDropped, StreamEvent
 from .model import Connection, DashboardModel
 from .source import ActionRefused, Changed, ConnectionCallback, DataSource, Problem, SubmitRefused
 
@@ -347,6 +347,9 @@ class LiveSource(DataSource):
 
     async def describe_pilot(self, pilot: str) -> DescribeResult:
         return await self._needs("describe").describe(pilot)
+
+    async def failures(self, pilot: str) -> FailuresResult:
+        return await self._needs("failures").failures(pilot)
 
     async def submit(self, text: str, path: str | None) -> str:
         client = self._client()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PilotkitError, SpecProblem
-from ..protocol import DescribeResult, QueueResult
+from ..protocol import DescribeResult, FailuresResult, QueueResult
 from .model import Connection, DashboardModel
 
 ACTIONS = ("drain", "cancel", "retry")
@@ -106,6 +106,10 @@ class DataSource(abc.ABC):
     async def describe_pilot(self, pilot: str) -> DescribeResult:
         """``pilot``'s spec, resources, job, nodes and files (the daemon's ``describe``)."""
         raise ActionRefused("describe comes from a live daemon: a replay has no spec")
+
+    async def failures(self, pilot: str) -> FailuresResult:
+        """``pilot``'s failed tasks grouped alike (the daemon's ``failures``)."""
+        raise ActionRefused("failures come from a live daemon: a replay has none")
 
     @abc.abstractmethod
     async def submit(self, text: str, path: str | None) -> str:

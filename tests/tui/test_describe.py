@@ -1,4 +1,5 @@
-"""``pilotkit describe PILOT`` and the dashboard's describe screen, from a real daemon."""
+"""``pilotkit describe PILOT`` and ``pilotkit failures PILOT``, and the dashboard's
+describe and failures screens, from a real daemon."""
 
 from __future__ import annotations
 
@@ -11,13 +12,15 @@ from pilotkit.client import Target
 from pilotkit.tui.app import PilotkitApp
 from pilotkit.tui.live import LiveSource
 from pilotkit.tui.screens.describe import DescribeScreen
+from pilotkit.tui.screens.failures import FailuresScreen
+from pilotkit.tui.screens.logs import LogsScreen
 from pilotkit.tui.screens.overview import OverviewScreen
 from pilotkit.tui.screens.pilot import PilotScreen
 
 from .conftest import DEMO_SPEC, SIZE
 
 
-async def test_describe_prints_spec_resources_job_nodes_and_files(tui_daemon: Any, tmp_path: Path) -> None:
+async def test_describe_and_failures(tui_daemon: Any, tmp_path: Path) -> None:
     spec = tmp_path / "demo.toml"
     shutil.copy(DEMO_SPEC, spec)
     pilot = tui_daemon.submit(spec)
@@ -39,6 +42,15 @@ async def test_describe_prints_spec_resources_job_nodes_and_files(tui_daemon: An
     bad = tui_daemon.cli("describe", "no-such-pilot", check=False)
     assert bad.returncode == 2 and "no-such-pilot" in bad.stderr and "Traceback" not in bad.stderr
 
+    # failures: grouped by outcome, exit code and the last line of stderr
+    f = json.loads(tui_daemon.cli("failures", pilot, "--json").stdout)
+    assert f["failed"] == 1 and len(f["groups"]) == 1
+    (group,) = f["groups"]
+    assert group["tasks"] == ["check-1"] and group["count"] == 1 and group["outcome"] == "failed"
+    assert "missing column: mass" in group["last_line"] and group["exit_code"] not in (None, 0)
+    words = tui_daemon.cli("failures", pilot).stdout
+    assert "1 failed task(s) in 1 group(s)" in words and "missing column: mass" in words and "check-1" in words
+
     app = PilotkitApp(LiveSource(Target(socket=str(tui_daemon.socket)), poll=0.3))
     async with app.run_test(size=SIZE) as ui:
         await app.until(lambda: pilot in app.model.pilots)
@@ -55,3 +67,15 @@ async def test_describe_prints_spec_resources_job_nodes_and_files(tui_daemon: An
         await app.until(lambda: isinstance(app.screen, DescribeScreen))
         await ui.press("escape")
         assert isinstance(app.screen, PilotScreen)
+        await ui.press("F")
+        await app.until(lambda: isinstance(app.screen, FailuresScreen))
+        failures = app.screen
+        assert isinstance(failures, FailuresScreen)
+        await app.until(lambda: failures.result is not None and bool(failures.lines()))
+        assert "missing column: mass" in failures.lines()[0] and "check-1" in failures.lines()[0]
+        await ui.press("enter")  # the first task's stderr, at its end
+        await app.until(lambda: isinstance(app.screen, LogsScreen))
+        logs = app.screen
+        assert isinstance(logs, LogsScreen) and logs.task_id == "check-1" and logs.stderr
+        await app.until(lambda: logs.ended is not None)
+        assert "missing column: mass" in logs.lines[-1][1]

@@ -20,7 +20,14 @@ pytest.importorskip("pytest_textual_snapshot")
 
 from textual.pilot import Pilot
 
-from pilotkit.protocol import DescribeResult, PilotSummary, QueuedTask, QueueResult
+from pilotkit.protocol import (
+    DescribeResult,
+    FailureGroup,
+    FailuresResult,
+    PilotSummary,
+    QueuedTask,
+    QueueResult,
+)
 from pilotkit.tui.app import PilotkitApp
 from pilotkit.tui.messages import OpenLogs, OpenPilot
 from pilotkit.tui.replay import ReplaySource
@@ -226,3 +233,24 @@ def test_pilot_cancelled(size: tuple[int, int], snap_compare: Any, tmp_path: Pat
         pilot.app.post_message(OpenPilot(CLUSTER_PILOT))
 
     assert snap_compare(app, terminal_size=size, run_before=after_replay(open_pilot, "slash", *"cancel", "enter"))
+
+
+class FakeFailuresReplay(ReplaySource):
+    """A replay that answers ``failures`` with a fixed result (a replay has no daemon to
+    ask): for the look of the failures screen only; ``tests/tui/test_describe.py`` runs
+    it on a daemon."""
+
+    async def failures(self, pilot: str) -> FailuresResult:
+        return FailuresResult(pilot=pilot, failed=41, groups=[
+            FailureGroup(outcome="failed", exit_code=1, last_line="KeyError: 'mass'", count=31,
+                         tasks=[f"fit-{i}" for i in range(31)]),
+            FailureGroup(outcome="timeout", exit_code=None, last_line="epoch 40/100 loss=0.213", count=8,
+                         tasks=[f"train-{i}" for i in range(8)]),
+            FailureGroup(outcome="failed", exit_code=137, last_line="", count=2, tasks=["check-1", "check-3"]),
+        ])
+
+
+@SIZES
+def test_failures_fake_result(size: tuple[int, int], snap_compare: Any) -> None:
+    app = PilotkitApp(FakeFailuresReplay(DEMO_LOG, speed=None), tick=False, pilot=DEMO_PILOT)
+    assert snap_compare(app, terminal_size=size, run_before=after_replay(None, "F"))

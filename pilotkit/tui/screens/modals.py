@@ -67,6 +67,7 @@ Pilot
   s  S         sort tasks, reverse    l  enter   task output (L: stderr)
   d c r        drain, cancel, retry   w          the queue: what waits, why; rate, ETA
   i            describe the pilot     !          a shell on the selected node
+  F            failures, grouped by exit code and last stderr line (enter: the log)
 
 Logs
   w            wrap                   t          timestamps

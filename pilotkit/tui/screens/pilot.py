@@ -37,6 +37,7 @@ class PilotScreen(DashboardScreen):
         Binding("L", "logs(True)", "stderr", show=False),
         Binding("w", "queue", "Queue"),
         Binding("i", "describe", "Describe"),
+        Binding("F", "failures", "Failures"),
         Binding("exclamation_mark", "shell", "Shell"),
         Binding("d", "act('drain')", "Drain"),
         Binding("c", "act('cancel')", "Cancel"),
@@ -224,6 +225,11 @@ class PilotScreen(DashboardScreen):
             return
         self.notify(f"back from {command.what} (exit {code})", timeout=3)
         self.repaint()
+
+    def action_failures(self) -> None:
+        from .failures import FailuresScreen
+
+        self.app.push_screen(FailuresScreen(self.pilot_id))
 
     def action_describe(self) -> None:
         from .describe import DescribeScreen
