@@ -1,5 +1,6 @@
-"""A shell on a node from the dashboard: the command for each provider, and the real
-thing in tmux (the dashboard hands the terminal to the shell and comes back)."""
+"""The dashboard in a real terminal (tmux) against a real daemon: a shell on a node (the
+command for each provider; the dashboard hands the terminal over and comes back) and the
+failures of a scan."""
 
 from __future__ import annotations
 
@@ -75,3 +76,39 @@ def test_shell_on_a_local_pilot_in_tmux_and_back(tui_daemon: Any, tmp_path: Path
     finally:
         subprocess.run([tmux, "-S", server, "kill-server"], capture_output=True, timeout=30)
         tui_daemon.cli("cancel", pilot, check=False)
+
+
+@pytest.mark.tmux
+def test_failures_of_a_scan_in_tmux(tui_daemon: Any, tmp_path: Path) -> None:
+    """A scan with a failing task, to its end, in a real terminal: F groups the failure,
+    enter opens that task's stderr."""
+    tmux = need_binary("tmux")
+    pilot = tui_daemon.submit(quick_spec(tmp_path, tasks=8, seconds=0.1, name="scan", fail=True))
+    server = str(tmp_path / "tmux.sock")
+    command = shlex.join([*PILOTKIT, "tui", "--pilot", pilot, "--socket", str(tui_daemon.socket)])
+    env = env_for(tui_daemon)
+    env["TERM"] = "xterm-256color"
+    subprocess.run([tmux, "-S", server, "new-session", "-d", "-s", "tui", "-x", "120", "-y", "40", command],
+                   env=env, check=True, timeout=30)
+
+    def screen() -> str:
+        return subprocess.run([tmux, "-S", server, "capture-pane", "-p", "-t", "tui"], capture_output=True,
+                              text=True, timeout=30).stdout
+
+    def keys(*k: str) -> None:
+        subprocess.run([tmux, "-S", server, "send-keys", "-t", "tui", *k], timeout=30)
+
+    try:
+        wait_for(lambda: "failed (1 task(s) failed)" in screen(), 60, "the scan to end failed")
+        keys("F")
+        wait_for(lambda: "1 failed task(s) in 1 group(s)" in screen(), 30, "the failures screen")
+        assert "failed (exit 1)" in screen() and "work-3" in screen()
+        keys("Enter")
+        wait_for(lambda: "work-3 stderr" in screen(), 30, "the failed task's stderr")
+        keys("Escape")
+        wait_for(lambda: "failures" in screen(), 30, "back to the failures")
+        keys("q")
+        wait_for(lambda: subprocess.run([tmux, "-S", server, "has-session", "-t", "tui"],
+                                        capture_output=True).returncode != 0, 20, "the dashboard to quit")
+    finally:
+        subprocess.run([tmux, "-S", server, "kill-server"], capture_output=True, timeout=30)
