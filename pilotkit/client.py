@@ -40,9 +40,12 @@ from .protocol import (
     HEADER,
     MAX_FRAME,
     ControlResult,
+    DescribeResult,
     ErrorCode,
     ErrorReply,
     EventsParams,
+    FailuresParams,
+    FailuresResult,
     HeartbeatParams,
     HelloParams,
     HelloResult,
@@ -53,6 +56,8 @@ from .protocol import (
     PilotDetail,
     PilotParams,
     PilotSummary,
+    QueueParams,
+    QueueResult,
     Request,
     Response,
     RetryParams,
@@ -316,6 +321,18 @@ class Client:
     ) -> TasksResult:
         params = TasksParams(pilot=pilot, status=status, group=group, offset=offset, limit=limit)
         return await self.call("tasks", params, TasksResult)
+
+    async def queue(self, pilot: str, *, limit: int = 200, window: float = 300.0) -> QueueResult:
+        """What waits in ``pilot`` and why; its rate and ETA against the walltime."""
+        return await self.call("queue", QueueParams(pilot=pilot, limit=limit, window=window), QueueResult)
+
+    async def describe(self, pilot: str) -> DescribeResult:
+        """A pilot's spec, resources, job, nodes and files."""
+        return await self.call("describe", PilotParams(pilot=pilot), DescribeResult)
+
+    async def failures(self, pilot: str, *, limit: int = 1000) -> FailuresResult:
+        """Failed tasks grouped by outcome, exit code and the last line of their stderr."""
+        return await self.call("failures", FailuresParams(pilot=pilot, limit=limit), FailuresResult)
 
     async def drain(self, pilot: str) -> ControlResult:
         return await self.call("drain", PilotParams(pilot=pilot), ControlResult)

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .types import NodeInfo
+from .types import Allocation, NodeInfo
 from .vocab import Counts as Counts  # task counts: one definition for the wire and the core
 
 PROTOCOL_VERSION = 1
@@ -358,6 +358,131 @@ class UnsubscribeParams(msgspec.Struct, kw_only=True):
     sub: int
 
 
+class QueueParams(msgspec.Struct, kw_only=True):
+    pilot: str
+    limit: int = 200
+    """The most waiting tasks listed (in the order they would start); counts cover all."""
+    window: float = 300.0
+    """Seconds of finished tasks the rate is measured over."""
+
+
+class QueuedTask(msgspec.Struct, kw_only=True, omit_defaults=True):
+    task: str
+    group: str
+    cores: int = 1
+    gpus: int = 0
+    reason: str
+    """Why it waits now: ``draining``, ``drain-point``, ``no-free-gpu``, ``no-free-core``,
+    ``no-idle-node``, ``pinned``, ``next`` (it fits: the next dispatch starts it)."""
+    detail: str = ""
+    """The reason in words, with the numbers."""
+
+
+class QueueResult(msgspec.Struct, kw_only=True):
+    """What waits in a pilot and how fast its backlog goes, against its walltime."""
+
+    pilot: str
+    state: str
+    t: float
+    """When this was measured (epoch seconds)."""
+    queued: int = 0
+    running: int = 0
+    cores: int = 0
+    free_cores: int = 0
+    gpus: int = 0
+    free_gpus: int = 0
+    window: float = 300.0
+    """Seconds the rate was measured over: the window asked for, or since the first task
+    started where that is shorter."""
+    finished_in_window: int = 0
+    rate: float | None = None
+    """Tasks finished per minute over the window (None: none finished in it, or no live run)."""
+    eta: float | None = None
+    """Seconds until the backlog (queued + running) is done at that rate."""
+    finish_at: float | None = None
+    walltime_end: float | None = None
+    drain_at: float | None = None
+    """When no task may still run (the walltime less the spec's ``drain_margin``)."""
+    before_drain: bool | None = None
+    """Whether ``finish_at`` comes before ``drain_at`` (None: either is unknown)."""
+    reasons: dict[str, int] = {}
+    """Waiting tasks listed, per reason."""
+    tasks: list[QueuedTask] = []
+
+
+class FailuresParams(msgspec.Struct, kw_only=True):
+    pilot: str
+    limit: int = 1000
+    """The most failed tasks read (their stderr's last line); counts say how many failed."""
+
+
+class FailureGroup(msgspec.Struct, kw_only=True):
+    """Failed tasks that ended alike: the same outcome, exit code and last stderr line."""
+
+    outcome: str
+    exit_code: int | None = None
+    last_line: str = ""
+    """The last non-empty line of the latest attempt's stderr ("" when it wrote none)."""
+    count: int
+    tasks: list[str]
+    """The tasks (their latest attempt is the one described), in name order."""
+
+
+class FailuresResult(msgspec.Struct, kw_only=True):
+    pilot: str
+    failed: int
+    """Failed tasks in all (more than were read when over ``limit``)."""
+    groups: list[FailureGroup]
+    """Most tasks first."""
+
+
+class DescribeResult(msgspec.Struct, kw_only=True):
+    """Everything about one pilot: its spec, what it was given, where its files are."""
+
+    summary: PilotSummary
+    spec: str
+    """The spec's TOML as submitted."""
+    spec_path: str | None = None
+    allocation: Allocation | None = None
+    """What the provider claimed (job id, node names, walltime end, provider details)."""
+    nodes: list[NodeInfo] = []
+    """The nodes as their agents probed them: the resources resolved."""
+    files: dict[str, str] = {}
+    """``workdir``, ``pilot_log``, ``results``, ``tasks``: paths on the daemon's machine."""
+
+    def lines(self, now: float | None = None) -> list[str]:
+        """In words, as ``pilotkit describe`` prints it and the dashboard shows it."""
+        import time
+
+        s = self.summary
+        now = now or time.time()
+        out = [f"Pilot      {s.id} (name {s.name})",
+               f"State      {s.state}" + (f" ({s.reason})" if s.reason else "") + (f", run {s.run}" if s.run > 1 else ""),
+               f"Provider   {s.provider}" + (f", job {s.job_id}" if s.job_id else "")]
+        if s.walltime_end is not None:
+            when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(s.walltime_end))
+            left = f" ({int(s.walltime_end - now)}s left)" if s.walltime_left is not None else ""
+            out.append(f"Walltime   ends {when}{left}")
+        out.append(f"Resources  {s.nodes} node(s), {s.cores} cores, {s.gpus} GPUs")
+        if self.allocation is not None and self.allocation.data:
+            out.append("Allocation " + ", ".join(f"{k}={v}" for k, v in sorted(self.allocation.data.items())))
+        if self.nodes:
+            out.append("Nodes")
+            for n in self.nodes:
+                gpus = ", ".join(g.name or g.uuid for g in n.gpus) if n.gpus else f"no GPU ({n.gpu_reason or 'none'})"
+                out.append(f"  {n.name:<16} {n.cores} cores, {n.memory / 2**30:.1f} GiB, {gpus}")
+        elif self.allocation is not None and self.allocation.nodes:
+            out.append("Nodes      " + " ".join(self.allocation.nodes) + " (not probed yet)")
+        out.append("Files")
+        for key, label in (("workdir", "workdir"), ("pilot_log", "pilot log"), ("results", "results"),
+                           ("tasks", "task output")):
+            if key in self.files:
+                out.append(f"  {label:<12} {self.files[key]}")
+        out.append(f"Spec{f' ({self.spec_path})' if self.spec_path else ''}")
+        out.extend(f"  {line}" for line in self.spec.rstrip("\n").splitlines())
+        return out
+
+
 class ControlResult(msgspec.Struct, kw_only=True):
     pilot: str
     state: str
@@ -414,6 +539,9 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("list", StatusParams, StatusResult),
         MethodSpec("pilot", PilotParams, PilotDetail),
         MethodSpec("tasks", TasksParams, TasksResult),
+        MethodSpec("queue", QueueParams, QueueResult),
+        MethodSpec("describe", PilotParams, DescribeResult),
+        MethodSpec("failures", FailuresParams, FailuresResult),
         MethodSpec("events", EventsParams, SubscribeResult, stream=True),
         MethodSpec("metrics", MetricsParams, SubscribeResult, stream=True),
         MethodSpec("logs", LogsParams, SubscribeResult, stream=True),

@@ -445,6 +445,99 @@ async def tasks(
         click.echo(f"({shown} of {page.total} shown from {page.offset}; use --offset/--limit)", err=True)
 
 
+@click.command()
+@click.argument("pilot")
+@click.option("--limit", type=int, default=20, show_default=True, help="Waiting tasks listed (counts cover all).")
+@click.option("--window", type=float, default=300.0, show_default=True,
+              help="Seconds of finished tasks the rate is measured over.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the daemon's queue result).")
+@connection_options
+@with_client
+async def queue(client: Client, pilot: str, limit: int, window: float, as_json: bool) -> None:
+    """What waits in a pilot and why; tasks per minute and the ETA of the backlog against
+    the walltime's drain point."""
+    q = await client.queue(pilot, limit=limit, window=window)
+    if as_json:
+        _echo_json(q)
+        return
+    for line in queue_lines(q):
+        click.echo(line)
+
+
+@click.command()
+@click.argument("pilot")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the daemon's describe result).")
+@connection_options
+@with_client
+async def describe(client: Client, pilot: str, as_json: bool) -> None:
+    """Everything about a pilot: its spec, resolved resources, job id, nodes, where its
+    files are."""
+    d = await client.describe(pilot)
+    if as_json:
+        _echo_json(d)
+        return
+    for line in d.lines():
+        click.echo(line)
+
+
+@click.command()
+@click.argument("pilot")
+@click.option("--limit", type=int, default=1000, show_default=True, help="Failed tasks read.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (the daemon's failures result).")
+@connection_options
+@with_client
+async def failures(client: Client, pilot: str, limit: int, as_json: bool) -> None:
+    """A pilot's failed tasks, grouped by outcome, exit code and the last line of their
+    stderr, most first."""
+    f = await client.failures(pilot, limit=limit)
+    if as_json:
+        _echo_json(f)
+        return
+    click.echo(f"{f.pilot}: {f.failed} failed task(s) in {len(f.groups)} group(s)")
+    for g in f.groups:
+        code = f"exit {g.exit_code}" if g.exit_code is not None else "no exit code"
+        names = ", ".join(g.tasks[:5]) + (f" and {g.count - 5} more" if g.count > 5 else "")
+        click.echo(f"{g.count:>6}  {g.outcome} ({code}): {g.last_line or '(no stderr)'}")
+        click.echo(f"        {names}")
+
+
+def queue_lines(q: Any) -> list[str]:
+    """The queue result in words (``pilotkit queue``)."""
+    lines = [f"{q.pilot}  {q.state}  queued {q.queued}  running {q.running}  "
+             f"free cores {q.free_cores}/{q.cores}  free GPUs {q.free_gpus}/{q.gpus}"]
+    if q.rate is None:
+        lines.append(f"rate: no task finished in the last {q.window:.0f}s")
+    else:
+        eta = f"backlog {q.queued + q.running}: done in {_span(q.eta)}" if q.eta is not None else ""
+        when = ""
+        if q.finish_at is not None:
+            when = f" (at {time.strftime('%H:%M:%S', time.localtime(q.finish_at))}"
+            if q.before_drain is not None and q.drain_at is not None:
+                verdict = "before" if q.before_drain else "AFTER"
+                when += f", {verdict} the drain point {time.strftime('%H:%M:%S', time.localtime(q.drain_at))}"
+            when += ")"
+        text = f"rate: {q.rate:.1f} tasks/min over the last {q.window:.0f}s; {eta}{when}"
+        color = None if q.before_drain is None else ("green" if q.before_drain else "red")
+        lines.append(click.style(text, fg=color) if color else text)
+    if q.reasons:
+        lines.append("waiting: " + ", ".join(f"{n} {reason}" for reason, n in sorted(q.reasons.items())))
+    for t in q.tasks:
+        needs = f"{t.cores}c" + (f"+{t.gpus}g" if t.gpus else "")
+        lines.append(f"  {t.task:<24} {t.group:<12} {needs:<6} {t.reason:<13} {t.detail}")
+    if q.queued > len(q.tasks) and q.tasks:
+        lines.append(f"  ({len(q.tasks)} of {q.queued} waiting tasks listed; --limit N)")
+    return lines
+
+
+def _span(seconds: float) -> str:
+    seconds = max(0.0, seconds)
+    if seconds < 60:
+        return f"{seconds:.0f}s"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m{int(seconds % 60):02d}s"
+    return f"{int(seconds // 3600)}h{int(seconds % 3600 // 60):02d}m"
+
+
 # --------------------------------------------------------------------------- control
 
 
@@ -497,7 +590,7 @@ async def shutdown_command(client: Client, force: bool) -> None:
     click.echo("daemon stopping")
 
 
-COMMANDS = (daemon, submit, status, events, logs, tasks, drain, cancel, retry, shutdown_command)
+COMMANDS = (daemon, submit, status, events, logs, tasks, queue, describe, failures, drain, cancel, retry, shutdown_command)
 
 
 def register_daemon_commands(cli: click.Group) -> None:

@@ -17,7 +17,7 @@ from .daemon_commands import connection_options
 @click.command("tui")
 @click.argument("spec", required=False, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @connection_options
-@click.option("--readonly", is_flag=True, help="Watch only: no submit, drain, cancel, retry or evict.")
+@click.option("--readonly", is_flag=True, help="Watch only: no submit, drain, cancel or retry (their keys are hidden).")
 @click.option("--replay", type=click.Path(exists=True, dir_okay=False, path_type=Path), metavar="EVENTS.jsonl",
               help="Replay a recorded event log (JSON lines of pilotkit events) instead of a daemon.")
 @click.option("--speed", type=float, default=1.0, show_default=True,
@@ -26,17 +26,20 @@ from .daemon_commands import connection_options
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Replay: the pilot's run directory, to show its task output.")
 @click.option("--pilot", "pilot_id", metavar="ID", help="Open this pilot's page.")
-@click.option("--no-start", is_flag=True, help="Do not start a daemon when none runs here.")
+@click.option("--start-daemon", is_flag=True,
+              help="Start a daemon (pilotkit daemon --detach) when none runs here; without it the dashboard "
+                   "says how to start one and waits.")
+@click.option("--no-start", is_flag=True, hidden=True, help="The default (kept for old command lines).")
 @click.option("--serve", is_flag=True,
               help="Serve the dashboard to a browser (textual-serve) on localhost; reach it through an SSH "
                    "tunnel: ssh -L PORT:localhost:PORT HOST.")
 @click.option("--port", type=int, default=8000, show_default=True, help="--serve: the local port.")
 def tui(spec: Path | None, readonly: bool, replay: Path | None, speed: float, instant: bool,
-        workdir: Path | None, pilot_id: str | None, no_start: bool, serve: bool, port: int, **target: Any) -> None:
+        workdir: Path | None, pilot_id: str | None, start_daemon: bool, no_start: bool, serve: bool, port: int, **target: Any) -> None:
     """The live dashboard: pilots, nodes, task progress, logs; submit, drain, cancel.
 
     \b
-      pilotkit tui                          the local daemon (started if none runs)
+      pilotkit tui                          the local daemon (--start-daemon: start one if none runs)
       pilotkit tui SPEC.toml                submit a spec and watch it
       pilotkit tui --host user@login        a daemon on another machine, over SSH
       pilotkit tui --readonly               watch without the power to cancel
@@ -73,7 +76,7 @@ def tui(spec: Path | None, readonly: bool, replay: Path | None, speed: float, in
             remote_command=target.pop("remote_pilotkit"), tcp=target.pop("tcp"), token=target.pop("token"),
             tls_ca=target.pop("tls_ca"),
         )
-        source = LiveSource(where, start_daemon=not no_start)
+        source = LiveSource(where, start_daemon=start_daemon and not no_start)
     app = PilotkitApp(source, readonly=readonly, spec=spec, pilot=pilot_id)
     app.run()
 

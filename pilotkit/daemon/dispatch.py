@@ -31,6 +31,7 @@ from ..protocol import (
     METHODS,
     SUPPORTED_VERSIONS,
     DaemonInfo,
+    FailuresParams,
     HeartbeatParams,
     HelloParams,
     HelloResult,
@@ -38,6 +39,7 @@ from ..protocol import (
     MetricSample,
     Ok,
     PilotParams,
+    QueueParams,
     Request,
     Response,
     RetryParams,
@@ -109,6 +111,9 @@ class Api:
             ("list", self.status, True),
             ("pilot", self.pilot, False),
             ("tasks", self.tasks, False),
+            ("queue", self.queue, False),
+            ("describe", self.describe, False),
+            ("failures", self.failures, False),
             ("events", streams.events, False),
             ("metrics", streams.metrics_stream, False),
             ("logs", streams.logs, False),
@@ -235,6 +240,15 @@ class Api:
 
     async def tasks(self, conn: Connection, rid: int | None, params: TasksParams) -> msgspec.Struct:
         return await self.manager.views.tasks(params)
+
+    async def queue(self, conn: Connection, rid: int | None, params: QueueParams) -> msgspec.Struct:
+        return self.manager.views.queue(params)
+
+    async def describe(self, conn: Connection, rid: int | None, params: PilotParams) -> msgspec.Struct:
+        return self.manager.views.describe(params.pilot)
+
+    async def failures(self, conn: Connection, rid: int | None, params: FailuresParams) -> msgspec.Struct:
+        return await self.manager.views.failures(params)
 
     async def drain(self, conn: Connection, rid: int | None, params: PilotParams) -> msgspec.Struct:
         return await self.manager.drain(params.pilot)

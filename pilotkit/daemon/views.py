@@ -5,19 +5,32 @@ from __future__ import annotations
 
 import asyncio
 import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
 
 from ..protocol import (
     Counts,
+    DescribeResult,
+    FailureGroup,
+    FailuresParams,
+    FailuresResult,
     MetricSample,
     NodeStatus,
     PilotDetail,
     PilotSummary,
+    QueuedTask,
+    QueueParams,
+    QueueResult,
     TaskInfo,
     TasksParams,
     TasksResult,
 )
 from ..states import TaskStatus
-from ..vocab import final_status
+from ..task import Task
+from ..types import Allocation
+from ..vocab import TASKS_DIR, attempt_log, final_status
 from .metrics import MetricsBuffer
 from .records import PilotRecord, Records
 from .runs import Runs, progress
@@ -118,6 +131,99 @@ class Views:
         limit = max(0, min(params.limit, self.TASKS_LIMIT))
         return TasksResult(total=len(infos), offset=offset, tasks=infos[offset:offset + limit])
 
+    # ------------------------------------------------------------------ failures
+
+    async def failures(self, params: FailuresParams) -> FailuresResult:
+        """Failed tasks grouped by outcome, exit code and the last line of their stderr."""
+        record = self.records.lookup(params.pilot)
+        page = await self.tasks(TasksParams(pilot=record.id, status=["failed"], limit=self.TASKS_LIMIT))
+        failed = [t for t in page.tasks if t.status == TaskStatus.FAILED.value]
+        chosen = failed[: max(0, min(params.limit, self.TASKS_LIMIT))]
+        workdir = Path(record.workdir)
+        paths = [attempt_log(workdir, t.task, t.attempts, "err") if t.attempts else None for t in chosen]
+        lasts = await asyncio.to_thread(lambda: [_last_line(p) if p is not None else "" for p in paths])
+        groups: dict[tuple[str, int | None, str], list[str]] = {}
+        for t, last in zip(chosen, lasts, strict=True):
+            groups.setdefault((t.outcome or "failed", t.exit_code, last), []).append(t.task)
+        out = [FailureGroup(outcome=o, exit_code=code, last_line=last, count=len(tasks), tasks=sorted(tasks))
+               for (o, code, last), tasks in groups.items()]
+        out.sort(key=lambda g: (-g.count, g.outcome, g.exit_code or 0, g.last_line))
+        return FailuresResult(pilot=record.id, failed=len(failed), groups=out)
+
+    # ------------------------------------------------------------------ describe
+
+    def describe(self, pilot_id: str) -> DescribeResult:
+        """A pilot's spec, what it was given, and where its files are."""
+        record = self.records.lookup(pilot_id)
+        allocation = None
+        if record.allocation:
+            try:
+                allocation = msgspec.json.decode(record.allocation, type=Allocation)
+            except (msgspec.DecodeError, msgspec.ValidationError):
+                allocation = None
+        workdir = Path(record.workdir)
+        files = {"workdir": str(workdir), "pilot_log": str(record.log_path), "results": str(record.results_path),
+                 "tasks": str(workdir / TASKS_DIR)}
+        return DescribeResult(summary=self.summary(record), spec=record.spec, spec_path=record.spec_path,
+                              allocation=allocation, nodes=list(record.nodes), files=files)
+
+    # ------------------------------------------------------------------ the queue
+
+    QUEUE_LIMIT = 10_000
+
+    def queue(self, params: QueueParams, now: float | None = None) -> QueueResult:
+        """What waits in a pilot and why, and how fast its backlog goes against its walltime.
+
+        Read from the live run's task pool (nothing changes): each waiting task is tried
+        against the nodes as the scheduler's own fit does. A pilot not running here has
+        nothing waiting and no rate."""
+        now = now or time.time()
+        record = self.records.lookup(params.pilot)
+        summary = self.summary(record, now)
+        live = self.runs.get(record.id)
+        pool = live.pilot.pool if live is not None else None
+        result = QueueResult(pilot=record.id, state=record.state, t=now, queued=summary.progress.queued,
+                             running=summary.progress.running, cores=record.cores, gpus=record.gpus,
+                             window=params.window, walltime_end=record.walltime_end)
+        if record.walltime_end is not None:
+            margin = live.pilot.margin if live is not None else 0.0
+            result.drain_at = pool.deadline if pool is not None and pool.deadline else record.walltime_end - margin
+        if pool is None:
+            return result
+        nodes = [n for n in pool.nodes if n.agent.lost is None]
+        result.free_cores = sum(n.free_cores for n in nodes)
+        result.free_gpus = sum(1 for n in nodes for left in n.gpu_free.values() if left > 0)
+        since = now - params.window
+        finished = 0
+        running = 0
+        first = now
+        for t in pool.tasks.values():
+            if t.start is not None and t.start < first:
+                first = t.start
+            if t.status is TaskStatus.RUNNING:
+                running += 1
+            elif t.end is not None and t.end >= since and t.status is not TaskStatus.CANCELLED:
+                finished += 1
+        queued = len(pool.queue)
+        window = max(1.0, min(params.window, now - first))  # a young run: since its first task
+        result.queued, result.running, result.finished_in_window, result.window = queued, running, finished, window
+        if finished:
+            result.rate = finished * 60.0 / window
+            result.eta = (queued + running) * window / finished
+            result.finish_at = now + result.eta
+            if result.drain_at is not None:
+                result.before_drain = result.finish_at <= result.drain_at
+        draining = pool.draining
+        idle = sum(1 for n in nodes if n.idle(pool._gpu_share))
+        reasons: dict[str, int] = {}
+        for task in list(pool.queue)[: max(0, min(params.limit, self.QUEUE_LIMIT))]:
+            reason, detail = _why_waiting(task, nodes, idle, draining, pool.deadline, now)
+            reasons[reason] = reasons.get(reason, 0) + 1
+            result.tasks.append(QueuedTask(task=task.id, group=task.group, cores=task.cores, gpus=task.gpus,
+                                           reason=reason, detail=detail))
+        result.reasons = reasons
+        return result
+
     async def _stored_tasks(self, record: PilotRecord) -> list[TaskInfo]:
         results = await asyncio.to_thread(read_results_quietly, record.results_path)
         latest = latest_results(results)
@@ -159,6 +265,45 @@ class Views:
     def finished(self, record: PilotRecord) -> bool:
         """The pilot has ended and is no longer winding down."""
         return record.terminal and self.runs.get(record.id) is None
+
+
+def _last_line(path: Path, tail: int = 4096) -> str:
+    """The last non-empty line of a file ("" for none or no file), read from its end."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            size = f.tell()
+            f.seek(max(0, size - tail))
+            data = f.read()
+    except OSError:
+        return ""
+    for line in reversed(data.decode("utf-8", errors="replace").splitlines()):
+        if line.strip():
+            return line.strip()[:400]
+    return ""
+
+
+def _why_waiting(task: Task, nodes: list[Any], idle: int, draining: bool, deadline: float | None,
+                 now: float) -> tuple[str, str]:
+    """Why ``task`` has not started: the scheduler's own fit (``TaskPool._fit``), read only."""
+    if draining:
+        return "draining", "the pilot drains: queued tasks do not start"
+    if deadline is not None and task.time_limit is not None and now + task.time_limit > deadline:
+        return "drain-point", (f"its time limit ({task.time_limit:.0f}s) would end after the drain point "
+                               f"({max(0.0, deadline - now):.0f}s left)")
+    if task.whole_nodes:
+        if idle < task.whole_nodes:
+            return "no-idle-node", f"needs {task.whole_nodes} idle node(s), {idle} idle"
+        return "next", "fits: the next dispatch starts it"
+    if task.pin is not None and not any(n.name == task.pin for n in nodes if n.fits(task)):
+        return "pinned", f"pinned to {task.pin}, which has no room for it"
+    if any(n.fits(task) for n in nodes):
+        return "next", "fits: the next dispatch starts it"
+    cores = max((n.free_cores for n in nodes), default=0)
+    if task.gpus and any(n.free_cores >= task.cores for n in nodes):
+        gpus = max((sum(1 for v in n.gpu_free.values() if v > 0) for n in nodes), default=0)
+        return "no-free-gpu", f"needs {task.gpus} GPU(s) on one node, at most {gpus} free"
+    return "no-free-core", f"needs {task.cores} core(s) on one node, at most {cores} free"
 
 
 def _attempt_status(status: str, ended: float | None) -> str:

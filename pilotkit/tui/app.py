@@ -26,9 +26,9 @@ from textual.timer import Timer
 from ..errors import PilotkitError
 from .format import Palette
 from .messages import ConnectionChanged, ModelChanged, OpenLogs, OpenPilot, OpenSubmit, RequestAction
-from .model import Connection, DashboardModel
+from .model import Connection, DashboardModel, PilotView
 from .replay import ReplaySource
-from .screens.base import DashboardScreen
+from .screens.base import DashboardScreen, Drafts
 from .screens.logs import LogsScreen
 from .screens.modals import ConfirmScreen, HelpScreen
 from .screens.overview import OverviewScreen
@@ -40,8 +40,25 @@ CONFIRM = {
     "cancel": ("Cancel pilot {pilot}?",
                "Queued tasks never start, running ones are stopped, the allocation is released.",
                "Cancel pilot"),
-    "evict": ("Evict pilot {pilot}?", "Its node agents stop and its allocation is released.", "Evict"),
 }
+ACTIONS_ON_A_PILOT = frozenset({"drain", "cancel", "retry"})
+"""What the action keys do; ``--readonly`` and replays hide them all."""
+
+
+def retry_question(view: PilotView | None, pilot: str) -> tuple[str, str, str] | None:
+    """The question to ask before ``retry`` (None: retry at once).
+
+    Retrying a pilot the user cancelled starts it again: a new allocation, with a new
+    walltime, runs every task that did not finish. That undoes a cancel, so it asks."""
+    if view is None or view.state != "cancelled":
+        return None
+    totals = view.totals()
+    unfinished = max(0, totals.total - totals.done)
+    return (f"Restart cancelled pilot {pilot}?",
+            f"It was cancelled. Retry claims a new allocation (a new walltime) and queues "
+            f"{unfinished} unfinished task(s) again ({totals.failed} failed, {totals.cancelled} cancelled, "
+            f"the rest never ran); {totals.done} done task(s) are kept.",
+            "Restart pilot")
 
 
 class PilotkitApp(App[None]):
@@ -89,6 +106,8 @@ class PilotkitApp(App[None]):
         self._pending: Timer | None = None
         self._tick = tick
         self._connected = asyncio.Event()
+        self.drafts = Drafts()
+        """Unsaved spec edits of the submit screen."""
 
     # -------------------------------------------------------------- start
 
@@ -201,6 +220,11 @@ class PilotkitApp(App[None]):
 
     # -------------------------------------------------------------- actions
 
+    @property
+    def can_act(self) -> bool:
+        """Whether actions are offered at all (not ``--readonly``, not a replay)."""
+        return not self.readonly and self.source.can_control
+
     def refuse(self, what: str) -> bool:
         """True (and says why) when this dashboard may not ``what``."""
         if self.readonly:
@@ -218,6 +242,8 @@ class PilotkitApp(App[None]):
         if self.refuse(action):
             return
         confirm = CONFIRM.get(action)
+        if action == "retry":
+            confirm = retry_question(self.model.pilots.get(pilot), pilot)
         if confirm is None:
             self.do_action(action, pilot)
             return
@@ -309,8 +335,8 @@ class PilotkitApp(App[None]):
         for view in self.model.ordered():
             yield SystemCommand(f"Open {view.id}", f"{view.state}, {view.provider}",
                                 _bind(self.post_message, OpenPilot(view.id)), discover=False)
-        if current is not None:
-            for action in ("drain", "cancel", "retry", "evict"):
+        if current is not None and self.can_act:
+            for action in ("drain", "cancel", "retry"):
                 yield SystemCommand(f"{action.capitalize()} {current}", f"{action} this pilot",
                                     _bind(self.request, action, current))
 

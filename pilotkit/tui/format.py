@@ -47,7 +47,8 @@ class Palette:
     failed: str = "#B93C5B"
     running: str = "#FEA62B"
     queued: str = "#707070"
-    cancelled: str = "#505050"
+    cancelled: str = "#9A72D8"
+    """A violet of mid lightness: readable on dark and light themes, unlike a grey."""
     empty: str = "#303030"
     muted: str = "#909090"
     accent: str = "#0178D4"
@@ -73,7 +74,7 @@ class Palette:
             failed=pick("error", base.failed),
             running=pick("warning", base.running),
             queued=blend(fg, bg, 0.6),
-            cancelled=blend(fg, bg, 0.7),
+            cancelled=base.cancelled,
             empty=blend(fg, bg, 0.85),
             muted=blend(fg, bg, 0.4),
             accent=pick("primary", base.accent),

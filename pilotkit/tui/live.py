@@ -9,8 +9,10 @@ What it follows, on one connection:
 
 A lost connection is shown as such and retried with exponential back-off (``backoff``
 seconds doubling up to ``cap``), ``retries`` times; then the source waits for
-:meth:`LiveSource.reconnect`. Without a daemon on this machine it can start one
-(``pilotkit daemon --detach``, so pilots outlive the dashboard).
+:meth:`LiveSource.reconnect`. Without a daemon on this machine it says how to start
+one; it starts one itself (``pilotkit daemon --detach``, so pilots outlive the
+dashboard) only when asked to (``pilotkit tui --start-daemon``): a daemon the user has
+just stopped stays stopped.
 """
 
 from __future__ import annotations
@@ -26,13 +28,16 @@ import msgspec
 
 from ..client import Client, DaemonError, Target, open_client
 from ..errors import PilotkitError
+from ..events import TaskCancelled
 from ..events import decode as decode_event
-from ..protocol import ControlResult, EventsParams, PilotParams, StreamDropped, StreamEvent
+from ..protocol import DescribeResult, EventsParams, FailuresResult, QueueResult, StreamDropped, StreamEvent
 from .model import Connection, DashboardModel
 from .source import ActionRefused, Changed, ConnectionCallback, DataSource, Problem, SubmitRefused
 
 log = logging.getLogger("pilotkit.tui")
 
+NO_DAEMON = "no daemon runs here: start one with 'pilotkit daemon --detach' (or 'pilotkit tui --start-daemon')"
+"""What the header says when no local daemon answers and the dashboard may not start one."""
 CONNECTION_ERRORS = (PilotkitError, ConnectionError, OSError, EOFError, asyncio.IncompleteReadError)
 
 
@@ -52,7 +57,9 @@ class LiveSource(DataSource):
         follow_limit: int = 16,
     ) -> None:
         self.target = target or Target()
-        self.start_daemon = start_daemon and not (self.target.host or self.target.tcp or self.target.socket)
+        self.local = not (self.target.host or self.target.tcp or self.target.socket)
+        self.remote = bool(self.target.host or self.target.tcp)
+        self.start_daemon = start_daemon and self.local
         self.retries = retries
         self.backoff = backoff
         self.cap = cap
@@ -63,6 +70,9 @@ class LiveSource(DataSource):
         self.watched: str | None = None
         self._wake = asyncio.Event()
         self._poke = asyncio.Event()
+        self._cancelled: set[str] = set()
+        """Pilots whose queued tasks were just cancelled: their names are fetched (an event
+        counts them but does not name them), so the task list shows them."""
         self._description = self._where()
 
     def _where(self) -> str:
@@ -110,6 +120,8 @@ class LiveSource(DataSource):
                     if started is None:
                         continue
                     error = started
+                elif self.local and not self.start_daemon:
+                    error = f"{error}; {NO_DAEMON}"
             else:
                 attempt = 0
                 try:
@@ -195,6 +207,7 @@ class LiveSource(DataSource):
                     raise client.error
                 status = await client.status_full()
                 model.apply_status(status.pilots, status.daemon)
+                await self._fetch_cancelled(client, model)
                 changed()
         finally:
             tasks = list(followers.values()) + ([metrics[1]] if metrics is not None else [])
@@ -203,6 +216,21 @@ class LiveSource(DataSource):
             for task in tasks:
                 with contextlib.suppress(BaseException):
                     await task
+
+    async def _fetch_cancelled(self, client: Client, model: DashboardModel) -> None:
+        while self._cancelled:
+            pid = self._cancelled.pop()
+            view = model.pilots.get(pid)
+            if view is None:
+                continue
+            try:
+                page = await client.tasks(pid, status=["cancelled"], limit=10_000)
+            except DaemonError as exc:
+                if exc.code == "closed":
+                    raise
+                log.info("cannot list the cancelled tasks of %s: %s", pid, exc)
+                continue
+            view.apply_tasks(page.tasks)
 
     @staticmethod
     def _check(task: asyncio.Task[None]) -> None:
@@ -234,7 +262,11 @@ class LiveSource(DataSource):
         try:
             async for item in stream:
                 if isinstance(item, StreamEvent):
-                    model.apply_event(_decode(item.event), item.seq)
+                    event = _decode(item.event)
+                    model.apply_event(event, item.seq)
+                    if isinstance(event, TaskCancelled):
+                        self._cancelled.add(pid)
+                        self._poke.set()
                     if start == 0 and not view.hydrated and item.seq >= upto:
                         view.hydrated = True
                 elif isinstance(item, StreamDropped):
@@ -295,15 +327,6 @@ class LiveSource(DataSource):
             if action == "retry":
                 rr = await client.retry(pilot, failed=True)
                 return f"{rr.pilot}: run {rr.run}: {rr.requeued} task(s) queued again"
-            if action == "evict":
-                methods = client.server.methods if client.server is not None else []
-                if "evict" not in methods:
-                    raise ActionRefused(
-                        "evict: this daemon has no 'evict' method; cancel (c) stops the pilot and releases "
-                        "its allocation"
-                    )
-                r = await client.call("evict", PilotParams(pilot=pilot), ControlResult)
-                return f"{r.pilot}: evicting (was {r.state})"
             raise ActionRefused(f"unknown action '{action}'")
 
         if action == "retry" and self.model is not None:
@@ -311,6 +334,22 @@ class LiveSource(DataSource):
             if view is not None:
                 view.hydrated = False  # a new run: counts from the summaries
         return await self._call(do())
+
+    def _needs(self, method: str) -> Client:
+        client = self._client()
+        methods = client.server.methods if client.server is not None else []
+        if method not in methods:
+            raise ActionRefused(f"this daemon has no '{method}' method (an older pilotkit): upgrade it")
+        return client
+
+    async def queue(self, pilot: str) -> QueueResult:
+        return await self._needs("queue").queue(pilot)
+
+    async def describe_pilot(self, pilot: str) -> DescribeResult:
+        return await self._needs("describe").describe(pilot)
+
+    async def failures(self, pilot: str) -> FailuresResult:
+        return await self._needs("failures").failures(pilot)
 
     async def submit(self, text: str, path: str | None) -> str:
         client = self._client()

@@ -49,7 +49,7 @@ class OpenLogs(Message):
 
 @dataclass
 class RequestAction(Message):
-    """Drain, cancel, retry or evict a pilot (the app checks and confirms)."""
+    """Drain, cancel or retry a pilot (the app checks and confirms)."""
 
     action: str
     pilot: str

@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PilotkitError, SpecProblem
+from ..protocol import DescribeResult, FailuresResult, QueueResult
 from .model import Connection, DashboardModel
 
-ACTIONS = ("drain", "cancel", "retry", "evict")
+ACTIONS = ("drain", "cancel", "retry")
 
 Changed = Callable[[], None]
 ConnectionCallback = Callable[[Connection], None]
@@ -72,6 +73,8 @@ class DataSource(abc.ABC):
     """``live`` or ``replay``."""
     can_control: bool = True
     """Whether actions (drain, cancel, submit...) can work at all."""
+    remote: bool = False
+    """The daemon runs on another machine (its local pilots' nodes are not this one)."""
 
     @abc.abstractmethod
     def describe(self) -> str:
@@ -95,6 +98,18 @@ class DataSource(abc.ABC):
     @abc.abstractmethod
     async def control(self, action: str, pilot: str) -> str:
         """Do ``action`` (one of :data:`ACTIONS`) to ``pilot``; a line saying what happened."""
+
+    async def queue(self, pilot: str) -> QueueResult:
+        """What waits in ``pilot`` and why, its rate and ETA (the daemon's ``queue``)."""
+        raise ActionRefused("the queue comes from a live daemon: a replay has none")
+
+    async def describe_pilot(self, pilot: str) -> DescribeResult:
+        """``pilot``'s spec, resources, job, nodes and files (the daemon's ``describe``)."""
+        raise ActionRefused("describe comes from a live daemon: a replay has no spec")
+
+    async def failures(self, pilot: str) -> FailuresResult:
+        """``pilot``'s failed tasks grouped alike (the daemon's ``failures``)."""
+        raise ActionRefused("failures come from a live daemon: a replay has none")
 
     @abc.abstractmethod
     async def submit(self, text: str, path: str | None) -> str:

@@ -11,7 +11,9 @@ is open in ``App.run_test``; every batch is timed from the first event applied t
 screen rendered: apply and repaint in wall time, plus the CPU time Textual's render pass
 takes (waiting for it sleeps until the process is idle, so its wall time says little).
 Then the same for one metrics
-round (every node updated at once), a filtered and a sorted task view, and the overview.
+round (every node updated at once), a filtered and a sorted task view, the key response
+of the task table (j, k, G, g: CPU time from the key to the screen rendered), and the
+overview. Compare with a small pilot: ``--nodes 20 --tasks 2000``.
 
 Prints the timings (median, 95th percentile, max; goal: under 50 ms per batch) and the
 memory the model and widgets use (tracemalloc, and the process's RSS).
@@ -195,6 +197,16 @@ async def bench(args: argparse.Namespace) -> int:
         print(stats(f"task sort over {len(view.tasks)} tasks (on a key)", sorted_))
         table.set_filter("")
         table.set_sort("recent", False)
+
+        # key response: the cursor down and up the task table, each press until rendered
+        table.focus()
+        await pilot.pause()
+        keys: list[float] = []
+        for key in ["j"] * 40 + ["k"] * 40 + ["G", "g"] * 5:
+            cpu = time.process_time()
+            await pilot.press(key)
+            keys.append(time.process_time() - cpu)
+        print(stats(f"key (j, k, G, g) over {len(view.tasks)} tasks (CPU)", keys))
 
         app.pop_screen()
         await pilot.pause()

@@ -153,7 +153,7 @@ async def test_submit_screen_validates_inline_then_submits(tui_daemon: Any, tmp_
         await app.until(lambda: app.model.pilots[new].terminal and app.model.pilots[new].totals().done == 4)
 
 
-async def test_actions_confirm_cancel_drain_retry_evict(tui_daemon: Any, tmp_path: Path) -> None:
+async def test_actions_confirm_cancel_drain_retry(tui_daemon: Any, tmp_path: Path) -> None:
     slow = tui_daemon.submit(quick_spec(tmp_path, tasks=8, seconds=30, name="slow"))
     app = live_app(tui_daemon, pilot=slow)
     async with app.run_test(size=SIZE) as pilot:
@@ -164,13 +164,22 @@ async def test_actions_confirm_cancel_drain_retry_evict(tui_daemon: Any, tmp_pat
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("n")
         assert isinstance(app.screen, PilotScreen) and not view.terminal
-        await pilot.press("e")  # evict: asks, then the daemon has no such method
-        assert isinstance(app.screen, ConfirmScreen)
-        await pilot.press("y")
-        await app.until(lambda: "no 'evict' method" in notices(app))
+        await pilot.press("e")  # no evict: the daemon has none, the key does nothing
+        assert isinstance(app.screen, PilotScreen)
         await pilot.press("c")
         await pilot.press("y")
         await app.until(lambda: view.state == "cancelled" and view.totals().cancelled >= 6)
+        # the tasks that never started are in the list too, as cancelled
+        await app.until(lambda: sum(1 for s in view.tasks.status if s == "cancelled") >= 6)
+        assert len(view.tasks) == 8
+
+        # retry of a cancelled pilot would start it again: it asks first and says so
+        await pilot.press("r")
+        assert isinstance(app.screen, ConfirmScreen)
+        assert "Restart cancelled pilot" in app.screen.question and "new allocation" in app.screen.detail
+        await pilot.press("n")
+        await app.until(lambda: "retry: not done" in notices(app))
+        assert view.state == "cancelled" and view.summary is not None and view.summary.run == 1
 
         # drain: queued tasks never start, running ones finish
         drained = tui_daemon.submit(quick_spec(tmp_path, tasks=6, seconds=3, name="drained"))
@@ -204,10 +213,12 @@ async def test_readonly_refuses_actions(tui_daemon: Any, tmp_path: Path) -> None
     async with app.run_test(size=SIZE) as pilot:
         await app.until(lambda: pilot_id in app.model.pilots)
         assert "read-only" in status_text(app)
-        for key in ("c", "d", "r", "e", "s"):
+        shown = {b.binding.description for b in app.screen.active_bindings.values() if b.binding.show}
+        assert not shown & {"Drain", "Cancel", "Retry failed", "Submit"}  # not offered
+        for key in ("c", "d", "r", "s"):
             await pilot.press(key)
             assert isinstance(app.screen, OverviewScreen), key
-        assert notices(app).count("read-only") == 5
+        assert notices(app).count("read-only") == 4  # pressed anyway: says why not
 
 
 async def test_lost_daemon_shows_and_reconnects(tui_daemon: Any) -> None:
@@ -228,6 +239,18 @@ async def test_gives_up_after_bounded_retries(tmp_path: Path) -> None:
     async with app.run_test(size=SIZE):
         await app.until(lambda: app.model.connection.state == "lost", 10)
         assert "gave up after 2 retries" in status_text(app)
+
+
+async def test_does_not_start_a_daemon_unasked_and_says_how(tmp_path: Path, monkeypatch: Any) -> None:
+    d = DaemonProcess(tmp_path / "stopped")
+    for key in ("XDG_STATE_HOME", "XDG_RUNTIME_DIR"):
+        monkeypatch.setenv(key, d.env[key])
+    app = PilotkitApp(LiveSource(backoff=0.05, cap=0.1, retries=2))
+    async with app.run_test(size=SIZE):
+        await app.until(lambda: app.model.connection.state == "lost", 20)
+        assert "pilotkit daemon --detach" in status_text(app)
+        assert "--start-daemon" in status_text(app)
+    assert not d.socket.exists()  # no daemon came up behind the user's back
 
 
 async def test_starts_a_daemon_when_none_runs(tmp_path: Path, monkeypatch: Any) -> None:

@@ -2,26 +2,41 @@
 themselves (the replay's clock is the events'; times render in UTC).
 
 After a deliberate change of the look: ``pytest tests/tui/test_snapshots.py
---snapshot-update``, then check the report and keep the new files."""
+--snapshot-update``, then check the report and keep the new files.
+
+Each screen at 160x48 and at 80x24 (the smallest terminal the layout is made for)."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 pytest.importorskip("pytest_textual_snapshot")
 
 from textual.pilot import Pilot
 
+from pilotkit.protocol import (
+    DescribeResult,
+    FailureGroup,
+    FailuresResult,
+    PilotSummary,
+    QueuedTask,
+    QueueResult,
+)
 from pilotkit.tui.app import PilotkitApp
 from pilotkit.tui.messages import OpenLogs, OpenPilot
 from pilotkit.tui.replay import ReplaySource
 from pilotkit.tui.screens.submit import SpecTree, SubmitScreen
+from pilotkit.types import Allocation, NodeInfo
 
-from .conftest import CLUSTER_LOG, DATA, DEMO_LOG, DEMO_RUN, SIZE
+from .conftest import CLUSTER_LOG, DATA, DEMO_LOG, DEMO_RUN, DEMO_SPEC
+
+SIZES = pytest.mark.parametrize("size", [(160, 48), (80, 24)], ids=["160x48", "80x24"])
 
 DEMO_PILOT = "demo-20261125-174054-86d4"
 CLUSTER_PILOT = "sim-20250615-120000-0001"
@@ -54,40 +69,45 @@ def both_logs(tmp_path: Path) -> Path:
     return path
 
 
-def test_overview(snap_compare: Any, tmp_path: Path) -> None:
+@SIZES
+def test_overview(size: tuple[int, int], snap_compare: Any, tmp_path: Path) -> None:
     app = replay_app(both_logs(tmp_path))
-    assert snap_compare(app, terminal_size=SIZE, run_before=after_replay())
+    assert snap_compare(app, terminal_size=size, run_before=after_replay())
 
 
-def test_pilot(snap_compare: Any) -> None:
+@SIZES
+def test_pilot(size: tuple[int, int], snap_compare: Any) -> None:
     app = replay_app(DEMO_LOG)
 
     def open_pilot(pilot: Pilot[Any]) -> None:
         pilot.app.post_message(OpenPilot(DEMO_PILOT))
 
     # filter on the failed check and select it
-    assert snap_compare(app, terminal_size=SIZE, run_before=after_replay(open_pilot, "slash", *"check", "enter"))
+    assert snap_compare(app, terminal_size=size, run_before=after_replay(open_pilot, "slash", *"check", "enter"))
 
 
-def test_pilot_nodes_with_gpus(snap_compare: Any) -> None:
+@SIZES
+def test_pilot_nodes_with_gpus(size: tuple[int, int], snap_compare: Any) -> None:
     app = replay_app(CLUSTER_LOG)
 
     def open_pilot(pilot: Pilot[Any]) -> None:
         pilot.app.post_message(OpenPilot(CLUSTER_PILOT))
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=after_replay(open_pilot, "tab", "tab", "j"))
+    assert snap_compare(app, terminal_size=size, run_before=after_replay(open_pilot, "tab", "tab", "j"))
 
 
-def test_logs(snap_compare: Any) -> None:
+@SIZES
+def test_logs(size: tuple[int, int], snap_compare: Any) -> None:
     app = replay_app(DEMO_LOG)
 
     def open_logs(pilot: Pilot[Any]) -> None:
         pilot.app.post_message(OpenLogs(DEMO_PILOT, None))
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=after_replay(open_logs))
+    assert snap_compare(app, terminal_size=size, run_before=after_replay(open_logs))
 
 
-def test_submit(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+@SIZES
+def test_submit(size: tuple[int, int], snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(DATA)
     source = ReplaySource(DEMO_LOG, speed=None)
     source.can_control = True  # the screen, not the refusal of a replay
@@ -107,4 +127,130 @@ def test_submit(snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
         await app_.until(lambda: screen.checked is not None and bool(tree.root.children), 20)
         await pilot.pause()
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(app, terminal_size=size, run_before=run_before)
+
+
+@SIZES
+def test_help(size: tuple[int, int], snap_compare: Any) -> None:
+    assert snap_compare(replay_app(DEMO_LOG), terminal_size=size, run_before=after_replay(None, "question_mark"))
+
+
+@SIZES
+def test_confirm_retry_of_a_cancelled_pilot(size: tuple[int, int], snap_compare: Any, tmp_path: Path) -> None:
+    """The demo run, its end turned into a cancel: ``r`` asks before starting it again."""
+    log = tmp_path / "cancelled.jsonl"
+    log.write_text(DEMO_LOG.read_text().replace('"state":"failed","previous":"evicting","reason":"1 task(s) failed"',
+                                                '"state":"cancelled","previous":"evicting","reason":"cancelled"'))
+    source = ReplaySource(log, speed=None)
+    source.can_control = True  # the question, not the refusal of a replay
+    app = PilotkitApp(source, tick=False)
+
+    def open_pilot(pilot: Pilot[Any]) -> None:
+        pilot.app.post_message(OpenPilot(DEMO_PILOT))
+
+    assert snap_compare(app, terminal_size=size, run_before=after_replay(open_pilot, "r"))
+
+
+class FakeQueueReplay(ReplaySource):
+    """A replay that answers ``queue`` with a fixed result (a replay has no daemon to ask):
+    for the look of the queue screen only; ``tests/tui/test_queue.py`` runs it on a daemon."""
+
+    async def queue(self, pilot: str) -> QueueResult:
+        t = 1795628456.0
+        tasks = [QueuedTask(task=f"fit-{i}", group="fit", cores=2, reason="no-free-core",
+                            detail="needs 2 core(s) on one node, at most 0 free") for i in range(3)]
+        tasks += [QueuedTask(task="train-0", group="train", cores=1, gpus=2, reason="no-free-gpu",
+                             detail="needs 2 GPU(s) on one node, at most 1 free"),
+                  QueuedTask(task="long-0", group="long", reason="drain-point",
+                             detail="its time limit (1800s) would end after the drain point (540s left)")]
+        return QueueResult(pilot=pilot, state="running", t=t, queued=5, running=2, cores=4, free_cores=0, gpus=2,
+                           free_gpus=1, window=300.0, finished_in_window=30, rate=6.0, eta=70.0, finish_at=t + 70,
+                           walltime_end=t + 600, drain_at=t + 540, before_drain=True,
+                           reasons={"no-free-core": 3, "no-free-gpu": 1, "drain-point": 1}, tasks=tasks)
+
+
+@SIZES
+def test_queue_fake_result(size: tuple[int, int], snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(time, "time", lambda: 1795628456.0)  # the drain point's "left"
+    app = PilotkitApp(FakeQueueReplay(DEMO_LOG, speed=None), tick=False, pilot=DEMO_PILOT)
+    assert snap_compare(app, terminal_size=size, run_before=after_replay(None, "w"))
+
+
+class FakeDescribeReplay(ReplaySource):
+    """A replay that answers ``describe`` from the recorded demo (a replay has no daemon to
+    ask): for the look of the describe screen only; ``tests/tui/test_describe.py`` runs it
+    on a daemon."""
+
+    async def describe_pilot(self, pilot: str) -> DescribeResult:
+        assert self.model is not None
+        view = self.model.pilots[pilot]
+        summary = PilotSummary(id=pilot, name=view.name, provider="local", state=view.state, reason=view.reason,
+                               workdir="/home/ada/runs/" + pilot, created=view.created or 0.0,
+                               updated=view.ended or 0.0, ended=view.ended, nodes=1, cores=2, job_id="25663",
+                               walltime_end=view.walltime_end)
+        nodes = [NodeInfo(name="vm", cores=2, memory=25276063744,
+                          gpu_reason="NVML library not found (no NVIDIA driver installed)")]
+        files = {"workdir": summary.workdir, "pilot_log": summary.workdir + "/pilot.log",
+                 "results": summary.workdir + "/results.jsonl", "tasks": summary.workdir + "/tasks"}
+        return DescribeResult(summary=summary, spec=DEMO_SPEC.read_text(), spec_path="/home/ada/demo.toml",
+                              allocation=Allocation(provider="local", nodes=["vm"], job_id="25663"), nodes=nodes,
+                              files=files)
+
+
+@SIZES
+def test_describe_fake_result(size: tuple[int, int], snap_compare: Any) -> None:
+    app = PilotkitApp(FakeDescribeReplay(DEMO_LOG, speed=None), tick=False, pilot=DEMO_PILOT)
+    assert snap_compare(app, terminal_size=size, run_before=after_replay(None, "i"))
+
+
+def cancelled_log(tmp_path: Path) -> Path:
+    """The synthetic cluster pilot, cancelled part-way: its running tasks killed, a whole
+    group never started (cancelled tasks in the counts, the bars and the task list)."""
+    from pilotkit.events import GroupAdded, PilotStateChanged, TaskCancelled, TaskFinished
+    from pilotkit.tui.synthetic import cluster_events
+
+    events = list(cluster_events(nodes=3, tasks=24, metric_rounds=4, finish=False))
+    t = events[-1].t + 0.1
+    events.append(GroupAdded(pilot=CLUSTER_PILOT, t=t, group="later", total=12))
+    events.append(PilotStateChanged(pilot=CLUSTER_PILOT, t=t + 0.1, state="evicting", previous="running"))
+    events.append(TaskCancelled(pilot=CLUSTER_PILOT, t=t + 0.2, group="later", count=12))
+    for k, node in enumerate(("node0000", "node0001", "node0002")):
+        task = f"eval-{9 + k:05d}"
+        events.append(TaskFinished(pilot=CLUSTER_PILOT, t=t + 0.3, task=task, group="eval", attempt=1, node=node,
+                                   status="killed", exit_code=-15, duration=0.2))
+    events.append(PilotStateChanged(pilot=CLUSTER_PILOT, t=t + 0.5, state="cancelled", previous="evicting",
+                                    reason="cancelled"))
+    path = tmp_path / "cancelled.jsonl"
+    path.write_bytes(b"\n".join(msgspec.json.encode(e) for e in events) + b"\n")
+    return path
+
+
+@SIZES
+def test_pilot_cancelled(size: tuple[int, int], snap_compare: Any, tmp_path: Path) -> None:
+    app = replay_app(cancelled_log(tmp_path))
+
+    def open_pilot(pilot: Pilot[Any]) -> None:
+        pilot.app.post_message(OpenPilot(CLUSTER_PILOT))
+
+    assert snap_compare(app, terminal_size=size, run_before=after_replay(open_pilot, "slash", *"cancel", "enter"))
+
+
+class FakeFailuresReplay(ReplaySource):
+    """A replay that answers ``failures`` with a fixed result (a replay has no daemon to
+    ask): for the look of the failures screen only; ``tests/tui/test_describe.py`` runs
+    it on a daemon."""
+
+    async def failures(self, pilot: str) -> FailuresResult:
+        return FailuresResult(pilot=pilot, failed=41, groups=[
+            FailureGroup(outcome="failed", exit_code=1, last_line="KeyError: 'mass'", count=31,
+                         tasks=[f"fit-{i}" for i in range(31)]),
+            FailureGroup(outcome="timeout", exit_code=None, last_line="epoch 40/100 loss=0.213", count=8,
+                         tasks=[f"train-{i}" for i in range(8)]),
+            FailureGroup(outcome="failed", exit_code=137, last_line="", count=2, tasks=["check-1", "check-3"]),
+        ])
+
+
+@SIZES
+def test_failures_fake_result(size: tuple[int, int], snap_compare: Any) -> None:
+    app = PilotkitApp(FakeFailuresReplay(DEMO_LOG, speed=None), tick=False, pilot=DEMO_PILOT)
+    assert snap_compare(app, terminal_size=size, run_before=after_replay(None, "F"))

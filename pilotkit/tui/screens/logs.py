@@ -1,18 +1,26 @@
-"""Follow a task's stdout or stderr (or the pilot's own log): wrap, timestamps, a capped
-buffer."""
+"""Follow a task's stdout or stderr (or the pilot's own log): wrap, timestamps, search,
+the last lines or the whole file.
+
+Times are those the lines were written at, where known: a line of the pilot's log
+carries its own; task output does not, so a line already in the file when the screen
+opened has no time (shown blank), and one that arrives while followed has the time it
+arrived, within the daemon's poll of the file (a fraction of a second).
+"""
 
 from __future__ import annotations
 
 import collections
+import re
 import time
+from datetime import datetime
 from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import RichLog
+from textual.widgets import Input, RichLog
 
 from ...errors import PilotkitError
 from ..format import clock
@@ -20,7 +28,24 @@ from ..widgets import Caption, palette_of
 from .base import DashboardScreen
 
 CAP = 5000
-"""Lines kept (the buffer and the widget)."""
+"""Lines kept (the buffer and the widget) of the end of a log."""
+ALL_CAP = 200_000
+"""Lines kept after ``a`` (the whole file)."""
+BACKLOG = 0.5
+"""Seconds after the log opens in which what arrives is taken for what the file held
+already (written at an unknown time)."""
+STAMP = re.compile(r"^(\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2})")
+
+
+def written_at(line: str) -> float | None:
+    """The time a pilot-log line carries (``2026-11-25 17:40:56 INFO ...``), local time."""
+    m = STAMP.match(line)
+    if m is None:
+        return None
+    try:
+        return datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").timestamp()
+    except ValueError:
+        return None
 
 
 class LogsScreen(DashboardScreen):
@@ -30,6 +55,10 @@ class LogsScreen(DashboardScreen):
         Binding("t", "timestamps", "Timestamps"),
         Binding("e", "stream", "stdout/stderr"),
         Binding("f", "follow", "Follow"),
+        Binding("slash", "search", "Search"),
+        Binding("n", "next_match(1)", "Next", show=False),
+        Binding("N", "next_match(-1)", "Previous", show=False),
+        Binding("a", "whole", "Whole file"),
         Binding("j,down", "scroll(1)", "Down", show=False),
         Binding("k,up", "scroll(-1)", "Up", show=False),
         Binding("g,home", "top", "Top", show=False),
@@ -45,9 +74,16 @@ class LogsScreen(DashboardScreen):
         self.wrap = wrap
         self.timestamps = timestamps
         self.follow = True
-        self.lines: collections.deque[tuple[float, str]] = collections.deque(maxlen=CAP)
+        self.cap = CAP
+        self.lines: collections.deque[tuple[float | None, str]] = collections.deque(maxlen=CAP)
+        """(when it was written, None: unknown; the line)."""
         self._partial = ""
         self.ended: str | None = None
+        self.search_text = ""
+        """The search (``/``): lines holding it (any case) are marked; n/N go from one to the next."""
+        self.matches: list[int] = []
+        self.match = -1
+        self._opened = 0.0
 
     def heading(self) -> str:
         what = f"{self.task_id} {'stderr' if self.stderr else 'stdout'}" if self.task_id else "pilot log"
@@ -55,9 +91,11 @@ class LogsScreen(DashboardScreen):
 
     def body(self) -> ComposeResult:
         yield Caption(id="logs-caption")
-        yield RichLog(id="log", max_lines=CAP, wrap=self.wrap, markup=False, highlight=False, auto_scroll=True)
+        yield RichLog(id="log", max_lines=self.cap, wrap=self.wrap, markup=False, highlight=False, auto_scroll=True)
+        yield Input(placeholder="search: enter finds it, n/N next/previous, esc closes", id="log-search")
 
     def on_mount(self) -> None:
+        self.query_one("#log-search", Input).display = False
         self._caption()
         self.load()
 
@@ -66,13 +104,18 @@ class LogsScreen(DashboardScreen):
     @work(exclusive=True, group="logs")
     async def load(self) -> None:
         """Stream the log into the buffer (a new call replaces a running one)."""
-        self.lines.clear()
+        self.lines = collections.deque(maxlen=self.cap)
         self._partial = ""
         self.ended = None
-        self.query_one(RichLog).clear()
+        self.matches, self.match = [], -1
+        log = self.query_one(RichLog)
+        log.max_lines = self.cap
+        log.clear()
         source = self.dashboard.source
+        self._opened = time.monotonic()
+        tail = -1 if self.cap == ALL_CAP else self.cap
         try:
-            async for text in source.logs(self.pilot_id, self.task_id, stderr=self.stderr, tail=CAP, follow=True):
+            async for text in source.logs(self.pilot_id, self.task_id, stderr=self.stderr, tail=tail, follow=True):
                 self._feed(text)
             self.ended = "end of output"
         except PilotkitError as exc:
@@ -90,17 +133,23 @@ class LogsScreen(DashboardScreen):
             self._add(lines)
 
     def _add(self, lines: list[str]) -> None:
-        now = time.time()
+        arrived: float | None = time.time()
+        if time.monotonic() - self._opened < BACKLOG:
+            arrived = None  # the file held it already: written when, unknown
         log = self.query_one(RichLog)
         for line in lines:
-            self.lines.append((now, line))
-            log.write(self._line(now, line), scroll_end=self.follow)
+            t = written_at(line) if self.task_id is None else arrived
+            self.lines.append((t, line))
+            log.write(self._line(t, line), scroll_end=self.follow)
 
-    def _line(self, t: float, line: str) -> Text:
+    def _line(self, t: float | None, line: str) -> Text:
         text = Text(no_wrap=not self.wrap)
+        p = palette_of(self)
         if self.timestamps:
-            text.append(clock(t) + " ", palette_of(self).muted)
+            text.append((clock(t) if t is not None else " " * 8) + " ", p.muted)
         text.append(line.replace("\t", "    "))
+        if self.search_text:
+            text.highlight_words([self.search_text], Style(bgcolor=p.running, color="black"), case_sensitive=False)
         return text
 
     def _rewrite(self) -> None:
@@ -114,7 +163,11 @@ class LogsScreen(DashboardScreen):
         p = palette_of(self)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{len(self.lines)} line(s)", Style(bold=True))
-        text.append(f" (last {CAP} kept)", p.muted)
+        text.append(" (the whole file)" if self.cap == ALL_CAP else f" (the last {self.cap}: a for all)", p.muted)
+        if self.search_text:
+            where = f"{self.match + 1}/{len(self.matches)}" if self.matches and self.match >= 0 else (
+                f"{len(self.matches)}" if self.matches else "no")
+            text.append(f"  search '{self.search_text}': {where} match(es)", p.running)
         flags = [name for name, on in (("wrap", self.wrap), ("timestamps", self.timestamps),
                                        ("follow", self.follow)) if on]
         text.append("  " + (", ".join(flags) if flags else "no wrap"), p.muted)
@@ -128,7 +181,64 @@ class LogsScreen(DashboardScreen):
     # -------------------------------------------------------------- keys
 
     def action_back(self) -> None:
+        box = self.query_one("#log-search", Input)
+        if box.display:
+            box.display = False
+            self.query_one(RichLog).focus()
+            return
         self.dismiss()
+
+    def action_search(self) -> None:
+        box = self.query_one("#log-search", Input)
+        box.display = True
+        box.focus()
+
+    @on(Input.Submitted, "#log-search")
+    def _search_entered(self, event: Input.Submitted) -> None:
+        self.search(event.value.strip())
+        event.input.display = False
+        self.query_one(RichLog).focus()
+
+    def search(self, query: str) -> None:
+        """Mark the lines holding ``query`` (any case) and go to the first one at or after
+        the top of the screen (an empty query: no search)."""
+        query_changed = query != self.search_text
+        self.search_text = query
+        needle = query.lower()
+        self.matches = [i for i, (_, line) in enumerate(self.lines) if needle and needle in line.lower()]
+        self.match = -1
+        if query_changed:
+            self._rewrite()
+        if self.matches:
+            top = round(self.query_one(RichLog).scroll_offset.y)
+            after = [k for k, i in enumerate(self.matches) if i >= top] if not self.wrap else []
+            self._go(after[0] if after else 0)
+        self._caption()
+
+    def action_next_match(self, step: int) -> None:
+        if not self.matches:
+            if self.search_text:
+                self.notify(f"'{self.search_text}' is not in the lines kept (a: the whole file)", timeout=2)
+            else:
+                self.notify("no search yet: / searches", timeout=2)
+            return
+        self._go((self.match + step) % len(self.matches))
+        self._caption()
+
+    def _go(self, k: int) -> None:
+        """Show match ``k`` (the follow stops: the view stays there)."""
+        self.match = k
+        self.follow = False
+        log = self.query_one(RichLog)
+        log.auto_scroll = False
+        log.scroll_to(y=max(0, self.matches[k] - 2), animate=False)
+
+    def action_whole(self) -> None:
+        """Load the whole file (up to 200,000 lines), not only its end."""
+        if self.cap == ALL_CAP:
+            return
+        self.cap = ALL_CAP
+        self.load()
 
     def action_wrap(self) -> None:
         self.wrap = not self.wrap

@@ -59,21 +59,28 @@ Pilots (overview)
   arrows j k   move (g G: first, last) enter      open the pilot
   s            submit a spec          l          the pilot's log
   d            drain                  c          cancel (asks first)
-  r            retry failed tasks     e          evict (asks first)
+  r            retry failed tasks (asks first for a cancelled pilot)
+  i            describe: spec, resources, job, nodes, files
 
 Pilot
   tab          next panel             /          filter tasks (! inverts)
   s  S         sort tasks, reverse    l  enter   task output (L: stderr)
-  d c r e      drain, cancel, retry, evict
+  d c r        drain, cancel, retry   w          the queue: what waits, why; rate, ETA
+  i            describe the pilot     !          a shell on the selected node
+  F            failures, grouped by exit code and last stderr line (enter: the log)
 
 Logs
   w            wrap                   t          timestamps
   e            stdout or stderr       f          follow the end
-  arrows j k   scroll (g G: top, end)
+  /            search                 n N        next, previous match
+  a            the whole file         arrows j k scroll (g G: top, end)
 
 Submit
   ctrl+o       files                  ctrl+r     validate now
   ctrl+s       submit                 enter      (on a problem) go to it
+  f2           save                   esc        close (edits kept as a draft)
+
+--readonly and replays leave out the keys that change something.
 """
 
 

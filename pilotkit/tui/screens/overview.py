@@ -20,10 +20,10 @@ class OverviewScreen(DashboardScreen):
         Binding("enter", "open", "Open", show=True),
         Binding("s", "submit", "Submit"),
         Binding("l", "logs", "Log"),
+        Binding("i", "describe", "Describe"),
         Binding("d", "act('drain')", "Drain"),
         Binding("c", "act('cancel')", "Cancel"),
         Binding("r", "act('retry')", "Retry failed"),
-        Binding("e", "act('evict')", "Evict"),
     ]
 
     def body(self) -> ComposeResult:
@@ -32,6 +32,13 @@ class OverviewScreen(DashboardScreen):
 
     def on_mount(self) -> None:
         self.query_one(PilotTable).focus()
+
+    def fit(self, width: int, height: int) -> None:
+        super().fit(width, height)
+        for table in self.query(PilotTable):
+            if table.narrow is not None and table.narrow != (width < 120):
+                table.fit(width)
+                self.repaint()
 
     def refresh_view(self, model: DashboardModel) -> None:
         table = self.query_one(PilotTable)
@@ -64,6 +71,13 @@ class OverviewScreen(DashboardScreen):
         pilot = self._selected()
         if pilot is not None:
             self.post_message(OpenLogs(pilot))
+
+    def action_describe(self) -> None:
+        from .describe import DescribeScreen
+
+        pilot = self._selected()
+        if pilot is not None:
+            self.app.push_screen(DescribeScreen(pilot))
 
     def action_act(self, action: str) -> None:
         pilot = self._selected()

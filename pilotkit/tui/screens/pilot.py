@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import ClassVar
 
 from rich.style import Style
 from rich.text import Text
-from textual import on
-from textual.app import ComposeResult
+from textual import on, work
+from textual.app import ComposeResult, SuspendNotSupported
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
@@ -16,6 +17,7 @@ from textual.widgets import Input
 from ..format import duration, walltime_cell
 from ..messages import OpenLogs, RequestAction
 from ..model import DashboardModel, PilotView
+from ..shell import NoShell, ShellCommand, shell_command
 from ..widgets import Caption, palette_of
 from ..widgets.event_log import EventLog
 from ..widgets.nodes import NodeDetail, NodeTable
@@ -33,10 +35,13 @@ class PilotScreen(DashboardScreen):
         Binding("slash", "filter", "Filter"),
         Binding("l", "logs", "Logs"),
         Binding("L", "logs(True)", "stderr", show=False),
+        Binding("w", "queue", "Queue"),
+        Binding("i", "describe", "Describe"),
+        Binding("F", "failures", "Failures"),
+        Binding("exclamation_mark", "shell", "Shell"),
         Binding("d", "act('drain')", "Drain"),
         Binding("c", "act('cancel')", "Cancel"),
         Binding("r", "act('retry')", "Retry failed"),
-        Binding("e", "act('evict')", "Evict"),
     ]
 
     def __init__(self, pilot_id: str) -> None:
@@ -180,6 +185,56 @@ class PilotScreen(DashboardScreen):
             return
         row = self.query_one(TaskTable).selected
         self.post_message(OpenLogs(self.pilot_id, row.task if row is not None else None, stderr))
+
+    def action_queue(self) -> None:
+        from .queue import QueueScreen
+
+        self.app.push_screen(QueueScreen(self.pilot_id))
+
+    def action_shell(self) -> None:
+        """A shell on the selected node (the first one when none is selected)."""
+        if self.dashboard.refuse("shell"):
+            return
+        view = self.dashboard.model.pilots.get(self.pilot_id)
+        if view is None:
+            return
+        if view.terminal:
+            self.notify(f"shell: {self.pilot_id} has ended; its allocation is gone", severity="warning")
+            return
+        node = self.query_one(NodeTable).selected or next(iter(view.nodes), None)
+        try:
+            command = shell_command(provider=view.provider, job_id=view.job_id, node=node, workdir=view.workdir,
+                                    remote=self.dashboard.source.remote)
+        except NoShell as exc:
+            self.notify(exc.message, severity="warning")
+            return
+        self.run_shell(command)
+
+    @work(exclusive=True, group="shell")
+    async def run_shell(self, command: ShellCommand) -> None:
+        try:
+            with self.app.suspend():
+                print(f"pilotkit: {command.what}; exit it to go back to the dashboard", flush=True)
+                proc = await asyncio.create_subprocess_exec(*command.argv, cwd=command.cwd)
+                code = await proc.wait()
+        except SuspendNotSupported:
+            self.notify("shell: this terminal cannot hand itself over (a browser or a test)", severity="warning")
+            return
+        except OSError as exc:
+            self.notify(f"shell: {exc.strerror or exc}", severity="error")
+            return
+        self.notify(f"back from {command.what} (exit {code})", timeout=3)
+        self.repaint()
+
+    def action_failures(self) -> None:
+        from .failures import FailuresScreen
+
+        self.app.push_screen(FailuresScreen(self.pilot_id))
+
+    def action_describe(self) -> None:
+        from .describe import DescribeScreen
+
+        self.app.push_screen(DescribeScreen(self.pilot_id))
 
     def action_act(self, action: str) -> None:
         self.post_message(RequestAction(action, self.pilot_id))

@@ -1,5 +1,9 @@
 """Submit a spec: pick the file, see it validated as you edit (problems marked on their
-lines), submit it to the daemon."""
+lines), save it, submit it to the daemon.
+
+What is typed survives the screen: leaving it with unsaved edits keeps them as a draft
+(in the dashboard, per file), which the screen shows again when it opens; ``f2`` writes
+the text to the file named in the path box."""
 
 from __future__ import annotations
 
@@ -82,6 +86,7 @@ class SubmitScreen(DashboardScreen):
         Binding("ctrl+s", "submit", "Submit", priority=True),
         Binding("ctrl+o", "focus_files", "Files"),
         Binding("ctrl+r", "validate", "Validate"),
+        Binding("f2", "save", "Save"),
     ]
 
     def __init__(self, path: Path | None = None, *, start: Path | None = None,
@@ -96,6 +101,8 @@ class SubmitScreen(DashboardScreen):
         """The text the problems are about."""
         self._checking: str | None = None
         self._initial_problems = problems
+        self.original: str | None = None
+        """The file's text as read or last saved (edits beyond it are a draft)."""
 
     def body(self) -> ComposeResult:
         with Horizontal(id="submit-main"):
@@ -109,6 +116,10 @@ class SubmitScreen(DashboardScreen):
     def on_mount(self) -> None:
         self.query_one("#spec-files").border_title = "Spec files"
         self.query_one("#spec-text").border_title = "Spec"
+        drafts = self.dashboard.drafts
+        if self.shown is None and drafts.last is not None:  # back to the draft left last
+            self.shown = drafts.last
+            self.path = drafts.last.resolve()
         if self.shown is not None:
             self.query_one("#spec-path", Input).value = str(self.shown)
             self.open_spec(self.shown)
@@ -137,6 +148,12 @@ class SubmitScreen(DashboardScreen):
             return
         self.path = path.resolve()
         self.shown = path
+        self.original = text
+        draft = self.dashboard.drafts.get(self.path)
+        if draft is not None and draft != text:
+            text = draft
+            self._initial_problems = None  # about the file, not the draft
+            self.notify(f"your unsaved edits of {path} are back (f2 saves them)", timeout=4)
         editor = self.query_one(SpecEditor)
         editor.load_text(text)
         editor.focus()
@@ -236,8 +253,40 @@ class SubmitScreen(DashboardScreen):
             self.notify(f"submit: {exc.message}", severity="error")
             return
         self.notify(f"submitted {pilot}")
+        if self.path is not None:
+            self.dashboard.drafts.drop(self.path)
         self.dismiss()
         self.app.post_message(OpenPilot(pilot))
 
+    def action_save(self) -> None:
+        box = self.query_one("#spec-path", Input).value.strip()
+        if not box:
+            self.notify("name the file in the path box first", severity="warning")
+            return
+        self.save(Path(box).expanduser(), self.query_one(SpecEditor).text)
+
+    @work(exclusive=True, group="spec-save")
+    async def save(self, path: Path, text: str) -> None:
+        try:
+            await asyncio.to_thread(path.write_text, text)
+        except OSError as exc:
+            self.notify(f"cannot save {path}: {exc.strerror or exc}", severity="error")
+            return
+        if self.path is not None:
+            self.dashboard.drafts.drop(self.path)
+        self.path = path.resolve()
+        self.shown = path
+        self.original = text
+        self.dashboard.drafts.drop(self.path)
+        self.notify(f"saved {path}")
+
     def action_back(self) -> None:
+        text = self.query_one(SpecEditor).text
+        if self.path is not None and self.shown is not None and self.original is not None:
+            if text != self.original:
+                self.dashboard.drafts.keep(self.shown, text)
+                self.notify(f"unsaved edits of {self.shown} kept: s opens them again, f2 there saves them",
+                            timeout=4)
+            else:
+                self.dashboard.drafts.drop(self.path)
         self.dismiss()

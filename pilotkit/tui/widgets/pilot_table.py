@@ -22,8 +22,20 @@ COLUMNS = (
     ("walltime", "Walltime left", 21),
     ("progress", "Tasks", 40),
 )
+NARROW_COLUMNS = (
+    ("pilot", "Pilot", 26),
+    ("state", "State", 10),
+    ("progress", "Tasks", 26),
+    ("walltime", "Walltime left", 18),
+    ("nodes", "Nodes", 5),
+    ("cores", "Cores", 6),
+    ("gpus", "GPUs", 4),
+    ("provider", "Provider", 9),
+)
+"""Under 120 columns: what matters first, so an 80-column terminal shows the tasks."""
 WALL_BAR = 12
 PROGRESS_BAR = 16
+NARROW_WIDTH = 120
 
 
 class PilotTable(DataTable[Text]):
@@ -40,10 +52,26 @@ class PilotTable(DataTable[Text]):
         super().__init__(id=id, cursor_type="row", zebra_stripes=True, cursor_foreground_priority="renderable")
         self._cells: dict[str, tuple[Text, ...]] = {}
         self._keys: list[str] = []
+        self.narrow: bool | None = None
+
+    @property
+    def columns_shown(self) -> tuple[tuple[str, str, int], ...]:
+        return NARROW_COLUMNS if self.narrow else COLUMNS
 
     def on_mount(self) -> None:
-        for key, label, width in COLUMNS:
-            self.add_column(label, key=key, width=width)
+        self.fit(self.app.size.width)
+
+    def fit(self, width: int) -> None:
+        """Lay the columns out for a terminal ``width`` wide (again, when that changes)."""
+        narrow = width < NARROW_WIDTH
+        if narrow == self.narrow:
+            return
+        self.narrow = narrow
+        self.clear(columns=True)
+        self._cells.clear()
+        self._keys = []
+        for key, label, width_ in self.columns_shown:
+            self.add_column(label, key=key, width=width_)
 
     @property
     def selected(self) -> str | None:
@@ -77,7 +105,7 @@ class PilotTable(DataTable[Text]):
             old = self._cells.get(view.id)
             if old is None or old == cells:
                 continue
-            for (key, _, _), cell, before in zip(COLUMNS, cells, old, strict=True):
+            for (key, _, _), cell, before in zip(self.columns_shown, cells, old, strict=True):
                 if cell != before:
                     self.update_cell(view.id, key, cell)
             self._cells[view.id] = cells
@@ -87,27 +115,33 @@ class PilotTable(DataTable[Text]):
         self._cells[view.id] = cells
         self.add_row(*cells, key=view.id)
 
-    @staticmethod
-    def cells(view: PilotView, now: float, p: Palette) -> tuple[Text, ...]:
+    def cells(self, view: PilotView, now: float, p: Palette) -> tuple[Text, ...]:
+        """The row of ``view``, in the order of :attr:`columns_shown`."""
         totals = view.totals()
-        progress = progress_bar(totals, PROGRESS_BAR, p)
-        progress.append(f" {totals.done:>6}/{totals.total:<6}")
+        narrow = bool(self.narrow)
+        progress = progress_bar(totals, 8 if narrow else PROGRESS_BAR, p)
+        progress.append(f" {totals.done:>6}/{totals.total:<6}" if not narrow else f" {totals.done}/{totals.total}")
         if totals.failed:
-            progress.append(f" {totals.failed} failed", Style(color=p.failed))
+            progress.append(f" {totals.failed} failed" if not narrow else f" {totals.failed}F",
+                            Style(color=p.failed))
+        if totals.cancelled:
+            progress.append(f" {totals.cancelled} cancelled" if not narrow else f" {totals.cancelled}C",
+                            Style(color=p.cancelled))
         state = Text(view.state, style=Style(color=p.state(view.state), bold=not view.terminal))
         if view.summary is not None and not view.summary.attached:
             state.append("*", p.muted)
-        return (
-            Text(view.id),
-            Text(view.provider),
-            state,
-            Text(str(view.node_count), justify="right"),
-            Text(str(view.cores), justify="right"),
-            Text(str(view.gpus), justify="right"),
-            walltime_cell(view.walltime_left(now), view.walltime_span(), WALL_BAR, p)
+        by_key = {
+            "pilot": Text(view.id),
+            "provider": Text(view.provider),
+            "state": state,
+            "nodes": Text(str(view.node_count), justify="right"),
+            "cores": Text(str(view.cores), justify="right"),
+            "gpus": Text(str(view.gpus), justify="right"),
+            "walltime": walltime_cell(view.walltime_left(now), view.walltime_span(), 8 if narrow else WALL_BAR, p)
             if not view.terminal else Text("ended", style=p.muted),
-            progress,
-        )
+            "progress": progress,
+        }
+        return tuple(by_key[key] for key, _, _ in self.columns_shown)
 
     def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()

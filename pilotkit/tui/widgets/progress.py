@@ -13,7 +13,7 @@ from ..format import progress_bar
 from . import palette_of
 
 NAME = 12
-COUNTS = 40
+COUNTS = 48
 
 
 class GroupProgressView(Static):
@@ -31,10 +31,11 @@ class GroupProgressView(Static):
         self._groups = len(groups)
         self._key = key
         p = palette_of(self)
-        bar_width = max(10, width - NAME - COUNTS - 2)
+        bar_width = max(6, width - NAME - COUNTS - 2)
         text = Text(no_wrap=True, overflow="ellipsis")
         text.append(f"{'group':<{NAME}} {'':<{bar_width}} ", Style(color=p.muted))
-        text.append(f"{'total':>7} {'queued':>7} {'running':>7} {'done':>7} {'failed':>7}", Style(color=p.muted))
+        text.append(f"{'total':>7} {'queued':>7} {'running':>7} {'done':>7} {'failed':>7} {'cancel.':>7}",
+                    Style(color=p.muted))
         rows = [*groups.items(), ("total", totals)] if groups else [("total", totals)]
         for i, (name, g) in enumerate(rows):
             last = i == len(rows) - 1
@@ -47,7 +48,8 @@ class GroupProgressView(Static):
             text.append(f"{g.queued:>7} ", Style(color=p.muted))
             text.append(f"{g.running:>7} ", Style(color=p.running) if g.running else Style(color=p.muted))
             text.append(f"{g.done:>7} ", Style(color=p.done) if g.done else Style(color=p.muted))
-            text.append(f"{g.failed:>7}", Style(color=p.failed) if g.failed else Style(color=p.muted))
+            text.append(f"{g.failed:>7} ", Style(color=p.failed) if g.failed else Style(color=p.muted))
+            text.append(f"{g.cancelled:>7}", Style(color=p.cancelled) if g.cancelled else Style(color=p.muted))
         if not groups:
             text.append("\n")
             text.append("no task groups yet", Style(color=p.muted))
