@@ -71,10 +71,10 @@ from .plugin import RunResult, RunSpec  # noqa: E402
 
 __all__ = [
     "DEFAULT_APP",
+    "REQUIRE_REAL_ENV",
     "Pilot",
     "PilotOutcome",
     "Plugins",
-    "REQUIRE_REAL_ENV",
     "RunResult",
     "RunSpec",
     "TaskResult",
