@@ -18,6 +18,7 @@ import click
 from .. import __version__
 from ..errors import PilotkitError, SpecError
 from ..vocab import ExitCode
+from .params import DURATION
 
 
 def state_dir() -> Path:
@@ -193,7 +194,9 @@ def _summary(resolved: Any) -> dict[str, Any]:
     help="Where task dirs, logs and results go (default: ./pilotkit-runs/<pilot-id>).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress view; only the summary.")
-def run(spec: Path, as_json: bool, workdir: Path | None, quiet: bool) -> None:
+@click.option("--progress-interval", type=DURATION, default="30s", show_default=True,
+              help="Outside a terminal: print a progress line this often (10s, 5m).")
+def run(spec: Path, as_json: bool, workdir: Path | None, quiet: bool, progress_interval: float) -> None:
     """Run a pilot spec to completion: claim, probe, stage, deploy, run, drain, evict.
 
     Ctrl-C cancels (so does SIGTERM): no new task starts, running ones get SIGTERM
@@ -201,12 +204,16 @@ def run(spec: Path, as_json: bool, workdir: Path | None, quiet: bool) -> None:
     second Ctrl-C kills running tasks at once. SIGUSR1 drains: no new task starts,
     running ones finish.
 
+    In a terminal a live view is drawn. Otherwise (a file, a pipe, nohup, a batch log)
+    plain lines go to stderr: one per state change, one per failed task (id, exit code,
+    last stderr line, log path), and a progress line every --progress-interval.
+
     Exit codes: 0 done; 1 tasks failed; 2 bad input; 3 walltime expired with work
     left; 130 cancelled.
     """
     from .run import run_pilot
 
-    sys.exit(run_pilot(spec, as_json=as_json, workdir=workdir, quiet=quiet))
+    sys.exit(run_pilot(spec, as_json=as_json, workdir=workdir, quiet=quiet, progress_interval=progress_interval))
 
 
 @cli.command()

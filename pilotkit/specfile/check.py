@@ -80,7 +80,10 @@ class Checker:
         unit = _unit_of(tp)
         if unit is not None and value is not None:
             try:
-                (parse_duration if unit == "duration" else parse_size)(value)
+                if unit == "duration":
+                    parse_duration(value, require_unit=True)
+                else:
+                    parse_size(value)
             except ValueError as exc:
                 self.problem(dotted, str(exc), fatal=False)
                 return False
