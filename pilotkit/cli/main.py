@@ -144,8 +144,10 @@ def probe(as_json: bool, no_gpu: bool) -> None:
               help="With --host: SSH config file to use instead of ~/.ssh/config.")
 @click.option("--remote-socket", metavar="PATH", help="With --host: the daemon's socket there.")
 @click.option("--remote-pilotkit", metavar="COMMAND", help="With --host: how to run pilotkit there.")
+@click.option("--profile", envvar="PILOTKIT_PROFILE", metavar="NAME",
+              help="Start from this profile of the site and user configuration (instead of the spec's).")
 def validate(spec: Path, as_json: bool, host: str | None, ssh_config: str | None, remote_socket: str | None,
-             remote_pilotkit: str | None) -> None:
+             remote_pilotkit: str | None, profile: str | None) -> None:
     """Check a pilot spec and report every problem at once."""
     if host:
         from .remote_validate import validate_remote
@@ -155,7 +157,7 @@ def validate(spec: Path, as_json: bool, host: str | None, ssh_config: str | None
     from ..spec import load_spec
 
     try:
-        resolved = load_spec(spec)
+        resolved = load_spec(spec, profile=profile)
     except SpecError as exc:
         if as_json:
             echo_json({"valid": False, "problems": [p.to_dict() for p in exc.problems]})
@@ -196,7 +198,11 @@ def _summary(resolved: Any) -> dict[str, Any]:
 @click.option("--quiet", "-q", is_flag=True, help="No progress view; only the summary.")
 @click.option("--progress-interval", type=DURATION, default="30s", show_default=True,
               help="Outside a terminal: print a progress line this often (10s, 5m).")
-def run(spec: Path, as_json: bool, workdir: Path | None, quiet: bool, progress_interval: float) -> None:
+@click.option("--profile", envvar="PILOTKIT_PROFILE", metavar="NAME",
+              help="Start from this profile of the site and user configuration (instead of the spec's).")
+def run(
+    spec: Path, as_json: bool, workdir: Path | None, quiet: bool, progress_interval: float, profile: str | None
+) -> None:
     """Run a pilot spec to completion: claim, probe, stage, deploy, run, drain, evict.
 
     Ctrl-C cancels (so does SIGTERM): no new task starts, running ones get SIGTERM
@@ -213,7 +219,11 @@ def run(spec: Path, as_json: bool, workdir: Path | None, quiet: bool, progress_i
     """
     from .run import run_pilot
 
-    sys.exit(run_pilot(spec, as_json=as_json, workdir=workdir, quiet=quiet, progress_interval=progress_interval))
+    sys.exit(
+        run_pilot(
+            spec, as_json=as_json, workdir=workdir, quiet=quiet, progress_interval=progress_interval, profile=profile
+        )
+    )
 
 
 @cli.command()
@@ -285,7 +295,10 @@ from .container import container  # noqa: E402
 
 cli.add_command(container)
 
+from .config import config  # noqa: E402
 from .share import docs, examples  # noqa: E402
+
+cli.add_command(config)
 
 cli.add_command(examples)
 cli.add_command(docs)

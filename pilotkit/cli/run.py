@@ -23,11 +23,17 @@ def report_plugin_errors(plugins: Plugins) -> None:
 
 
 def run_pilot(
-    spec_path: Path, *, as_json: bool, workdir: Path | None, quiet: bool, progress_interval: float = 30.0
+    spec_path: Path,
+    *,
+    as_json: bool,
+    workdir: Path | None,
+    quiet: bool,
+    progress_interval: float = 30.0,
+    profile: str | None = None,
 ) -> int:
     plugins = get_plugins()
     report_plugin_errors(plugins)
-    resolved = load_spec(spec_path, plugins)
+    resolved = load_spec(spec_path, plugins, profile=profile)
     outcome = asyncio.run(
         _run(
             resolved,
