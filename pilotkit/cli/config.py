@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -11,6 +12,22 @@ from ..errors import SpecError
 
 _CHECK_SPEC = 'name = "profile-check"\n[[app.groups]]\nname = "g"\ncommand = "true"\n'
 """A minimal valid spec: laid over a profile, the problems found are the profile's."""
+
+
+def check_profile(name: str) -> dict[str, Any]:
+    """A profile's merged tables; SpecError naming each problem of its values in the
+    file that set it."""
+    from ..config import merged_profile_data, site_file, user_file
+    from ..spec import parse_spec
+
+    try:
+        parse_spec(_CHECK_SPEC, "<profile check>", profile=name)
+    except SpecError as exc:
+        config_files = {str(site_file()), str(user_file())}
+        own = [p for p in exc.problems if p.file in config_files]
+        if own:
+            raise SpecError(own) from None
+    return merged_profile_data(name)
 
 
 @click.group()
@@ -29,7 +46,7 @@ def show(spec: Path | None, profile: str | None, as_json: bool) -> None:
     file and line that set it (the spec wins over the user file, which wins over the
     site file). Without either: the files read and the profiles they hold."""
     from ..config import merged_profile, merged_spec, read_configs, site_file, user_file
-    from ..spec import load_spec, parse_spec
+    from ..spec import load_spec
     from ..specfile.parsing import read_text
 
     if spec is None and profile is None:
@@ -50,14 +67,8 @@ def show(spec: Path | None, profile: str | None, as_json: bool) -> None:
         settings = merged_spec(read_text(spec), str(spec), profile)
     else:
         assert profile is not None
+        check_profile(profile)
         settings = merged_profile(profile)
-        try:
-            parse_spec(_CHECK_SPEC, "<profile check>", profile=profile)
-        except SpecError as exc:
-            config_files = {str(site_file()), str(user_file())}
-            own = [p for p in exc.problems if p.file in config_files]
-            if own:
-                raise SpecError(own) from None
     if as_json:
         click.echo(json.dumps([s.to_dict() for s in settings], indent=2))
         return

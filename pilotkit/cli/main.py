@@ -296,10 +296,11 @@ from .container import container  # noqa: E402
 cli.add_command(container)
 
 from .config import config  # noqa: E402
+from .doctor import doctor  # noqa: E402
 from .share import docs, examples  # noqa: E402
 
 cli.add_command(config)
-
+cli.add_command(doctor)
 cli.add_command(examples)
 cli.add_command(docs)
 

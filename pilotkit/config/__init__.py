@@ -9,7 +9,15 @@ shaped as a spec's ``provider``, ``resources``, ``image``, ``container``, ``pilo
 from __future__ import annotations
 
 from .files import PROFILE_ENV, SITE_ENV, ConfigFile, read_config, read_configs, site_file, user_file
-from .profiles import Setting, layers_for, merged_profile, merged_spec, profile_layers, settings
+from .profiles import (
+    Setting,
+    layers_for,
+    merged_profile,
+    merged_profile_data,
+    merged_spec,
+    profile_layers,
+    settings,
+)
 
 __all__ = [
     "PROFILE_ENV",
@@ -18,6 +26,7 @@ __all__ = [
     "Setting",
     "layers_for",
     "merged_profile",
+    "merged_profile_data",
     "merged_spec",
     "profile_layers",
     "read_config",

@@ -80,14 +80,24 @@ def settings(data: dict[str, Any], lines: KeyLines, fname: str) -> list[Setting]
     return out
 
 
-def merged_profile(name: str) -> list[Setting]:
-    """A profile as the site and user files set it, each value with its origin."""
+def _merged(name: str) -> tuple[dict[str, Any], KeyLines]:
     configs = read_configs()
     layers = profile_layers(name, configs)
     if not layers:
         raise PilotkitError(f"--profile: no profile '{name}' in {site_file()} or {user_file()}")
     lines = KeyLines("")
-    return settings(lay({}, lines, layers), lines, "")
+    return lay({}, lines, layers), lines
+
+
+def merged_profile(name: str) -> list[Setting]:
+    """A profile as the site and user files set it, each value with its origin."""
+    data, lines = _merged(name)
+    return settings(data, lines, "")
+
+
+def merged_profile_data(name: str) -> dict[str, Any]:
+    """A profile's tables as the site and user files set them (user over site)."""
+    return _merged(name)[0]
 
 
 def merged_spec(text: str, fname: str, chosen: str | None) -> list[Setting]:
