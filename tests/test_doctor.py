@@ -30,7 +30,9 @@ def doctor(
     site = tmp_path / "site.toml"
     site.write_text(
         SITE.format(
-            callback=callback or env["PILOTKIT_TESTCLUSTER_HOST_ADDR"], partition=partition, root=tmp_path / "runs"
+            callback=callback or env["PILOTKIT_TESTCLUSTER_HOST_ADDR"],
+            partition=partition,
+            root=tmp_path / "runs",
         )
     )
     env = {**env, "PILOTKIT_SITE_CONFIG": str(site), "XDG_CONFIG_HOME": str(tmp_path / "none")}
@@ -61,7 +63,9 @@ def test_doctor_on_the_test_cluster_is_ok(
         ["pilotkit", "doctor"], env={**cli_env, **slurm}, capture_output=True, text=True, timeout=60
     )
     assert text.returncode == 0, text.stdout
-    assert text.stdout.splitlines()[0].startswith("ok      batch commands: sbatch, srun, squeue, scancel, sinfo")
+    assert text.stdout.splitlines()[0].startswith(
+        "ok      batch commands: sbatch, srun, squeue, scancel, sinfo"
+    )
 
 
 def test_doctor_names_a_misspelt_partition(

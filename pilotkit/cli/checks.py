@@ -83,7 +83,7 @@ class Site:
             account=resources.get("account"),
             qos=resources.get("qos"),
             constraint=resources.get("constraint"),
-            walltime=min(parse_duration(walltime), 60.0) if walltime else 60.0,
+            walltime=parse_duration(walltime) if walltime else 60.0,
             callback_host=provider.get("callback_host"),
             workdir_root=Path(data.get("pilot", {}).get("workdir_root") or "pilotkit-runs"),
             runtime=data.get("container", {}).get("runtime"),
@@ -91,8 +91,9 @@ class Site:
             gpus=int(resources.get("gpus") or 0),
         )
 
-    def slurm_args(self) -> list[str]:
-        args = ["-N", "1", "-t", slurm_time(self.walltime)]
+    def slurm_args(self, *, step: bool = False) -> list[str]:
+        """Options for one node: the profile's walltime, or a minute for a tiny ``step``."""
+        args = ["-N", "1", "-t", slurm_time(60.0 if step else self.walltime)]
         for flag, value in (
             ("-p", self.partition),
             ("-A", self.account),
@@ -173,7 +174,7 @@ async def slurm_allocation(site: Site) -> Check:
 async def node_sees(site: Site, path: Path) -> tuple[bool, str]:
     """Whether a compute node sees ``path`` (a tiny srun)."""
     code, _, err = await command(
-        "srun", *site.slurm_args(), "--quiet", "test", "-f", str(path), timeout=CALLBACK_TIMEOUT
+        "srun", *site.slurm_args(step=True), "--quiet", "test", "-f", str(path), timeout=CALLBACK_TIMEOUT
     )
     if code is None:
         return False, f"srun did not finish in {CALLBACK_TIMEOUT:g}s"
@@ -198,7 +199,7 @@ async def callback_reachable(site: Site) -> Check:
     port = server.sockets[0].getsockname()[1]
     probe = f"import socket; socket.create_connection(({host!r}, {port}), timeout=5).close()"
     async with server:
-        code, out, err = await command("srun", *site.slurm_args(), "--quiet", "python3", "-c", probe,
+        code, out, err = await command("srun", *site.slurm_args(step=True), "--quiet", "python3", "-c", probe,
                                        timeout=CALLBACK_TIMEOUT)  # fmt: skip
         if code == 0:
             try:
