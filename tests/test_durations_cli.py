@@ -43,3 +43,6 @@ def test_bare_duration_option_is_refused(
     assert out.returncode == 2
     assert "--progress-interval': 30 has no unit: write '30s' or '30m'" in out.stderr
     assert "Traceback" not in out.stderr
+    out = run(pilotkit_cmd, cli_env, "run", "--progress-interval", "0s", str(tmp_path / "none.toml"))
+    assert out.returncode == 2
+    assert "--progress-interval': 0s is too short: at least 0.1s" in out.stderr

@@ -18,7 +18,7 @@ import click
 from .. import __version__
 from ..errors import PilotkitError, SpecError
 from ..vocab import ExitCode
-from .params import DURATION
+from .params import INTERVAL
 
 
 def state_dir() -> Path:
@@ -196,7 +196,7 @@ def _summary(resolved: Any) -> dict[str, Any]:
     help="Where task dirs, logs and results go (default: ./pilotkit-runs/<pilot-id>).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress view; only the summary.")
-@click.option("--progress-interval", type=DURATION, default="30s", show_default=True,
+@click.option("--progress-interval", type=INTERVAL, default="30s", show_default=True,
               help="Outside a terminal: print a progress line this often (10s, 5m).")
 @click.option("--profile", envvar="PILOTKIT_PROFILE", metavar="NAME",
               help="Start from this profile of the site and user configuration (instead of the spec's).")

@@ -18,17 +18,23 @@ class DurationType(click.ParamType[float, Any]):
 
     name = "duration"
 
-    def __init__(self, *, bare_seconds: bool = False) -> None:
+    def __init__(self, *, bare_seconds: bool = False, minimum: float = 0.0) -> None:
         self.bare_seconds = bare_seconds
+        self.minimum = minimum
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
         if isinstance(value, float):
             return value
         try:
-            return parse_duration(str(value), require_unit=not self.bare_seconds)
+            seconds = parse_duration(str(value), require_unit=not self.bare_seconds)
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
+        if seconds < self.minimum:
+            self.fail(f"{value} is too short: at least {self.minimum:g}s", param, ctx)
+        return seconds
 
 
 DURATION = DurationType()
 """A duration with a unit."""
+INTERVAL = DurationType(minimum=0.1)
+"""A duration with a unit, at least 0.1 s (how often something repeats)."""
