@@ -137,3 +137,20 @@ def test_terminal_summary_lists_failures_without_wrapping_paths(
     assert "failed tasks: 25" in text
     assert str(workdir / "tasks" / "bad-00" / "attempt-1.err") in text.replace("\r\n", "\n").replace("\r", "")
     assert f"... and 5 more failed tasks: see {workdir / 'results.jsonl'}" in text.replace("\r\n", "\n")
+
+
+def test_a_message_of_several_lines_is_one_line() -> None:
+    from pilotkit.cli.logview import PlainLog
+    from pilotkit.events import Log
+    from pilotkit.progress import Progress
+
+    view = PlainLog("p", Path("/w"), Progress(), 1.0, print)
+    view.event(
+        Log(
+            pilot="p",
+            level="info",
+            message="scheduler at tcp://n1:8786\n  dashboard :8787\n\n",
+            source="dask",
+        )
+    )
+    assert view.queue.get_nowait() == "dask: scheduler at tcp://n1:8786 / dashboard :8787"

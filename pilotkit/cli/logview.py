@@ -83,7 +83,8 @@ class PlainLog:
             reason = f" ({event.reason})" if event.reason else ""
             self.queue.put_nowait(f"state {event.state}{reason}")
         elif isinstance(event, Log) and event.level != "debug":
-            self.queue.put_nowait(f"{event.source or 'pilot'}: {event.message}")
+            message = " / ".join(line.strip() for line in event.message.splitlines() if line.strip())
+            self.queue.put_nowait(f"{event.source or 'pilot'}: {message}")
 
     async def run(self) -> None:
         ticker = asyncio.create_task(self._tick())
