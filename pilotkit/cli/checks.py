@@ -171,13 +171,17 @@ async def slurm_allocation(site: Site) -> Check:
     return Check("allocation", "ok", f"sbatch --test-only accepts {what}")
 
 
-async def node_sees(site: Site, path: Path) -> tuple[bool, str]:
-    """Whether a compute node sees ``path`` (a tiny srun)."""
+NO_NODE = f"no compute node ran the check within {CALLBACK_TIMEOUT:g}s (a busy queue?)"
+NO_NODE_HINT = "run `pilotkit doctor --deep` again when the queue is shorter"
+
+
+async def node_sees(site: Site, path: Path) -> tuple[bool | None, str]:
+    """Whether a compute node sees ``path`` (a tiny srun); None when no node ran it in time."""
     code, _, err = await command(
         "srun", *site.slurm_args(step=True), "--quiet", "test", "-f", str(path), timeout=CALLBACK_TIMEOUT
     )
     if code is None:
-        return False, f"srun did not finish in {CALLBACK_TIMEOUT:g}s"
+        return None, NO_NODE
     return code == 0, _last(err) if code else ""
 
 
@@ -208,7 +212,9 @@ async def callback_reachable(site: Site) -> Check:
                 pass
     if connected.is_set():
         return Check("callback", "ok", f"a compute node connected back to {host}:{port}")
-    why = f"srun did not finish in {CALLBACK_TIMEOUT:g}s" if code is None else _last(err or out)
+    if code is None:
+        return Check("callback", "warning", f"{host}:{port} not tried: {NO_NODE}", NO_NODE_HINT)
+    why = _last(err or out)
     return Check("callback", "error", f"a compute node cannot connect to {host}:{port} ({why})",
                  "set the profile's provider.callback_host (or $PILOTKIT_CALLBACK_HOST) to an address "
                  "of this machine that the nodes reach")  # fmt: skip
@@ -270,6 +276,10 @@ async def workdir(site: Site, *, batch: bool, deep: bool) -> list[Check]:
             os.unlink(name)
         if seen:
             checks.insert(0, Check("workdir", "ok", f"{root}: a compute node sees it (on {fstype})"))
+        elif seen is None:
+            checks.insert(
+                0, Check("workdir", "warning", f"{root} (on {fstype}) not tried: {why}", NO_NODE_HINT)
+            )
         else:
             checks.insert(0, Check("workdir", "error", f"{root}: a compute node does not see it" + (f" ({why})" if why else ""),
                                    "set the profile's pilot.workdir_root to the filesystem the nodes share"))  # fmt: skip

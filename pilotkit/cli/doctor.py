@@ -18,7 +18,7 @@ from ..vocab import ExitCode
 @click.option(
     "--deep",
     is_flag=True,
-    help="Also run tiny steps on a compute node: the workdir is seen there, the callback address reached.",
+    help="Also run tiny steps on a compute node (waiting up to 60s for one): the workdir is seen there, the callback address reached.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def doctor(profile: str | None, deep: bool, as_json: bool) -> None:
