@@ -82,7 +82,8 @@ class Pilot:
         self.id = pilot_id or new_pilot_id(spec.name)
         configured = spec.spec.pilot.workdir
         if workdir is None:
-            workdir = Path(configured) if configured else Path("pilotkit-runs") / self.id
+            root = spec.spec.pilot.workdir_root or "pilotkit-runs"
+            workdir = Path(configured) if configured else Path(root) / self.id
             if not workdir.is_absolute():
                 workdir = (spec.base_dir if configured else Path.cwd()) / workdir
         self.workdir = workdir

@@ -3,6 +3,7 @@ dashboard)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from .events import Event, GroupAdded, PilotStateChanged, TaskCancelled, TaskFinished, TaskStarted
@@ -10,6 +11,21 @@ from .vocab import WINDING_DOWN_STATES, Counts, TaskStatus, final_status
 
 GroupProgress = Counts
 """The counts of one task group (the shared :class:`pilotkit.vocab.Counts`)."""
+
+FAILURES_KEPT = 20
+"""How many failed tasks :class:`Progress` keeps by name (the rest are only counted)."""
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A task whose last attempt failed."""
+
+    task: str
+    group: str
+    attempt: int
+    status: str
+    """The attempt's outcome: ``failed``, ``timeout``, ``lost``, ``spawn-error``..."""
+    exit_code: int | None
 
 
 @dataclass
@@ -19,6 +35,10 @@ class Progress:
     state: str = "new"
     reason: str | None = None
     groups: dict[str, Counts] = field(default_factory=dict)
+    failures: list[Failure] = field(default_factory=list)
+    """The first :data:`FAILURES_KEPT` failed tasks, in the order they failed."""
+    listeners: list[Callable[[Failure], None]] = field(default_factory=list)
+    """Called with each failed task as it is counted."""
 
     def apply(self, event: Event) -> None:
         if isinstance(event, TaskStarted):
@@ -35,6 +55,11 @@ class Progress:
                     group.cancelled += 1
                 else:
                     group.failed += 1
+                    failure = Failure(event.task, event.group, event.attempt, event.status, event.exit_code)
+                    if len(self.failures) < FAILURES_KEPT:
+                        self.failures.append(failure)
+                    for listener in self.listeners:
+                        listener(failure)
         elif isinstance(event, GroupAdded):
             group = self.groups.setdefault(event.group, Counts())
             group.total += event.total

@@ -18,6 +18,7 @@ from typing import Any
 
 import msgspec
 
+from .config import layers_for
 from .errors import PluginError, SpecError
 from .interfaces import App, ContainerRuntime, Provider, Stager
 from .plugins import Plugins
@@ -101,18 +102,23 @@ class ResolvedSpec:
 # ---------------------------------------------------------------------- both steps
 
 
-def load_spec(path: str | Path, plugins: Plugins | None = None) -> ResolvedSpec:
-    """Read, check and resolve a spec file; raise SpecError listing every problem."""
-    return parse_spec(_parse.read_text(path), path, plugins)
+def load_spec(path: str | Path, plugins: Plugins | None = None, *, profile: str | None = None) -> ResolvedSpec:
+    """Read, check and resolve a spec file; raise SpecError listing every problem.
+
+    The spec is laid over a profile of the site and user configuration files
+    (:mod:`pilotkit.config`): ``profile`` if given, else the spec's own ``profile``."""
+    return parse_spec(_parse.read_text(path), path, plugins, profile=profile)
 
 
-def parse_spec(text: str, path: str | Path | None = None, plugins: Plugins | None = None) -> ResolvedSpec:
+def parse_spec(
+    text: str, path: str | Path | None = None, plugins: Plugins | None = None, *, profile: str | None = None
+) -> ResolvedSpec:
     """Check and resolve a spec's text; raise SpecError listing every problem."""
     if plugins is None:
         from .plugins import get_plugins
 
         plugins = get_plugins()
-    data, checker = _parse.start(text, path)
+    data, checker = _parse.start(text, path, layers_for(profile))
     classes = _lookup({s: data.get(s) for s in PLUGGABLE}, plugins, checker)
     parsed = _parse.finish(data, checker, path)
     if parsed is None:
@@ -206,9 +212,10 @@ def _resolved(parsed: ParsedSpec, classes: dict[str, Any], checker: Checker) -> 
     for cls in (resolved.provider_cls, resolved.app_cls, resolved.runtime_cls, resolved.stager_cls):
         if cls is not None:
             for problem in cls.check(resolved):
+                if problem.file is None and problem.line is None:
+                    file, problem.key, problem.line = parsed.lines.where(problem.key)
+                    problem.file = file
                 problem.file = problem.file or parsed.file
-                if problem.line is None:
-                    problem.line = parsed.lines.find(problem.key)
                 problems.append(problem)
     if problems:
         raise SpecError(problems)

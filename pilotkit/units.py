@@ -8,11 +8,26 @@ _DURATION_PART = re.compile(r"(\d+(?:\.\d+)?)\s*(ms|d|h|m|s)", re.IGNORECASE)
 _UNITS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0, "ms": 0.001}
 
 
-def parse_duration(value: str | int | float) -> float:
-    """Seconds from ``90``, ``"90s"``, ``"1h30m"``, ``"2d"``, ``"01:30:00"``, ``"1-12:00:00"``."""
+def unit_hint(value: str | int | float) -> str:
+    """The message that refuses a duration written without a unit."""
+    number = str(value).strip()
+    return (
+        f"{number} has no unit: write '{number}s' or '{number}m' "
+        "(a bare number is seconds to some tools and minutes to sbatch)"
+    )
+
+
+def parse_duration(value: str | int | float, *, require_unit: bool = False) -> float:
+    """Seconds from ``90``, ``"90s"``, ``"1h30m"``, ``"2d"``, ``"01:30:00"``, ``"1-12:00:00"``.
+
+    With ``require_unit`` (spec files, command-line options) a bare number, ``90`` or
+    ``"90"``, is refused with :func:`unit_hint`.
+    """
     if isinstance(value, bool):
         raise ValueError("expected a duration, got a boolean")
     if isinstance(value, (int, float)):
+        if require_unit:
+            raise ValueError(unit_hint(value))
         if value < 0:
             raise ValueError("a duration cannot be negative")
         return float(value)
@@ -40,6 +55,8 @@ def parse_duration(value: str | int | float) -> float:
     except ValueError:
         pass
     else:
+        if require_unit:
+            raise ValueError(unit_hint(text))
         if number < 0:
             raise ValueError("a duration cannot be negative")
         return number

@@ -54,3 +54,14 @@ async def test_run_command_timeout_stops_the_commands_children() -> None:
         # The shell's child keeps the output pipe open; it must die with the shell.
         await run_command(["sh", "-c", "sleep 30; echo done"], timeout=0.5)
     assert time.monotonic() - t0 < 5
+
+
+@pytest.mark.parametrize("value", [90, 90.0, "90", " 90 ", "1.5"])
+def test_bare_number_refused_where_a_unit_is_required(value: str | float) -> None:
+    with pytest.raises(ValueError, match=r"has no unit: write '.*s' or '.*m'"):
+        parse_duration(value, require_unit=True)
+
+
+@pytest.mark.parametrize(("text", "seconds"), [("90s", 90.0), ("90m", 5400.0), ("01:30:00", 5400.0)])
+def test_units_accepted_where_required(text: str, seconds: float) -> None:
+    assert parse_duration(text, require_unit=True) == seconds

@@ -19,6 +19,7 @@ import click
 
 from ..errors import PilotkitError
 from ..vocab import exit_code
+from .params import DurationType
 
 if TYPE_CHECKING:
     from ..client import Client, EventItem
@@ -133,8 +134,9 @@ def systemd_unit() -> str:
               help="Also listen on TCP (off by default; TLS required on non-loopback addresses).")
 @click.option("--tls-cert", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TLS certificate.")
 @click.option("--tls-key", type=click.Path(exists=True, dir_okay=False, path_type=Path), help="TLS private key.")
-@click.option("--shutdown-timeout", type=float, default=30.0, show_default=True,
-              help="Seconds local pilots may drain at shutdown before their tasks are stopped.")
+@click.option("--shutdown-timeout", type=DurationType(bare_seconds=True), default=30.0, show_default=True,
+              help="How long local pilots may drain at shutdown before their tasks are stopped "
+                   "(30s, 2m; a bare number is seconds).")
 @click.option("--log-console/--no-log-console", default=True, hidden=True)
 @click.option("--systemd-unit", "print_unit", is_flag=True,
               help="Print a systemd user unit that runs this pilotkit's daemon, and exit.")

@@ -18,6 +18,7 @@ import click
 from .. import __version__
 from ..errors import PilotkitError, SpecError
 from ..vocab import ExitCode
+from .params import INTERVAL
 
 
 def state_dir() -> Path:
@@ -143,8 +144,10 @@ def probe(as_json: bool, no_gpu: bool) -> None:
               help="With --host: SSH config file to use instead of ~/.ssh/config.")
 @click.option("--remote-socket", metavar="PATH", help="With --host: the daemon's socket there.")
 @click.option("--remote-pilotkit", metavar="COMMAND", help="With --host: how to run pilotkit there.")
+@click.option("--profile", envvar="PILOTKIT_PROFILE", metavar="NAME",
+              help="Start from this profile of the site and user configuration (instead of the spec's).")
 def validate(spec: Path, as_json: bool, host: str | None, ssh_config: str | None, remote_socket: str | None,
-             remote_pilotkit: str | None) -> None:
+             remote_pilotkit: str | None, profile: str | None) -> None:
     """Check a pilot spec and report every problem at once."""
     if host:
         from .remote_validate import validate_remote
@@ -154,7 +157,7 @@ def validate(spec: Path, as_json: bool, host: str | None, ssh_config: str | None
     from ..spec import load_spec
 
     try:
-        resolved = load_spec(spec)
+        resolved = load_spec(spec, profile=profile)
     except SpecError as exc:
         if as_json:
             echo_json({"valid": False, "problems": [p.to_dict() for p in exc.problems]})
@@ -193,7 +196,13 @@ def _summary(resolved: Any) -> dict[str, Any]:
     help="Where task dirs, logs and results go (default: ./pilotkit-runs/<pilot-id>).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress view; only the summary.")
-def run(spec: Path, as_json: bool, workdir: Path | None, quiet: bool) -> None:
+@click.option("--progress-interval", type=INTERVAL, default="30s", show_default=True,
+              help="Outside a terminal: print a progress line this often (10s, 5m).")
+@click.option("--profile", envvar="PILOTKIT_PROFILE", metavar="NAME",
+              help="Start from this profile of the site and user configuration (instead of the spec's).")
+def run(
+    spec: Path, as_json: bool, workdir: Path | None, quiet: bool, progress_interval: float, profile: str | None
+) -> None:
     """Run a pilot spec to completion: claim, probe, stage, deploy, run, drain, evict.
 
     Ctrl-C cancels (so does SIGTERM): no new task starts, running ones get SIGTERM
@@ -201,12 +210,20 @@ def run(spec: Path, as_json: bool, workdir: Path | None, quiet: bool) -> None:
     second Ctrl-C kills running tasks at once. SIGUSR1 drains: no new task starts,
     running ones finish.
 
+    In a terminal a live view is drawn. Otherwise (a file, a pipe, nohup, a batch log)
+    plain lines go to stderr: one per state change, one per failed task (id, exit code,
+    last stderr line, log path), and a progress line every --progress-interval.
+
     Exit codes: 0 done; 1 tasks failed; 2 bad input; 3 walltime expired with work
     left; 130 cancelled.
     """
     from .run import run_pilot
 
-    sys.exit(run_pilot(spec, as_json=as_json, workdir=workdir, quiet=quiet))
+    sys.exit(
+        run_pilot(
+            spec, as_json=as_json, workdir=workdir, quiet=quiet, progress_interval=progress_interval, profile=profile
+        )
+    )
 
 
 @cli.command()
@@ -278,8 +295,14 @@ from .container import container  # noqa: E402
 
 cli.add_command(container)
 
+from .config import config  # noqa: E402
+from .doctor import doctor  # noqa: E402
+from .init import init  # noqa: E402
 from .share import docs, examples  # noqa: E402
 
+cli.add_command(config)
+cli.add_command(doctor)
+cli.add_command(init)
 cli.add_command(examples)
 cli.add_command(docs)
 

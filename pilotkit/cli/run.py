@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..events import Event, Log, PilotStateChanged, encode
+from ..events import Event, Log, encode
 from ..pilot import Pilot, PilotOutcome
 from ..plugins import Plugins, get_plugins
 from ..progress import Progress
@@ -22,21 +22,56 @@ def report_plugin_errors(plugins: Plugins) -> None:
         click.echo(f"pilotkit: plugin '{name}' failed to load and is skipped: {error}", err=True)
 
 
-def run_pilot(spec_path: Path, *, as_json: bool, workdir: Path | None, quiet: bool) -> int:
+def run_pilot(
+    spec_path: Path,
+    *,
+    as_json: bool,
+    workdir: Path | None,
+    quiet: bool,
+    progress_interval: float = 30.0,
+    profile: str | None = None,
+) -> int:
     plugins = get_plugins()
     report_plugin_errors(plugins)
-    resolved = load_spec(spec_path, plugins)
-    outcome = asyncio.run(_run(resolved, plugins, as_json=as_json, workdir=workdir, quiet=quiet))
+    resolved = load_spec(spec_path, plugins, profile=profile)
+    outcome = asyncio.run(
+        _run(
+            resolved,
+            plugins,
+            as_json=as_json,
+            workdir=workdir,
+            quiet=quiet,
+            progress_interval=progress_interval,
+        )
+    )
     return exit_code(outcome.state)
 
 
+def on_terminal() -> bool:
+    """Draw the live view only when both streams are a terminal; otherwise (a file, a
+    pipe, ``nohup``, a batch log) print plain lines."""
+    return sys.stderr.isatty() and sys.stdout.isatty()
+
+
+def _echo_err(line: str) -> None:
+    click.echo(line, err=True)
+
+
 async def _run(
-    resolved: ResolvedSpec, plugins: Plugins, *, as_json: bool, workdir: Path | None, quiet: bool
+    resolved: ResolvedSpec,
+    plugins: Plugins,
+    *,
+    as_json: bool,
+    workdir: Path | None,
+    quiet: bool,
+    progress_interval: float = 30.0,
 ) -> PilotOutcome:
     pilot = Pilot(resolved, plugins, workdir=workdir)
     progress = Progress()
     pilot.bus.subscribe(progress.apply)
+    terminal = on_terminal()
     view = None
+    plain = None
     if as_json:
         out = sys.stdout.buffer
 
@@ -45,7 +80,7 @@ async def _run(
             out.flush()
 
         pilot.bus.subscribe(write)
-    elif not quiet and sys.stderr.isatty():
+    elif not quiet and terminal:
         from .render import LiveProgress
 
         view = LiveProgress(pilot.id, progress)
@@ -57,15 +92,11 @@ async def _run(
 
         pilot.bus.subscribe(messages)
     elif not quiet:
+        from .logview import PlainLog
 
-        def states(event: Event) -> None:
-            if isinstance(event, PilotStateChanged):
-                reason = f" ({event.reason})" if event.reason else ""
-                click.echo(f"pilotkit: {pilot.id}: {event.state}{reason}", err=True)
-            elif isinstance(event, Log) and event.level != "debug":
-                click.echo(f"pilotkit: {event.source or pilot.id}: {event.message}", err=True)
-
-        pilot.bus.subscribe(states)
+        plain = PlainLog(pilot.id, pilot.workdir, progress, progress_interval, _echo_err)
+        pilot.bus.subscribe(plain.event)
+    plain_task = asyncio.create_task(plain.run()) if plain is not None else None
 
     loop = asyncio.get_running_loop()
     interrupts = 0
@@ -90,8 +121,11 @@ async def _run(
     finally:
         for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
+    if plain is not None and plain_task is not None:
+        plain.close()
+        await plain_task
     if not as_json:
         from .render import print_summary
 
-        print_summary(outcome, progress)
+        await asyncio.to_thread(print_summary, outcome, progress, plain=not terminal)
     return outcome

@@ -30,9 +30,8 @@ class Checker:
 
     def problem(self, key: str, message: str, suggestion: str | None = None, *, fatal: bool = True) -> None:
         self.fatal = self.fatal or fatal
-        self.problems.append(
-            SpecProblem(key, message, file=self.fname, line=self.lines.find(key), suggestion=suggestion)
-        )
+        file, shown, line = self.lines.where(key)
+        self.problems.append(SpecProblem(shown, message, file=file or self.fname, line=line, suggestion=suggestion))
 
     def check_struct(
         self, cls: Any, data: Any, prefix: str, extra_known: set[str] | frozenset[str] = frozenset()
@@ -80,7 +79,10 @@ class Checker:
         unit = _unit_of(tp)
         if unit is not None and value is not None:
             try:
-                (parse_duration if unit == "duration" else parse_size)(value)
+                if unit == "duration":
+                    parse_duration(value, require_unit=True)
+                else:
+                    parse_size(value)
             except ValueError as exc:
                 self.problem(dotted, str(exc), fatal=False)
                 return False

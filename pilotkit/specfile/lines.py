@@ -3,9 +3,20 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 
 _HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
 _KEY = re.compile(r"""^\s*("[^"]*"|'[^']*'|[A-Za-z0-9_\-\.]+)\s*=""")
+
+
+@dataclass(frozen=True)
+class Origin:
+    """Where a value from another file was set: the file, its line, and the prefix of the
+    key there (``profiles.NAME.``)."""
+
+    file: str
+    line: int | None
+    prefix: str = ""
 
 
 class KeyLines:
@@ -17,6 +28,8 @@ class KeyLines:
 
     def __init__(self, text: str) -> None:
         self.lines: dict[str, int] = {}
+        self.origins: dict[str, Origin] = {}
+        """Keys whose value came from another file (a profile): where they were set."""
         counts: dict[str, int] = {}
         table = ""
         for lineno, line in enumerate(text.splitlines(), start=1):
@@ -49,6 +62,22 @@ class KeyLines:
                 out[-1] = f"{part}[{counts[joined] - 1}]"
         out.append(parts[-1])
         return ".".join(out)
+
+    def where(self, dotted: str) -> tuple[str | None, str, int | None]:
+        """The file (None: this text), the key as written there, and the line of a key
+        or of its nearest parent."""
+        key = dotted
+        while key:
+            if key in self.lines:
+                return None, dotted, self.lines[key]
+            origin = self.origins.get(key)
+            if origin is not None:
+                return origin.file, origin.prefix + dotted, origin.line
+            cut = max(key.rfind("."), key.rfind("["))
+            if cut <= 0:
+                break
+            key = key[:cut]
+        return None, dotted, None
 
     def find(self, dotted: str) -> int | None:
         key = dotted

@@ -17,7 +17,7 @@ import msgspec
 Duration = Annotated[
     str | float,
     msgspec.Meta(
-        description="Seconds, or text such as '90s', '10m', '1h30m', '01:30:00'.",
+        description="Text with a unit, such as '90s', '10m', '1h30m', '01:30:00' (a bare number is refused).",
         extra={"pilotkit": "duration"},
     ),
 ]
@@ -88,7 +88,10 @@ class PilotSection(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tru
     grace: Duration = "10s"
     """Between SIGTERM and SIGKILL when tasks are stopped."""
     workdir: str | None = None
-    """Where task dirs, logs and results go. Default: ./pilotkit-runs/<name>-<time>."""
+    """Where task dirs, logs and results go. Default: <workdir_root>/<pilot-id>."""
+    workdir_root: str | None = None
+    """Where runs go when ``workdir`` is unset, each in <pilot-id>/. Default: ./pilotkit-runs
+    (a profile sets it to a directory on the filesystem the nodes share)."""
     heartbeat: Duration = "8s"
     heartbeat_timeout: Duration = "16s"
 
@@ -98,6 +101,8 @@ class PilotSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
 
     name: str
     description: str = ""
+    profile: str | None = None
+    """A named profile of the site and user configuration files to start from."""
     env: dict[str, str] = {}
     provider: ProviderSection = msgspec.field(default_factory=ProviderSection)
     resources: Resources = msgspec.field(default_factory=Resources)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -14,6 +15,7 @@ import msgspec
 
 from ..errors import SpecError, SpecProblem
 from .check import Checker, tname
+from .layers import Layer, lay
 from .lines import KeyLines
 from .model import PLUGGABLE, Bind, PilotSpec, core_keys
 
@@ -58,9 +60,17 @@ def parse(text: str, path: str | Path | None = None) -> ParsedSpec:
 # ------------------------------------------------------------ the steps, for pilotkit.spec
 
 
-def start(text: str, path: str | Path | None) -> tuple[dict[str, Any], Checker]:
-    """Decode the TOML and split each pluggable section into its core keys and its
-    plugin's ``options``. Raises SpecError only when the text is not TOML."""
+LayersFor = Callable[[dict[str, Any], KeyLines, str], list[Layer]]
+"""Given a spec's decoded data, its lines and file name: the layers to put under it
+(a profile), or SpecError naming the problem."""
+
+
+def start(
+    text: str, path: str | Path | None, layers: LayersFor | None = None
+) -> tuple[dict[str, Any], Checker]:
+    """Decode the TOML, lay it over ``layers`` (a profile), and split each pluggable
+    section into its core keys and its plugin's ``options``. Raises SpecError only when
+    the text is not TOML or the layers cannot be read."""
     fname = str(path) if path is not None else "<spec>"
     try:
         data = tomllib.loads(text)
@@ -69,7 +79,12 @@ def start(text: str, path: str | Path | None) -> tuple[dict[str, Any], Checker]:
         line = int(match.group(1)) if match else None
         message = re.sub(r"\s*\(at line.*\)$", "", str(exc))
         raise SpecError([SpecProblem("", f"not valid TOML: {message}", file=fname, line=line)]) from None
-    checker = Checker(fname, KeyLines(text))
+    lines = KeyLines(text)
+    if layers is not None:
+        below = layers(data, lines, fname)
+        if below:
+            data = lay(data, lines, below)
+    checker = Checker(fname, lines)
     for section in PLUGGABLE:
         table = data.get(section)
         if table is None:

@@ -1,0 +1,163 @@
+"""Profiles: a site file, a user file and a spec laid over each other, each value with
+the file and line that set it; every bad key located in its own file."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+
+SITE = """# maintained by the site
+[profiles.cpu.provider]
+type = "local"
+
+[profiles.cpu.resources]
+cores = 2
+walltime = "1h"
+
+[profiles.cpu.pilot]
+workdir_root = "{root}"
+grace = "5s"
+
+[profiles.cpu.env]
+FROM_SITE = "site"
+BOTH = "site"
+
+[profiles.batch.provider]
+type = "slurm"
+callback_host = "login1"
+"""
+
+USER = """[profiles.cpu.resources]
+walltime = "2h"
+
+[profiles.cpu.env]
+BOTH = "user"
+"""
+
+SPEC = """name = "prof"
+profile = "cpu"
+[resources]
+walltime = "30m"
+[[app.groups]]
+name = "g"
+shell = true
+command = "echo $FROM_SITE $BOTH"
+"""
+
+
+@pytest.fixture
+def files(tmp_path: Path, cli_env: dict[str, str]) -> dict[str, Path]:
+    site = tmp_path / "site.toml"
+    site.write_text(SITE.format(root=tmp_path / "runs"))
+    (tmp_path / "config" / "pilotkit").mkdir(parents=True)
+    user = tmp_path / "config" / "pilotkit" / "config.toml"
+    user.write_text(USER)
+    spec = tmp_path / "prof.toml"
+    spec.write_text(SPEC)
+    cli_env["PILOTKIT_SITE_CONFIG"] = str(site)
+    cli_env["XDG_CONFIG_HOME"] = str(tmp_path / "config")
+    cli_env.pop("PILOTKIT_PROFILE", None)
+    return {"site": site, "user": user, "spec": spec}
+
+
+def pk(cmd: list[str], env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_config_show_names_the_origin_of_every_value(
+    files: dict[str, Path], pilotkit_cmd: list[str], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    site, user, spec = files["site"], files["user"], files["spec"]
+    out = pk(pilotkit_cmd, cli_env, "config", "show", str(spec))
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        f'provider.type = "local"  # {site}:3',
+        f"resources.cores = 2  # {site}:6",
+        f'resources.walltime = "30m"  # {spec}:4',
+        f'pilot.workdir_root = "{tmp_path / "runs"}"  # {site}:10',
+        f'pilot.grace = "5s"  # {site}:11',
+        f'env.FROM_SITE = "site"  # {site}:14',
+        f'env.BOTH = "user"  # {user}:5',
+        f'name = "prof"  # {spec}:1',
+        f'profile = "cpu"  # {spec}:2',
+        f'app.groups[0].name = "g"  # {spec}:6',
+        f"app.groups[0].shell = true  # {spec}:7",
+        f'app.groups[0].command = "echo $FROM_SITE $BOTH"  # {spec}:8',
+    ]
+    profile = pk(pilotkit_cmd, cli_env, "config", "show", "--profile", "cpu", "--json")
+    assert profile.returncode == 0, profile.stderr
+    walltime = next(s for s in json.loads(profile.stdout) if s["key"] == "resources.walltime")
+    assert walltime == {"key": "resources.walltime", "value": "2h", "file": str(user), "line": 2}
+    listing = pk(pilotkit_cmd, cli_env, "config", "show")
+    assert listing.stdout.splitlines() == [
+        f"site file {site}: profiles: batch, cpu",
+        f"user file {user}: profiles: cpu",
+    ]
+
+
+def test_run_starts_from_the_profile(
+    files: dict[str, Path], pilotkit_cmd: list[str], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    out = pk(pilotkit_cmd, cli_env, "run", "-q", str(files["spec"]))
+    assert out.returncode == 0, out.stderr
+    (run,) = (tmp_path / "runs").iterdir()
+    assert run.name.startswith("prof-")
+    (result,) = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    assert Path(result["stdout"]).read_text() == "site user\n"
+
+
+def test_profile_chosen_on_the_command_line_and_in_the_environment(
+    files: dict[str, Path], pilotkit_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    spec = files["spec"]
+    spec.write_text(SPEC.replace('profile = "cpu"\n', ""))
+    # A profile of another provider: its options are left out, the spec's provider stays.
+    assert pk(pilotkit_cmd, cli_env, "validate", "--profile", "batch", str(spec)).returncode == 0
+    shown = pk(pilotkit_cmd, cli_env, "config", "show", "--profile", "cpu", str(spec))
+    assert 'env.BOTH = "user"' in shown.stdout and "profile = " not in shown.stdout
+    env = {**cli_env, "PILOTKIT_PROFILE": "cpu"}
+    shown = pk(pilotkit_cmd, env, "config", "show", str(spec))
+    assert f"resources.cores = 2  # {files['site']}:6" in shown.stdout.splitlines()
+    missing = pk(pilotkit_cmd, cli_env, "validate", "--profile", "nope", str(spec))
+    assert missing.returncode == 2
+    assert missing.stderr == (
+        f"error: --profile: no profile 'nope' in {files['site']} or {files['user']} (profiles: batch, cpu)\n"
+    )
+
+
+def test_unknown_profile_in_spec_is_located(
+    files: dict[str, Path], pilotkit_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    spec = files["spec"]
+    spec.write_text(SPEC.replace('profile = "cpu"', 'profile = "cpuu"'))
+    out = pk(pilotkit_cmd, cli_env, "validate", str(spec))
+    assert out.returncode == 2
+    assert out.stderr.startswith(f"error: {spec}:2: profile: no profile 'cpuu' in ")
+
+
+def test_bad_keys_in_configuration_files_are_located(
+    files: dict[str, Path], pilotkit_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    site, user, spec = files["site"], files["user"], files["spec"]
+    user.write_text(USER + "\n[profiles.cpu.resource]\ncores = 1\n\n[profile.cpu]\nx = 1\n")
+    out = pk(pilotkit_cmd, cli_env, "validate", str(spec))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.splitlines() == [
+        f"error: {user}:10: profile: unknown key (did you mean 'profiles'?)",
+        f"error: {user}:7: profiles.cpu.resource: unknown key (did you mean 'resources'?)",
+    ]
+    # A bad value inside a profile's table is named in the file that set it.
+    user.write_text(USER.replace('walltime = "2h"', 'walltime = "2h"\npartiton = "gpu"\ngrace = "90"'))
+    site.write_text(site.read_text().replace('grace = "5s"', "grace = 5"))
+    for args in (["validate", str(spec)], ["config", "show", "--profile", "cpu"]):
+        out = pk(pilotkit_cmd, cli_env, *args)
+        assert out.returncode == 2, out.stdout
+        assert sorted(out.stderr.splitlines()) == [
+            f"error: {user}:3: profiles.cpu.resources.partiton: unknown key (did you mean 'partition'?)",
+            f"error: {user}:4: profiles.cpu.resources.grace: unknown key",
+            f"error: {site}:11: profiles.cpu.pilot.grace: 5 has no unit: write '5s' or '5m' "
+            "(a bare number is seconds to some tools and minutes to sbatch)",
+        ], args

@@ -1,0 +1,156 @@
+"""``pilotkit run`` outside a terminal writes plain lines a log can keep: checked line by
+line with stdout and stderr going to a file, as under nohup or a batch job."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import re
+import struct
+import subprocess
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+FAILING = 25
+
+SPEC = f"""name = "logged"
+[resources]
+cores = 2
+[[app.groups]]
+name = "bad"
+shell = true
+command = "echo first line >&2; echo 'boom {{n}}' >&2; exit 3"
+[app.groups.grid]
+n = [{", ".join(str(i) for i in range(FAILING))}]
+[[app.groups]]
+name = "slow"
+commands = ["sleep 3"]
+"""
+
+
+@pytest.fixture
+def spec(tmp_path: Path) -> Path:
+    path = tmp_path / "logged.toml"
+    path.write_text(SPEC)
+    return path
+
+
+def test_run_to_a_file_prints_plain_lines(
+    tmp_path: Path, spec: Path, pilotkit_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    workdir = tmp_path / "w"
+    log = tmp_path / "run.log"
+    with log.open("w") as out:
+        done = subprocess.run(
+            [*pilotkit_cmd, "run", "--progress-interval", "1s", "--workdir", str(workdir), str(spec)],
+            env=cli_env, stdout=out, stderr=subprocess.STDOUT, timeout=120,
+        )  # fmt: skip
+    text = log.read_text()
+    assert done.returncode == 1, text
+    assert "\x1b" not in text and "\r" not in text and "█" not in text and "░" not in text, text
+    lines = text.splitlines()
+    pid = re.escape(lines[0].split(": ")[1])
+    state = re.compile(rf"pilotkit: {pid}: state (\S+)(?: \((.*)\))?")
+    failure = re.compile(rf"(?:pilotkit: {pid}: |  )task (bad-\d+) failed \(exit 3\): boom (\d+)  log: (\S+)")
+    progress = re.compile(
+        rf"pilotkit: {pid}: progress: (\d+)/26 done, (\d+) failed, (\d+) cancelled, (\d+) running, "
+        r"(\d+) queued; state (\S+), elapsed \d+:\d\d"
+    )
+    states: list[str] = []
+    live_failures: list[str] = []
+    summary_failures: list[str] = []
+    progress_lines = 0
+    summary_at = lines.index(f"pilot {lines[0].split(': ')[1]}")
+    for i, line in enumerate(lines):
+        if m := state.fullmatch(line):
+            assert i < summary_at
+            states.append(m.group(1))
+        elif m := failure.fullmatch(line):
+            task, n, path = m.groups()
+            assert task == f"bad-{int(n):02d}"
+            assert path == str(workdir / "tasks" / task / "attempt-1.err") and Path(path).is_file()
+            (live_failures if i < summary_at else summary_failures).append(task)
+        elif progress.fullmatch(line):
+            assert i < summary_at
+            progress_lines += 1
+        else:
+            assert i >= summary_at, f"unexpected line {i}: {line!r}"
+    assert states == ["claiming", "probing", "deploying", "running", "evicting", "failed"]
+    assert sorted(live_failures) == sorted(f"bad-{n:02d}" for n in range(FAILING))
+    assert progress_lines >= 2, "a progress line every second of a 3 s run"
+    # The summary: the counts, where things are, the first 20 failures and a count of the rest.
+    summary = lines[summary_at:]
+    assert summary[1] == "  group bad: 25 tasks, 0 done, 25 failed, 0 cancelled, 0 queued, 0 running"
+    assert summary[2] == "  group slow: 1 tasks, 1 done, 0 failed, 0 cancelled, 0 queued, 0 running"
+    assert re.fullmatch(r"state: failed \(25 task\(s\) failed\)  time: \d+\.\ds", summary[3])
+    assert summary[4] == f"results: {workdir / 'results.jsonl'}"
+    assert summary[5] == f"task logs: {workdir / 'tasks'}"
+    assert summary[6] == "failed tasks: 25"
+    assert summary_failures == live_failures[:20]
+    assert summary[-1] == f"  ... and 5 more failed tasks: see {workdir / 'results.jsonl'}"
+    assert len(summary) == 7 + 20 + 1
+
+
+def test_quiet_prints_only_the_summary(
+    tmp_path: Path, spec: Path, pilotkit_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    done = subprocess.run(
+        [*pilotkit_cmd, "run", "-q", "--progress-interval", "1s", "--workdir", str(tmp_path / "w"), str(spec)],
+        env=cli_env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stdout == ""
+    assert done.stderr.startswith("pilot logged-") and "progress:" not in done.stderr
+    assert "state: failed" in done.stderr and "failed tasks: 25" in done.stderr
+
+
+def test_terminal_summary_lists_failures_without_wrapping_paths(
+    tmp_path: Path, spec: Path, pilotkit_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    """In a terminal narrower than the paths, the summary keeps each path on one line."""
+    workdir = tmp_path / ("a-long-directory-name-" * 3) / "w"
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 60, 0, 0))
+    env = {**cli_env, "TERM": "xterm", "COLUMNS": "60"}
+    proc = subprocess.Popen(
+        [*pilotkit_cmd, "run", "--workdir", str(workdir), str(spec)],
+        env=env, stdin=follower, stdout=follower, stderr=follower, close_fds=True,
+    )  # fmt: skip
+    os.close(follower)
+    chunks: list[bytes] = []
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            chunk = os.read(leader, 65536)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    os.close(leader)
+    assert proc.wait(timeout=30) == 1
+    text = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", b"".join(chunks).decode(errors="replace"))
+    assert "failed tasks: 25" in text
+    assert str(workdir / "tasks" / "bad-00" / "attempt-1.err") in text.replace("\r\n", "\n").replace("\r", "")
+    assert f"... and 5 more failed tasks: see {workdir / 'results.jsonl'}" in text.replace("\r\n", "\n")
+
+
+def test_a_message_of_several_lines_is_one_line() -> None:
+    from pilotkit.cli.logview import PlainLog
+    from pilotkit.events import Log
+    from pilotkit.progress import Progress
+
+    view = PlainLog("p", Path("/w"), Progress(), 1.0, print)
+    view.event(
+        Log(
+            pilot="p",
+            level="info",
+            message="scheduler at tcp://n1:8786\n  dashboard :8787\n\n",
+            source="dask",
+        )
+    )
+    assert view.queue.get_nowait() == "dask: scheduler at tcp://n1:8786 / dashboard :8787"
