@@ -176,7 +176,14 @@ class BatchProvider(Provider):
         (ctx.workdir / name).write_text(script)
         self.job_id = await self.submit(script, ctx.workdir)
         self._log(ctx, f"submitted {self.system} job {self.job_id}")
-        info = await self._wait_running(ctx)
+        try:
+            info = await self._wait_running(ctx)
+        except BaseException:
+            # Ctrl-C, cancel or a failed start while the job is queued: nothing may
+            # start later. Shielded, so that the cancellation that got us here cannot
+            # stop the cancel itself.
+            await asyncio.shield(self._cancel_queued(ctx))
+            raise
         left = self.time_left(info, walltime)
         return Allocation(
             provider=self.id,
@@ -185,6 +192,17 @@ class BatchProvider(Provider):
             walltime_end=time.time() + left,
             data=self.allocation_data(),
         )
+
+    async def _cancel_queued(self, ctx: PilotContext) -> None:
+        assert self.job_id is not None
+        try:
+            await self.cancel(self.job_id)
+        except PilotkitError as exc:
+            self._log(ctx, f"cancelling queued {self.system} job {self.job_id} failed: {exc}", "error")
+        else:
+            self._log(ctx, f"cancelled queued {self.system} job {self.job_id}")
+        if self.rdv is not None:
+            await self.rdv.close()
 
     async def _wait_running(self, ctx: PilotContext) -> JobInfo:
         assert self.job_id is not None

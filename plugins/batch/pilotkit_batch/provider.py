@@ -3,7 +3,8 @@
 The shared agent path is :class:`pilotkit_batch.base.BatchProvider`. Here: the job script
 (:mod:`pilotkit_batch.slurm`) asks for ``--signal=B:USR1@<margin>`` before the walltime
 ends (TERM comes on scancel), and the head agent starts a node agent on every node with
-``srun --ntasks-per-node=1``. The walltime is checked against the partition's limit
+``srun --ntasks-per-node=1 --no-kill`` (a node that fails ends its own agent, not the
+step of the others). The walltime is checked against the partition's limit
 before submitting (sbatch would accept it and leave the job pending for ever).
 """
 
@@ -40,7 +41,7 @@ class SlurmProvider(BatchProvider):
         options: SlurmOptions = self.options
         return [
             "srun", "--ntasks-per-node=1", f"--nodes={self.spec.spec.resources.nodes}", "--kill-on-bad-exit=0",
-            *options.srun_args, *rdv.node_agent_argv(),
+            "--no-kill", *options.srun_args, *rdv.node_agent_argv(),
         ]  # fmt: skip
 
     def render(self, job: BatchJob) -> str:

@@ -6,7 +6,9 @@ retries) is :mod:`pilotkit_batch.commands`.
 The job script asks for one task per node (the pilot's agent), ``--cpus-per-task`` cores
 (whole nodes with ``--exclusive`` when no core count is given), ``--mem`` only when
 memory is set, ``--gpus-per-node`` when GPUs are, and ``--signal=B:USR1@<margin>`` so the
-agent, which the script ``exec``\\ s, learns that the walltime is about to end.
+agent, which the script ``exec``\\ s, learns that the walltime is about to end. It also
+says ``--no-kill`` (a failed node costs the pilot that node, not the whole job) and
+``--no-requeue`` (a job Slurm ended is not started again behind the pilot's back).
 """
 
 from __future__ import annotations

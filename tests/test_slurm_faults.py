@@ -1,0 +1,145 @@
+"""Pilots that outlive what goes wrong, on the project's real 3-node Slurm cluster:
+Ctrl-C while the job is still queued, a node's slurmd dying mid-scan, allocation-bounded
+cores."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pilotkit.events import TaskStarted
+from pilotkit.pilot import Pilot
+from pilotkit.states import PilotState
+from pilotkit.testing.plugin import RunSpec
+from pilotkit.testing.slurm import testcluster_script
+
+from .test_slurm import spec
+
+pytestmark = pytest.mark.slurm
+
+DAEMON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def squeue_state(job_id: str) -> str:
+    out = subprocess.run(
+        ["squeue", "--noheader", "--states=all", f"--jobs={job_id}", "--format=%T"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
+def wait_state(job_id: str, states: set[str], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    state = squeue_state(job_id)
+    while state not in states and time.monotonic() < deadline:
+        time.sleep(0.2)
+        state = squeue_state(job_id)
+    return state
+
+
+def start_slurmd(node: str, env: dict[str, str]) -> None:
+    """Start ``node``'s slurmd again the way ``testcluster up`` does, and wait until the
+    node is back in service (ReturnToService=2)."""
+    conf = env["SLURM_CONF"]
+    subprocess.run(
+        ["nsenter", f"--net=/run/netns/{node}", "unshare", "--uts", "env", "-i", f"PATH={DAEMON_PATH}",
+         f"SLURM_CONF={conf}", "sh", "-c", 'hostname "$1" && exec slurmd -f "$2" -N "$1"', "sh", node, conf],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        state = subprocess.run(
+            ["sinfo", "--noheader", "--nodes", node, "--format=%T"], capture_output=True, text=True
+        ).stdout.strip()
+        if state in ("idle", "mixed", "allocated"):
+            return
+        time.sleep(0.5)
+    subprocess.run([str(testcluster_script()), "status"], check=True)
+
+
+def test_ctrl_c_while_pending_cancels_the_job(slurm: dict[str, str], tmp_path: Path) -> None:
+    # Every core of the cluster is taken, so the pilot's job stays queued.
+    blocker = subprocess.run(
+        ["sbatch", "--parsable", "--nodes=3", "--exclusive", "--time=5", "--output=/dev/null",
+         "--wrap", "sleep 300"],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    ).stdout.strip().split(";")[0]  # fmt: skip
+    try:
+        path = tmp_path / "pilot.toml"
+        path.write_text(spec(3, 0.1))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pilotkit.cli.main", "run", "--workdir", str(tmp_path / "w"), str(path)],
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert proc.stderr is not None
+        job = ""
+        for line in proc.stderr:
+            if "submitted Slurm job" in line:
+                job = line.rsplit(" ", 1)[-1].strip()
+                break
+        assert job, "the pilot submitted its job"
+        assert wait_state(job, {"PENDING"}, 10) == "PENDING"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err
+        assert squeue_state(job) == "CANCELLED", "Ctrl-C while queued cancels the job"
+    finally:
+        subprocess.run(["scancel", blocker], capture_output=True)
+    # With the cluster free again, the cancelled job never starts.
+    time.sleep(3)
+    assert squeue_state(job) == "CANCELLED"
+    assert not (tmp_path / "w" / ".pilot-token").exists(), "the token file is removed"
+
+
+async def test_slurmd_dying_mid_scan_costs_no_task(slurm: dict[str, str], run_spec: RunSpec) -> None:
+    """kill -9 node2's slurmd mid-scan: Slurm marks the node down after SlurmdTimeout
+    (30 s); the job, submitted with --no-kill, is not killed, and every task runs once."""
+    killed: list[float] = []
+    pidfile = Path(slurm["PILOTKIT_TESTCLUSTER_DIR"]) / "run" / "slurmd.node2.pid"
+
+    def on_pilot(pilot: Pilot) -> None:
+        def watch(event: Any) -> None:
+            if isinstance(event, TaskStarted) and event.node == "node2" and not killed:
+                killed.append(time.monotonic())
+                os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
+
+        pilot.bus.subscribe(watch)
+
+    try:
+        run = await run_spec(spec(60, 6.0), on_pilot=on_pilot)
+        node2 = await asyncio.to_thread(
+            subprocess.run, ["sinfo", "--noheader", "--nodes", "node2", "--format=%T"],
+            capture_output=True, text=True,
+        )  # fmt: skip
+    finally:
+        await asyncio.to_thread(start_slurmd, "node2", slurm)
+    assert killed, "node2's slurmd was killed while a task ran there"
+    assert "down" in node2.stdout, f"Slurm declared node2 down during the scan ({node2.stdout.strip()})"
+    assert run.state is PilotState.DONE, run.reason
+    results = run.results()
+    counts = Counter(r.task for r in results)
+    assert len(counts) == 60 and set(counts.values()) == {1}, "every task exactly once"
+    assert {r.status for r in results} == {"ok"}, "no task lost"
+
+
+async def test_one_core_per_node_runs_one_task_per_node(slurm: dict[str, str], run_spec: RunSpec) -> None:
+    text = spec(6, 2.0).replace("nodes = 3\n", "nodes = 3\ncores = 1\n")
+    run = await run_spec(text)
+    assert run.state is PilotState.DONE, run.reason
+    results = run.results()
+    assert len(results) == 6
+    for node in ("node1", "node2", "node3"):
+        spans = sorted((r.start, r.end) for r in results if r.node == node)
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert start >= end - 0.05, f"two tasks at once on {node}, which has one core in the job"
