@@ -62,11 +62,24 @@ def callback_host(options: BatchOptions) -> str:
     return options.callback_host or os.environ.get("PILOTKIT_CALLBACK_HOST") or socket.getfqdn()
 
 
-_OUTSIDE_END = {
-    JobState.CANCELLED: "cancelled",
-    JobState.WALLTIME_EXPIRED: "walltime-expired",
-    JobState.PREEMPTED: "cancelled",
+_OUTSIDE_END: dict[JobState, tuple[str, str]] = {
+    JobState.CANCELLED: ("cancelled", "cancelled from outside the pilot (scancel)"),
+    JobState.PREEMPTED: ("cancelled", "preempted by the batch system"),
+    JobState.WALLTIME_EXPIRED: ("walltime-expired", "its walltime ran out"),
+    JobState.NODE_FAIL: ("failed", "ended by a node failure"),
+    JobState.OUT_OF_MEMORY: ("failed", "killed for using more memory than it was given"),
+    JobState.FAILED: ("failed", "failed"),
+    JobState.DONE: ("failed", "ended under the pilot (the allocation vanished)"),
 }
+"""How a job that ended while its pilot ran ended: the pilot's final state word and who
+or what ended it."""
+
+
+def outside_end(system: str, job_id: str, info: JobInfo) -> str:
+    """``<pilot state>: <system> job <id> <what happened> (<detail>)``, for :meth:`poll`."""
+    word, what = _OUTSIDE_END.get(info.state, ("failed", f"ended ({info.state.value})"))
+    detail = f" ({info.reason})" if info.reason else ""
+    return f"{word}: {system} job {job_id} {what}{detail}"
 
 
 class BatchProvider(Provider):
@@ -176,6 +189,7 @@ class BatchProvider(Provider):
         (ctx.workdir / name).write_text(script)
         self.job_id = await self.submit(script, ctx.workdir)
         self._log(ctx, f"submitted {self.system} job {self.job_id}")
+        self.rdv.job_label = f"{self.system} job {self.job_id}"
         try:
             info = await self._wait_running(ctx)
         except BaseException:
@@ -238,9 +252,7 @@ class BatchProvider(Provider):
             return None  # the batch system is unreachable for now; try again later
         if not info.state.terminal:
             return None
-        if info.state in _OUTSIDE_END:
-            return _OUTSIDE_END[info.state]
-        return "failed" if info.state.failure else "ended"
+        return outside_end(self.system, self.job_id, info)
 
     async def release(self, allocation: Allocation) -> None:
         """The agents have stopped, so the job ends by itself; cancel what has not."""
