@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-
-from pilotkit.api import PilotState
 from pilotkit_batch.base import outside_end
 from pilotkit_batch.jobstate import JobInfo, JobState
 from pilotkit_batch.slurm import parse_squeue
+
+from pilotkit.api import PilotState
 
 
 @pytest.mark.parametrize(
