@@ -42,6 +42,8 @@ from .wire import (
 )
 
 CONNECT_ATTEMPTS = 10
+CONNECT_TIMEOUT = 5.0
+"""Seconds one connection attempt may take (an address that drops packets)."""
 
 
 async def _connect(address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -49,10 +51,11 @@ async def _connect(address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWr
     delay = 0.2
     for attempt in range(CONNECT_ATTEMPTS):
         try:
-            return await asyncio.open_connection(host, int(port))
-        except OSError as exc:
+            return await asyncio.wait_for(asyncio.open_connection(host, int(port)), CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
             if attempt == CONNECT_ATTEMPTS - 1:
-                raise PilotkitError(f"cannot reach the pilot at {address}: {exc.strerror or exc}") from None
+                why = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+                raise PilotkitError(f"cannot reach the pilot at {address}: {why}") from None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 3.0)
     raise AssertionError("unreachable")

@@ -199,6 +199,8 @@ class AgentServer:
         self._arrived = asyncio.Condition()
         self._server: asyncio.Server | None = None
         self._heads: list[asyncio.StreamWriter] = []
+        self.heads = 0
+        """Head agents that have connected."""
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, self.host, self.port)
@@ -227,6 +229,7 @@ class AgentServer:
         writer.write(pack(Welcome(heartbeat=self.heartbeat)))
         if hello.role == "head":
             self._heads.append(writer)
+            self.heads += 1
             await self._serve_head(reader)
             return
         agent = RemoteAgent(hello.node, reader, writer, self.heartbeat_timeout, self.on_lost)

@@ -143,3 +143,27 @@ async def test_one_core_per_node_runs_one_task_per_node(slurm: dict[str, str], r
         spans = sorted((r.start, r.end) for r in results if r.node == node)
         for (_, end), (start, _) in itertools.pairwise(spans):
             assert start >= end - 0.05, f"two tasks at once on {node}, which has one core in the job"
+
+
+async def test_the_default_callback_address_routes_to_the_nodes(
+    slurm: dict[str, str], run_spec: RunSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This host's name is 'localhost' here: the default is the address of the interface
+    that routes to the Slurm controller (which the nodes reach too)."""
+    monkeypatch.delenv("PILOTKIT_CALLBACK_HOST")
+    run = await run_spec(spec(3, 0.1))
+    assert run.state is PilotState.DONE, run.reason
+    assert len(run.results()) == 3
+
+
+async def test_an_unreachable_callback_address_fails_in_seconds(
+    slurm: dict[str, str], run_spec: RunSpec
+) -> None:
+    t0 = time.monotonic()
+    run = await run_spec(spec(3, 0.1, extra='callback_host = "127.0.0.1"'))
+    elapsed = time.monotonic() - t0
+    assert run.state is PilotState.FAILED
+    reason = run.reason or ""
+    assert "\n" not in reason and "127.0.0.1:" in reason and "cannot reach the pilot" in reason, reason
+    assert elapsed < 60, f"failed after {elapsed:.0f}s"
+    print(f"unreachable callback address: failed after {elapsed:.1f}s: {reason}")

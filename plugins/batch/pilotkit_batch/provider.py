@@ -50,6 +50,9 @@ class SlurmProvider(BatchProvider):
     def job_files(self, workdir: Path) -> tuple[str, str, str]:
         return "job.sh", str(workdir / "slurm-%j.out"), str(workdir / "slurm-%j.err")
 
+    async def controller(self) -> str | None:
+        return await commands.controller()
+
     async def before_submit(self, walltime: float) -> None:
         await commands.check_walltime(walltime, self.spec.spec.resources.partition)
 

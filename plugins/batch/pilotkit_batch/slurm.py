@@ -124,6 +124,23 @@ def scancel_argv(job_id: str) -> list[str]:
     return ["scancel", check_job_id(job_id)]
 
 
+def scontrol_config_argv() -> list[str]:
+    return ["scontrol", "show", "config"]
+
+
+def parse_controller(stdout: str) -> str | None:
+    """The first controller's address (else its name) from ``scontrol show config``:
+    ``SlurmctldHost[0] = vm(10.213.0.1)`` gives ``10.213.0.1``."""
+    for line in stdout.splitlines():
+        key, eq, value = line.partition("=")
+        if eq and key.strip() in ("SlurmctldHost[0]", "ControlAddr", "ControlMachine"):
+            value = value.strip()
+            match = re.fullmatch(r"([^()\s]+)(?:\(([^()\s]+)\))?", value)
+            if match and value.lower() != "(null)":
+                return match.group(2) or match.group(1)
+    return None
+
+
 def scontrol_partition_argv(partition: str | None = None) -> list[str]:
     """``scontrol show partition``, one partition per line; all of them when None."""
     argv = ["scontrol", "--oneliner", "show", "partition"]

@@ -36,3 +36,27 @@ def test_the_pilot_takes_the_state_and_the_reason() -> None:
     assert pilot_end("cancelled") == (PilotState.CANCELLED, "allocation ended: cancelled")
     assert pilot_end("walltime-expired")[0] is PilotState.WALLTIME_EXPIRED
     assert pilot_end("something odd")[0] is PilotState.FAILED
+
+
+def test_the_controller_address_from_scontrol() -> None:
+    from pilotkit_batch.slurm import parse_controller
+
+    text = "SlurmctldAddr           = (null)\nSlurmctldHost[0]        = vm(10.213.0.1)\n"
+    assert parse_controller(text) == "10.213.0.1"
+    assert parse_controller("SlurmctldHost[0] = head01\n") == "head01"
+    assert parse_controller("nothing here\n") is None
+
+
+def test_a_loopback_callback_address_is_refused_in_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    import socket
+
+    from pilotkit_batch.base import BatchOptions, callback_host
+
+    from pilotkit.api import PilotkitError
+
+    monkeypatch.delenv("PILOTKIT_CALLBACK_HOST", raising=False)
+    monkeypatch.setattr(socket, "getfqdn", lambda: "localhost")
+    with pytest.raises(PilotkitError) as raised:
+        callback_host(BatchOptions(), None)
+    assert "[provider] callback_host" in str(raised.value) and "\n" not in str(raised.value)
+    assert callback_host(BatchOptions(callback_host="login1"), None) == "login1"
