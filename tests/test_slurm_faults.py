@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import os
 import signal
 import subprocess
@@ -167,3 +168,66 @@ async def test_an_unreachable_callback_address_fails_in_seconds(
     assert "\n" not in reason and "127.0.0.1:" in reason and "cannot reach the pilot" in reason, reason
     assert elapsed < 60, f"failed after {elapsed:.0f}s"
     print(f"unreachable callback address: failed after {elapsed:.1f}s: {reason}")
+
+
+def test_sighup_of_pilotkit_run_cancels_cleanly_and_loses_nothing(
+    slurm: dict[str, str], tmp_path: Path
+) -> None:
+    """The SSH session to the login node drops: stderr's reader is gone, then SIGHUP."""
+    path = tmp_path / "pilot.toml"
+    path.write_text(spec(18, 2.0))
+    workdir = tmp_path / "w"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pilotkit.cli.main", "run", "--workdir", str(workdir), str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    results = workdir / "results.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if results.exists() and len(results.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the scan was still running"
+    job = next(workdir.glob("slurm-*.out")).stem.split("-", 1)[1]
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    proc.stderr.close()
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=60) == 130
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    counts = Counter(line["task"] for line in lines)
+    assert len(counts) == 18 and set(counts.values()) == {1}, "every task reported exactly once"
+    assert {line["status"] for line in lines} <= {"ok", "cancelled"}
+    assert "ok" in {line["status"] for line in lines}
+    assert not (workdir / ".pilot-token").exists(), "the token file is removed"
+    assert wait_state(job, {"COMPLETED", "CANCELLED"}, 30) in ("COMPLETED", "CANCELLED")
+
+
+def test_kill_9_of_pilotkit_run_loses_no_finished_result(slurm: dict[str, str], tmp_path: Path) -> None:
+    """Every task whose end was announced is on disk, and the job does not outlive the
+    killed run (its agents stop when the connection drops)."""
+    path = tmp_path / "pilot.toml"
+    path.write_text(spec(18, 1.0))
+    workdir = tmp_path / "w"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pilotkit.cli.main", "run", "--json", "--workdir", str(workdir), str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    announced: set[str] = set()
+    job = ""
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event["type"] == "allocation":
+            job = event["allocation"]["job_id"]
+        if event["type"] == "task-finished" and event.get("final", True):
+            announced.add(event["task"])
+            if len(announced) >= 5:
+                proc.kill()
+                break
+    proc.wait(timeout=10)
+    assert len(announced) >= 5 and job
+    recorded = [json.loads(line) for line in (workdir / "results.jsonl").read_text().splitlines()]
+    assert announced <= {r["task"] for r in recorded}, "every announced result is on disk"
+    assert len(recorded) == len({r["task"] for r in recorded})
+    assert wait_state(job, {"COMPLETED", "CANCELLED", "FAILED"}, 60) in ("COMPLETED", "CANCELLED", "FAILED")
