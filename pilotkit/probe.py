@@ -2,7 +2,8 @@
 
 Inside a Slurm job the node's share is what the job was given on it, not the whole node:
 ``SLURM_JOB_CPUS_PER_NODE`` (``2(x3),1``) at this node's ``SLURM_NODEID``, else
-``SLURM_CPUS_ON_NODE``, and never more than the CPU affinity (the cgroup's cpuset).
+``SLURM_CPUS_ON_NODE``, and never more than the CPU affinity (the cgroup's cpuset); its
+memory, ``SLURM_MEM_PER_NODE``; its GPUs, the ``CUDA_VISIBLE_DEVICES`` Slurm sets.
 """
 
 from __future__ import annotations
@@ -51,9 +52,13 @@ def expand_counts(text: str) -> list[int]:
     return counts
 
 
-def usable_memory() -> int:
-    """Bytes of memory: the machine's, or a cgroup v2 limit below it."""
+def usable_memory(env: Mapping[str, str] | None = None) -> int:
+    """Bytes of memory: the machine's, or a cgroup v2 limit below it, or the Slurm job's
+    memory on this node (``SLURM_MEM_PER_NODE``, MiB) below that."""
     total = int(psutil.virtual_memory().total)
+    per_node = (os.environ if env is None else env).get("SLURM_MEM_PER_NODE", "")
+    if per_node.isdigit() and int(per_node) > 0:
+        total = min(total, int(per_node) * 1024**2)
     try:
         with open("/sys/fs/cgroup/memory.max") as f:
             text = f.read().strip()

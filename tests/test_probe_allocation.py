@@ -25,3 +25,10 @@ def test_usable_cores_never_exceed_the_affinity_or_the_job() -> None:
     assert usable_cores({}) == affinity
     assert usable_cores({"SLURM_CPUS_ON_NODE": "1"}) == 1
     assert usable_cores({"SLURM_CPUS_ON_NODE": str(affinity + 8)}) == affinity
+
+
+def test_usable_memory_is_capped_by_the_job() -> None:
+    from pilotkit.probe import usable_memory
+
+    assert usable_memory({"SLURM_MEM_PER_NODE": "100"}) == 100 * 1024**2
+    assert usable_memory({}) > 100 * 1024**2

@@ -90,6 +90,10 @@ def test_ctrl_c_while_pending_cancels_the_job(slurm: dict[str, str], tmp_path: P
                 break
         assert job, "the pilot submitted its job"
         assert wait_state(job, {"PENDING"}, 10) == "PENDING"
+        shown = subprocess.run(
+            ["squeue", "--noheader", f"--jobs={job}", "--format=%j|%k"], capture_output=True, text=True
+        ).stdout.strip()
+        assert shown.startswith("pk-slurm-test|pilotkit pilot slurm-test-"), "squeue shows the pilot"
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 130, err

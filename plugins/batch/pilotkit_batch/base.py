@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import dataclasses
 import ipaddress
 import os
 import socket
@@ -234,6 +235,7 @@ class BatchProvider(Provider):
             output=output,
             error=error,
         )
+        job = dataclasses.replace(job, comment=f"pilotkit pilot {ctx.pilot_id}")
         try:
             script = self.render(job)
         except ValueError as exc:

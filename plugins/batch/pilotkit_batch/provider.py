@@ -10,6 +10,7 @@ before submitting (sbatch would accept it and leave the job pending for ever).
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from pilotkit.api import Rendezvous
@@ -45,7 +46,9 @@ class SlurmProvider(BatchProvider):
         ]  # fmt: skip
 
     def render(self, job: BatchJob) -> str:
-        return slurm.render_script(job)
+        """The script, with the job named ``pk-<pilot name>`` so that squeue shows it is a
+        pilot (and ``--comment`` naming the pilot id)."""
+        return slurm.render_script(dataclasses.replace(job, name=f"pk-{job.name}"))
 
     def job_files(self, workdir: Path) -> tuple[str, str, str]:
         return "job.sh", str(workdir / "slurm-%j.out"), str(workdir / "slurm-%j.err")

@@ -51,6 +51,7 @@ def render_script(job: BatchJob) -> str:
     if job.walltime is not None:
         lines.append(directive("#SBATCH", "--time", slurm_time(job.walltime)))
     for option, value in (
+        ("--comment", job.comment),
         ("--partition", job.partition),
         ("--account", job.account),
         ("--qos", job.qos),
