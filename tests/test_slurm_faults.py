@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from pilotkit.events import TaskStarted
+from pilotkit.events import NodeLost, TaskStarted
 from pilotkit.pilot import Pilot
 from pilotkit.states import PilotState
 from pilotkit.testing.plugin import RunSpec
@@ -235,3 +235,67 @@ def test_kill_9_of_pilotkit_run_loses_no_finished_result(slurm: dict[str, str], 
     assert announced <= {r["task"] for r in recorded}, "every announced result is on disk"
     assert len(recorded) == len({r["task"] for r in recorded})
     assert wait_state(job, {"COMPLETED", "CANCELLED", "FAILED"}, 60) in ("COMPLETED", "CANCELLED", "FAILED")
+
+
+def _sleeps_in(netns: str, marker: str) -> list[int]:
+    """Pids of ``sleep <marker>`` processes in the network namespace ``netns`` (a node)."""
+    inode = os.stat(f"/run/netns/{netns}").st_ino
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", marker.encode()]:
+                if os.stat(entry / "ns" / "net").st_ino == inode:
+                    pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+async def test_a_cut_off_node_stops_its_tasks_so_none_runs_twice(
+    slurm: dict[str, str], run_spec: RunSpec
+) -> None:
+    """node2's network is cut while it runs tasks: the pilot declares it lost and runs its
+    tasks elsewhere, and node2's agent, hearing nothing from the pilot, stops them there."""
+    marker = "10.25"
+    cut: list[float] = []
+    lost: list[float] = []
+    rerun: list[float] = []
+    node2_tasks: set[str] = set()
+    left_on_node2: list[list[int]] = []
+
+    async def check_node2() -> None:
+        await asyncio.sleep(4.0)  # heartbeat_timeout (3 s) and a second
+        left_on_node2.append(await asyncio.to_thread(_sleeps_in, "node2", marker))
+
+    def on_pilot(pilot: Pilot) -> None:
+        def watch(event: Any) -> None:
+            if isinstance(event, TaskStarted) and event.node == "node2":
+                node2_tasks.add(event.task)
+                if not cut:
+                    cut.append(time.monotonic())
+                    subprocess.run(["ip", "link", "set", "ptkv2", "down"], check=True)
+            elif isinstance(event, TaskStarted) and event.task in node2_tasks and not rerun:
+                rerun.append(time.monotonic())
+            elif isinstance(event, NodeLost) and not lost:
+                lost.append(time.monotonic())
+                checks.append(asyncio.ensure_future(check_node2()))
+
+        pilot.bus.subscribe(watch)
+
+    checks: list[asyncio.Future[None]] = []
+    try:
+        run = await run_spec(spec(6, float(marker)), on_pilot=on_pilot)
+        await asyncio.gather(*checks)
+    finally:
+        subprocess.run(["ip", "link", "set", "ptkv2", "up"], check=True)
+    assert cut and lost and rerun, "node2 was cut off, declared lost, and its tasks ran again"
+    assert left_on_node2 == [[]], "node2's agent stopped its tasks once cut off"
+    assert run.state is PilotState.DONE, run.reason
+    results = run.results()
+    counts = Counter(r.task for r in results)
+    assert len(counts) == 6 and set(counts.values()) == {1} and {r.status for r in results} == {"ok"}
+    print(
+        f"node loss: declared {lost[0] - cut[0]:.1f}s after the cut; its task ran again {rerun[0] - lost[0]:.1f}s later"
+    )
