@@ -223,7 +223,8 @@ class BatchProvider(Provider):
         walltime = self.spec.walltime
         assert walltime is not None
         await self.before_submit(walltime)
-        controller = await self.controller() if not options.callback_host else None
+        explicit = options.callback_host or os.environ.get("PILOTKIT_CALLBACK_HOST")
+        controller = None if explicit else await self.controller()
         host = await asyncio.to_thread(callback_host, options, controller)
         self.rdv = Rendezvous(ctx, self.spec, host=host, python=options.python)
         await self.rdv.start()
@@ -241,7 +242,11 @@ class BatchProvider(Provider):
         except ValueError as exc:
             raise PilotkitError(f"{self.system} job: {exc}", title="job refused") from None
         (ctx.workdir / name).write_text(script)
-        self.job_id = await self.submit(script, ctx.workdir)
+        try:
+            self.job_id = await self.submit(script, ctx.workdir)
+        except BaseException:
+            await asyncio.shield(self.rdv.close())  # no job: nothing will call back
+            raise
         self._log(ctx, f"submitted {self.system} job {self.job_id}")
         self.rdv.job_label = f"{self.system} job {self.job_id}"
         try:
