@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import sys
 import time
 from pathlib import Path
 
@@ -42,6 +43,8 @@ from .wire import (
 )
 
 CONNECT_ATTEMPTS = 10
+CONNECT_TIMEOUT = 5.0
+"""Seconds one connection attempt may take (an address that drops packets)."""
 
 
 async def _connect(address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
@@ -49,10 +52,11 @@ async def _connect(address: str) -> tuple[asyncio.StreamReader, asyncio.StreamWr
     delay = 0.2
     for attempt in range(CONNECT_ATTEMPTS):
         try:
-            return await asyncio.open_connection(host, int(port))
-        except OSError as exc:
+            return await asyncio.wait_for(asyncio.open_connection(host, int(port)), CONNECT_TIMEOUT)
+        except (OSError, TimeoutError) as exc:
             if attempt == CONNECT_ATTEMPTS - 1:
-                raise PilotkitError(f"cannot reach the pilot at {address}: {exc.strerror or exc}") from None
+                why = "timed out" if isinstance(exc, TimeoutError) else exc.strerror or str(exc)
+                raise PilotkitError(f"cannot reach the pilot at {address}: {why}") from None
             await asyncio.sleep(delay)
             delay = min(delay * 2, 3.0)
     raise AssertionError("unreachable")
@@ -124,16 +128,32 @@ async def run_node_agent(address: str, token_file: Path, pilot: str, node_name: 
     code = 0
     reading = asyncio.ensure_future(read_msg(reader))
     stop_wait = asyncio.ensure_future(stopping.wait())
+    heard: float | None = None
+    """When the pilot last said something; the fence is armed once it has."""
     try:
         while True:
-            done, _ = await asyncio.wait({reading, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait({reading, stop_wait}, timeout=0.5, return_when=asyncio.FIRST_COMPLETED)
             if stop_wait in done:
                 break
+            if not done:
+                if heard is not None and welcome.silence and time.monotonic() - heard > welcome.silence:
+                    # Cut off: the pilot has declared this node lost and runs its tasks
+                    # elsewhere, so they stop here.
+                    print(
+                        f"pilotkit agent: no word from the pilot for {welcome.silence:g}s: stopping this node's tasks",
+                        file=sys.stderr,
+                        flush=True,
+                    )
+                    agent.kill_all()
+                    grace, code = 0.0, 1
+                    break
+                continue
             try:
                 msg = reading.result()
             except (asyncio.IncompleteReadError, ConnectionError, FrameError):
                 code = 1  # the pilot is gone: stop our tasks
                 break
+            heard = time.monotonic()
             if isinstance(msg, Launch):
                 agent.launch(msg.launch, exited)
             elif isinstance(msg, Terminate):
@@ -150,8 +170,8 @@ async def run_node_agent(address: str, token_file: Path, pilot: str, node_name: 
         await agent.stop(grace)
         beat.cancel()
         send(Bye(reason="stopped by a signal" if stopping.is_set() else "stopped"))
-        with contextlib.suppress(ConnectionError):
-            await writer.drain()
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            await asyncio.wait_for(writer.drain(), 5.0)
         writer.close()
     return code
 

@@ -153,8 +153,11 @@ class Provider(_Plugin, abc.ABC):
         """One agent per node of the allocation (not yet started)."""
 
     async def poll(self, allocation: Allocation) -> str | None:
-        """A terminal reason if the allocation ended from outside (``cancelled``,
-        ``walltime-expired``, ``failed``), else None. Called every few seconds while the
+        """None while the allocation lasts; once it ended from outside, the pilot's final
+        state (``cancelled``, ``walltime-expired``, ``failed``), optionally followed by
+        ``": "`` and who or what ended it (``"cancelled: Slurm job 12 cancelled from
+        outside the pilot (scancel)"``, ``"failed: Slurm job 12 ended by a node
+        failure"``), which becomes the pilot's reason. Called every few seconds while the
         pilot runs, and only when a provider overrides it (the default never polls)."""
         return None
 

@@ -57,6 +57,19 @@ class PilotOutcome:
         return self.state is PilotState.DONE
 
 
+def outside_end(ended: str) -> tuple[PilotState, str]:
+    """The final state and reason for what :meth:`Provider.poll` said: ``cancelled``,
+    ``walltime-expired`` or ``failed``, with ``: <who or what>`` after it or not."""
+    word, _, said = ended.partition(":")
+    try:
+        kind = PilotState(word.strip())
+    except ValueError:
+        kind = PilotState.FAILED
+    if kind not in (PilotState.CANCELLED, PilotState.WALLTIME_EXPIRED):
+        kind = PilotState.FAILED
+    return kind, f"allocation ended: {said.strip() or ended.strip()}"
+
+
 def new_pilot_id(name: str) -> str:
     return f"{name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
@@ -320,10 +333,12 @@ class Pilot:
         for _ in range(10):
             ended = await provider.poll(allocation)
             if ended is not None:
-                if ended in ("cancelled", "walltime-expired"):
-                    kind = PilotState.CANCELLED if ended == "cancelled" else PilotState.WALLTIME_EXPIRED
+                kind, reason = outside_end(ended)
+                if kind is not PilotState.FAILED:
                     self._stop_kind = kind
-                    self.reason = f"allocation ended from outside: {ended}"
+                    self.reason = reason
+                elif self.pool is not None and self.pool.fatal:
+                    self.pool.fatal = f"{self.pool.fatal}; {reason}"
                 return
             await asyncio.sleep(0.5)
 
@@ -333,10 +348,10 @@ class Pilot:
                 await asyncio.sleep(self.POLL_INTERVAL)
                 ended = await provider.poll(allocation)
                 if ended is not None:
-                    kind = {"walltime-expired": PilotState.WALLTIME_EXPIRED}.get(ended, PilotState.CANCELLED)
-                    if ended == "failed":
+                    kind, reason = outside_end(ended)
+                    if kind is PilotState.FAILED:
                         self._work_failed = True
-                    self._stop(kind, f"allocation ended: {ended}", terminate=True)
+                    self._stop(kind, reason, terminate=True)
                     return
 
         if type(provider).poll is not Provider.poll:

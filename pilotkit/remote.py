@@ -3,7 +3,10 @@
 
 Agents authenticate with the pilot's token (compared in constant time). A node whose
 heartbeats stop for ``heartbeat_timeout`` is declared lost: its running attempts end
-with status ``lost`` and the pool re-queues them on the other nodes.
+with status ``lost`` and the pool re-queues them on the other nodes. The pilot sends each
+started agent a heartbeat every second too; an agent that hears nothing for
+``heartbeat_timeout`` stops its tasks (it has been declared lost), so that a task does not
+run on a cut-off node and elsewhere at once.
 """
 
 from __future__ import annotations
@@ -73,7 +76,7 @@ class RemoteAgent(Agent):
     def running(self) -> int:
         return len(self._callbacks)
 
-    def _send(self, msg: Launch | Terminate | Kill | Stop) -> None:
+    def _send(self, msg: Launch | Terminate | Kill | Stop | Heartbeat) -> None:
         if self.lost is None and not self._writer.is_closing():
             self._writer.write(pack(msg))
 
@@ -135,6 +138,8 @@ class RemoteAgent(Agent):
     async def _watch(self) -> None:
         while not self._closed.is_set():
             await asyncio.sleep(min(1.0, self._timeout / 4))
+            if not self._stopping:
+                self._send(Heartbeat(t=time.time(), running=len(self._callbacks)))  # the agent's fence
             silent = time.monotonic() - self.last_heartbeat
             if silent > self._timeout:
                 self._declare_lost(f"no heartbeat from {self.node.name} for {silent:.0f}s")
@@ -199,6 +204,8 @@ class AgentServer:
         self._arrived = asyncio.Condition()
         self._server: asyncio.Server | None = None
         self._heads: list[asyncio.StreamWriter] = []
+        self.heads = 0
+        """Head agents that have connected."""
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, self.host, self.port)
@@ -224,9 +231,10 @@ class AgentServer:
                 await writer.drain()
             writer.close()
             return
-        writer.write(pack(Welcome(heartbeat=self.heartbeat)))
+        writer.write(pack(Welcome(heartbeat=self.heartbeat, silence=self.heartbeat_timeout)))
         if hello.role == "head":
             self._heads.append(writer)
+            self.heads += 1
             await self._serve_head(reader)
             return
         agent = RemoteAgent(hello.node, reader, writer, self.heartbeat_timeout, self.on_lost)

@@ -30,6 +30,9 @@ class Rendezvous:
         self.python = python or sys.executable
         self.token_file = ctx.workdir / ".pilot-token"
         self.on_signal_hook: list[object] = []
+        self.job_label = "the batch job"
+        """What the job is called in messages; a provider sets ``Slurm job 12`` once it
+        has submitted it."""
 
     async def start(self) -> None:
         await self.server.start()
@@ -76,7 +79,8 @@ class Rendezvous:
         if signame == "SIGUSR1":
             self.ctx.request_drain(f"{signame}: the allocation ends soon")
         else:
-            self.ctx.request_drain(f"{signame} from the batch system", terminate=True)
+            reason = f"{self.job_label} cancelled from outside the pilot ({signame} from the batch system)"
+            self.ctx.request_drain(reason, terminate=True)
 
     def _lost(self, agent: RemoteAgent, reason: str) -> None:
         self.ctx.emit(NodeLost(pilot=self.ctx.pilot_id, node=agent.node.name, reason=reason))

@@ -357,6 +357,9 @@ class TaskPool:
                 counts.cancelled += 1
             else:
                 counts.failed += 1
+        # On disk before anyone hears of it: a kill -9 after the event loses nothing.
+        if not retry:
+            self._record(task, result.status if task.status is not TaskStatus.CANCELLED else Outcome.CANCELLED)
         self.emit(
             TaskFinished(
                 pilot=self.pilot_id,
@@ -370,8 +373,6 @@ class TaskPool:
                 final=not retry,
             )
         )
-        if not retry:
-            self._record(task, result.status if task.status is not TaskStatus.CANCELLED else Outcome.CANCELLED)
         if result.status == Outcome.LOST and all(n.agent.lost is not None for n in self.nodes):
             self.fatal = "every node of the allocation was lost"
             self.cancel()

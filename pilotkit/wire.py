@@ -41,6 +41,11 @@ class Hello(Msg, tag="hello"):
 class Welcome(Msg, tag="welcome"):
     heartbeat: float
     """Seconds between heartbeats the pilot expects."""
+    silence: float = 0.0
+    """Seconds without a word from the pilot (it sends a heartbeat every second) after
+    which a node agent, once the pilot has spoken to it, stops its tasks and leaves: the
+    pilot has declared it lost by then and runs its tasks elsewhere, so they must not go
+    on here too. 0: never."""
 
 
 class Refused(Msg, tag="refused"):

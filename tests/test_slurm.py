@@ -106,6 +106,7 @@ async def test_scancel_from_outside_is_reported(slurm: dict[str, str], run_spec:
 
     run = await run_spec(spec(12, 30.0), on_pilot=on_pilot)
     assert run.state is PilotState.CANCELLED, run.reason
+    assert run.reason is not None and f"Slurm job {job[0]} cancelled from outside the pilot" in run.reason
     results = run.results()
     assert len(results) == 12, "every task is reported"
     assert "ok" not in {r.status for r in results}

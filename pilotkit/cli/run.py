@@ -15,6 +15,7 @@ from ..plugins import Plugins, get_plugins
 from ..progress import Progress
 from ..spec import ResolvedSpec, load_spec
 from ..vocab import exit_code
+from .hangup import hangup_ignored, release_terminal
 
 
 def report_plugin_errors(plugins: Plugins) -> None:
@@ -109,8 +110,14 @@ async def _run(
         else:
             pilot.kill()
 
+    def on_hangup() -> None:
+        release_terminal()
+        on_interrupt("SIGHUP: the terminal went away")
+
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, on_interrupt, sig.name)
+    if not hangup_ignored():
+        loop.add_signal_handler(signal.SIGHUP, on_hangup)
     loop.add_signal_handler(signal.SIGUSR1, pilot.drain, "SIGUSR1: the allocation ends soon")
     try:
         if view is not None:
@@ -119,7 +126,7 @@ async def _run(
         else:
             outcome = await pilot.run()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGUSR1, signal.SIGHUP):
             loop.remove_signal_handler(sig)
     if plain is not None and plain_task is not None:
         plain.close()

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import dataclasses
+import ipaddress
 import os
 import socket
 import time
@@ -48,7 +50,12 @@ class BatchOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tru
 
     callback_host: str | None = None
     """Address the nodes reach this process on (default: $PILOTKIT_CALLBACK_HOST, else
-    this host's name)."""
+    the address of this host's interface that routes to the batch system's controller,
+    else this host's name if it is not a loopback address)."""
+    callback_timeout: float = 60.0
+    """Seconds from the job starting to its first agent calling back; past them, or when
+    the job ends first, the pilot fails with the job's stderr tail and the address it
+    waited on."""
     python: str | None = None
     """Python interpreter with pilotkit on the nodes (default: this one)."""
     agent_timeout: float = 300.0
@@ -58,15 +65,67 @@ class BatchOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tru
     poll_interval: float = 5.0
 
 
-def callback_host(options: BatchOptions) -> str:
-    return options.callback_host or os.environ.get("PILOTKIT_CALLBACK_HOST") or socket.getfqdn()
+def callback_host(options: BatchOptions, controller: str | None = None) -> str:
+    """Where the nodes reach this process: ``callback_host``, $PILOTKIT_CALLBACK_HOST, the
+    address of the interface that routes to ``controller`` (the batch system's
+    controller, which the nodes reach too), or this host's name. Blocking (name lookups).
+
+    :raises PilotkitError: only a loopback address was found (one line naming the option).
+    """
+    explicit = options.callback_host or os.environ.get("PILOTKIT_CALLBACK_HOST")
+    if explicit:
+        return explicit
+    if controller:
+        routed = route_address(controller)
+        if routed is not None and not ipaddress.ip_address(routed).is_loopback:
+            return routed
+    name = socket.getfqdn()
+    try:
+        loopback = all(
+            ipaddress.ip_address(info[4][0]).is_loopback
+            for info in socket.getaddrinfo(name, None, type=socket.SOCK_STREAM)
+        )
+    except (OSError, ValueError):
+        loopback = True
+    if not loopback:
+        return name
+    raise PilotkitError(
+        f"cannot tell which address the nodes reach this host on (its name '{name}' is a loopback "
+        "address); set [provider] callback_host",
+        title="no callback address",
+    )
 
 
-_OUTSIDE_END = {
-    JobState.CANCELLED: "cancelled",
-    JobState.WALLTIME_EXPIRED: "walltime-expired",
-    JobState.PREEMPTED: "cancelled",
+def route_address(target: str) -> str | None:
+    """This host's address on the interface that routes to ``target`` (no packet is
+    sent: a UDP socket is only connected); None when ``target`` cannot be resolved."""
+    try:
+        family, _, _, _, address = socket.getaddrinfo(target, 9, type=socket.SOCK_DGRAM)[0]
+        with socket.socket(family, socket.SOCK_DGRAM) as sock:
+            sock.connect(address)
+            return str(sock.getsockname()[0])
+    except OSError:
+        return None
+
+
+_OUTSIDE_END: dict[JobState, tuple[str, str]] = {
+    JobState.CANCELLED: ("cancelled", "cancelled from outside the pilot (scancel)"),
+    JobState.PREEMPTED: ("cancelled", "preempted by the batch system"),
+    JobState.WALLTIME_EXPIRED: ("walltime-expired", "its walltime ran out"),
+    JobState.NODE_FAIL: ("failed", "ended by a node failure"),
+    JobState.OUT_OF_MEMORY: ("failed", "killed for using more memory than it was given"),
+    JobState.FAILED: ("failed", "failed"),
+    JobState.DONE: ("failed", "ended under the pilot (the allocation vanished)"),
 }
+"""How a job that ended while its pilot ran ended: the pilot's final state word and who
+or what ended it."""
+
+
+def outside_end(system: str, job_id: str, info: JobInfo) -> str:
+    """``<pilot state>: <system> job <id> <what happened> (<detail>)``, for :meth:`poll`."""
+    word, what = _OUTSIDE_END.get(info.state, ("failed", f"ended ({info.state.value})"))
+    detail = f" ({info.reason})" if info.reason else ""
+    return f"{word}: {system} job {job_id} {what}{detail}"
 
 
 class BatchProvider(Provider):
@@ -131,6 +190,11 @@ class BatchProvider(Provider):
     async def cancel(self, job_id: str) -> None:
         """End the job; an already finished job is not an error."""
 
+    async def controller(self) -> str | None:
+        """The batch system's controller host, which the nodes reach (the callback
+        address is the one that routes to it); None when unknown."""
+        return None
+
     async def before_submit(self, walltime: float) -> None:
         """Checks that need the batch system (Slurm: the partition's time limit)."""
 
@@ -159,7 +223,10 @@ class BatchProvider(Provider):
         walltime = self.spec.walltime
         assert walltime is not None
         await self.before_submit(walltime)
-        self.rdv = Rendezvous(ctx, self.spec, host=callback_host(options), python=options.python)
+        explicit = options.callback_host or os.environ.get("PILOTKIT_CALLBACK_HOST")
+        controller = None if explicit else await self.controller()
+        host = await asyncio.to_thread(callback_host, options, controller)
+        self.rdv = Rendezvous(ctx, self.spec, host=host, python=options.python)
         await self.rdv.start()
         name, output, error = self.job_files(ctx.workdir)
         job = BatchJob.from_spec(
@@ -169,14 +236,27 @@ class BatchProvider(Provider):
             output=output,
             error=error,
         )
+        job = dataclasses.replace(job, comment=f"pilotkit pilot {ctx.pilot_id}")
         try:
             script = self.render(job)
         except ValueError as exc:
             raise PilotkitError(f"{self.system} job: {exc}", title="job refused") from None
         (ctx.workdir / name).write_text(script)
-        self.job_id = await self.submit(script, ctx.workdir)
+        try:
+            self.job_id = await self.submit(script, ctx.workdir)
+        except BaseException:
+            await asyncio.shield(self.rdv.close())  # no job: nothing will call back
+            raise
         self._log(ctx, f"submitted {self.system} job {self.job_id}")
-        info = await self._wait_running(ctx)
+        self.rdv.job_label = f"{self.system} job {self.job_id}"
+        try:
+            info = await self._wait_running(ctx)
+        except BaseException:
+            # Ctrl-C, cancel or a failed start while the job is queued: nothing may
+            # start later. Shielded, so that the cancellation that got us here cannot
+            # stop the cancel itself.
+            await asyncio.shield(self._cancel_queued(ctx))
+            raise
         left = self.time_left(info, walltime)
         return Allocation(
             provider=self.id,
@@ -185,6 +265,17 @@ class BatchProvider(Provider):
             walltime_end=time.time() + left,
             data=self.allocation_data(),
         )
+
+    async def _cancel_queued(self, ctx: PilotContext) -> None:
+        assert self.job_id is not None
+        try:
+            await self.cancel(self.job_id)
+        except PilotkitError as exc:
+            self._log(ctx, f"cancelling queued {self.system} job {self.job_id} failed: {exc}", "error")
+        else:
+            self._log(ctx, f"cancelled queued {self.system} job {self.job_id}")
+        if self.rdv is not None:
+            await self.rdv.close()
 
     async def _wait_running(self, ctx: PilotContext) -> JobInfo:
         assert self.job_id is not None
@@ -210,7 +301,51 @@ class BatchProvider(Provider):
 
     async def agents(self, allocation: Allocation, ctx: PilotContext) -> list[Agent]:
         assert self.rdv is not None
-        return list(await self.rdv.wait(len(allocation.nodes), self.options.agent_timeout))
+        waiting = asyncio.ensure_future(self.rdv.wait(len(allocation.nodes), self.options.agent_timeout))
+        watching = asyncio.ensure_future(self._watch_callbacks(ctx))
+        try:
+            await asyncio.wait({waiting, watching}, return_when=asyncio.FIRST_COMPLETED)
+            if waiting.done():
+                return list(waiting.result())
+            watching.result()  # raises why no agent came
+            return list(await waiting)
+        finally:
+            for task in (waiting, watching):
+                task.cancel()
+
+    async def _watch_callbacks(self, ctx: PilotContext) -> None:
+        """Raise with one line as soon as it is clear no agent will call back: the job
+        ended, or none called back within ``callback_timeout``."""
+        assert self.rdv is not None and self.job_id is not None
+        options: BatchOptions = self.options
+        server = self.rdv.server
+        started = time.monotonic()
+        while not server.agents and not server.heads:
+            await asyncio.sleep(min(1.0, options.poll_interval))
+            try:
+                info: JobInfo | None = await self.job_state(self.job_id)
+            except PilotkitError:
+                info = None
+            ended = info is not None and info.state.terminal
+            late = time.monotonic() - started > options.callback_timeout
+            if ended or late:
+                what = "ended" if ended else f"is running but none called back within {options.callback_timeout:g}s"
+                said = self._stderr_tail(ctx)
+                raise PilotkitError(
+                    f"no agent of {self.system} job {self.job_id} reached the pilot at {server.address} "
+                    f"(the job {what}){f'; the job said: {said}' if said else ''}; "
+                    "check [provider] callback_host"
+                )
+
+    def _stderr_tail(self, ctx: PilotContext) -> str:
+        """The last line the job wrote to its stderr ('' when none)."""
+        _, _, error = self.job_files(ctx.workdir)
+        path = Path(error.replace("%j", self.job_id or ""))
+        try:
+            lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+        except OSError:
+            return ""
+        return lines[-1][-300:] if lines else ""
 
     async def poll(self, allocation: Allocation) -> str | None:
         assert self.job_id is not None
@@ -220,9 +355,7 @@ class BatchProvider(Provider):
             return None  # the batch system is unreachable for now; try again later
         if not info.state.terminal:
             return None
-        if info.state in _OUTSIDE_END:
-            return _OUTSIDE_END[info.state]
-        return "failed" if info.state.failure else "ended"
+        return outside_end(self.system, self.job_id, info)
 
     async def release(self, allocation: Allocation) -> None:
         """The agents have stopped, so the job ends by itself; cancel what has not."""

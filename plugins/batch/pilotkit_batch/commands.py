@@ -202,6 +202,15 @@ async def cancel(job_id: str, *, retry: Retry = DEFAULT_RETRY) -> None:
         )
 
 
+async def controller(*, retry: Retry = Retry(attempts=2, timeout=20.0)) -> str | None:
+    """The Slurm controller's address from ``scontrol show config``; None when unknown."""
+    try:
+        result = await run(slurm.scontrol_config_argv(), retry)
+    except (PilotkitError, OSError):
+        return None
+    return slurm.parse_controller(result.stdout) if result.returncode == 0 else None
+
+
 async def partition_info(partition: str | None, *, retry: Retry = DEFAULT_RETRY) -> slurm.Partition:
     """What ``scontrol show partition`` says about ``partition`` (the default partition
     when None).

@@ -57,6 +57,8 @@ class BatchJob:
     batch system can)."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Exported by the job script before the command runs."""
+    comment: str | None = None
+    """Shown with the job where the batch system keeps a comment (Slurm's ``--comment``)."""
 
     def __post_init__(self) -> None:
         if not self.name.strip():

@@ -3,12 +3,14 @@
 The shared agent path is :class:`pilotkit_batch.base.BatchProvider`. Here: the job script
 (:mod:`pilotkit_batch.slurm`) asks for ``--signal=B:USR1@<margin>`` before the walltime
 ends (TERM comes on scancel), and the head agent starts a node agent on every node with
-``srun --ntasks-per-node=1``. The walltime is checked against the partition's limit
+``srun --ntasks-per-node=1 --no-kill`` (a node that fails ends its own agent, not the
+step of the others). The walltime is checked against the partition's limit
 before submitting (sbatch would accept it and leave the job pending for ever).
 """
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 from pilotkit.api import Rendezvous
@@ -40,14 +42,19 @@ class SlurmProvider(BatchProvider):
         options: SlurmOptions = self.options
         return [
             "srun", "--ntasks-per-node=1", f"--nodes={self.spec.spec.resources.nodes}", "--kill-on-bad-exit=0",
-            *options.srun_args, *rdv.node_agent_argv(),
+            "--no-kill", *options.srun_args, *rdv.node_agent_argv(),
         ]  # fmt: skip
 
     def render(self, job: BatchJob) -> str:
-        return slurm.render_script(job)
+        """The script, with the job named ``pk-<pilot name>`` so that squeue shows it is a
+        pilot (and ``--comment`` naming the pilot id)."""
+        return slurm.render_script(dataclasses.replace(job, name=f"pk-{job.name}"))
 
     def job_files(self, workdir: Path) -> tuple[str, str, str]:
         return "job.sh", str(workdir / "slurm-%j.out"), str(workdir / "slurm-%j.err")
+
+    async def controller(self) -> str | None:
+        return await commands.controller()
 
     async def before_submit(self, walltime: float) -> None:
         await commands.check_walltime(walltime, self.spec.spec.resources.partition)

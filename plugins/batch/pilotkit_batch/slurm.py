@@ -6,7 +6,9 @@ retries) is :mod:`pilotkit_batch.commands`.
 The job script asks for one task per node (the pilot's agent), ``--cpus-per-task`` cores
 (whole nodes with ``--exclusive`` when no core count is given), ``--mem`` only when
 memory is set, ``--gpus-per-node`` when GPUs are, and ``--signal=B:USR1@<margin>`` so the
-agent, which the script ``exec``\\ s, learns that the walltime is about to end.
+agent, which the script ``exec``\\ s, learns that the walltime is about to end. It also
+says ``--no-kill`` (a failed node costs the pilot that node, not the whole job) and
+``--no-requeue`` (a job Slurm ended is not started again behind the pilot's back).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ def render_script(job: BatchJob) -> str:
     if job.walltime is not None:
         lines.append(directive("#SBATCH", "--time", slurm_time(job.walltime)))
     for option, value in (
+        ("--comment", job.comment),
         ("--partition", job.partition),
         ("--account", job.account),
         ("--qos", job.qos),
@@ -120,6 +123,23 @@ def sacct_argv(job_id: str) -> list[str]:
 
 def scancel_argv(job_id: str) -> list[str]:
     return ["scancel", check_job_id(job_id)]
+
+
+def scontrol_config_argv() -> list[str]:
+    return ["scontrol", "show", "config"]
+
+
+def parse_controller(stdout: str) -> str | None:
+    """The first controller's address (else its name) from ``scontrol show config``:
+    ``SlurmctldHost[0] = vm(10.213.0.1)`` gives ``10.213.0.1``."""
+    for line in stdout.splitlines():
+        key, eq, value = line.partition("=")
+        if eq and key.strip() in ("SlurmctldHost[0]", "ControlAddr", "ControlMachine"):
+            value = value.strip()
+            match = re.fullmatch(r"([^()\s]+)(?:\(([^()\s]+)\))?", value)
+            if match and value.lower() != "(null)":
+                return match.group(2) or match.group(1)
+    return None
 
 
 def scontrol_partition_argv(partition: str | None = None) -> list[str]:

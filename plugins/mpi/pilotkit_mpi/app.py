@@ -220,6 +220,8 @@ class MpiApp(App):
         }
         if task.status is TaskStatus.FAILED:
             record["failure"] = self._failure(ctx, task, tdir)
+            record["exit_code"] = record["failure"]["exit_code"]
+            record["launcher_exit_code"] = task.exit_code
         if task.status is not TaskStatus.CANCELLED:
             try:
                 source.observe(trial.params, metric)
@@ -238,7 +240,8 @@ class MpiApp(App):
         failure = {
             "task": task.id,
             "outcome": task.outcome,
-            "exit_code": task.exit_code,
+            "exit_code": report.rank_exit_code(failures, task.exit_code),
+            "launcher_exit_code": task.exit_code,
             "ranks": [f.to_dict() for f in failures],
             "stderr": str(stderr),
             "time": time.time(),

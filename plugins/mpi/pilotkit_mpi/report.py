@@ -68,6 +68,16 @@ def rank_failures(stderr: str) -> list[RankFailure]:
     return out
 
 
+def rank_exit_code(failures: list[RankFailure], launcher_code: int | None) -> int | None:
+    """The exit code of the first rank that exited by itself (the cause), not the
+    launcher's own status (srun's 143 after it stopped the other ranks); the launcher's
+    when no rank exit code was reported."""
+    for failure in failures:
+        if failure.exit_code:
+            return failure.exit_code
+    return launcher_code
+
+
 def read_tail(path: str | Path | None, size: int = TAIL_BYTES) -> str:
     """The last ``size`` bytes of a file as text ("" when it cannot be read)."""
     if not path:

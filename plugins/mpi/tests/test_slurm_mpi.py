@@ -139,6 +139,9 @@ async def test_a_dying_rank_on_another_node_fails_only_its_trial(
     failure = json.loads((run.workdir / "tasks" / "mpi-0" / "failure.json").read_text())
     ranks = [(r["ranks"], r["node"], r["exit_code"], r["signal"]) for r in failure["ranks"]]
     assert ranks[0] == ("2", "node3", 3, None), "the rank that died, first"
+    assert failure["exit_code"] == 3, "the rank's own exit code, not the launcher's"
+    records = {r["task"]: r for r in map(json.loads, (run.workdir / "scan.jsonl").read_text().splitlines())}
+    assert records["mpi-0"]["exit_code"] == 3 and records["mpi-0"]["launcher_exit_code"] is not None
     # srun then stops the others; it names them as it reaps them (usually both)
     assert {(r[0], r[1]) for r in ranks[1:]} <= {("0", "node1"), ("1", "node2")}
     assert all(r[3] in (9, 15) for r in ranks[1:])

@@ -7,6 +7,8 @@
 #SBATCH --output=/scratch/alice/pilotkit-runs/zjets-1/slurm-%j.out
 #SBATCH --error=/scratch/alice/pilotkit-runs/zjets-1/slurm-%j.err
 #SBATCH --signal=B:USR1@120
+#SBATCH --no-kill
+#SBATCH --no-requeue
 #SBATCH --cpus-per-task=32
 #SBATCH --mem=64G
 #SBATCH --gpus-per-node=4

@@ -7,5 +7,7 @@
 #SBATCH --output=/home/bob/run/pilot.out
 #SBATCH --error=/home/bob/run/pilot.err
 #SBATCH --signal=B:USR1@60
+#SBATCH --no-kill
+#SBATCH --no-requeue
 #SBATCH --exclusive
 exec pilotkit agent

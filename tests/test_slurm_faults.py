@@ -1,0 +1,315 @@
+"""Pilots that outlive what goes wrong, on the project's real 3-node Slurm cluster:
+Ctrl-C while the job is still queued, a node's slurmd dying mid-scan, allocation-bounded
+cores."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pilotkit.events import NodeLost, TaskStarted
+from pilotkit.pilot import Pilot
+from pilotkit.states import PilotState
+from pilotkit.testing.plugin import RunSpec
+from pilotkit.testing.slurm import testcluster_script
+
+from .test_slurm import spec
+
+pytestmark = pytest.mark.slurm
+
+DAEMON_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def squeue_state(job_id: str) -> str:
+    out = subprocess.run(
+        ["squeue", "--noheader", "--states=all", f"--jobs={job_id}", "--format=%T"],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    return out.stdout.strip()
+
+
+def wait_state(job_id: str, states: set[str], timeout: float) -> str:
+    deadline = time.monotonic() + timeout
+    state = squeue_state(job_id)
+    while state not in states and time.monotonic() < deadline:
+        time.sleep(0.2)
+        state = squeue_state(job_id)
+    return state
+
+
+def start_slurmd(node: str, env: dict[str, str]) -> None:
+    """Start ``node``'s slurmd again the way ``testcluster up`` does, and wait until the
+    node is back in service (ReturnToService=2)."""
+    conf = env["SLURM_CONF"]
+    subprocess.run(
+        ["nsenter", f"--net=/run/netns/{node}", "unshare", "--uts", "env", "-i", f"PATH={DAEMON_PATH}",
+         f"SLURM_CONF={conf}", "sh", "-c", 'hostname "$1" && exec slurmd -f "$2" -N "$1"', "sh", node, conf],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        state = subprocess.run(
+            ["sinfo", "--noheader", "--nodes", node, "--format=%T"], capture_output=True, text=True
+        ).stdout.strip()
+        if state in ("idle", "mixed", "allocated"):
+            return
+        time.sleep(0.5)
+    subprocess.run([str(testcluster_script()), "status"], check=True)
+
+
+def test_ctrl_c_while_pending_cancels_the_job(slurm: dict[str, str], tmp_path: Path) -> None:
+    # Every core of the cluster is taken, so the pilot's job stays queued.
+    blocker = subprocess.run(
+        ["sbatch", "--parsable", "--nodes=3", "--exclusive", "--time=5", "--output=/dev/null",
+         "--wrap", "sleep 300"],
+        capture_output=True, text=True, check=True, cwd=tmp_path,
+    ).stdout.strip().split(";")[0]  # fmt: skip
+    try:
+        path = tmp_path / "pilot.toml"
+        path.write_text(spec(3, 0.1))
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "pilotkit.cli.main", "run", "--workdir", str(tmp_path / "w"), str(path)],
+            stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        assert proc.stderr is not None
+        job = ""
+        for line in proc.stderr:
+            if "submitted Slurm job" in line:
+                job = line.rsplit(" ", 1)[-1].strip()
+                break
+        assert job, "the pilot submitted its job"
+        assert wait_state(job, {"PENDING"}, 10) == "PENDING"
+        shown = subprocess.run(
+            ["squeue", "--noheader", f"--jobs={job}", "--format=%j|%k"], capture_output=True, text=True
+        ).stdout.strip()
+        assert shown.startswith("pk-slurm-test|pilotkit pilot slurm-test-"), "squeue shows the pilot"
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 130, err
+        assert "Traceback" not in err
+        assert squeue_state(job) == "CANCELLED", "Ctrl-C while queued cancels the job"
+    finally:
+        subprocess.run(["scancel", blocker], capture_output=True)
+    # With the cluster free again, the cancelled job never starts.
+    time.sleep(3)
+    assert squeue_state(job) == "CANCELLED"
+    assert not (tmp_path / "w" / ".pilot-token").exists(), "the token file is removed"
+
+
+async def test_slurmd_dying_mid_scan_costs_no_task(slurm: dict[str, str], run_spec: RunSpec) -> None:
+    """kill -9 node2's slurmd mid-scan: Slurm marks the node down after SlurmdTimeout
+    (30 s) and, the job having --no-kill, removes it from the job instead of killing the
+    job; the scan goes on, and every task runs once."""
+    killed: list[float] = []
+    seen_down: list[float] = []
+    pidfile = Path(slurm["PILOTKIT_TESTCLUSTER_DIR"]) / "run" / "slurmd.node2.pid"
+
+    async def watch_node2() -> None:
+        while True:
+            out = await asyncio.to_thread(
+                subprocess.run, ["sinfo", "--noheader", "--nodes", "node2", "--format=%T"],
+                capture_output=True, text=True,
+            )  # fmt: skip
+            if "down" in out.stdout and not seen_down:
+                seen_down.append(time.monotonic())
+            await asyncio.sleep(1.0)
+
+    def on_pilot(pilot: Pilot) -> None:
+        def watch(event: Any) -> None:
+            if isinstance(event, TaskStarted) and event.node == "node2" and not killed:
+                killed.append(time.monotonic())
+                os.kill(int(pidfile.read_text().strip()), signal.SIGKILL)
+
+        pilot.bus.subscribe(watch)
+
+    watcher = asyncio.ensure_future(watch_node2())
+    try:
+        run = await run_spec(spec(72, 6.0), on_pilot=on_pilot)
+        ended = time.monotonic()
+    finally:
+        watcher.cancel()
+        await asyncio.to_thread(start_slurmd, "node2", slurm)
+    assert killed, "node2's slurmd was killed while a task ran there"
+    assert seen_down and seen_down[0] < ended, "Slurm declared node2 down while the pilot ran"
+    assert run.state is PilotState.DONE, run.reason
+    results = run.results()
+    counts = Counter(r.task for r in results)
+    assert len(counts) == 72 and set(counts.values()) == {1}, "every task exactly once"
+    assert {r.status for r in results} == {"ok"}, "no task lost"
+    print(
+        f"slurmd killed: node2 down after {seen_down[0] - killed[0]:.0f}s; the pilot went on {ended - seen_down[0]:.0f}s"
+    )
+
+
+async def test_one_core_per_node_runs_one_task_per_node(slurm: dict[str, str], run_spec: RunSpec) -> None:
+    text = spec(6, 2.0).replace("nodes = 3\n", "nodes = 3\ncores = 1\n")
+    run = await run_spec(text)
+    assert run.state is PilotState.DONE, run.reason
+    results = run.results()
+    assert len(results) == 6
+    for node in ("node1", "node2", "node3"):
+        spans = sorted((r.start, r.end) for r in results if r.node == node)
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert start >= end - 0.05, f"two tasks at once on {node}, which has one core in the job"
+
+
+async def test_the_default_callback_address_routes_to_the_nodes(
+    slurm: dict[str, str], run_spec: RunSpec, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """This host's name is 'localhost' here: the default is the address of the interface
+    that routes to the Slurm controller (which the nodes reach too)."""
+    monkeypatch.delenv("PILOTKIT_CALLBACK_HOST")
+    run = await run_spec(spec(3, 0.1))
+    assert run.state is PilotState.DONE, run.reason
+    assert len(run.results()) == 3
+
+
+async def test_an_unreachable_callback_address_fails_in_seconds(
+    slurm: dict[str, str], run_spec: RunSpec
+) -> None:
+    t0 = time.monotonic()
+    run = await run_spec(spec(3, 0.1, extra='callback_host = "127.0.0.1"'))
+    elapsed = time.monotonic() - t0
+    assert run.state is PilotState.FAILED
+    reason = run.reason or ""
+    assert "\n" not in reason and "127.0.0.1:" in reason and "cannot reach the pilot" in reason, reason
+    assert elapsed < 60, f"failed after {elapsed:.0f}s"
+    print(f"unreachable callback address: failed after {elapsed:.1f}s: {reason}")
+
+
+def test_sighup_of_pilotkit_run_cancels_cleanly_and_loses_nothing(
+    slurm: dict[str, str], tmp_path: Path
+) -> None:
+    """The SSH session to the login node drops: stderr's reader is gone, then SIGHUP."""
+    path = tmp_path / "pilot.toml"
+    path.write_text(spec(18, 2.0))
+    workdir = tmp_path / "w"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pilotkit.cli.main", "run", "--workdir", str(workdir), str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    results = workdir / "results.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if results.exists() and len(results.read_text().splitlines()) >= 3:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the scan was still running"
+    job = next(workdir.glob("slurm-*.out")).stem.split("-", 1)[1]
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    proc.stderr.close()
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=60) == 130
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    counts = Counter(line["task"] for line in lines)
+    assert len(counts) == 18 and set(counts.values()) == {1}, "every task reported exactly once"
+    assert {line["status"] for line in lines} <= {"ok", "cancelled"}
+    assert "ok" in {line["status"] for line in lines}
+    assert not (workdir / ".pilot-token").exists(), "the token file is removed"
+    assert wait_state(job, {"COMPLETED", "CANCELLED"}, 30) in ("COMPLETED", "CANCELLED")
+
+
+def test_kill_9_of_pilotkit_run_loses_no_finished_result(slurm: dict[str, str], tmp_path: Path) -> None:
+    """Every task whose end was announced is on disk, and the job does not outlive the
+    killed run (its agents stop when the connection drops)."""
+    path = tmp_path / "pilot.toml"
+    path.write_text(spec(18, 1.0))
+    workdir = tmp_path / "w"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pilotkit.cli.main", "run", "--json", "--workdir", str(workdir), str(path)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    announced: set[str] = set()
+    job = ""
+    for line in proc.stdout:
+        event = json.loads(line)
+        if event["type"] == "allocation":
+            job = event["allocation"]["job_id"]
+        if event["type"] == "task-finished" and event.get("final", True):
+            announced.add(event["task"])
+            if len(announced) >= 5:
+                proc.kill()
+                break
+    proc.wait(timeout=10)
+    assert len(announced) >= 5 and job
+    recorded = [json.loads(line) for line in (workdir / "results.jsonl").read_text().splitlines()]
+    assert announced <= {r["task"] for r in recorded}, "every announced result is on disk"
+    assert len(recorded) == len({r["task"] for r in recorded})
+    assert wait_state(job, {"COMPLETED", "CANCELLED", "FAILED"}, 60) in ("COMPLETED", "CANCELLED", "FAILED")
+
+
+def _sleeps_in(netns: str, marker: str) -> list[int]:
+    """Pids of ``sleep <marker>`` processes in the network namespace ``netns`` (a node)."""
+    inode = os.stat(f"/run/netns/{netns}").st_ino
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "cmdline").read_bytes().split(b"\0")[:2] == [b"sleep", marker.encode()]:
+                if os.stat(entry / "ns" / "net").st_ino == inode:
+                    pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+async def test_a_cut_off_node_stops_its_tasks_so_none_runs_twice(
+    slurm: dict[str, str], run_spec: RunSpec
+) -> None:
+    """node2's network is cut while it runs tasks: the pilot declares it lost and runs its
+    tasks elsewhere, and node2's agent, hearing nothing from the pilot, stops them there."""
+    marker = "10.25"
+    cut: list[float] = []
+    lost: list[float] = []
+    rerun: list[float] = []
+    node2_tasks: set[str] = set()
+    left_on_node2: list[list[int]] = []
+
+    async def check_node2() -> None:
+        await asyncio.sleep(4.0)  # heartbeat_timeout (3 s) and a second
+        left_on_node2.append(await asyncio.to_thread(_sleeps_in, "node2", marker))
+
+    def on_pilot(pilot: Pilot) -> None:
+        def watch(event: Any) -> None:
+            if isinstance(event, TaskStarted) and event.node == "node2":
+                node2_tasks.add(event.task)
+                if not cut:
+                    cut.append(time.monotonic())
+                    subprocess.run(["ip", "link", "set", "ptkv2", "down"], check=True)
+            elif isinstance(event, TaskStarted) and event.task in node2_tasks and not rerun:
+                rerun.append(time.monotonic())
+            elif isinstance(event, NodeLost) and not lost:
+                lost.append(time.monotonic())
+                checks.append(asyncio.ensure_future(check_node2()))
+
+        pilot.bus.subscribe(watch)
+
+    checks: list[asyncio.Future[None]] = []
+    try:
+        run = await run_spec(spec(6, float(marker)), on_pilot=on_pilot)
+        await asyncio.gather(*checks)
+    finally:
+        subprocess.run(["ip", "link", "set", "ptkv2", "up"], check=True)
+    assert cut and lost and rerun, "node2 was cut off, declared lost, and its tasks ran again"
+    assert left_on_node2 == [[]], "node2's agent stopped its tasks once cut off"
+    assert run.state is PilotState.DONE, run.reason
+    results = run.results()
+    counts = Counter(r.task for r in results)
+    assert len(counts) == 6 and set(counts.values()) == {1} and {r.status for r in results} == {"ok"}
+    print(
+        f"node loss: declared {lost[0] - cut[0]:.1f}s after the cut; its task ran again {rerun[0] - lost[0]:.1f}s later"
+    )
