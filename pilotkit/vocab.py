@@ -177,6 +177,8 @@ def exit_code(state: str) -> int:
 RESULTS_FILE = "results.jsonl"
 """One JSON line per finished task (:mod:`pilotkit.results`)."""
 PILOT_LOG = "pilot.log"
+SPEC_RECORD = "spec.json"
+"""The spec a run started with (``pilotkit run``), to compare a ``--resume`` against."""
 TASKS_DIR = "tasks"
 """``tasks/<task id>/attempt-<n>.out|err``: each attempt's output."""
 TOKEN_FILE = "token"

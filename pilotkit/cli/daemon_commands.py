@@ -244,7 +244,9 @@ async def submit(client: Client, spec: Path, workdir: Path | None, wait: bool, a
     With --wait, exit codes are those of 'pilotkit run': 0 done, 1 failed, 3 walltime
     expired, 130 cancelled.
     """
-    text = spec.read_text()  # a small local file, read before anything else happens
+    from ..specfile.parsing import read_text
+
+    text = read_text(spec)  # a small local file, read before anything else happens
     result = await client.submit(
         text, path=str(spec.resolve()), workdir=str(workdir.resolve()) if workdir else None
     )

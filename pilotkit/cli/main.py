@@ -178,9 +178,9 @@ def _summary(resolved: Any) -> dict[str, Any]:
     }
     groups = getattr(resolved.app_options, "groups", None)
     if groups is not None and resolved.app_cls.id == "tasks":
-        from ..scan import parameter_points
+        from ..scan import count_tasks
 
-        out["tasks"] = sum(len(parameter_points(g)) for g in groups)
+        out["tasks"] = sum(count_tasks(g) for g in groups)
     return out
 
 
