@@ -25,7 +25,9 @@ class RerunRefused(PilotkitError):
 
 def earlier_run(workdir: Path) -> bool:
     """Whether ``workdir`` holds (part of) an earlier run."""
-    return any((workdir / name).exists() for name in (RESULTS_FILE, TASKS_DIR, SPEC_RECORD, PILOT_LOG))
+    return (workdir / TASKS_DIR).is_dir() or any(
+        (workdir / name).is_file() for name in (RESULTS_FILE, SPEC_RECORD, PILOT_LOG)
+    )
 
 
 def record_spec(workdir: Path, spec: msgspec.Struct) -> None:

@@ -193,7 +193,10 @@ def _summary(resolved: Any) -> dict[str, Any]:
     help="Where task dirs, logs and results go (default: ./pilotkit-runs/<pilot-id>).",
 )
 @click.option("--quiet", "-q", is_flag=True, help="No progress view; only the summary.")
-def run(spec: Path, as_json: bool, workdir: Path | None, quiet: bool) -> None:
+@click.option("--resume", is_flag=True,
+              help="The workdir holds an earlier run of this spec: run only the tasks without an ok result.")
+@click.option("--fresh", is_flag=True, help="The workdir holds an earlier run: move it aside to WORKDIR.<time>.")
+def run(spec: Path, as_json: bool, workdir: Path | None, quiet: bool, resume: bool, fresh: bool) -> None:
     """Run a pilot spec to completion: claim, probe, stage, deploy, run, drain, evict.
 
     Ctrl-C cancels (so does SIGTERM): no new task starts, running ones get SIGTERM
@@ -201,12 +204,18 @@ def run(spec: Path, as_json: bool, workdir: Path | None, quiet: bool) -> None:
     second Ctrl-C kills running tasks at once. SIGUSR1 drains: no new task starts,
     running ones finish.
 
+    A workdir that holds an earlier run is refused unless --resume (keep every ok
+    result, run the other tasks; refused when the spec changed) or --fresh.
+
     Exit codes: 0 done; 1 tasks failed; 2 bad input; 3 walltime expired with work
     left; 130 cancelled.
     """
     from .run import run_pilot
 
-    sys.exit(run_pilot(spec, as_json=as_json, workdir=workdir, quiet=quiet))
+    if resume and fresh:
+        raise click.UsageError("--resume and --fresh exclude each other")
+    sys.exit(run_pilot(spec, as_json=as_json, workdir=workdir, quiet=quiet,
+                       rerun="resume" if resume else "fresh" if fresh else None))
 
 
 @cli.command()

@@ -13,6 +13,8 @@ from ..events import Event, Log, PilotStateChanged, encode
 from ..pilot import Pilot, PilotOutcome
 from ..plugins import Plugins, get_plugins
 from ..progress import Progress
+from ..rundir import RerunRefused, earlier_run, move_aside, record_spec, resume_results, spec_changes
+from ..scheduler import Resume
 from ..spec import ResolvedSpec, load_spec
 from ..vocab import exit_code
 
@@ -22,18 +24,69 @@ def report_plugin_errors(plugins: Plugins) -> None:
         click.echo(f"pilotkit: plugin '{name}' failed to load and is skipped: {error}", err=True)
 
 
-def run_pilot(spec_path: Path, *, as_json: bool, workdir: Path | None, quiet: bool) -> int:
+def run_pilot(
+    spec_path: Path, *, as_json: bool, workdir: Path | None, quiet: bool, rerun: str | None = None
+) -> int:
     plugins = get_plugins()
     report_plugin_errors(plugins)
     resolved = load_spec(spec_path, plugins)
-    outcome = asyncio.run(_run(resolved, plugins, as_json=as_json, workdir=workdir, quiet=quiet))
+    target = workdir or configured_workdir(resolved)
+    resume = None
+    if target is not None:
+        resume = _earlier_run(target, resolved, rerun)
+        record_spec(target, resolved.spec)
+    outcome = asyncio.run(
+        _run(resolved, plugins, as_json=as_json, workdir=workdir, quiet=quiet, resume=resume)
+    )
     return exit_code(outcome.state)
 
 
+def configured_workdir(resolved: ResolvedSpec) -> Path | None:
+    """The spec's own ``[pilot] workdir``, where the pilot will put it (None: a new
+    directory per pilot)."""
+    configured = resolved.spec.pilot.workdir
+    if not configured:
+        return None
+    path = Path(configured)
+    return path if path.is_absolute() else resolved.base_dir / path
+
+
+def _earlier_run(workdir: Path, resolved: ResolvedSpec, rerun: str | None) -> Resume | None:
+    """What to do with an earlier run in ``workdir``: nothing there (None), refuse, move
+    it aside (``fresh``) or resume it (``resume``)."""
+    if not earlier_run(workdir):
+        return None
+    if rerun is None:
+        raise RerunRefused(
+            f"{workdir} holds an earlier run: add --resume to run only the tasks without an ok "
+            "result, or --fresh to move it aside"
+        )
+    if rerun == "fresh":
+        moved = move_aside(workdir)
+        click.echo(f"pilotkit: the earlier run in {workdir} is now in {moved}", err=True)
+        return None
+    changed = spec_changes(workdir, resolved.spec)
+    if changed:
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        raise RerunRefused(
+            f"{workdir}: the spec changed since the earlier run ({shown}): --resume needs the same "
+            "spec; use --fresh to start over"
+        )
+    results, attempts = resume_results(workdir)
+    click.echo(f"pilotkit: resuming {workdir}: {len(results)} task(s) already ok", err=True)
+    return Resume(results=results, attempts=attempts)
+
+
 async def _run(
-    resolved: ResolvedSpec, plugins: Plugins, *, as_json: bool, workdir: Path | None, quiet: bool
+    resolved: ResolvedSpec,
+    plugins: Plugins,
+    *,
+    as_json: bool,
+    workdir: Path | None,
+    quiet: bool,
+    resume: Resume | None = None,
 ) -> PilotOutcome:
-    pilot = Pilot(resolved, plugins, workdir=workdir)
+    pilot = Pilot(resolved, plugins, workdir=workdir, resume=resume)
     progress = Progress()
     pilot.bus.subscribe(progress.apply)
     view = None
