@@ -30,6 +30,7 @@ from .interfaces import (
     StagedImage,
 )
 from .plugins import Plugins
+from .protocol import state_dir
 from .results import ResultsWriter
 from .scheduler import Resume, Task, TaskPool
 from .spec import ResolvedSpec
@@ -51,10 +52,17 @@ class PilotOutcome:
     groups: dict[str, Counts] = field(default_factory=dict)
     started: float = 0.0
     ended: float = 0.0
+    storage: str | None = None
+    """Why results could not be written (a full disk), in one line; None when they were."""
 
     @property
     def ok(self) -> bool:
         return self.state is PilotState.DONE
+
+
+def unwritten_results(pilot_id: str) -> Path:
+    """Where the results a full workdir could not take are kept."""
+    return state_dir() / "unwritten" / f"{pilot_id}-results.jsonl"
 
 
 def new_pilot_id(name: str) -> str:
@@ -100,6 +108,8 @@ class Pilot:
         self._timers: list[asyncio.TimerHandle] = []
         self._poller: asyncio.Future[None] | None = None
         self._work_failed = False
+        self._unwritten: Path | None = None
+        """Where results the workdir could not take went (a full disk)."""
         self.ctx = PilotContext(self.id, spec, workdir, self.emit)
         self.ctx._drain = self._drain_request
         self.grace = spec.seconds(spec.spec.pilot.grace) or 0.0
@@ -184,6 +194,9 @@ class Pilot:
         elif self._stop_kind is None and self.pool is not None and self.pool.fatal:
             final = PilotState.FAILED
             self.reason = self.pool.fatal
+        elif self.pool is not None and self.pool.storage:
+            final = PilotState.FAILED
+            self.reason = self._storage_reason(results)
         elif self._work_failed or (self.pool is not None and self.pool.failed):
             final = PilotState.FAILED
             failed = self.pool.failed if self.pool is not None else 0
@@ -200,6 +213,7 @@ class Pilot:
             groups=dict(self.pool.groups) if self.pool is not None else {},
             started=started,
             ended=time.time(),
+            storage=self._storage_reason(results) if self.pool is not None and self.pool.storage else None,
         )
 
     async def _until_stopped(self, work: Coroutine[Any, Any, None]) -> None:
@@ -359,4 +373,14 @@ class Pilot:
                 await provider.release(self.allocation)
             except Exception as exc:
                 self._log("error", f"releasing the allocation failed: {exc}")
-        results.close()
+        self._unwritten = results.close(fallback=unwritten_results(self.id))
+        if self._unwritten is not None:
+            self._log("error", f"results that could not be written to {results.path} are in {self._unwritten}")
+
+    def _storage_reason(self, results: ResultsWriter) -> str:
+        """One line on a results file that could not be written."""
+        assert self.pool is not None and self.pool.storage is not None
+        if results.pending == 0:
+            return f"{self.pool.storage.split(' (')[0]}: no task started since; every result is written now"
+        where = f"; they are in {self._unwritten}" if self._unwritten else ""
+        return f"{self.pool.storage.split(' (')[0]}: {results.pending} result(s) could not be written{where}"

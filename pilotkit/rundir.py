@@ -6,6 +6,7 @@ spec changed since), ``--fresh`` moves the old run aside to ``<workdir>.<time>``
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Iterator
@@ -23,6 +24,12 @@ class RerunRefused(PilotkitError):
     """The workdir holds an earlier run and the user did not say what to do with it."""
 
 
+class WorkdirUnwritable(PilotkitError):
+    """The workdir cannot be written (a full disk, no permission)."""
+
+    exit_code = 1
+
+
 def earlier_run(workdir: Path) -> bool:
     """Whether ``workdir`` holds (part of) an earlier run."""
     return (workdir / TASKS_DIR).is_dir() or any(
@@ -32,11 +39,16 @@ def earlier_run(workdir: Path) -> bool:
 
 def record_spec(workdir: Path, spec: msgspec.Struct) -> None:
     """Keep the spec a run was started with, to compare a ``--resume`` against."""
-    workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / SPEC_RECORD
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_bytes(msgspec.json.format(msgspec.json.encode(spec)) + b"\n")
-    os.replace(tmp, path)
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(msgspec.json.format(msgspec.json.encode(spec)) + b"\n")
+        os.replace(tmp, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise WorkdirUnwritable(f"cannot write {exc.filename or path}: {exc.strerror or exc}") from None
 
 
 def spec_changes(workdir: Path, spec: msgspec.Struct) -> list[str]:

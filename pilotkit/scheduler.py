@@ -17,7 +17,7 @@ from pathlib import Path
 
 import msgspec
 
-from .events import Event, GroupAdded, TaskCancelled, TaskFinished, TaskStarted
+from .events import Event, GroupAdded, Log, TaskCancelled, TaskFinished, TaskStarted
 from .interfaces import Agent
 from .results import ResultsWriter, TaskResult
 from .task import Task as Task  # re-exported: its home before 0.2
@@ -147,6 +147,8 @@ class TaskPool:
         self.resume = resume
         self.fatal: str | None = None
         """Why the pool cannot go on (every node lost)."""
+        self.storage: str | None = None
+        """Why results could not be written (a full disk): no task started since."""
 
     # ---------------------------------------------------------------- adding work
 
@@ -381,7 +383,7 @@ class TaskPool:
     def _record(self, task: Task, outcome: str) -> None:
         tdir = self._task_root / task.id
         ran = task.attempts > 0
-        self.results.write(
+        written = self.results.write(
             TaskResult(
                 task=task.id,
                 group=task.group,
@@ -398,6 +400,27 @@ class TaskPool:
                 stderr=str(tdir / attempt_file(task.attempts, "err")) if ran else None,
             )
         )
+        if not written and self.storage is None:
+            self._storage_failed()
+
+    STORAGE_RETRY = 2.0
+    """Seconds between tries to write results kept in memory."""
+
+    def _storage_failed(self) -> None:
+        """The results file cannot be written: start no more tasks (the running ones
+        finish, their results kept in memory) and try the write again now and then."""
+        self.storage = self.results.problem()
+        self.emit(Log(pilot=self.pilot_id, level="error", source="pilot",
+                      message=f"{self.storage}: starting no more tasks"))  # fmt: skip
+        self.drain(terminate=False)
+        self._retry_storage()
+
+    def _retry_storage(self) -> None:
+        if self.results.flush():
+            self.emit(Log(pilot=self.pilot_id, level="info", source="pilot",
+                          message=f"{self.results.path}: written again, nothing lost"))  # fmt: skip
+            return
+        asyncio.get_running_loop().call_later(self.STORAGE_RETRY, self._retry_storage)
 
     def _check_done(self) -> None:
         if not self._running and (not self.queue or self._draining) and not self._done.done():

@@ -147,4 +147,6 @@ async def _run(
         from .render import print_summary
 
         print_summary(outcome, progress)
+    if outcome.storage:
+        click.echo(f"pilotkit: {outcome.storage}", err=True)
     return outcome

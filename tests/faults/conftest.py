@@ -17,3 +17,20 @@ def spec_file(tmp_path: Path, body: str, name: str = "spec.toml") -> Path:
     path = tmp_path / name
     path.write_text(body)
     return path
+
+
+def pilot_processes(workdir: Path) -> list[int]:
+    """Processes still running whose command line or working directory is in ``workdir``
+    (what a pilot's tasks would leave behind)."""
+    import psutil
+
+    left: list[int] = []
+    for proc in psutil.process_iter(["pid", "cmdline", "cwd"]):
+        try:
+            cwd = proc.info["cwd"] or ""
+            cmd = " ".join(proc.info["cmdline"] or [])
+        except psutil.Error:
+            continue
+        if cwd.startswith(str(workdir)) or str(workdir) in cmd:
+            left.append(proc.info["pid"])
+    return left
