@@ -247,6 +247,8 @@ class Pilot:
         self.nodes = list(await asyncio.gather(*(agent.start() for agent in self._agents)))
         for node in self.nodes:
             self.emit(NodeReady(pilot=self.id, node=node))
+            if node.containment:
+                self._log("info", f"{node.name}: task processes contained by {node.containment}")
 
         wrap = None
         if self.spec.runtime_cls is not None and self.spec.spec.image is not None:

@@ -3,28 +3,93 @@
 Each process starts in its own process group (so a task's children can be signalled
 and reaped with it) with stdout/stderr going to files. Exit is reported through a
 pidfd registered with the event loop: no thread per child, no SIGCHLD handler.
+
+What a task starts ends with it. The process group is killed when the task ends; a
+descendant that left the group (``setsid``, a daemon's double fork) is found through
+``PR_SET_CHILD_SUBREAPER``: this process becomes the parent of every orphan below it,
+and each task's processes carry a mark in their environment (``PILOTKIT_TASK_MARK``),
+so an orphan whose task has ended is killed and reaped, and nothing else is touched.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import ctypes
 import os
+import secrets
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 ExitHandler = Callable[[int, int], None]
 """Called with (pid, wait status)."""
 
 _HAVE_PIDFD = hasattr(os, "pidfd_open")
 
+MARK_VAR = "PILOTKIT_TASK_MARK"
+"""In each task's environment: which runner and task its processes belong to."""
+_PR_SET_CHILD_SUBREAPER = 36
+
+CONTAINMENT_SUBREAPER = "child subreaper + process group"
+CONTAINMENT_GROUP = "process group only (no child subreaper: a setsid descendant may escape)"
+
+
+def become_subreaper() -> bool:
+    """Make orphans below this process its children (Linux ``prctl``); False where not."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _own_children() -> set[int]:
+    """The pids whose parent is this process."""
+    out: set[int] = set()
+    try:
+        threads = os.listdir("/proc/self/task")
+    except OSError:
+        return out
+    for tid in threads:
+        try:
+            out.update(int(p) for p in Path(f"/proc/self/task/{tid}/children").read_text().split())
+        except (OSError, ValueError):
+            continue
+    return out
+
+
+def _mark_of(pid: int) -> str | None:
+    try:
+        environ = Path(f"/proc/{pid}/environ").read_bytes()
+    except OSError:
+        return None
+    key = MARK_VAR.encode() + b"="
+    for item in environ.split(b"\0"):
+        if item.startswith(key):
+            return item[len(key) :].decode(errors="replace")
+    return None
+
 
 class ProcessRunner:
     """Spawns processes and calls a handler with their wait status when they exit."""
 
+    SWEEP_AGAIN = 0.5
+    """Seconds after a task's end to look again for its orphans (the ones whose parent
+    died from the process-group kill are reparented a moment later)."""
+
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop or asyncio.get_running_loop()
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._token = secrets.token_hex(6)
+        self._ended: set[str] = set()
+        """The marks of tasks that have ended: an orphan carrying one is killed."""
+        self._orphans: set[int] = set()
+        """Orphans killed and not yet reaped."""
+        self.subreaper = become_subreaper()
+        self.containment = CONTAINMENT_SUBREAPER if self.subreaper else CONTAINMENT_GROUP
+        """How this runner keeps a task's processes from outliving it."""
 
     def spawn(
         self,
@@ -37,6 +102,9 @@ class ProcessRunner:
         on_exit: ExitHandler,
     ) -> int:
         """Start ``argv``; raises OSError when it cannot (missing binary, bad cwd...)."""
+        env = dict(os.environ if env is None else env)
+        mark = f"{self._token}:{len(self._ended) + len(self._children)}:{secrets.token_hex(3)}"
+        env[MARK_VAR] = mark
         out_fd = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
         try:
             err_fd = (
@@ -64,19 +132,19 @@ class ProcessRunner:
         self._children[pid] = proc
         if _HAVE_PIDFD:
             fd = os.pidfd_open(pid)
-            self.loop.add_reader(fd, self._reap, pid, fd, on_exit)
+            self.loop.add_reader(fd, self._reap, pid, fd, on_exit, mark)
         else:  # pragma: no cover - kernels older than 5.3
             fut = self.loop.run_in_executor(None, os.waitpid, pid, 0)
-            fut.add_done_callback(lambda f: self._finish(pid, f.result()[1], on_exit))
+            fut.add_done_callback(lambda f: self._finish(pid, f.result()[1], on_exit, mark))
         return pid
 
-    def _reap(self, pid: int, fd: int, on_exit: ExitHandler) -> None:
+    def _reap(self, pid: int, fd: int, on_exit: ExitHandler, mark: str) -> None:
         self.loop.remove_reader(fd)
         os.close(fd)
         _, status = os.waitpid(pid, 0)
-        self._finish(pid, status, on_exit)
+        self._finish(pid, status, on_exit, mark)
 
-    def _finish(self, pid: int, status: int, on_exit: ExitHandler) -> None:
+    def _finish(self, pid: int, status: int, on_exit: ExitHandler, mark: str) -> None:
         proc = self._children.pop(pid, None)
         if proc is not None:
             proc.returncode = os.waitstatus_to_exitcode(status)
@@ -85,7 +153,55 @@ class ProcessRunner:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        # And what left the group: orphans carrying the task's mark.
+        self._ended.add(mark)
+        if self.subreaper:
+            self.sweep()
+            self.loop.call_later(self.SWEEP_AGAIN, self.sweep)
         on_exit(pid, status)
+
+    def sweep(self) -> int:
+        """Kill every orphan (a child of this process that is no task) whose task has
+        ended; returns how many were found. Each is reaped when it exits, and its own
+        children, orphaned in turn, are swept then."""
+        found = 0
+        for pid in _own_children() - self._children.keys() - self._orphans:
+            if _mark_of(pid) not in self._ended:
+                continue  # not a task's, or its task still runs
+            found += 1
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+                if os.getpgid(pid) == pid:
+                    os.killpg(pid, signal.SIGKILL)
+            self._orphans.add(pid)
+            try:
+                fd = os.pidfd_open(pid)
+            except OSError:
+                self._reap_orphan(pid, -1)
+                continue
+            self.loop.add_reader(fd, self._reap_orphan, pid, fd)
+        return found
+
+    def _reap_orphan(self, pid: int, fd: int) -> None:
+        if fd >= 0:
+            self.loop.remove_reader(fd)
+            os.close(fd)
+        with contextlib.suppress(ChildProcessError):
+            os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG)
+        self._orphans.discard(pid)
+        self.sweep()
+
+    async def wait_orphans(self, timeout: float = 5.0) -> int:
+        """Sweep until no orphan of an ended task is left (or ``timeout``); returns how
+        many were still there at the end."""
+        if not self.subreaper:
+            return 0
+        deadline = self.loop.time() + timeout
+        while True:
+            found = self.sweep() + len(self._orphans)
+            if not found or self.loop.time() > deadline:
+                return found
+            await asyncio.sleep(0.05)
 
     def signal(self, pid: int, sig: int) -> None:
         """Send ``sig`` to the process group of ``pid`` (ignored once it has gone)."""

@@ -49,6 +49,8 @@ class NodeInfo(msgspec.Struct, omit_defaults=True):
     address: str | None = None
     total_cores: int | None = None
     total_memory: int | None = None
+    containment: str | None = None
+    """How the node's agent keeps a task's processes from outliving it."""
 
 
 class Allocation(msgspec.Struct, omit_defaults=True):
