@@ -71,6 +71,7 @@ class LocalAgent(Agent):
                 env=env,
                 stdout=launch.stdout,
                 stderr=launch.stderr,
+                record=launch.pid_file,
                 on_exit=lambda pid, status: self._exited(launch.task_id, status),
             )
         except OSError as exc:

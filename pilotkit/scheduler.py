@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -22,7 +23,7 @@ from .interfaces import Agent
 from .results import ResultsWriter, TaskResult
 from .task import Task as Task  # re-exported: its home before 0.2
 from .types import NodeInfo, TaskExit, TaskLaunch
-from .vocab import TASKS_DIR, Counts, Outcome, TaskStatus, attempt_file, final_status
+from .vocab import PIDS_DIR, TASKS_DIR, Counts, Outcome, TaskStatus, attempt_file, final_status, pid_file
 
 Wrap = Callable[[list[str], "Task", tuple[str, ...]], list[str]]
 """Turns a task's argv into what the agent runs (a container runtime's wrap)."""
@@ -301,6 +302,7 @@ class TaskPool:
             cores=task.cores,
             gpus=list(gpus),
             time_limit=task.time_limit,
+            pid_file=str(pid_file(self.workdir, task.id, task.attempts)),
         )
         self._running[task.id] = (task, node, gpus)
         if task.start is None:
@@ -471,6 +473,8 @@ class TaskPool:
 
 def _make_task_dirs(root: Path, task_ids: list[str]) -> None:
     """Create each task's directory and its first attempt's log files (a worker thread)."""
+    with contextlib.suppress(OSError):
+        (root.parent / PIDS_DIR).mkdir(exist_ok=True)
     for task_id in task_ids:
         tdir = root / task_id
         try:

@@ -60,6 +60,55 @@ def _own_children() -> set[int]:
     return out
 
 
+def start_time(pid: int) -> int | None:
+    """When ``pid`` started, in clock ticks since boot (``/proc/PID/stat``): with the pid,
+    it names one process for good (a pid alone may be reused)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2 :].split()
+    return int(fields[19])
+
+
+def write_record(path: str, pid: int, mark: str) -> None:
+    """``pid start-time mark`` of a running task, for a restart to find its processes."""
+    with contextlib.suppress(OSError):  # a full disk: the mark still finds it
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+        try:
+            fd = os.open(path, flags, 0o644)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            fd = os.open(path, flags, 0o644)
+        try:
+            os.write(fd, f"{pid} {start_time(pid)} {mark}\n".encode())
+        finally:
+            os.close(fd)
+
+
+def task_processes(records: list[tuple[int, int | None, str]], uid: int | None = None) -> list[int]:
+    """The processes of the tasks in ``records`` (``pid start-time mark``, as written by
+    a runner, perhaps of a daemon that died): each recorded pid whose start time still
+    matches, and every process that carries one of the marks (what the task started,
+    wherever it went). Nothing chosen by name or directory."""
+    marks = {mark for _, _, mark in records}
+    found = {pid for pid, started, _ in records if started is not None and start_time(pid) == started}
+    me = os.getpid()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        pid = int(entry)
+        if uid is not None:
+            try:
+                if os.stat(f"/proc/{pid}").st_uid != uid:
+                    continue
+            except OSError:
+                continue
+        if _mark_of(pid) in marks:
+            found.add(pid)
+    return sorted(found)
+
+
 def _mark_of(pid: int) -> str | None:
     try:
         environ = Path(f"/proc/{pid}/environ").read_bytes()
@@ -87,6 +136,7 @@ class ProcessRunner:
         """The marks of tasks that have ended: an orphan carrying one is killed."""
         self._orphans: set[int] = set()
         """Orphans killed and not yet reaped."""
+        self._sweep_later: asyncio.TimerHandle | None = None
         self.subreaper = become_subreaper()
         self.containment = CONTAINMENT_SUBREAPER if self.subreaper else CONTAINMENT_GROUP
         """How this runner keeps a task's processes from outliving it."""
@@ -100,6 +150,7 @@ class ProcessRunner:
         stdout: str,
         stderr: str,
         on_exit: ExitHandler,
+        record: str | None = None,
     ) -> int:
         """Start ``argv``; raises OSError when it cannot (missing binary, bad cwd...)."""
         env = dict(os.environ if env is None else env)
@@ -130,21 +181,23 @@ class ProcessRunner:
             os.close(out_fd)
         pid = proc.pid
         self._children[pid] = proc
+        if record is not None:
+            write_record(record, pid, mark)
         if _HAVE_PIDFD:
             fd = os.pidfd_open(pid)
-            self.loop.add_reader(fd, self._reap, pid, fd, on_exit, mark)
+            self.loop.add_reader(fd, self._reap, pid, fd, on_exit, mark, record)
         else:  # pragma: no cover - kernels older than 5.3
             fut = self.loop.run_in_executor(None, os.waitpid, pid, 0)
-            fut.add_done_callback(lambda f: self._finish(pid, f.result()[1], on_exit, mark))
+            fut.add_done_callback(lambda f: self._finish(pid, f.result()[1], on_exit, mark, record))
         return pid
 
-    def _reap(self, pid: int, fd: int, on_exit: ExitHandler, mark: str) -> None:
+    def _reap(self, pid: int, fd: int, on_exit: ExitHandler, mark: str, record: str | None) -> None:
         self.loop.remove_reader(fd)
         os.close(fd)
         _, status = os.waitpid(pid, 0)
-        self._finish(pid, status, on_exit, mark)
+        self._finish(pid, status, on_exit, mark, record)
 
-    def _finish(self, pid: int, status: int, on_exit: ExitHandler, mark: str) -> None:
+    def _finish(self, pid: int, status: int, on_exit: ExitHandler, mark: str, record: str | None) -> None:
         proc = self._children.pop(pid, None)
         if proc is not None:
             proc.returncode = os.waitstatus_to_exitcode(status)
@@ -157,8 +210,12 @@ class ProcessRunner:
         self._ended.add(mark)
         if self.subreaper:
             self.sweep()
-            self.loop.call_later(self.SWEEP_AGAIN, self.sweep)
+            if self._sweep_later is None:  # one for every task that ends meanwhile
+                self._sweep_later = self.loop.call_later(self.SWEEP_AGAIN, self._delayed_sweep)
         on_exit(pid, status)
+        if record is not None:  # once its end is recorded
+            with contextlib.suppress(OSError):
+                os.unlink(record)
 
     def sweep(self) -> int:
         """Kill every orphan (a child of this process that is no task) whose task has
@@ -181,6 +238,10 @@ class ProcessRunner:
                 continue
             self.loop.add_reader(fd, self._reap_orphan, pid, fd)
         return found
+
+    def _delayed_sweep(self) -> None:
+        self._sweep_later = None
+        self.sweep()
 
     def _reap_orphan(self, pid: int, fd: int) -> None:
         if fd >= 0:

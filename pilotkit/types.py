@@ -82,6 +82,9 @@ class TaskLaunch(msgspec.Struct, omit_defaults=True):
     """GPU UUIDs assigned to this attempt."""
     time_limit: float | None = None
     """Seconds; past it the task gets SIGTERM, then SIGKILL after the grace period."""
+    pid_file: str | None = None
+    """Where the agent records the attempt's pid, start time and mark while it runs (for
+    a restart to find exactly the task's processes)."""
 
 
 class TaskExit(msgspec.Struct, omit_defaults=True):
