@@ -11,6 +11,7 @@ import asyncio
 import collections
 import contextlib
 import os
+import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -139,6 +140,8 @@ class TaskPool:
         self._gangs: dict[str, list[tuple[_Node, tuple[int, dict[str, int]]]]] = {}
         self._gpu_share = gpu_share
         self._stopped: set[str] = set()
+        self._backoff: dict[str, asyncio.TimerHandle] = {}
+        """Failed tasks waiting out their retry delay."""
         self._to_prepare: collections.deque[Task] = collections.deque()
         self._prepared: set[str] = set()
         self._preparing: asyncio.Future[None] | None = None
@@ -352,7 +355,7 @@ class TaskPool:
             if result.status == Outcome.LOST:
                 self.queue.appendleft(task)  # it was running: let it go first
             else:
-                self.queue.append(task)
+                self._retry_later(task)
         else:
             task.status = final_status(result.status, self._draining)
             if task.status is TaskStatus.DONE:
@@ -381,6 +384,27 @@ class TaskPool:
             self.cancel()
         self._dispatch()
         self._check_done()
+
+    RETRY_BACKOFF = 1.0
+    """Seconds before a failed task's first retry; doubled for each further one."""
+    RETRY_BACKOFF_MAX = 60.0
+
+    def retry_delay(self, failures: int) -> float:
+        """How long a task that failed ``failures`` times waits before its next attempt:
+        exponential, capped, with jitter (half to all of it) so retries do not bunch."""
+        base: float = min(self.RETRY_BACKOFF_MAX, self.RETRY_BACKOFF * 2.0 ** max(0, failures - 1))
+        return base * random.uniform(0.5, 1.0)
+
+    def _retry_later(self, task: Task) -> None:
+        def requeue() -> None:
+            if self._backoff.pop(task.id, None) is None:
+                return
+            self.queue.append(task)
+            self._dispatch()
+            self._check_done()
+
+        delay = self.retry_delay(task.failures)
+        self._backoff[task.id] = asyncio.get_running_loop().call_later(delay, requeue)
 
     def _record(self, task: Task, outcome: str) -> None:
         tdir = self._task_root / task.id
@@ -425,7 +449,8 @@ class TaskPool:
         asyncio.get_running_loop().call_later(self.STORAGE_RETRY, self._retry_storage)
 
     def _check_done(self) -> None:
-        if not self._running and (not self.queue or self._draining) and not self._done.done():
+        idle = not self.queue and not self._backoff
+        if not self._running and (idle or self._draining) and not self._done.done():
             self._done.set_result(None)
 
     # ---------------------------------------------------------------- drain
@@ -437,6 +462,11 @@ class TaskPool:
         if not self._draining:
             self._draining = True
             per_group: dict[str, int] = collections.Counter()
+            for timer in self._backoff.values():  # waiting to retry: cancelled like the queued
+                timer.cancel()
+            waiting = [self.tasks[task_id] for task_id in self._backoff]
+            self._backoff.clear()
+            self.queue.extend(waiting)
             while self.queue:
                 task = self.queue.popleft()
                 task.status = TaskStatus.CANCELLED

@@ -80,7 +80,7 @@ class PilotkitGroup(click.Group):
         except PilotkitError as exc:
             click.echo(f"error: {exc.message}", err=True)
             ctx.exit(exc.exit_code)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, BrokenPipeError):
             raise
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -294,7 +294,18 @@ cli.add_command(docs)
 
 
 def main() -> None:
-    cli(prog_name="pilotkit")
+    try:
+        cli(prog_name="pilotkit")
+    except BrokenPipeError:
+        _closed_pipe()
+
+
+def _closed_pipe() -> None:
+    """stdout was closed by its reader (``pilotkit status | head -1``): end quietly,
+    without a traceback or a complaint when Python flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
 
 
 if __name__ == "__main__":

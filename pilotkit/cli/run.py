@@ -25,18 +25,25 @@ def report_plugin_errors(plugins: Plugins) -> None:
 
 
 def run_pilot(
-    spec_path: Path, *, as_json: bool, workdir: Path | None, quiet: bool, rerun: str | None = None
+    spec_path: Path,
+    *,
+    as_json: bool,
+    workdir: Path | None,
+    quiet: bool,
+    rerun: str | None = None,
+    pilot_id: str | None = None,
 ) -> int:
     plugins = get_plugins()
     report_plugin_errors(plugins)
     resolved = load_spec(spec_path, plugins)
+    workdir = workdir.absolute() if workdir is not None else None
     target = workdir or configured_workdir(resolved)
     resume = None
     if target is not None:
         resume = _earlier_run(target, resolved, rerun)
         record_spec(target, resolved.spec)
     outcome = asyncio.run(
-        _run(resolved, plugins, as_json=as_json, workdir=workdir, quiet=quiet, resume=resume)
+        _run(resolved, plugins, as_json=as_json, workdir=workdir, quiet=quiet, resume=resume, pilot_id=pilot_id)
     )
     return exit_code(outcome.state)
 
@@ -85,8 +92,9 @@ async def _run(
     workdir: Path | None,
     quiet: bool,
     resume: Resume | None = None,
+    pilot_id: str | None = None,
 ) -> PilotOutcome:
-    pilot = Pilot(resolved, plugins, workdir=workdir, resume=resume)
+    pilot = Pilot(resolved, plugins, workdir=workdir, resume=resume, pilot_id=pilot_id)
     progress = Progress()
     pilot.bus.subscribe(progress.apply)
     view = None
