@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,10 @@ class TaskResult(msgspec.Struct, omit_defaults=False):
             self.outcome = self.status
 
 
+_STORAGE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EROFS})
+"""Errors of the storage rather than of the path: the writer keeps results and retries."""
+
+
 class ResultsWriter:
     """Appends results, each written (so a killed pilot loses none) before :meth:`write`
     returns True, and fsynced in a worker thread (one fsync for every line written while
@@ -61,9 +66,19 @@ class ResultsWriter:
         self.count = 0
         self.error: OSError | None = None
         """Why the last write failed; None once everything is on disk."""
+        try:
+            self._open()
+        except OSError as exc:
+            if exc.errno not in _STORAGE_ERRORS:
+                raise
+            self.error = exc  # a full disk: the first write tries again
         self._syncing: asyncio.Future[None] | None = None
         self._dirty = False
         self._sync_error: OSError | None = None
+
+    def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
 
     @property
     def pending(self) -> int:
@@ -86,8 +101,7 @@ class ResultsWriter:
                 os.fdatasync(self._fd)  # an earlier fsync failed: the data may not be on disk
                 self._sync_error = None
             if self._fd < 0:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
+                self._open()
             while self._pending:
                 data = b"".join(self._pending)[self._offset :] if len(self._pending) > 1 else (
                     self._pending[0][self._offset :]
