@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..daemon.conftest import daemon, daemon_factory  # noqa: F401
 from .conftest import run, spec_file
 
 SPEC = """name = "rerun"
@@ -68,3 +69,16 @@ def test_rerun_refused_then_resume_then_fresh(
     moved = [p for p in tmp_path.iterdir() if p.name.startswith("wd.")]
     assert len(moved) == 1 and len(lines(moved[0])) == 6
     assert len(lines(wd)) == 7
+
+
+def test_daemon_submit_into_an_earlier_run_is_refused(daemon, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    spec = spec_file(tmp_path, 'name = "twice"\n[[app.groups]]\nname = "g"\ncommands = ["echo one"]\n')
+    wd = tmp_path / "wd"
+    pilot = daemon.cli("submit", str(spec), "--workdir", str(wd)).stdout.strip()
+    daemon.wait_state(pilot, {"done"}, timeout=30)
+    before = (wd / "results.jsonl").read_text()
+    again = daemon.cli("submit", str(spec), "--workdir", str(wd), check=False)
+    assert again.returncode == 2
+    assert f"workdir {wd} holds an earlier run" in again.stderr
+    assert "Traceback" not in again.stderr
+    assert (wd / "results.jsonl").read_text() == before
