@@ -15,6 +15,7 @@ import math
 import os
 import random
 import shlex
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -134,12 +135,24 @@ def expand_group(
     base_env: dict[str, str] | None = None,
 ) -> list[Task]:
     """The tasks of one group, in order."""
-    points = list(parameter_points(group))
-    width = max(1, len(str(len(points) - 1)))
+    return list(iter_group(group, options, workdir=workdir, spec_dir=spec_dir, base_env=base_env))
+
+
+def iter_group(
+    group: TaskGroup,
+    options: TasksOptions,
+    *,
+    workdir: Path,
+    spec_dir: Path,
+    base_env: dict[str, str] | None = None,
+) -> Iterator[Task]:
+    """The tasks of one group, in order, made as they are asked for (a huge grid is
+    never held in memory at once); :func:`count_tasks` says how many."""
+    points = iter_points(group)
+    width = max(1, len(str(count_tasks(group) - 1)))
     retries = options.retries if group.retries is None else group.retries
     time_limit = parse_duration(group.time_limit) if group.time_limit is not None else None
     env = {**(base_env or {}), **group.env}
-    tasks: list[Task] = []
     task_root = f"{workdir}{os.sep}tasks{os.sep}"
     fixed = {"group": group.name, "spec_dir": str(spec_dir), "workdir": str(workdir)}
     tokens: dict[int, list[str]] = {}  # split each distinct template once
@@ -151,38 +164,40 @@ def expand_group(
             if split is None:
                 split = tokens[id(command)] = shlex.split(command)
             command = split
-        tasks.append(
-            Task(
-                id=task_id,
-                group=group.name,
-                argv=render(command, values, shell=group.shell),
-                params=params,
-                cores=group.cores,
-                gpus=group.gpus,
-                time_limit=time_limit,
-                retries=retries,
-                env=env,
-            )
+        yield Task(
+            id=task_id,
+            group=group.name,
+            argv=render(command, values, shell=group.shell),
+            params=params,
+            cores=group.cores,
+            gpus=group.gpus,
+            time_limit=time_limit,
+            retries=retries,
+            env=env,
         )
-    return tasks
 
 
 def parameter_points(group: TaskGroup) -> list[tuple[str | list[str], dict[str, Any]]]:
     """(command template, parameters) per task."""
+    return list(iter_points(group))
+
+
+def iter_points(group: TaskGroup) -> Iterator[tuple[str | list[str], dict[str, Any]]]:
+    """(command template, parameters) per task, made one at a time."""
     if group.commands is not None:
-        return [(command, {}) for command in group.commands]
+        yield from ((command, {}) for command in group.commands)
+        return
     assert group.command is not None
     names = list(group.grid)
-    grid_points = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*group.grid.values())]
-    if group.random is None:
-        return [(group.command, point) for point in grid_points]
-    rng = random.Random(group.random.seed)
-    out: list[tuple[str | list[str], dict[str, Any]]] = []
-    for point in grid_points:
+    rng = random.Random(group.random.seed) if group.random is not None else None
+    for combo in itertools.product(*group.grid.values()):
+        point = dict(zip(names, combo, strict=True))
+        if group.random is None or rng is None:
+            yield group.command, point
+            continue
         for _ in range(group.random.samples):
             sample = {name: _draw(rng, dist) for name, dist in group.random.params.items()}
-            out.append((group.command, {**point, **sample}))
-    return out
+            yield group.command, {**point, **sample}
 
 
 def render(command: str | list[str], values: dict[str, Any], *, shell: bool = False) -> list[str]:

@@ -13,7 +13,7 @@ import contextlib
 import os
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,6 +141,8 @@ class TaskPool:
         self._gpu_share = gpu_share
         self._stopped: set[str] = set()
         self._backoff: dict[str, asyncio.TimerHandle] = {}
+        self._sources: collections.deque[tuple[Counts, Iterator[Task]]] = collections.deque()
+        """Groups' tasks not made yet (an iterator each, with its group's counts)."""
         """Failed tasks waiting out their retry delay."""
         self._to_prepare: collections.deque[Task] = collections.deque()
         self._prepared: set[str] = set()
@@ -162,11 +164,34 @@ class TaskPool:
         for node in self.nodes:
             node.gpu_free = dict.fromkeys(node.gpu_free, share)
 
-    def add_group(self, group: str, tasks: Sequence[Task]) -> None:
+    FILL_AHEAD = 4096
+    """How many tasks of a group added as an iterator are made ahead of the dispatcher."""
+
+    def add_group(self, group: str, tasks: Iterable[Task], total: int | None = None) -> None:
+        """Queue ``tasks``: a sequence, or an iterator of ``total`` tasks that are made
+        as slots come free (a huge scan is never in memory at once)."""
         counts = self.groups.setdefault(group, Counts())
+        if total is None:
+            tasks = list(tasks)
+            total = len(tasks)
+        counts.total += total
+        counts.queued += total
+        self._sources.append((counts, iter(tasks)))
+        self.emit(GroupAdded(pilot=self.pilot_id, group=group, total=total))
+        if self._done.done():  # more work after an idle moment
+            self._done = asyncio.get_running_loop().create_future()
+        self._dispatch()
+        self._prepare_ahead()
+
+    def _fill(self, everything: bool = False) -> None:
+        """Make tasks of the groups' iterators until FILL_AHEAD are queued (or all)."""
         resume = self.resume
-        queued = 0
-        for task in tasks:
+        while self._sources and (everything or len(self.queue) < self.FILL_AHEAD):
+            counts, source = self._sources[0]
+            task = next(source, None)
+            if task is None:
+                self._sources.popleft()
+                continue
             self.tasks[task.id] = task
             if resume is not None:
                 prior = resume.results.get(task.id)
@@ -174,6 +199,7 @@ class TaskPool:
                 if prior is not None and prior.outcome != Outcome.CANCELLED:
                     task.status = TaskStatus.DONE if prior.outcome == Outcome.OK else TaskStatus.FAILED
                     task.exit_code, task.node, task.outcome = prior.exit_code, prior.node, prior.outcome
+                    counts.queued -= 1
                     if prior.outcome == Outcome.OK:
                         counts.done += 1
                     else:
@@ -181,14 +207,6 @@ class TaskPool:
                     continue
             self.queue.append(task)
             self._to_prepare.append(task)
-            queued += 1
-        counts.total += len(tasks)
-        counts.queued += queued
-        self.emit(GroupAdded(pilot=self.pilot_id, group=group, total=len(tasks)))
-        if self._done.done():  # more work after an idle moment
-            self._done = asyncio.get_running_loop().create_future()
-        self._dispatch()
-        self._prepare_ahead()
 
     def _prepare_ahead(self) -> None:
         """Make the next queued tasks' directories and first log files in a thread."""
@@ -237,9 +255,14 @@ class TaskPool:
     def _dispatch(self) -> None:
         if self._draining:
             return
+        if len(self.queue) < self.FILL_AHEAD // 2:
+            self._fill()
         queue = self.queue
         nodes = self.nodes
-        while queue:
+        while queue or self._sources:
+            if not queue:
+                self._fill()
+                continue
             task = queue[0]
             node = self._fit(task)
             if node is not None:
@@ -449,7 +472,7 @@ class TaskPool:
         asyncio.get_running_loop().call_later(self.STORAGE_RETRY, self._retry_storage)
 
     def _check_done(self) -> None:
-        idle = not self.queue and not self._backoff
+        idle = not self.queue and not self._backoff and not self._sources
         if not self._running and (idle or self._draining) and not self._done.done():
             self._done.set_result(None)
 
@@ -467,6 +490,7 @@ class TaskPool:
             waiting = [self.tasks[task_id] for task_id in self._backoff]
             self._backoff.clear()
             self.queue.extend(waiting)
+            self._fill(everything=True)  # every task not yet made is cancelled too
             while self.queue:
                 task = self.queue.popleft()
                 task.status = TaskStatus.CANCELLED

@@ -16,7 +16,9 @@ from ..scan import (
     TaskGroup,
     TasksOptions,
     check_groups,
+    count_tasks,
     expand_group,
+    iter_group,
     parameter_points,
     render,
 )
@@ -69,10 +71,10 @@ class TasksApp(App):
                     f"app.groups[{i}].cores: a task asks for {group.cores} cores, the largest node has {cores}"
                 )
         for group in options.groups:
-            tasks = expand_group(
+            tasks = iter_group(
                 group, options, workdir=ctx.pilot.workdir, spec_dir=self.spec.base_dir, base_env=base_env
             )
-            ctx.pool.add_group(group.name, tasks)
+            ctx.pool.add_group(group.name, tasks, total=count_tasks(group))
         await ctx.pool.wait()
 
 
