@@ -71,6 +71,16 @@ def start_time(pid: int) -> int | None:
     return int(fields[19])
 
 
+def owner_alive(mark: str) -> bool:
+    """Whether the process that started the task marked ``mark`` still runs (then its
+    tasks are its own business, not a restart's)."""
+    try:
+        pid, started, _ = mark.split(":", 1)[0].split(".")
+        return start_time(int(pid)) == int(started)
+    except ValueError:
+        return False
+
+
 def write_record(path: str, pid: int, mark: str) -> None:
     """``pid start-time mark`` of a running task, for a restart to find its processes."""
     with contextlib.suppress(OSError):  # a full disk: the mark still finds it
@@ -131,7 +141,9 @@ class ProcessRunner:
     def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop or asyncio.get_running_loop()
         self._children: dict[int, subprocess.Popen[bytes]] = {}
-        self._token = secrets.token_hex(6)
+        me = os.getpid()
+        self._token = f"{me}.{start_time(me)}.{secrets.token_hex(4)}"
+        """This runner's part of each mark: the process running tasks, and a nonce."""
         self._ended: set[str] = set()
         """The marks of tasks that have ended: an orphan carrying one is killed."""
         self._orphans: set[int] = set()

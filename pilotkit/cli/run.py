@@ -68,6 +68,11 @@ def _earlier_run(workdir: Path, resolved: ResolvedSpec, rerun: str | None) -> Re
             f"{workdir} holds an earlier run: add --resume to run only the tasks without an ok "
             "result, or --fresh to move it aside"
         )
+    from ..daemon.workdir import kill_orphans
+
+    killed = kill_orphans(workdir)  # an earlier `pilotkit run` killed with -9 left its tasks
+    if killed:
+        click.echo(f"pilotkit: killed {killed} process(es) the earlier run in {workdir} left running", err=True)
     if rerun == "fresh":
         moved = move_aside(workdir)
         click.echo(f"pilotkit: the earlier run in {workdir} is now in {moved}", err=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import msgspec
 
 from ..results import TaskResult, read_results
-from ..spawn import task_processes
+from ..spawn import owner_alive, task_processes
 from ..vocab import ATTEMPT_FILE, PIDS_DIR, TASKS_DIR
 
 log = logging.getLogger("pilotkit.daemon.workdir")
@@ -145,11 +145,12 @@ def read_pid_records(workdir: Path) -> list[tuple[Path, int, int | None, str]]:
 
 
 def kill_orphans(workdir: Path) -> int:
-    """Kill the task processes a dead daemon left running: exactly the recorded attempts
+    """Kill the task processes a dead daemon (or ``pilotkit run``) left running: the
+    records whose owner is gone, exactly the recorded attempts
     (pid and start time) and every process carrying one of their marks (what each task
     started, wherever it went), never anything chosen by name or directory. Returns how
     many processes were killed."""
-    records = read_pid_records(workdir)
+    records = [r for r in read_pid_records(workdir) if not owner_alive(r[3])]
     if not records:
         return 0
     pids = task_processes([(pid, started, mark) for _, pid, started, mark in records], uid=os.getuid())

@@ -82,3 +82,41 @@ def test_daemon_submit_into_an_earlier_run_is_refused(daemon, tmp_path: Path) ->
     assert f"workdir {wd} holds an earlier run" in again.stderr
     assert "Traceback" not in again.stderr
     assert (wd / "results.jsonl").read_text() == before
+
+
+def test_resume_after_kill_9_kills_what_the_dead_run_left(
+    tmp_path: Path, pilotkit_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    import signal
+    import subprocess
+    import time
+
+    import psutil
+
+    spec = spec_file(
+        tmp_path,
+        'name = "dead"\n[[app.groups]]\nname = "g"\nshell = true\n'
+        'command = "if [ -e {spec_dir}/go ]; then echo done; else cd /; setsid sleep 302 & exec sleep 303; fi"\n'
+        "grid = { i = [1] }\n",
+    )
+    wd = tmp_path / "wd"
+
+    def sleeps() -> list[int]:
+        return [p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] in (["sleep", "302"], ["sleep", "303"])]
+
+    proc = subprocess.Popen([*pilotkit_cmd, "run", "-q", "--workdir", str(wd), str(spec)], env=cli_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    deadline = time.monotonic() + 20
+    while len(sleeps()) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert len(sleeps()) == 2  # the dead run's task and its setsid child live on
+    (tmp_path / "go").touch()
+    resumed = run(pilotkit_cmd, cli_env, "run", "-q", "--resume", "--workdir", str(wd), str(spec))
+    assert resumed.returncode == 0, resumed.stderr
+    assert "killed 2 process(es) the earlier run" in resumed.stderr
+    assert not sleeps()  # processes left: 0
+    assert [r["task"] for r in lines(wd)] == ["g-0"]
+    assert (wd / "tasks" / "g-0" / "attempt-2.out").read_text() == "done\n"
