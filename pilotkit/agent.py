@@ -157,3 +157,4 @@ class LocalAgent(Agent):
                 self.kill_all()
         if self._runner is not None:
             await self._runner.wait_orphans()
+            self._runner.close()

@@ -36,13 +36,35 @@ CONTAINMENT_SUBREAPER = "child subreaper + process group"
 CONTAINMENT_GROUP = "process group only (no child subreaper: a setsid descendant may escape)"
 
 
-def become_subreaper() -> bool:
-    """Make orphans below this process its children (Linux ``prctl``); False where not."""
+_subreaper_users = 0
+"""Runners of this process that need it to be a subreaper (it is turned off after the last)."""
+
+
+def _set_subreaper(on: bool) -> bool:
     try:
         libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)) == 0
+        return int(libc.prctl(_PR_SET_CHILD_SUBREAPER, int(on), 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False
+
+
+def become_subreaper() -> bool:
+    """Make orphans below this process its children (Linux ``prctl``) while a runner needs
+    it; False where it cannot."""
+    global _subreaper_users
+    if not _set_subreaper(True):
+        return False
+    _subreaper_users += 1
+    return True
+
+
+def leave_subreaper() -> None:
+    """One runner less needs it; after the last, orphans go to init again (a process
+    that ran a pilot in passing, a test, keeps no lasting side effect)."""
+    global _subreaper_users
+    _subreaper_users = max(0, _subreaper_users - 1)
+    if _subreaper_users == 0:
+        _set_subreaper(False)
 
 
 def _own_children() -> set[int]:
@@ -275,6 +297,15 @@ class ProcessRunner:
             if not found or self.loop.time() > deadline:
                 return found
             await asyncio.sleep(0.05)
+
+    def close(self) -> None:
+        """No task runs any more: stop being a subreaper for this runner."""
+        if self.subreaper:
+            self.subreaper = False
+            if self._sweep_later is not None:
+                self._sweep_later.cancel()
+                self._sweep_later = None
+            leave_subreaper()
 
     def signal(self, pid: int, sig: int) -> None:
         """Send ``sig`` to the process group of ``pid`` (ignored once it has gone)."""
