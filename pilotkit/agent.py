@@ -12,6 +12,8 @@ import os
 import signal
 import time
 
+import msgspec
+
 from .interfaces import Agent, ExitCallback
 from .spawn import ProcessRunner
 from .types import NodeInfo, TaskExit, TaskLaunch
@@ -44,6 +46,7 @@ class LocalAgent(Agent):
 
     async def start(self) -> NodeInfo:
         self._runner = ProcessRunner(asyncio.get_running_loop())
+        self.node = msgspec.structs.replace(self.node, containment=self._runner.containment)
         return self.node
 
     @property
@@ -53,7 +56,7 @@ class LocalAgent(Agent):
     def launch(self, launch: TaskLaunch, on_exit: ExitCallback) -> None:
         runner = self._runner
         assert runner is not None, "agent not started"
-        env: dict[str, str] | None = None  # inherit: no environment to encode per task
+        env: dict[str, str] | None = None  # inherit (with the task's mark added)
         if launch.env or launch.gpus or self._env_given:
             env = dict(self._env)
             env.update(launch.env)
@@ -68,6 +71,7 @@ class LocalAgent(Agent):
                 env=env,
                 stdout=launch.stdout,
                 stderr=launch.stderr,
+                record=launch.pid_file,
                 on_exit=lambda pid, status: self._exited(launch.task_id, status),
             )
         except OSError as exc:
@@ -151,3 +155,6 @@ class LocalAgent(Agent):
                 await asyncio.wait_for(self._idle.wait(), grace + 10.0)
             except TimeoutError:
                 self.kill_all()
+        if self._runner is not None:
+            await self._runner.wait_orphans()
+            self._runner.close()

@@ -83,9 +83,9 @@ async def run_node_agent(address: str, token_file: Path, pilot: str, node_name: 
     node = await asyncio.to_thread(probe_node)
     if node_name:
         node = msgspec.structs.replace(node, name=node_name)
-    reader, writer, welcome = await _handshake(address, token_file, pilot, node, "node")
     agent = LocalAgent(node)
-    await agent.start()
+    node = await agent.start()  # with how it contains tasks
+    reader, writer, welcome = await _handshake(address, token_file, pilot, node, "node")
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
 

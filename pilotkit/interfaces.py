@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
@@ -343,9 +343,10 @@ class TaskPool(Protocol):
         """Let ``share`` tasks use one GPU at once; call before adding tasks."""
         ...
 
-    def add_group(self, group: str, tasks: Sequence[Task]) -> None:
+    def add_group(self, group: str, tasks: Iterable[Task], total: int | None = None) -> None:
         """Queue ``tasks`` under ``group`` (a group may be added to again); task ids must
-        be unique across the pilot. Returns at once."""
+        be unique across the pilot. Returns at once. ``tasks`` may be an iterator of
+        ``total`` tasks: they are then made as slots come free."""
         ...
 
     def terminate(self, task_id: str, grace: float | None = None) -> None:

@@ -30,6 +30,7 @@ from .interfaces import (
     StagedImage,
 )
 from .plugins import Plugins
+from .protocol import state_dir
 from .results import ResultsWriter
 from .scheduler import Resume, Task, TaskPool
 from .spec import ResolvedSpec
@@ -51,6 +52,8 @@ class PilotOutcome:
     groups: dict[str, Counts] = field(default_factory=dict)
     started: float = 0.0
     ended: float = 0.0
+    storage: str | None = None
+    """Why results could not be written (a full disk), in one line; None when they were."""
 
     @property
     def ok(self) -> bool:
@@ -68,6 +71,11 @@ def outside_end(ended: str) -> tuple[PilotState, str]:
     if kind not in (PilotState.CANCELLED, PilotState.WALLTIME_EXPIRED):
         kind = PilotState.FAILED
     return kind, f"allocation ended: {said.strip() or ended.strip()}"
+
+
+def unwritten_results(pilot_id: str) -> Path:
+    """Where the results a full workdir could not take are kept."""
+    return state_dir() / "unwritten" / f"{pilot_id}-results.jsonl"
 
 
 def new_pilot_id(name: str) -> str:
@@ -114,6 +122,8 @@ class Pilot:
         self._timers: list[asyncio.TimerHandle] = []
         self._poller: asyncio.Future[None] | None = None
         self._work_failed = False
+        self._unwritten: Path | None = None
+        """Where results the workdir could not take went (a full disk)."""
         self.ctx = PilotContext(self.id, spec, workdir, self.emit)
         self.ctx._drain = self._drain_request
         self.grace = spec.seconds(spec.spec.pilot.grace) or 0.0
@@ -198,6 +208,9 @@ class Pilot:
         elif self._stop_kind is None and self.pool is not None and self.pool.fatal:
             final = PilotState.FAILED
             self.reason = self.pool.fatal
+        elif self.pool is not None and self.pool.storage:
+            final = PilotState.FAILED
+            self.reason = self._storage_reason(results)
         elif self._work_failed or (self.pool is not None and self.pool.failed):
             final = PilotState.FAILED
             failed = self.pool.failed if self.pool is not None else 0
@@ -214,6 +227,7 @@ class Pilot:
             groups=dict(self.pool.groups) if self.pool is not None else {},
             started=started,
             ended=time.time(),
+            storage=self._storage_reason(results) if self.pool is not None and self.pool.storage else None,
         )
 
     async def _until_stopped(self, work: Coroutine[Any, Any, None]) -> None:
@@ -247,6 +261,8 @@ class Pilot:
         self.nodes = list(await asyncio.gather(*(agent.start() for agent in self._agents)))
         for node in self.nodes:
             self.emit(NodeReady(pilot=self.id, node=node))
+            if node.containment:
+                self._log("info", f"{node.name}: task processes contained by {node.containment}")
 
         wrap = None
         if self.spec.runtime_cls is not None and self.spec.spec.image is not None:
@@ -375,4 +391,14 @@ class Pilot:
                 await provider.release(self.allocation)
             except Exception as exc:
                 self._log("error", f"releasing the allocation failed: {exc}")
-        results.close()
+        self._unwritten = results.close(fallback=unwritten_results(self.id))
+        if self._unwritten is not None:
+            self._log("error", f"results that could not be written to {results.path} are in {self._unwritten}")
+
+    def _storage_reason(self, results: ResultsWriter) -> str:
+        """One line on a results file that could not be written."""
+        assert self.pool is not None and self.pool.storage is not None
+        if results.pending == 0:
+            return f"{self.pool.storage.split(' (')[0]}: no task started since; every result is written now"
+        where = f"; they are in {self._unwritten}" if self._unwritten else ""
+        return f"{self.pool.storage.split(' (')[0]}: {results.pending} result(s) could not be written{where}"

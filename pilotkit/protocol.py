@@ -560,8 +560,8 @@ METHODS: dict[str, MethodSpec] = {
 
 
 class FrameTooLarge(Exception):
-    def __init__(self, size: int) -> None:
-        super().__init__(f"frame of {size} bytes is larger than the limit of {MAX_FRAME}")
+    def __init__(self, size: int, message: str | None = None) -> None:
+        super().__init__(message or f"frame of {size} bytes is larger than the limit of {MAX_FRAME}")
         self.size = size
 
 

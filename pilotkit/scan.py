@@ -15,12 +15,13 @@ import math
 import os
 import random
 import shlex
-import string
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import msgspec
 
+from . import template
 from .errors import SpecProblem
 from .specfile.model import Duration
 from .task import Task
@@ -92,17 +93,9 @@ def check_groups(options: TasksOptions, spec: SpecView) -> list[SpecProblem]:
         if group.commands is not None and (group.grid or group.random):
             problems.append(SpecProblem(key, "'grid' and 'random' need a 'command' template"))
         params = set(group.grid) | (set(group.random.params) if group.random else set())
-        templates = [group.command] if isinstance(group.command, str) else (group.command or [])
-        for template in templates:
-            for name in _placeholders(template, f"{key}.command", problems):
-                if name not in params and name not in BUILTIN_PLACEHOLDERS:
-                    problems.append(
-                        SpecProblem(
-                            f"{key}.command",
-                            f"unknown placeholder '{{{name}}}'; parameters: "
-                            + ", ".join(sorted(params | BUILTIN_PLACEHOLDERS)),
-                        )
-                    )
+        problems.extend(_template_problems(group, key, params))
+        if group.commands is not None and not group.commands:
+            problems.append(SpecProblem(f"{key}.commands", "empty list: the group would run no task"))
         for pname, values in group.grid.items():
             if not values:
                 problems.append(SpecProblem(f"{key}.grid.{pname}", "empty list of values"))
@@ -119,7 +112,11 @@ def check_groups(options: TasksOptions, spec: SpecView) -> list[SpecProblem]:
             problems.append(
                 SpecProblem(f"{key}.gpus", f"a task asks for {group.gpus} GPUs, a node has {gpus}")
             )
-        if group.time_limit is not None and spec.walltime is not None:
+        if group.time_limit is not None and parse_duration(group.time_limit) <= 0:
+            problems.append(
+                SpecProblem(f"{key}.time_limit", "must be more than 0 (leave it out for no limit)")
+            )
+        elif group.time_limit is not None and spec.walltime is not None:
             if parse_duration(group.time_limit) > spec.walltime:
                 problems.append(
                     SpecProblem(
@@ -138,12 +135,24 @@ def expand_group(
     base_env: dict[str, str] | None = None,
 ) -> list[Task]:
     """The tasks of one group, in order."""
-    points = list(parameter_points(group))
-    width = max(1, len(str(len(points) - 1)))
+    return list(iter_group(group, options, workdir=workdir, spec_dir=spec_dir, base_env=base_env))
+
+
+def iter_group(
+    group: TaskGroup,
+    options: TasksOptions,
+    *,
+    workdir: Path,
+    spec_dir: Path,
+    base_env: dict[str, str] | None = None,
+) -> Iterator[Task]:
+    """The tasks of one group, in order, made as they are asked for (a huge grid is
+    never held in memory at once); :func:`count_tasks` says how many."""
+    points = iter_points(group)
+    width = max(1, len(str(count_tasks(group) - 1)))
     retries = options.retries if group.retries is None else group.retries
     time_limit = parse_duration(group.time_limit) if group.time_limit is not None else None
     env = {**(base_env or {}), **group.env}
-    tasks: list[Task] = []
     task_root = f"{workdir}{os.sep}tasks{os.sep}"
     fixed = {"group": group.name, "spec_dir": str(spec_dir), "workdir": str(workdir)}
     tokens: dict[int, list[str]] = {}  # split each distinct template once
@@ -155,60 +164,132 @@ def expand_group(
             if split is None:
                 split = tokens[id(command)] = shlex.split(command)
             command = split
-        tasks.append(
-            Task(
-                id=task_id,
-                group=group.name,
-                argv=render(command, values, shell=group.shell),
-                params=params,
-                cores=group.cores,
-                gpus=group.gpus,
-                time_limit=time_limit,
-                retries=retries,
-                env=env,
-            )
+        yield Task(
+            id=task_id,
+            group=group.name,
+            argv=render(command, values, shell=group.shell),
+            params=params,
+            cores=group.cores,
+            gpus=group.gpus,
+            time_limit=time_limit,
+            retries=retries,
+            env=env,
         )
-    return tasks
 
 
 def parameter_points(group: TaskGroup) -> list[tuple[str | list[str], dict[str, Any]]]:
     """(command template, parameters) per task."""
+    return list(iter_points(group))
+
+
+def iter_points(group: TaskGroup) -> Iterator[tuple[str | list[str], dict[str, Any]]]:
+    """(command template, parameters) per task, made one at a time."""
     if group.commands is not None:
-        return [(command, {}) for command in group.commands]
+        yield from ((command, {}) for command in group.commands)
+        return
     assert group.command is not None
     names = list(group.grid)
-    grid_points = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*group.grid.values())]
-    if group.random is None:
-        return [(group.command, point) for point in grid_points]
-    rng = random.Random(group.random.seed)
-    out: list[tuple[str | list[str], dict[str, Any]]] = []
-    for point in grid_points:
+    rng = random.Random(group.random.seed) if group.random is not None else None
+    for combo in itertools.product(*group.grid.values()):
+        point = dict(zip(names, combo, strict=True))
+        if group.random is None or rng is None:
+            yield group.command, point
+            continue
         for _ in range(group.random.samples):
             sample = {name: _draw(rng, dist) for name, dist in group.random.params.items()}
-            out.append((group.command, {**point, **sample}))
-    return out
+            yield group.command, {**point, **sample}
 
 
 def render(command: str | list[str], values: dict[str, Any], *, shell: bool = False) -> list[str]:
-    """Substitute ``values`` into a command template; returns an argv."""
+    """Substitute ``values`` into a command template; returns an argv. Each value is
+    formatted with its own format spec; in a shell command it is then quoted for where
+    it stands (see :mod:`pilotkit.template`)."""
     if shell:
         text = command if isinstance(command, str) else shlex.join(command)
-        quoted = {k: shlex.quote(str(v)) for k, v in values.items()}
-        return ["/bin/sh", "-c", text.format_map(quoted)]
+        return ["/bin/sh", "-c", template.render_shell(text, values)]
     tokens = shlex.split(command) if isinstance(command, str) else command
-    return [token.format_map(values) for token in tokens]
+    return [template.render_token(token, values) for token in tokens]
 
 
-def _placeholders(template: str, key: str, problems: list[SpecProblem]) -> list[str]:
-    try:
-        return [
-            field.split(".")[0].split("[")[0]
-            for _, field, _, _ in string.Formatter().parse(template)
-            if field is not None and field != ""
-        ]
-    except ValueError as exc:
-        problems.append(SpecProblem(key, f"bad template: {exc}"))
-        return []
+def count_tasks(group: TaskGroup) -> int:
+    """How many tasks a group makes, without making them."""
+    if group.commands is not None:
+        return len(group.commands)
+    total = math.prod(len(values) for values in group.grid.values())
+    return total * (group.random.samples if group.random is not None else 1)
+
+
+def _template_problems(group: TaskGroup, key: str, params: set[str]) -> list[SpecProblem]:
+    """The problems of a group's templates: malformed ones, unknown placeholders (each
+    named once), values their format spec cannot format, shell quoting that is unsafe."""
+    problems: list[SpecProblem] = []
+    known = params | BUILTIN_PLACEHOLDERS
+    candidates = _candidate_values(group)
+    templates: list[tuple[str, str, set[str]]] = []
+    if isinstance(group.command, str):
+        templates.append((f"{key}.command", group.command, known))
+    elif group.command is not None:
+        templates += [(f"{key}.command[{i}]", t, known) for i, t in enumerate(group.command)]
+    for i, text in enumerate(group.commands or []):
+        templates.append((f"{key}.commands[{i}]", text, set(BUILTIN_PLACEHOLDERS)))
+    for where, text, allowed in templates:
+        try:
+            fields = template.fields(text)
+            if not group.shell and isinstance(group.command, str) and where == f"{key}.command":
+                shlex.split(text)
+            elif not group.shell and group.commands is not None:
+                shlex.split(text)
+        except ValueError as exc:
+            problems.append(SpecProblem(where, f"bad template: {exc}"))
+            continue
+        unknown = sorted({f.name for f in fields if f.name not in allowed})
+        for name in unknown:
+            hint = (
+                "'commands' take no parameters; use 'command' with a 'grid'"
+                if group.commands is not None and name not in BUILTIN_PLACEHOLDERS
+                else "parameters: " + ", ".join(sorted(allowed))
+            )
+            problems.append(SpecProblem(where, f"unknown placeholder '{{{name}}}'; {hint}"))
+        first = {name: values[0] for name, values in candidates.items() if values}
+        seen: set[str] = set()
+        for field in fields:
+            if field.name not in allowed or field.text in seen:
+                continue
+            seen.add(field.text)
+            for value in candidates.get(field.name, [])[:_TRIAL_VALUES]:
+                try:
+                    field.format({**first, field.name: value})
+                except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+                    problems.append(
+                        SpecProblem(where, f"{field.text} cannot format {field.name} = {value!r}: {exc}")
+                    )
+                    break
+        if group.shell:
+            problems += [SpecProblem(where, message) for message in template.shell_problems(text)]
+    return problems
+
+
+_TRIAL_VALUES = 100
+"""How many values of each parameter a template's format specs are tried on."""
+
+
+def _candidate_values(group: TaskGroup) -> dict[str, list[Any]]:
+    """Values each placeholder may take, for trying a template's format specs."""
+    out: dict[str, list[Any]] = {
+        "task_id": [f"{group.name}-0"],
+        "task_dir": ["/workdir/tasks/task"],
+        "index": [0],
+        "group": [group.name],
+        "spec_dir": ["/spec"],
+        "workdir": ["/workdir"],
+    }
+    for name, values in group.grid.items():
+        out[name] = list(values)
+    if group.random is not None:
+        for name, dist in group.random.params.items():
+            bounds = dist.uniform or dist.loguniform or dist.randint or dist.choice or []
+            out[name] = [float(v) for v in bounds] if (dist.uniform or dist.loguniform) else list(bounds)
+    return out
 
 
 def _check_distribution(dist: Distribution) -> str | None:

@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import os
+import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import msgspec
 
-from .events import Event, GroupAdded, TaskCancelled, TaskFinished, TaskStarted
+from .events import Event, GroupAdded, Log, TaskCancelled, TaskFinished, TaskStarted
 from .interfaces import Agent
 from .results import ResultsWriter, TaskResult
 from .task import Task as Task  # re-exported: its home before 0.2
 from .types import NodeInfo, TaskExit, TaskLaunch
-from .vocab import TASKS_DIR, Counts, Outcome, TaskStatus, attempt_file, final_status
+from .vocab import PIDS_DIR, TASKS_DIR, Counts, Outcome, TaskStatus, attempt_file, final_status, pid_file
 
 Wrap = Callable[[list[str], "Task", tuple[str, ...]], list[str]]
 """Turns a task's argv into what the agent runs (a container runtime's wrap)."""
@@ -138,6 +140,10 @@ class TaskPool:
         self._gangs: dict[str, list[tuple[_Node, tuple[int, dict[str, int]]]]] = {}
         self._gpu_share = gpu_share
         self._stopped: set[str] = set()
+        self._backoff: dict[str, asyncio.TimerHandle] = {}
+        self._sources: collections.deque[tuple[Counts, Iterator[Task]]] = collections.deque()
+        """Groups' tasks not made yet (an iterator each, with its group's counts)."""
+        """Failed tasks waiting out their retry delay."""
         self._to_prepare: collections.deque[Task] = collections.deque()
         self._prepared: set[str] = set()
         self._preparing: asyncio.Future[None] | None = None
@@ -147,6 +153,8 @@ class TaskPool:
         self.resume = resume
         self.fatal: str | None = None
         """Why the pool cannot go on (every node lost)."""
+        self.storage: str | None = None
+        """Why results could not be written (a full disk): no task started since."""
 
     # ---------------------------------------------------------------- adding work
 
@@ -156,11 +164,34 @@ class TaskPool:
         for node in self.nodes:
             node.gpu_free = dict.fromkeys(node.gpu_free, share)
 
-    def add_group(self, group: str, tasks: Sequence[Task]) -> None:
+    FILL_AHEAD = 4096
+    """How many tasks of a group added as an iterator are made ahead of the dispatcher."""
+
+    def add_group(self, group: str, tasks: Iterable[Task], total: int | None = None) -> None:
+        """Queue ``tasks``: a sequence, or an iterator of ``total`` tasks that are made
+        as slots come free (a huge scan is never in memory at once)."""
         counts = self.groups.setdefault(group, Counts())
+        if total is None:
+            tasks = list(tasks)
+            total = len(tasks)
+        counts.total += total
+        counts.queued += total
+        self._sources.append((counts, iter(tasks)))
+        self.emit(GroupAdded(pilot=self.pilot_id, group=group, total=total))
+        if self._done.done():  # more work after an idle moment
+            self._done = asyncio.get_running_loop().create_future()
+        self._dispatch()
+        self._prepare_ahead()
+
+    def _fill(self, everything: bool = False) -> None:
+        """Make tasks of the groups' iterators until FILL_AHEAD are queued (or all)."""
         resume = self.resume
-        queued = 0
-        for task in tasks:
+        while self._sources and (everything or len(self.queue) < self.FILL_AHEAD):
+            counts, source = self._sources[0]
+            task = next(source, None)
+            if task is None:
+                self._sources.popleft()
+                continue
             self.tasks[task.id] = task
             if resume is not None:
                 prior = resume.results.get(task.id)
@@ -168,6 +199,7 @@ class TaskPool:
                 if prior is not None and prior.outcome != Outcome.CANCELLED:
                     task.status = TaskStatus.DONE if prior.outcome == Outcome.OK else TaskStatus.FAILED
                     task.exit_code, task.node, task.outcome = prior.exit_code, prior.node, prior.outcome
+                    counts.queued -= 1
                     if prior.outcome == Outcome.OK:
                         counts.done += 1
                     else:
@@ -175,14 +207,6 @@ class TaskPool:
                     continue
             self.queue.append(task)
             self._to_prepare.append(task)
-            queued += 1
-        counts.total += len(tasks)
-        counts.queued += queued
-        self.emit(GroupAdded(pilot=self.pilot_id, group=group, total=len(tasks)))
-        if self._done.done():  # more work after an idle moment
-            self._done = asyncio.get_running_loop().create_future()
-        self._dispatch()
-        self._prepare_ahead()
 
     def _prepare_ahead(self) -> None:
         """Make the next queued tasks' directories and first log files in a thread."""
@@ -231,9 +255,14 @@ class TaskPool:
     def _dispatch(self) -> None:
         if self._draining:
             return
+        if len(self.queue) < self.FILL_AHEAD // 2:
+            self._fill()
         queue = self.queue
         nodes = self.nodes
-        while queue:
+        while queue or self._sources:
+            if not queue:
+                self._fill()
+                continue
             task = queue[0]
             node = self._fit(task)
             if node is not None:
@@ -299,6 +328,7 @@ class TaskPool:
             cores=task.cores,
             gpus=list(gpus),
             time_limit=task.time_limit,
+            pid_file=str(pid_file(self.workdir, task.id, task.attempts)),
         )
         self._running[task.id] = (task, node, gpus)
         if task.start is None:
@@ -348,7 +378,7 @@ class TaskPool:
             if result.status == Outcome.LOST:
                 self.queue.appendleft(task)  # it was running: let it go first
             else:
-                self.queue.append(task)
+                self._retry_later(task)
         else:
             task.status = final_status(result.status, self._draining)
             if task.status is TaskStatus.DONE:
@@ -379,10 +409,31 @@ class TaskPool:
         self._dispatch()
         self._check_done()
 
+    RETRY_BACKOFF = 1.0
+    """Seconds before a failed task's first retry; doubled for each further one."""
+    RETRY_BACKOFF_MAX = 60.0
+
+    def retry_delay(self, failures: int) -> float:
+        """How long a task that failed ``failures`` times waits before its next attempt:
+        exponential, capped, with jitter (half to all of it) so retries do not bunch."""
+        base: float = min(self.RETRY_BACKOFF_MAX, self.RETRY_BACKOFF * 2.0 ** max(0, failures - 1))
+        return base * random.uniform(0.5, 1.0)
+
+    def _retry_later(self, task: Task) -> None:
+        def requeue() -> None:
+            if self._backoff.pop(task.id, None) is None:
+                return
+            self.queue.append(task)
+            self._dispatch()
+            self._check_done()
+
+        delay = self.retry_delay(task.failures)
+        self._backoff[task.id] = asyncio.get_running_loop().call_later(delay, requeue)
+
     def _record(self, task: Task, outcome: str) -> None:
         tdir = self._task_root / task.id
         ran = task.attempts > 0
-        self.results.write(
+        written = self.results.write(
             TaskResult(
                 task=task.id,
                 group=task.group,
@@ -399,9 +450,31 @@ class TaskPool:
                 stderr=str(tdir / attempt_file(task.attempts, "err")) if ran else None,
             )
         )
+        if not written and self.storage is None:
+            self._storage_failed()
+
+    STORAGE_RETRY = 2.0
+    """Seconds between tries to write results kept in memory."""
+
+    def _storage_failed(self) -> None:
+        """The results file cannot be written: start no more tasks (the running ones
+        finish, their results kept in memory) and try the write again now and then."""
+        self.storage = self.results.problem()
+        self.emit(Log(pilot=self.pilot_id, level="error", source="pilot",
+                      message=f"{self.storage}: starting no more tasks"))  # fmt: skip
+        self.drain(terminate=False)
+        self._retry_storage()
+
+    def _retry_storage(self) -> None:
+        if self.results.flush():
+            self.emit(Log(pilot=self.pilot_id, level="info", source="pilot",
+                          message=f"{self.results.path}: written again, nothing lost"))  # fmt: skip
+            return
+        asyncio.get_running_loop().call_later(self.STORAGE_RETRY, self._retry_storage)
 
     def _check_done(self) -> None:
-        if not self._running and (not self.queue or self._draining) and not self._done.done():
+        idle = not self.queue and not self._backoff and not self._sources
+        if not self._running and (idle or self._draining) and not self._done.done():
             self._done.set_result(None)
 
     # ---------------------------------------------------------------- drain
@@ -413,6 +486,12 @@ class TaskPool:
         if not self._draining:
             self._draining = True
             per_group: dict[str, int] = collections.Counter()
+            for timer in self._backoff.values():  # waiting to retry: cancelled like the queued
+                timer.cancel()
+            waiting = [self.tasks[task_id] for task_id in self._backoff]
+            self._backoff.clear()
+            self.queue.extend(waiting)
+            self._fill(everything=True)  # every task not yet made is cancelled too
             while self.queue:
                 task = self.queue.popleft()
                 task.status = TaskStatus.CANCELLED
@@ -449,6 +528,8 @@ class TaskPool:
 
 def _make_task_dirs(root: Path, task_ids: list[str]) -> None:
     """Create each task's directory and its first attempt's log files (a worker thread)."""
+    with contextlib.suppress(OSError):
+        (root.parent / PIDS_DIR).mkdir(exist_ok=True)
     for task_id in task_ids:
         tdir = root / task_id
         try:

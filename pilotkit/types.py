@@ -49,6 +49,8 @@ class NodeInfo(msgspec.Struct, omit_defaults=True):
     address: str | None = None
     total_cores: int | None = None
     total_memory: int | None = None
+    containment: str | None = None
+    """How the node's agent keeps a task's processes from outliving it."""
 
 
 class Allocation(msgspec.Struct, omit_defaults=True):
@@ -80,6 +82,9 @@ class TaskLaunch(msgspec.Struct, omit_defaults=True):
     """GPU UUIDs assigned to this attempt."""
     time_limit: float | None = None
     """Seconds; past it the task gets SIGTERM, then SIGKILL after the grace period."""
+    pid_file: str | None = None
+    """Where the agent records the attempt's pid, start time and mark while it runs (for
+    a restart to find exactly the task's processes)."""
 
 
 class TaskExit(msgspec.Struct, omit_defaults=True):

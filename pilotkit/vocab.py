@@ -177,6 +177,10 @@ def exit_code(state: str) -> int:
 RESULTS_FILE = "results.jsonl"
 """One JSON line per finished task (:mod:`pilotkit.results`)."""
 PILOT_LOG = "pilot.log"
+SPEC_RECORD = "spec.json"
+"""The spec a run started with (``pilotkit run``), to compare a ``--resume`` against."""
+PIDS_DIR = "pids"
+"""``pids/<task id>.<attempt>``: ``pid start-time mark`` of each running attempt."""
 TASKS_DIR = "tasks"
 """``tasks/<task id>/attempt-<n>.out|err``: each attempt's output."""
 TOKEN_FILE = "token"
@@ -190,6 +194,11 @@ ATTEMPT_FILE = re.compile(r"attempt-(\d+)\.(?:out|err)")
 def attempt_file(attempt: int, stream: Stream) -> str:
     """``attempt-<n>.out`` or ``attempt-<n>.err``."""
     return f"attempt-{attempt}.{stream}"
+
+
+def pid_file(workdir: Path, task_id: str, attempt: int) -> Path:
+    """Where a running attempt's pid, start time and mark are recorded."""
+    return workdir / PIDS_DIR / f"{task_id}.{attempt}"
 
 
 def task_dir(workdir: Path, task_id: str) -> Path:

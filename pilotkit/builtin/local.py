@@ -45,7 +45,11 @@ class LocalProvider(Provider):
         """(cores, gpus) per node known before claiming."""
         res = spec.spec.resources
         cores = res.cores or len(os.sched_getaffinity(0))
-        return cores, res.gpus
+        gpus = res.gpus
+        wanted = any(getattr(g, "gpus", 0) for g in getattr(spec.app_options, "groups", None) or ())
+        if gpus is None and wanted:  # every visible GPU: count them, only when a task wants one
+            gpus = len(probe_node(gpus=True).gpus)
+        return cores, gpus
 
     async def claim(self, ctx: PilotContext) -> Allocation:
         node = await asyncio.to_thread(probe_node, gpus=self.spec.spec.resources.gpus != 0)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import pilotkit
 
+from ..errors import PilotkitError
 from ..interfaces import App, AppContext
 from ..scan import (
     BUILTIN_PLACEHOLDERS,
@@ -15,7 +16,9 @@ from ..scan import (
     TaskGroup,
     TasksOptions,
     check_groups,
+    count_tasks,
     expand_group,
+    iter_group,
     parameter_points,
     render,
 )
@@ -55,11 +58,23 @@ class TasksApp(App):
         ctx.pool.set_gpu_share(options.gpu_share)
         ctx.running()
         base_env = dict(self.spec.spec.env)
+        cores = max((n.cores for n in ctx.nodes), default=0)
+        gpus = max((len(n.gpus) for n in ctx.nodes), default=0)
+        for i, group in enumerate(options.groups):
+            # What the nodes reported at probe time: a task no node can hold would wait forever.
+            if group.gpus > gpus:
+                raise PilotkitError(
+                    f"app.groups[{i}].gpus: a task asks for {group.gpus} GPUs, the largest node has {gpus}"
+                )
+            if group.cores > cores:
+                raise PilotkitError(
+                    f"app.groups[{i}].cores: a task asks for {group.cores} cores, the largest node has {cores}"
+                )
         for group in options.groups:
-            tasks = expand_group(
+            tasks = iter_group(
                 group, options, workdir=ctx.pilot.workdir, spec_dir=self.spec.base_dir, base_env=base_env
             )
-            ctx.pool.add_group(group.name, tasks)
+            ctx.pool.add_group(group.name, tasks, total=count_tasks(group))
         await ctx.pool.wait()
 
 

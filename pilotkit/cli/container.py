@@ -140,17 +140,22 @@ def container_run(
         click.echo(text, nl=False)
         return
     from ..pilot import new_pilot_id
+    from ..rundir import earlier_run
 
+    local = image.removeprefix("file://")
+    if "://" not in local and not Path(local).exists():
+        raise PilotkitError(f"--image: {image} does not exist")
     pilot_id = new_pilot_id("container")
-    workdir = workdir or Path("pilotkit-runs") / pilot_id
+    workdir = (workdir or Path("pilotkit-runs") / pilot_id).absolute()
+    if earlier_run(workdir):
+        raise PilotkitError(f"--workdir: {workdir} holds an earlier run: choose another directory")
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / "spec.toml"
     path.write_text(text)
-    code = run_pilot(path, as_json=as_json, workdir=workdir, quiet=True)
+    code = run_pilot(path, as_json=as_json, workdir=workdir, quiet=True, pilot_id=pilot_id)
     out = attempt_log(workdir, "exec-0", 1, "out")
-    if not as_json:
+    if not as_json and out.exists():
         click.echo(f"output: {out}", err=True)
         click.echo(f"errors: {out.with_suffix('.err')}", err=True)
-        if out.exists():
-            sys.stdout.write(out.read_text())
+        sys.stdout.write(out.read_text())
     sys.exit(code)

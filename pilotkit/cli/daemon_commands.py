@@ -193,10 +193,17 @@ def _detach(tcp: str | None, tls_cert: Path | None, tls_key: Path | None, shutdo
         argv += ["--tcp", tcp]
     if tls_cert is not None and tls_key is not None:
         argv += ["--tls-cert", str(tls_cert.resolve()), "--tls-key", str(tls_key.resolve())]
+    from ..daemon.runtime_dir import read_pid
+
     logs = state_dir()
     logs.mkdir(parents=True, exist_ok=True)
     log_file = logs / "daemon.log"
     sock = runtime_dir() / "daemon.sock"
+    pid_file = runtime_dir() / "daemon.pid"
+    if _accepts(sock):
+        running = read_pid(pid_file)
+        who = f" (pid {running})" if running else ""
+        raise DaemonAlreadyRunning(f"a pilotkit daemon is already running{who}, socket {sock}")
     with open(log_file, "ab") as out:
         proc = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
@@ -208,11 +215,17 @@ def _detach(tcp: str | None, tls_cert: Path | None, tls_key: Path | None, shutdo
         if code is not None:
             tail = log_file.read_text(errors="replace").strip().splitlines()[-1:] or ["no output"]
             raise PilotkitError(f"the daemon did not start (exit {code}): {tail[0]} (log: {log_file})")
-        if _accepts(sock):
+        if _accepts(sock) and read_pid(pid_file) == proc.pid:  # ours, not one already there
             click.echo(f"pilotkit daemon running (pid {proc.pid}); socket {sock}; log {log_file}")
             return
         time.sleep(0.05)
     raise PilotkitError(f"the daemon (pid {proc.pid}) did not open {sock} within 30s (log: {log_file})")
+
+
+class DaemonAlreadyRunning(PilotkitError):
+    """``daemon --detach`` found a daemon listening already: nothing was started."""
+
+    exit_code = 1
 
 
 def _accepts(path: Path) -> bool:
@@ -246,7 +259,9 @@ async def submit(client: Client, spec: Path, workdir: Path | None, wait: bool, a
     With --wait, exit codes are those of 'pilotkit run': 0 done, 1 failed, 3 walltime
     expired, 130 cancelled.
     """
-    text = spec.read_text()  # a small local file, read before anything else happens
+    from ..specfile.parsing import read_text
+
+    text = read_text(spec)  # a small local file, read before anything else happens
     result = await client.submit(
         text, path=str(spec.resolve()), workdir=str(workdir.resolve()) if workdir else None
     )

@@ -81,7 +81,7 @@ class PilotkitGroup(click.Group):
         except PilotkitError as exc:
             click.echo(f"error: {exc.message}", err=True)
             ctx.exit(exc.exit_code)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException, BrokenPipeError):
             raise
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
@@ -181,9 +181,9 @@ def _summary(resolved: Any) -> dict[str, Any]:
     }
     groups = getattr(resolved.app_options, "groups", None)
     if groups is not None and resolved.app_cls.id == "tasks":
-        from ..scan import parameter_points
+        from ..scan import count_tasks
 
-        out["tasks"] = sum(len(parameter_points(g)) for g in groups)
+        out["tasks"] = sum(count_tasks(g) for g in groups)
     return out
 
 
@@ -200,8 +200,12 @@ def _summary(resolved: Any) -> dict[str, Any]:
               help="Outside a terminal: print a progress line this often (10s, 5m).")
 @click.option("--profile", envvar="PILOTKIT_PROFILE", metavar="NAME",
               help="Start from this profile of the site and user configuration (instead of the spec's).")
+@click.option("--resume", is_flag=True,
+              help="The workdir holds an earlier run of this spec: run only the tasks without an ok result.")
+@click.option("--fresh", is_flag=True, help="The workdir holds an earlier run: move it aside to WORKDIR.<time>.")
 def run(
-    spec: Path, as_json: bool, workdir: Path | None, quiet: bool, progress_interval: float, profile: str | None
+    spec: Path, as_json: bool, workdir: Path | None, quiet: bool, progress_interval: float, profile: str | None,
+    resume: bool, fresh: bool,
 ) -> None:
     """Run a pilot spec to completion: claim, probe, stage, deploy, run, drain, evict.
 
@@ -214,14 +218,20 @@ def run(
     plain lines go to stderr: one per state change, one per failed task (id, exit code,
     last stderr line, log path), and a progress line every --progress-interval.
 
+    A workdir that holds an earlier run is refused unless --resume (keep every ok
+    result, run the other tasks; refused when the spec changed) or --fresh.
+
     Exit codes: 0 done; 1 tasks failed; 2 bad input; 3 walltime expired with work
     left; 130 cancelled.
     """
     from .run import run_pilot
 
+    if resume and fresh:
+        raise click.UsageError("--resume and --fresh exclude each other")
     sys.exit(
         run_pilot(
-            spec, as_json=as_json, workdir=workdir, quiet=quiet, progress_interval=progress_interval, profile=profile
+            spec, as_json=as_json, workdir=workdir, quiet=quiet, progress_interval=progress_interval,
+            profile=profile, rerun="resume" if resume else "fresh" if fresh else None,
         )
     )
 
@@ -308,7 +318,18 @@ cli.add_command(docs)
 
 
 def main() -> None:
-    cli(prog_name="pilotkit")
+    try:
+        cli(prog_name="pilotkit")
+    except BrokenPipeError:
+        _closed_pipe()
+
+
+def _closed_pipe() -> None:
+    """stdout was closed by its reader (``pilotkit status | head -1``): end quietly,
+    without a traceback or a complaint when Python flushes stdout at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    sys.exit(0)
 
 
 if __name__ == "__main__":

@@ -19,16 +19,15 @@ def validate_remote(spec: Path, as_json: bool, host: str, ssh_config: str | None
                     remote_pilotkit: str | None) -> None:
     """Print what local ``validate`` prints; exit 2 when the spec is not valid."""
     from ..client import Target, open_client
+    from ..specfile.parsing import read_text
 
     try:
-        text = spec.read_text()
-    except OSError as exc:
-        why = "no such file" if isinstance(exc, FileNotFoundError) else f"cannot read: {exc.strerror}"
-        problem = SpecProblem("", why, file=str(spec))
+        text = read_text(spec)
+    except SpecError as exc:
         if as_json:
-            click.echo(json.dumps({"valid": False, "problems": [problem.to_dict()]}, indent=2))
+            click.echo(json.dumps({"valid": False, "problems": [p.to_dict() for p in exc.problems]}, indent=2))
             sys.exit(2)
-        raise SpecError([problem]) from None
+        raise
     target = Target(host=host, socket=remote_socket, ssh_config=ssh_config, remote_command=remote_pilotkit)
 
     async def main() -> ValidateResult:

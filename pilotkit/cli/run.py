@@ -13,6 +13,8 @@ from ..events import Event, Log, encode
 from ..pilot import Pilot, PilotOutcome
 from ..plugins import Plugins, get_plugins
 from ..progress import Progress
+from ..rundir import RerunRefused, earlier_run, move_aside, record_spec, resume_results, spec_changes
+from ..scheduler import Resume
 from ..spec import ResolvedSpec, load_spec
 from ..vocab import exit_code
 from .hangup import hangup_ignored, release_terminal
@@ -31,10 +33,18 @@ def run_pilot(
     quiet: bool,
     progress_interval: float = 30.0,
     profile: str | None = None,
+    rerun: str | None = None,
+    pilot_id: str | None = None,
 ) -> int:
     plugins = get_plugins()
     report_plugin_errors(plugins)
     resolved = load_spec(spec_path, plugins, profile=profile)
+    workdir = workdir.absolute() if workdir is not None else None
+    target = workdir or configured_workdir(resolved)
+    resume = None
+    if target is not None:
+        resume = _earlier_run(target, resolved, rerun)
+        record_spec(target, resolved.spec)
     outcome = asyncio.run(
         _run(
             resolved,
@@ -43,6 +53,8 @@ def run_pilot(
             workdir=workdir,
             quiet=quiet,
             progress_interval=progress_interval,
+            resume=resume,
+            pilot_id=pilot_id,
         )
     )
     return exit_code(outcome.state)
@@ -58,6 +70,47 @@ def _echo_err(line: str) -> None:
     click.echo(line, err=True)
 
 
+def configured_workdir(resolved: ResolvedSpec) -> Path | None:
+    """The spec's own ``[pilot] workdir``, where the pilot will put it (None: a new
+    directory per pilot)."""
+    configured = resolved.spec.pilot.workdir
+    if not configured:
+        return None
+    path = Path(configured)
+    return path if path.is_absolute() else resolved.base_dir / path
+
+
+def _earlier_run(workdir: Path, resolved: ResolvedSpec, rerun: str | None) -> Resume | None:
+    """What to do with an earlier run in ``workdir``: nothing there (None), refuse, move
+    it aside (``fresh``) or resume it (``resume``)."""
+    if not earlier_run(workdir):
+        return None
+    if rerun is None:
+        raise RerunRefused(
+            f"{workdir} holds an earlier run: add --resume to run only the tasks without an ok "
+            "result, or --fresh to move it aside"
+        )
+    from ..daemon.workdir import kill_orphans
+
+    killed = kill_orphans(workdir)  # an earlier `pilotkit run` killed with -9 left its tasks
+    if killed:
+        click.echo(f"pilotkit: killed {killed} process(es) the earlier run in {workdir} left running", err=True)
+    if rerun == "fresh":
+        moved = move_aside(workdir)
+        click.echo(f"pilotkit: the earlier run in {workdir} is now in {moved}", err=True)
+        return None
+    changed = spec_changes(workdir, resolved.spec)
+    if changed:
+        shown = ", ".join(changed[:5]) + (f" and {len(changed) - 5} more" if len(changed) > 5 else "")
+        raise RerunRefused(
+            f"{workdir}: the spec changed since the earlier run ({shown}): --resume needs the same "
+            "spec; use --fresh to start over"
+        )
+    results, attempts = resume_results(workdir)
+    click.echo(f"pilotkit: resuming {workdir}: {len(results)} task(s) already ok", err=True)
+    return Resume(results=results, attempts=attempts)
+
+
 async def _run(
     resolved: ResolvedSpec,
     plugins: Plugins,
@@ -66,8 +119,10 @@ async def _run(
     workdir: Path | None,
     quiet: bool,
     progress_interval: float = 30.0,
+    resume: Resume | None = None,
+    pilot_id: str | None = None,
 ) -> PilotOutcome:
-    pilot = Pilot(resolved, plugins, workdir=workdir)
+    pilot = Pilot(resolved, plugins, workdir=workdir, resume=resume, pilot_id=pilot_id)
     progress = Progress()
     pilot.bus.subscribe(progress.apply)
     terminal = on_terminal()
@@ -135,4 +190,6 @@ async def _run(
         from .render import print_summary
 
         await asyncio.to_thread(print_summary, outcome, progress, plain=not terminal)
+    if outcome.storage:
+        click.echo(f"pilotkit: {outcome.storage}", err=True)
     return outcome

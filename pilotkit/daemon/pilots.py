@@ -30,6 +30,7 @@ from ..protocol import (
     ValidateParams,
     ValidateResult,
 )
+from ..rundir import earlier_run
 from ..spec import ResolvedSpec, parse_spec
 from .events import EventRecorder
 from .faults import BadParams, Refused, ShuttingDown, UnknownPilot
@@ -75,6 +76,11 @@ class PilotManager:
         while pilot_id in self.records:
             pilot_id = new_pilot_id(resolved.name)
         workdir = self._workdir(resolved, pilot_id, params.workdir)
+        if await asyncio.to_thread(earlier_run, workdir):
+            raise BadParams(
+                f"workdir {workdir} holds an earlier run: give another one (or 'pilotkit retry PILOT' "
+                "runs that pilot's unfinished and failed tasks again)"
+            )
         now = time.time()
         record = PilotRecord(
             id=pilot_id, name=resolved.name, provider=resolved.provider_cls.id, state="new",

@@ -9,7 +9,11 @@ Limits that keep one peer from hurting the daemon: a frame over
 :data:`~pilotkit.protocol.MAX_FRAME` gets a ``frame-too-large`` error and the
 connection is closed; at most :attr:`Connection.MAX_INFLIGHT` requests run at once per
 connection (reading pauses beyond that) and at most :attr:`Connection.MAX_STREAMS`
-streams are open.
+streams are open. A TCP peer that has not authenticated may send frames of at most
+:attr:`Connection.PREAUTH_FRAME` bytes and must authenticate within
+:attr:`Connection.AUTH_TIMEOUT` seconds; an authenticated one with no request in
+flight and no stream open is closed after :attr:`Connection.IDLE_TIMEOUT` seconds of
+silence; at most :attr:`Listeners.MAX_TCP` TCP connections are open at once.
 """
 
 from __future__ import annotations
@@ -60,6 +64,12 @@ class Connection:
 
     MAX_INFLIGHT = 64
     MAX_STREAMS = 64
+    PREAUTH_FRAME = 64 * 1024
+    """TCP: the largest frame before authentication (a ``hello`` is a few hundred bytes)."""
+    AUTH_TIMEOUT = 10.0
+    """TCP: seconds a new connection has to authenticate."""
+    IDLE_TIMEOUT = 600.0
+    """TCP: seconds of silence after which an idle authenticated connection is closed."""
 
     def __init__(
         self,
@@ -90,11 +100,20 @@ class Connection:
         try:
             while not self.closing:
                 try:
-                    header = await reader.readexactly(4)
-                    size = frame_length(header)
-                    body = await reader.readexactly(size)
+                    async with asyncio.timeout(self._read_timeout()):
+                        header = await reader.readexactly(4)
+                        size = frame_length(header)
+                        if not self.authenticated and size > self.PREAUTH_FRAME:
+                            raise FrameTooLarge(size, f"frame of {size} bytes before authentication "
+                                                f"(limit {self.PREAUTH_FRAME})")  # fmt: skip
+                        body = await reader.readexactly(size)
                 except FrameTooLarge as exc:
                     await self.send_error(None, ErrorCode.FRAME_TOO_LARGE, str(exc))
+                    break
+                except TimeoutError:
+                    what = "authenticate" if not self.authenticated else "send a request"
+                    log.info("%s: closed: it did not %s in time", self.peer, what)
+                    await self.send_error(None, ErrorCode.LIMIT, f"closed: no {what.split()[-1]} in time")
                     break
                 await self.dispatcher.handle(self, body)
         except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError, OSError):
@@ -103,6 +122,15 @@ class Connection:
             log.exception("%s: connection failed", self.peer)
         finally:
             await self.close()
+
+    def _read_timeout(self) -> float | None:
+        if not self.needs_auth:
+            return None  # the unix socket: only the user's own processes
+        if not self.authenticated:
+            return self.AUTH_TIMEOUT
+        if self.streams or self._tasks:
+            return None  # a follower waits on events, not on the peer
+        return self.IDLE_TIMEOUT
 
     # ------------------------------------------------------------------ writing
 
@@ -207,11 +235,15 @@ OnConnection = Callable[[Connection], Awaitable[None]]
 class Listeners:
     """The daemon's servers; each accepted peer becomes a :class:`Connection`."""
 
+    MAX_TCP = 64
+    """TCP connections open at once; one more is refused and closed."""
+
     def __init__(self, dispatcher: Dispatcher, on_connection: OnConnection) -> None:
         self.dispatcher = dispatcher
         self.on_connection = on_connection
         self._servers: list[asyncio.Server] = []
         self.addresses: list[str] = []
+        self.tcp_open = 0
 
     async def unix(self, path: Path) -> None:
         uid = os.getuid()
@@ -250,7 +282,16 @@ class Listeners:
             address = writer.get_extra_info("peername")
             where = f"{address[0]}:{address[1]}" if isinstance(address, tuple) else str(address)
             conn = Connection(reader, writer, Peer("tcp", address=where), self.dispatcher, needs_auth=True)
-            await self.on_connection(conn)
+            if self.tcp_open >= self.MAX_TCP:
+                log.warning("tcp %s refused: %d connections open already", where, self.tcp_open)
+                await conn.send_error(None, ErrorCode.LIMIT, f"too many connections (limit {self.MAX_TCP})")
+                await conn.close()
+                return
+            self.tcp_open += 1
+            try:
+                await self.on_connection(conn)
+            finally:
+                self.tcp_open -= 1
 
         try:
             server = await asyncio.start_server(accept, host, port, ssl=tls)

@@ -25,9 +25,9 @@ def validate(params: ValidateParams, plugins: Plugins) -> ValidateResult:
     tasks: int | None = None
     groups = getattr(resolved.app_options, "groups", None)
     if groups is not None and resolved.app_cls.id == "tasks":
-        from ..scan import parameter_points
+        from ..scan import count_tasks
 
-        tasks = sum(len(parameter_points(g)) for g in groups)
+        tasks = sum(count_tasks(g) for g in groups)
     return ValidateResult(
         valid=True, name=resolved.name, provider=resolved.provider_cls.id, app=resolved.app_cls.id, tasks=tasks,
     )

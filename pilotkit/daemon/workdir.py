@@ -1,6 +1,6 @@
 """Files a pilot leaves in its workdir, read after a restart: the results file (a torn
 last record is cut off), the task dirs (which attempts ran) and the task processes a
-dead daemon left running (killed)."""
+dead daemon left running (found by their recorded pid, start time and mark; killed)."""
 
 from __future__ import annotations
 
@@ -8,14 +8,15 @@ import contextlib
 import logging
 import os
 import signal
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
 import msgspec
-import psutil
 
 from ..results import TaskResult, read_results
-from ..vocab import ATTEMPT_FILE, TASKS_DIR
+from ..spawn import owner_alive, task_processes
+from ..vocab import ATTEMPT_FILE, PIDS_DIR, TASKS_DIR
 
 log = logging.getLogger("pilotkit.daemon.workdir")
 
@@ -126,26 +127,49 @@ def launched_attempts(workdir: Path, skip: set[str]) -> dict[str, int]:
     return out
 
 
-def kill_orphans(workdir: Path) -> int:
-    """Kill task processes a dead daemon left running (their cwd is in the workdir's
-    task dirs; each leads its own process group). Returns how many were found."""
-    root = str((workdir / TASKS_DIR).resolve()) + os.sep
-    me, uid, my_group = os.getpid(), os.getuid(), os.getpgrp()
-    found = 0
-    for proc in psutil.process_iter(["uids"]):
+def read_pid_records(workdir: Path) -> list[tuple[Path, int, int | None, str]]:
+    """The running attempts a pilot recorded (``pids/<task>.<attempt>``): file, pid,
+    start time, mark."""
+    out: list[tuple[Path, int, int | None, str]] = []
+    try:
+        entries = list(os.scandir(workdir / PIDS_DIR))
+    except FileNotFoundError:
+        return out
+    for entry in entries:
         try:
-            if proc.pid == me or proc.info["uids"].real != uid:
-                continue
-            cwd = proc.cwd()
-        except (psutil.Error, OSError):
+            pid, started, mark = Path(entry.path).read_text().split()
+            out.append((Path(entry.path), int(pid), None if started == "None" else int(started), mark))
+        except (OSError, ValueError):
             continue
-        if not (cwd + os.sep).startswith(root):
-            continue
-        found += 1
+    return out
+
+
+def kill_orphans(workdir: Path) -> int:
+    """Kill the task processes a dead daemon (or ``pilotkit run``) left running: the
+    records whose owner is gone, exactly the recorded attempts
+    (pid and start time) and every process carrying one of their marks (what each task
+    started, wherever it went), never anything chosen by name or directory. Returns how
+    many processes were killed."""
+    records = [r for r in read_pid_records(workdir) if not owner_alive(r[3])]
+    if not records:
+        return 0
+    pids = task_processes([(pid, started, mark) for _, pid, started, mark in records], uid=os.getuid())
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
-            group = os.getpgid(proc.pid)
-            if group not in (my_group, 0):
-                os.killpg(group, signal.SIGKILL)
-            else:
-                os.kill(proc.pid, signal.SIGKILL)
-    return found
+            os.kill(pid, signal.SIGKILL)
+    # Gone before anything is started again: a task never runs twice at once.
+    deadline = time.monotonic() + 5.0
+    while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for path, *_ in records:
+        with contextlib.suppress(OSError):
+            path.unlink()
+    return len(pids)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_bytes().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")

@@ -14,6 +14,7 @@ from typing import Any
 import msgspec
 
 from ..errors import SpecError, SpecProblem
+from ..units import parse_duration
 from .check import Checker, tname
 from .layers import Layer, lay
 from .lines import KeyLines
@@ -32,15 +33,28 @@ class ParsedSpec:
     lines: KeyLines
 
 
+def _seconds(value: str | float) -> float | None:
+    try:
+        return parse_duration(value)
+    except ValueError:
+        return None  # reported by the checker
+
+
 def read_text(path: str | Path) -> str:
-    """A spec file's text; SpecError when it cannot be read."""
+    """A spec file's text; SpecError when it cannot be read or is not UTF-8."""
     path = Path(path)
     try:
-        return path.read_text()
+        data = path.read_bytes()
     except FileNotFoundError:
         raise SpecError([SpecProblem("", "no such file", file=str(path))]) from None
     except OSError as exc:
         raise SpecError([SpecProblem("", f"cannot read: {exc.strerror}", file=str(path))]) from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        message = f"not UTF-8 text: byte 0x{data[exc.start]:02x} cannot be decoded; save the file as UTF-8"
+        raise SpecError([SpecProblem("", message, file=str(path), line=line)]) from None
 
 
 def load(path: str | Path) -> ParsedSpec:
@@ -119,6 +133,9 @@ def finish(data: dict[str, Any], checker: Checker, path: str | Path | None) -> P
                 Bind.parse(bind)
             except ValueError as exc:
                 checker.problem(f"container.binds[{i}]", str(exc))
+    walltime = spec.resources.walltime
+    if walltime is not None and _seconds(walltime) == 0:
+        checker.problem("resources.walltime", "must be more than 0 (leave it out for no walltime)", fatal=False)
     if spec.image is not None and spec.container is None:
         checker.problem("container", "an image is set but no [container] runtime to run it with")
     if checker.fatal:
