@@ -60,6 +60,10 @@ def test_run_to_a_file_prints_plain_lines(
         rf"pilotkit: {pid}: progress: (\d+)/26 done, (\d+) failed, (\d+) cancelled, (\d+) running, "
         r"(\d+) queued; state (\S+), elapsed \d+:\d\d"
     )
+    # what the pilot, its app and its provider say, one line each (the pilot names how
+    # each node contains task processes)
+    message = re.compile(rf"pilotkit: {pid}: (pilot|tasks|local): (.+)")
+    messages: list[str] = []
     states: list[str] = []
     live_failures: list[str] = []
     summary_failures: list[str] = []
@@ -77,9 +81,13 @@ def test_run_to_a_file_prints_plain_lines(
         elif progress.fullmatch(line):
             assert i < summary_at
             progress_lines += 1
+        elif m := message.fullmatch(line):
+            assert i < summary_at
+            messages.append(m.group(2))
         else:
             assert i >= summary_at, f"unexpected line {i}: {line!r}"
     assert states == ["claiming", "probing", "deploying", "running", "evicting", "failed"]
+    assert [m for m in messages if "task processes contained by" in m], messages
     assert sorted(live_failures) == sorted(f"bad-{n:02d}" for n in range(FAILING))
     assert progress_lines >= 2, "a progress line every second of a 3 s run"
     # The summary: the counts, where things are, the first 20 failures and a count of the rest.

@@ -46,7 +46,7 @@ CASES = {
         3, "resources.walltime", "must be more than 0",
     ),
     "time-limit-zero": (
-        HEAD + 'commands = ["true"]\ntime_limit = 0\n', 5, "app.groups[0].time_limit", "must be more than 0",
+        HEAD + 'commands = ["true"]\ntime_limit = "0s"\n', 5, "app.groups[0].time_limit", "must be more than 0",
     ),
     "gpus-more-than-a-node-has": (
         'name = "s"\n[resources]\ngpus = 0\n[[app.groups]]\nname = "g"\ncommands = ["true"]\ngpus = 64\n',
