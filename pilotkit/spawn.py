@@ -156,6 +156,8 @@ def _mark_of(pid: int) -> str | None:
 class ProcessRunner:
     """Spawns processes and calls a handler with their wait status when they exit."""
 
+    SWEEP_SOON = 0.05
+    """Seconds after a task's end to kill what it left outside its process group."""
     SWEEP_AGAIN = 0.5
     """Seconds after a task's end to look again for its orphans (the ones whose parent
     died from the process-group kill are reparented a moment later)."""
@@ -170,6 +172,7 @@ class ProcessRunner:
         """The marks of tasks that have ended: an orphan carrying one is killed."""
         self._orphans: set[int] = set()
         """Orphans killed and not yet reaped."""
+        self._sweep_soon: asyncio.TimerHandle | None = None
         self._sweep_later: asyncio.TimerHandle | None = None
         self.subreaper = become_subreaper()
         self.containment = CONTAINMENT_SUBREAPER if self.subreaper else CONTAINMENT_GROUP
@@ -243,7 +246,10 @@ class ProcessRunner:
         # And what left the group: orphans carrying the task's mark.
         self._ended.add(mark)
         if self.subreaper:
-            self.sweep()
+            # Swept a moment later, once for all the tasks that end meanwhile: reading
+            # /proc at every task's end costs more than the task when tasks are short.
+            if self._sweep_soon is None:
+                self._sweep_soon = self.loop.call_later(self.SWEEP_SOON, self._soon_sweep)
             if self._sweep_later is None:  # one for every task that ends meanwhile
                 self._sweep_later = self.loop.call_later(self.SWEEP_AGAIN, self._delayed_sweep)
         on_exit(pid, status)
@@ -272,6 +278,10 @@ class ProcessRunner:
                 continue
             self.loop.add_reader(fd, self._reap_orphan, pid, fd)
         return found
+
+    def _soon_sweep(self) -> None:
+        self._sweep_soon = None
+        self.sweep()
 
     def _delayed_sweep(self) -> None:
         self._sweep_later = None
@@ -302,9 +312,10 @@ class ProcessRunner:
         """No task runs any more: stop being a subreaper for this runner."""
         if self.subreaper:
             self.subreaper = False
-            if self._sweep_later is not None:
-                self._sweep_later.cancel()
-                self._sweep_later = None
+            for timer in (self._sweep_soon, self._sweep_later):
+                if timer is not None:
+                    timer.cancel()
+            self._sweep_soon = self._sweep_later = None
             leave_subreaper()
 
     def signal(self, pid: int, sig: int) -> None:
