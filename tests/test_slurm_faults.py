@@ -22,7 +22,7 @@ from pilotkit.events import NodeLost, TaskStarted
 from pilotkit.pilot import Pilot
 from pilotkit.states import PilotState
 from pilotkit.testing.plugin import RunSpec
-from pilotkit.testing.slurm import testcluster_script
+from pilotkit.testing.slurm import testcluster_script as cluster_script
 
 from .test_slurm import spec
 
@@ -65,7 +65,7 @@ def start_slurmd(node: str, env: dict[str, str]) -> None:
         if state in ("idle", "mixed", "allocated"):
             return
         time.sleep(0.5)
-    subprocess.run([str(testcluster_script()), "status"], check=True)
+    subprocess.run([str(cluster_script()), "status"], check=True)
 
 
 def test_ctrl_c_while_pending_cancels_the_job(slurm: dict[str, str], tmp_path: Path) -> None:
