@@ -456,7 +456,9 @@ async def tasks(
         return
     for t in page.tasks:
         code = f"exit {t.exit_code}" if t.exit_code is not None else ""
-        click.echo(f"{t.task:<24} {t.status:<10} #{t.attempts:<3} {t.node or '-':<16} {t.outcome or '':<11} {code}")
+        values = " ".join(f"{k}={v}" for k, v in t.params.items())
+        click.echo(f"{t.task:<24} {t.status:<10} #{t.attempts:<3} {t.node or '-':<16} {t.outcome or '':<11} {code:<8}"
+                   f" {values}".rstrip())
     shown = len(page.tasks)
     if page.total > shown:
         click.echo(f"({shown} of {page.total} shown from {page.offset}; use --offset/--limit)", err=True)

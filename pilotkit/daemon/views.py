@@ -116,7 +116,7 @@ class Views:
         if pool is not None:
             infos = [
                 TaskInfo(task=t.id, group=t.group, status=t.status.value, attempts=t.attempts, node=t.node,
-                         exit_code=t.exit_code, outcome=t.outcome, start=t.start, end=t.end)
+                         exit_code=t.exit_code, outcome=t.outcome, start=t.start, end=t.end, params=t.params)
                 for t in pool.tasks.values()
             ]
         else:
@@ -232,7 +232,7 @@ class Views:
             status = final_status(r.outcome or r.status).value
             out[r.task] = TaskInfo(
                 task=r.task, group=r.group, status=status, attempts=r.attempts, node=r.node,
-                exit_code=r.exit_code, outcome=r.outcome, start=r.start, end=r.end,
+                exit_code=r.exit_code, outcome=r.outcome, start=r.start, end=r.end, params=r.params,
             )
         for task, group, attempt, node, started, ended, status, code in await self.records.last_attempts(record.id):
             known = out.get(task)
@@ -241,6 +241,7 @@ class Views:
             out[task] = TaskInfo(
                 task=task, group=group, status=_attempt_status(status, ended), attempts=attempt, node=node,
                 exit_code=code, outcome=None if status == "running" else status, start=started, end=ended,
+                params=known.params if known is not None else {},
             )
         return list(out.values())
 

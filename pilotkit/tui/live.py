@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import logging
 import sys
+import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any
 
@@ -74,6 +75,8 @@ class LiveSource(DataSource):
         """Pilots whose queued tasks were just cancelled: their names are fetched (an event
         counts them but does not name them), so the task list shows them."""
         self._description = self._where()
+        self._values: tuple[str, int, float] | None = None
+        """(pilot, its tasks' version, monotonic time) of the last fetch of parameters and metrics."""
 
     def _where(self) -> str:
         t = self.target
@@ -208,6 +211,7 @@ class LiveSource(DataSource):
                 status = await client.status_full()
                 model.apply_status(status.pilots, status.daemon)
                 await self._fetch_cancelled(client, model)
+                await self._fetch_values(client, model)
                 changed()
         finally:
             tasks = list(followers.values()) + ([metrics[1]] if metrics is not None else [])
@@ -231,6 +235,31 @@ class LiveSource(DataSource):
                 log.info("cannot list the cancelled tasks of %s: %s", pid, exc)
                 continue
             view.apply_tasks(page.tasks)
+
+    VALUES_EVERY = 5.0
+    """Least seconds between two fetches of the watched pilot's parameters and metrics."""
+
+    async def _fetch_values(self, client: Client, model: DashboardModel) -> None:
+        """The watched pilot's task parameters and metrics (the events do not carry them),
+        fetched again only when its tasks changed, at most every :attr:`VALUES_EVERY`."""
+        pid = self.watched
+        view = model.pilots.get(pid) if pid is not None else None
+        if pid is None or view is None:
+            return
+        last = self._values
+        now = time.monotonic()
+        if last is not None and last[0] == pid and (last[1] == view.tasks_version or now - last[2] < self.VALUES_EVERY):
+            return
+        try:
+            page = await client.tasks(pid, limit=10_000)
+        except DaemonError as exc:
+            if exc.code == "closed":
+                raise
+            log.info("cannot list the tasks of %s: %s", pid, exc)
+            return
+        finally:
+            self._values = (pid, view.tasks_version, now)
+        view.apply_values(page.tasks)
 
     @staticmethod
     def _check(task: asyncio.Task[None]) -> None:

@@ -97,8 +97,8 @@ class Tasks:
     garbage collector, which walks every object it tracks, does not see them one by one.
     Row ``i`` is the ``i``-th task seen; the model writes the columns directly."""
 
-    __slots__ = ("attempt", "end", "exit_code", "group", "ids", "node", "outcome", "start", "static", "status",
-                 "task", "version")
+    __slots__ = ("attempt", "end", "exit_code", "group", "ids", "metric_keys", "metrics", "node", "outcome", "param_keys",
+                 "params", "start", "static", "status", "task", "values_version", "version")
 
     def __init__(self) -> None:
         self.ids: dict[str, int] = {}
@@ -114,6 +114,15 @@ class Tasks:
         self.start: list[float | None] = []
         self.end: list[float | None] = []
         self.version: list[int] = []
+        self.params: dict[int, Mapping[str, Any]] = {}
+        """A scan's parameters, by row (only tasks that have some)."""
+        self.metrics: dict[int, Mapping[str, Any]] = {}
+        """What a task reported (``metrics`` of its result), by row (only tasks that have some)."""
+        self.param_keys: dict[str, None] = {}
+        """Every parameter name seen, in the order first seen."""
+        self.metric_keys: dict[str, None] = {}
+        self.values_version = 0
+        """Moves when a parameter or metric name appears."""
 
     def __len__(self) -> int:
         return len(self.task)
@@ -138,6 +147,29 @@ class Tasks:
 
     def find(self, name: str) -> int | None:
         return self.ids.get(name)
+
+    def set_values(self, i: int, params: object, metrics: object) -> bool:
+        """Row ``i``'s parameters and metrics (each a mapping, or anything else for none);
+        True when they changed."""
+        changed = False
+        for values, store, keys in ((params, self.params, self.param_keys),
+                                    (metrics, self.metrics, self.metric_keys)):
+            if not isinstance(values, Mapping) or not values or store.get(i) == values:
+                continue
+            store[i] = dict(values)
+            changed = True
+            for key in values:
+                if isinstance(key, str) and key not in keys:
+                    keys[key] = None
+                    self.values_version += 1
+        if changed:
+            self.version[i] += 1
+        return changed
+
+    def value(self, kind: str, i: int, key: str) -> Any:
+        """Row ``i``'s parameter (``kind`` "param") or metric ("metric") ``key``; None if it has none."""
+        values = (self.params if kind == "param" else self.metrics).get(i)
+        return None if values is None else values.get(key)
 
     def row(self, i: int) -> TaskRow:
         return TaskRow(self.task[i], self.group[i], i, self.status[i], self.attempt[i], self.node[i],
@@ -408,6 +440,7 @@ class PilotView:
         t.end[i] = event.t
         if t.start[i] is None:
             t.start[i] = event.t - event.duration
+        t.set_values(i, getattr(event, "params", None), getattr(event, "metrics", None))
         t.version[i] += 1
         self.tasks_version += 1
         return True
@@ -532,7 +565,21 @@ class PilotView:
             t.start[i] = info.start
             t.end[i] = info.end
             t.version[i] += 1
+            t.set_values(i, getattr(info, "params", None), getattr(info, "metrics", None))
         if tasks:
+            self.tasks_version += 1
+
+    def apply_values(self, tasks: Iterable[TaskInfo]) -> None:
+        """Parameters and metrics of the tasks the daemon lists (``metrics`` read where the
+        daemon sends it); other columns are the events' to tell. Tasks not seen yet wait for
+        their events."""
+        t = self.tasks
+        changed = False
+        for info in tasks:
+            i = t.ids.get(info.task)
+            if i is not None and t.set_values(i, getattr(info, "params", None), getattr(info, "metrics", None)):
+                changed = True
+        if changed:
             self.tasks_version += 1
 
 

@@ -27,6 +27,7 @@ from pilotkit.protocol import (
     PilotSummary,
     QueuedTask,
     QueueResult,
+    TaskInfo,
 )
 from pilotkit.tui.app import PilotkitApp
 from pilotkit.tui.messages import OpenLogs, OpenPilot
@@ -254,3 +255,30 @@ class FakeFailuresReplay(ReplaySource):
 def test_failures_fake_result(size: tuple[int, int], snap_compare: Any) -> None:
     app = PilotkitApp(FakeFailuresReplay(DEMO_LOG, speed=None), tick=False, pilot=DEMO_PILOT)
     assert snap_compare(app, terminal_size=size, run_before=after_replay(None, "F"))
+
+
+def with_values(pilot: Pilot[Any]) -> None:
+    """The cluster pilot's tasks with a scan's parameters and the metrics a daemon that
+    records them would list, then its page."""
+    app = pilot.app
+    assert isinstance(app, PilotkitApp)
+    view = app.model.pilots[CLUSTER_PILOT]
+    infos = [TaskInfo(task=name, group=view.tasks.group[i], status="done", params={"lr": 10.0 ** -(1 + i % 4),
+                                                                                    "layers": 2 + i % 3})
+             for i, name in enumerate(view.tasks.task)]
+    view.apply_values(infos)
+    view.apply_values([_Reported(name, {"loss": round(1.0 / (1 + (7 * i) % 11), 3)})
+                       for i, name in enumerate(view.tasks.task) if view.tasks.status[i] == "done"])  # type: ignore[misc]
+    app.post_message(OpenPilot(CLUSTER_PILOT))
+
+
+class _Reported(msgspec.Struct):
+    task: str
+    metrics: dict[str, Any]
+
+
+@SIZES
+def test_pilot_parameters_and_metrics(size: tuple[int, int], snap_compare: Any) -> None:
+    app = replay_app(CLUSTER_LOG)
+    # s: recent, task, group, status, node, time, lr, layers, loss (the best trial in the caption)
+    assert snap_compare(app, terminal_size=size, run_before=after_replay(with_values, *"ssssssss"))

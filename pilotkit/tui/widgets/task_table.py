@@ -36,10 +36,37 @@ SORTS: dict[str, Callable[[Tasks], Callable[[int], Any]]] = {
     "node": lambda t: lambda i: (t.node[i] or "", t.task[i]),
     "time": lambda t: lambda i: t.duration(i) or 0.0,
 }
-"""Sort keys: given the tasks, a key of a row index."""
+"""Sort keys: given the tasks, a key of a row index. Besides these, ``param:NAME`` and
+``metric:NAME`` sort by a scan parameter or a task's metric (tasks without it last)."""
+_LEAD = (0, 2)
+_TRAIL = (1, 3, 4, 5, 6, 7)
+"""With parameter or metric columns: task and status, then those, then the rest."""
+VALUE_WIDTH = 10
+"""Widest a parameter or metric column gets."""
 RECOMPUTE_EVERY = 0.0
 """Least seconds between two filter/sort passes while tasks stream in (besides ten times
 the cost of the last pass)."""
+
+
+def value_key(kind: str, name: str) -> str:
+    """The sort key of a parameter (``kind`` "param") or metric column."""
+    return f"{kind}:{name}"
+
+
+def _order(value: Any) -> tuple[int, float, str]:
+    """Numbers before words, each in their order (a column may hold both)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return (0, float(value), "")
+    return (1, 0.0, str(value))
+
+
+def cell(value: Any) -> str:
+    """A parameter or metric as the table shows it."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
 
 
 def parse_filter(text: str) -> tuple[list[str], bool]:
@@ -84,6 +111,10 @@ class TaskTable(VirtualTable):
         ten times that at the least (at most a tenth of the time goes to it)."""
         self._stale = False
         self.now = 0.0
+        self._extra: list[tuple[str, str]] = []
+        """(kind, name) of the parameter and metric columns, after the fixed ones."""
+        self._columns: tuple[tuple[str, int], ...] = self.COLUMNS
+        self._values_version = -1
 
     # -------------------------------------------------------------- the view
 
@@ -117,7 +148,35 @@ class TaskTable(VirtualTable):
         if index is None or self.pilot is None:
             return None
         t = self.pilot.tasks
-        return (index, t.version[index], int(self.now) if t.status[index] == "running" else 0)
+        return (index, t.version[index], int(self.now) if t.status[index] == "running" else 0, self._values_version)
+
+    @property
+    def columns(self) -> tuple[tuple[str, int], ...]:
+        return self._columns
+
+    def _sync_columns(self) -> None:
+        """A column for each parameter, then each metric, any task has (none: the fixed columns)."""
+        t = self.pilot.tasks if self.pilot is not None else None
+        version = t.values_version if t is not None else -1
+        if version == self._values_version:
+            return
+        self._values_version = version
+        if t is None:
+            self._extra, self._columns = [], self.COLUMNS
+            return
+        self._extra = [("param", k) for k in t.param_keys] + [("metric", k) for k in t.metric_keys]
+        extra = tuple((self._label(kind, name), min(VALUE_WIDTH, max(6, len(name))))
+                      for kind, name in self._extra)
+        fixed = self.COLUMNS
+        self._columns = (tuple(fixed[i] for i in _LEAD) + extra + tuple(fixed[i] for i in _TRAIL)) if extra else fixed
+        self.clear_cache()
+
+    def _label(self, kind: str, name: str) -> str:
+        """A column's heading: the name; a metric that shares a parameter's name is ``m:NAME``."""
+        t = self.pilot.tasks if self.pilot is not None else None
+        if kind == "metric" and t is not None and name in t.param_keys:
+            return f"m:{name}"
+        return name
 
     def row_cells(self, i: int) -> Sequence[Text | str]:
         index = self.index(i)
@@ -126,15 +185,36 @@ class TaskTable(VirtualTable):
         p = palette_of(self)
         status, start, code, attempt = t.status[index], t.start[index], t.exit_code[index], t.attempt[index]
         took = self.now - start if status == "running" and start is not None else t.duration(index)
-        return (
+        fixed: tuple[Text | str, ...] = (
             t.task[index], t.group[index], Text(status, style=Style(color=p.state(status))), str(attempt or ""),
             t.node[index] or "", "" if code is None else str(code), clock(start) if start else "", seconds(took),
         )
+        if not self._extra:
+            return fixed
+        return (tuple(fixed[i] for i in _LEAD) + tuple(cell(t.value(kind, index, name)) for kind, name in self._extra)
+                + tuple(fixed[i] for i in _TRAIL))
 
     def header(self) -> Sequence[str]:
         arrow = "↑" if self.reverse else "↓"
-        return [f"{name}{arrow}" if name == self.sort_key or (name == "started" and self.sort_key == "recent")
-                else name for name, _ in self.COLUMNS]
+        names = [name for name, _ in self.COLUMNS]
+        keys = names if not self._extra else ([names[i] for i in _LEAD] + [value_key(k, n) for k, n in self._extra]
+                                              + [names[i] for i in _TRAIL])
+        return [f"{label}{arrow}" if key == self.sort_key or (key == "started" and self.sort_key == "recent")
+                else label for key, (label, _) in zip(keys, self.columns, strict=True)]
+
+    def sort_keys(self) -> list[str]:
+        """What ``s`` cycles through: the fixed sorts, then each parameter and metric."""
+        return list(SORTS) + [value_key(kind, name) for kind, name in self._extra]
+
+    def best(self) -> tuple[str, str, Any] | None:
+        """With the view sorted by a metric: (metric, task, value) of the first row that has
+        it (the least value, or the greatest when reversed); else None."""
+        kind, _, name = self.sort_key.partition(":")
+        if kind != "metric" or self.pilot is None or not self._rows:
+            return None
+        t = self.pilot.tasks
+        value = t.value("metric", self._rows[0], name)
+        return None if value is None else (name, t.task[self._rows[0]], value)
 
     @property
     def selected(self) -> TaskRow | None:
@@ -181,8 +261,14 @@ class TaskTable(VirtualTable):
             if self.sort_key == "recent":
                 if not self.reverse:
                     rows.reverse()
-            else:
+            elif self.sort_key in SORTS:
                 rows.sort(key=SORTS[self.sort_key](tasks), reverse=self.reverse)
+            else:  # a parameter or metric: tasks that have it, in order; the others after
+                kind, _, name = self.sort_key.partition(":")
+                have = [(tasks.value(kind, i, name), i) for i in rows]
+                valued = [(v, i) for v, i in have if v is not None]
+                valued.sort(key=lambda vi: _order(vi[0]), reverse=self.reverse)
+                rows = [i for _, i in valued] + [i for v, i in have if v is None]
             self._rows = rows
         self._cost = time.perf_counter() - started
         self._changed(anchor=anchor)
@@ -220,6 +306,8 @@ class TaskTable(VirtualTable):
         self.now = now
         if pilot is not self.pilot:
             self.pilot = pilot
+            self._values_version = -1
+            self._sync_columns()
             self._tasks_version = pilot.tasks_version
             self._cursor_key = None
             self.cursor = 0
@@ -228,6 +316,7 @@ class TaskTable(VirtualTable):
         if pilot.tasks_version == self._tasks_version and not self._stale:
             return
         self._tasks_version = pilot.tasks_version
+        self._sync_columns()
         if self._rows is None:
             self._changed()
         elif time.monotonic() - self._computed >= max(RECOMPUTE_EVERY, 10 * self._cost):
@@ -240,13 +329,19 @@ class TaskTable(VirtualTable):
         what = f"{self.row_count()} task(s)"
         if self.words or self.invert:
             what += f" matching {'!' if self.invert else ''}{' '.join(self.words)}"
-        return what + f", by {self.sort_key}" + (" (reversed)" if self.reverse else "")
+        what += f", by {self.sort_key.partition(':')[2] or self.sort_key}" + (" (reversed)" if self.reverse else "")
+        best = self.best()
+        if best is not None:
+            name, task, value = best
+            what = f"best {name}: {task} ({cell(value)}, {'greatest' if self.reverse else 'least'}); {what}"
+        return what
 
     # -------------------------------------------------------------- keys
 
     def action_sort(self) -> None:
-        keys = list(SORTS)
-        self.set_sort(keys[(keys.index(self.sort_key) + 1) % len(keys)])
+        keys = self.sort_keys()
+        at = keys.index(self.sort_key) if self.sort_key in keys else -1
+        self.set_sort(keys[(at + 1) % len(keys)])
 
     def action_reverse(self) -> None:
         self.set_sort(self.sort_key, not self.reverse)

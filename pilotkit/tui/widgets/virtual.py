@@ -93,14 +93,19 @@ class VirtualTable(ScrollView, can_focus=True):
     def row_cells(self, i: int) -> Sequence[Text | str]:
         raise NotImplementedError
 
+    @property
+    def columns(self) -> Sequence[tuple[str, int]]:
+        """(label, width) of each column shown: :attr:`COLUMNS` unless a table adds some."""
+        return self.COLUMNS
+
     def header(self) -> Sequence[str]:
-        return [label for label, _ in self.COLUMNS]
+        return [label for label, _ in self.columns]
 
     # -------------------------------------------------------------- state
 
     @property
     def width_needed(self) -> int:
-        return sum(w + 1 for _, w in self.COLUMNS)
+        return sum(w + 1 for _, w in self.columns)
 
     @property
     def cursor_key(self) -> str | None:
@@ -179,7 +184,7 @@ class VirtualTable(ScrollView, can_focus=True):
         base = self._base
         if y == 0:
             style = self.get_component_rich_style("virtual-table--header")
-            text = " ".join(f"{label:<{w}}"[:w] for label, (_, w) in zip(self.header(), self.COLUMNS, strict=True))
+            text = " ".join(f"{label:<{w}}"[:w] for label, (_, w) in zip(self.header(), self.columns, strict=True))
             return Strip([Segment(text.ljust(width)[:width], style)], width)
         i = round(self.scroll_offset.y) + y - 1
         if i < 0 or i >= self.row_count():
@@ -196,7 +201,7 @@ class VirtualTable(ScrollView, can_focus=True):
 
     def _render_row(self, i: int, width: int, base: Style, cursor: bool) -> Strip:
         line = Text(no_wrap=True, overflow="crop", end="")
-        for (_, w), cell in zip(self.COLUMNS, self.row_cells(i), strict=True):
+        for (_, w), cell in zip(self.columns, self.row_cells(i), strict=True):
             text = cell.copy() if isinstance(cell, Text) else Text(cell)
             if text.justify == "right" and text.cell_len < w:
                 text.pad_left(w - text.cell_len)
