@@ -52,6 +52,8 @@ from .protocol import (
     LogsParams,
     MetricSample,
     MetricsParams,
+    NodesParams,
+    NodesResult,
     Ok,
     PilotDetail,
     PilotParams,
@@ -76,6 +78,8 @@ from .protocol import (
     SubscribeResult,
     TasksParams,
     TasksResult,
+    TimelineParams,
+    TimelineResult,
     UnsubscribeParams,
     ValidateParams,
     ValidateResult,
@@ -333,6 +337,14 @@ class Client:
     async def failures(self, pilot: str, *, limit: int = 1000) -> FailuresResult:
         """Failed tasks grouped by outcome, exit code and the last line of their stderr."""
         return await self.call("failures", FailuresParams(pilot=pilot, limit=limit), FailuresResult)
+
+    async def timeline(self, pilot: str, *, limit: int = 20_000, min_gap: float = 1.0) -> TimelineResult:
+        """Which task ran on which node and when, in rows per node, with idle gaps."""
+        return await self.call("timeline", TimelineParams(pilot=pilot, limit=limit, min_gap=min_gap), TimelineResult)
+
+    async def nodes(self, pilot: str) -> NodesResult:
+        """Each node now: cores, memory, GPUs with their tasks, the tasks running there."""
+        return await self.call("nodes", NodesParams(pilot=pilot), NodesResult)
 
     async def drain(self, pilot: str) -> ControlResult:
         return await self.call("drain", PilotParams(pilot=pilot), ControlResult)

@@ -485,6 +485,109 @@ class DescribeResult(msgspec.Struct, kw_only=True):
         return out
 
 
+class TimelineParams(msgspec.Struct, kw_only=True):
+    pilot: str
+    limit: int = 20_000
+    """The most attempts read (the latest ones when there are more)."""
+    min_gap: float = 1.0
+    """Seconds: shorter idle periods of a node are not listed as gaps."""
+
+
+class TimelineSpan(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One attempt of a task on a node."""
+
+    task: str
+    group: str
+    attempt: int = 1
+    start: float
+    end: float | None = None
+    """None: it still runs."""
+    outcome: str | None = None
+    lane: int = 0
+    """Its row within the node's rows: attempts that overlap in time get different rows."""
+
+
+class TimelineNode(msgspec.Struct, kw_only=True):
+    name: str
+    cores: int = 0
+    lanes: int = 0
+    """Rows the node's attempts need (the most that ran on it at once)."""
+    busy: float = 0.0
+    """Fraction of the timeline when at least one task ran on the node."""
+    gaps: list[tuple[float, float]] = []
+    """(start, end) of each period the node ran nothing, ``min_gap`` or longer."""
+    spans: list[TimelineSpan] = []
+
+
+class TimelineResult(msgspec.Struct, kw_only=True):
+    """Which task ran where and when: every node's attempts, laid out in rows."""
+
+    pilot: str
+    state: str
+    start: float
+    """The first attempt's start (the pilot's creation when none ran)."""
+    end: float
+    """The pilot's end, or now while it runs."""
+    attempts: int = 0
+    """Attempts in all (more than the spans listed when over ``limit``)."""
+    nodes: list[TimelineNode] = []
+
+
+class NodesParams(msgspec.Struct, kw_only=True):
+    pilot: str
+
+
+class NodeTask(msgspec.Struct, kw_only=True):
+    task: str
+    group: str
+    cores: int = 1
+    gpus: list[str] = []
+    """UUIDs of the GPUs given to it."""
+    start: float | None = None
+
+
+class NodeGpu(msgspec.Struct, kw_only=True, omit_defaults=True):
+    uuid: str
+    name: str = ""
+    memory_total: int | None = None
+    utilization: int | None = None
+    """Percent, from the latest sample."""
+    memory_used: int | None = None
+    tasks: list[str] = []
+    """The tasks running on it now."""
+
+
+class NodeReport(msgspec.Struct, kw_only=True, omit_defaults=True):
+    """One node as it is now: what it has, what runs on it, how loaded it is."""
+
+    name: str
+    cores: int = 0
+    free_cores: int | None = None
+    """None when the pilot does not run here (nothing is running)."""
+    memory: int = 0
+    """Bytes the pilot may use."""
+    total_cores: int | None = None
+    total_memory: int | None = None
+    memory_used: int | None = None
+    cpu_percent: float | None = None
+    """The node's CPU load (the agents' samples carry one figure per node, not per core)."""
+    last_seen: float | None = None
+    lost: str | None = None
+    """Why the node was declared lost; None while it answers."""
+    gpu_reason: str | None = None
+    gpus: list[NodeGpu] = []
+    tasks: list[NodeTask] = []
+
+
+class NodesResult(msgspec.Struct, kw_only=True):
+    pilot: str
+    state: str
+    t: float
+    nodes: list[NodeReport] = []
+    gpu_tasks: bool = True
+    """Whether each GPU's tasks are known (a replay does not know them)."""
+
+
 class ControlResult(msgspec.Struct, kw_only=True):
     pilot: str
     state: str
@@ -544,6 +647,8 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("queue", QueueParams, QueueResult),
         MethodSpec("describe", PilotParams, DescribeResult),
         MethodSpec("failures", FailuresParams, FailuresResult),
+        MethodSpec("timeline", TimelineParams, TimelineResult),
+        MethodSpec("nodes", NodesParams, NodesResult),
         MethodSpec("events", EventsParams, SubscribeResult, stream=True),
         MethodSpec("metrics", MetricsParams, SubscribeResult, stream=True),
         MethodSpec("logs", LogsParams, SubscribeResult, stream=True),

@@ -296,6 +296,10 @@ def schema(plugin: str | None) -> None:
 from .daemon_commands import register_daemon_commands  # noqa: E402
 
 register_daemon_commands(cli)
+from .nodes import COMMANDS as NODE_COMMANDS  # noqa: E402
+
+for _command in NODE_COMMANDS:
+    cli.add_command(_command)
 from .tui import tui  # noqa: E402  (click only: the dashboard loads when the command runs)
 
 cli.add_command(tui)

@@ -37,6 +37,7 @@ from ..protocol import (
     HelloResult,
     MethodSpec,
     MetricSample,
+    NodesParams,
     Ok,
     PilotParams,
     QueueParams,
@@ -48,6 +49,7 @@ from ..protocol import (
     StatusResult,
     SubmitParams,
     TasksParams,
+    TimelineParams,
     UnsubscribeParams,
     ValidateParams,
     encode_frame,
@@ -114,6 +116,8 @@ class Api:
             ("queue", self.queue, False),
             ("describe", self.describe, False),
             ("failures", self.failures, False),
+            ("timeline", self.timeline, False),
+            ("nodes", self.nodes, False),
             ("events", streams.events, False),
             ("metrics", streams.metrics_stream, False),
             ("logs", streams.logs, False),
@@ -249,6 +253,12 @@ class Api:
 
     async def failures(self, conn: Connection, rid: int | None, params: FailuresParams) -> msgspec.Struct:
         return await self.manager.views.failures(params)
+
+    async def timeline(self, conn: Connection, rid: int | None, params: TimelineParams) -> msgspec.Struct:
+        return await self.manager.views.timeline(params)
+
+    async def nodes(self, conn: Connection, rid: int | None, params: NodesParams) -> msgspec.Struct:
+        return self.manager.views.nodes(params.pilot)
 
     async def drain(self, conn: Connection, rid: int | None, params: PilotParams) -> msgspec.Struct:
         return await self.manager.drain(params.pilot)

@@ -229,6 +229,16 @@ class Records:
         )
         return [tuple(row) for row in rows]
 
+    async def all_attempts(self, pilot_id: str, limit: int) -> tuple[int, list[Attempt]]:
+        """How many attempts the pilot has, and the latest ``limit`` of them, oldest first."""
+        count = await self.store.query("SELECT count(*) FROM attempts WHERE pilot = ?", (pilot_id,))
+        rows = await self.store.query(
+            "SELECT task, grp, attempt, node, started, ended, status, exit_code FROM attempts "
+            "WHERE pilot = ? ORDER BY started DESC LIMIT ?",
+            (pilot_id, max(0, limit)),
+        )
+        return int(count[0][0]) if count else 0, [tuple(row) for row in reversed(rows)]
+
     async def last_attempt(self, pilot_id: str, task: str) -> int | None:
         """The number of ``task``'s last recorded attempt (after pending writes)."""
         await self.store.barrier()

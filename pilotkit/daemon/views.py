@@ -17,7 +17,11 @@ from ..protocol import (
     FailuresParams,
     FailuresResult,
     MetricSample,
+    NodeGpu,
+    NodeReport,
+    NodesResult,
     NodeStatus,
+    NodeTask,
     PilotDetail,
     PilotSummary,
     QueuedTask,
@@ -26,9 +30,12 @@ from ..protocol import (
     TaskInfo,
     TasksParams,
     TasksResult,
+    TimelineParams,
+    TimelineResult,
 )
 from ..states import TaskStatus
 from ..task import Task
+from ..timeline import Attempt, lay_out
 from ..types import Allocation
 from ..vocab import TASKS_DIR, attempt_log, final_status
 from .metrics import MetricsBuffer
@@ -166,6 +173,64 @@ class Views:
                  "tasks": str(workdir / TASKS_DIR)}
         return DescribeResult(summary=self.summary(record), spec=record.spec, spec_path=record.spec_path,
                               allocation=allocation, nodes=list(record.nodes), files=files)
+
+    # ------------------------------------------------------------------ timeline and nodes
+
+    async def timeline(self, params: TimelineParams, now: float | None = None) -> TimelineResult:
+        """Which task ran on which node and when (the attempts table), laid out in rows."""
+        now = now or time.time()
+        record = self.records.lookup(params.pilot)
+        total, rows = await self.records.all_attempts(record.id, min(max(0, params.limit), self.TIMELINE_LIMIT))
+        attempts = [Attempt(task=task, group=group, attempt=attempt, node=node, start=started,
+                            end=ended, outcome=None if ended is None else status)
+                    for task, group, attempt, node, started, ended, status, _ in rows if started is not None]
+        end = record.ended if record.terminal and record.ended is not None else now
+        if record.terminal:  # an attempt with no end recorded ended with its pilot at the latest
+            attempts = [a if a.end is not None else Attempt(a.task, a.group, a.attempt, a.node, a.start, end, "lost")
+                        for a in attempts]
+        cores = {n.name: n.cores for n in record.nodes}
+        return lay_out(record.id, record.state, attempts, end=end, cores=cores, min_gap=max(0.0, params.min_gap),
+                       total=total)
+
+    TIMELINE_LIMIT = 100_000
+
+    def nodes(self, pilot_id: str, now: float | None = None) -> NodesResult:
+        """Each node now: cores (free), memory, GPUs with the tasks on them, the tasks
+        running there, its latest load sample."""
+        now = now or time.time()
+        record = self.records.lookup(pilot_id)
+        live = self.runs.get(record.id)
+        pool = live.pilot.pool if live is not None else None
+        live_nodes = {n.name: n for n in pool.nodes} if pool is not None else {}
+        running: dict[str, list[NodeTask]] = {}
+        on_gpu: dict[str, list[str]] = {}
+        if pool is not None:
+            for task, where, given in list(pool._running.values()):
+                running.setdefault(where.name, []).append(
+                    NodeTask(task=task.id, group=task.group, cores=task.cores, gpus=list(given), start=task.start))
+                for uuid in given:
+                    on_gpu.setdefault(uuid, []).append(task.id)
+        out = []
+        for info in record.nodes:
+            latest = self.metrics.latest(record.id, info.name)
+            samples = {g.uuid: g for g in latest.gpus} if latest is not None else {}
+            gpus: list[NodeGpu] = []
+            for g in info.gpus:
+                sample = samples.get(g.uuid)
+                gpus.append(NodeGpu(uuid=g.uuid, name=g.name, memory_total=g.memory_total,
+                                    utilization=sample.utilization if sample is not None else None,
+                                    memory_used=sample.memory_used if sample is not None else None,
+                                    tasks=sorted(on_gpu.get(g.uuid, []))))
+            node = live_nodes.get(info.name)
+            out.append(NodeReport(
+                name=info.name, cores=info.cores, free_cores=node.free_cores if node is not None else None,
+                memory=info.memory, total_cores=info.total_cores, total_memory=info.total_memory,
+                memory_used=latest.memory_used if latest is not None else None,
+                cpu_percent=latest.cpu_percent if latest is not None else None,
+                last_seen=self.heartbeats.get((record.id, info.name)) or (latest.t if latest else None),
+                lost=node.agent.lost if node is not None else None, gpu_reason=info.gpu_reason, gpus=gpus,
+                tasks=sorted(running.get(info.name, []), key=lambda t: t.task)))
+        return NodesResult(pilot=record.id, state=record.state, t=now, nodes=out)
 
     # ------------------------------------------------------------------ the queue
 

@@ -31,7 +31,16 @@ from ..client import Client, DaemonError, Target, open_client
 from ..errors import PilotkitError
 from ..events import TaskCancelled
 from ..events import decode as decode_event
-from ..protocol import DescribeResult, EventsParams, FailuresResult, QueueResult, StreamDropped, StreamEvent
+from ..protocol import (
+    DescribeResult,
+    EventsParams,
+    FailuresResult,
+    NodesResult,
+    QueueResult,
+    StreamDropped,
+    StreamEvent,
+    TimelineResult,
+)
 from .model import Connection, DashboardModel
 from .source import ActionRefused, Changed, ConnectionCallback, DataSource, Problem, SubmitRefused
 
@@ -379,6 +388,12 @@ class LiveSource(DataSource):
 
     async def failures(self, pilot: str) -> FailuresResult:
         return await self._needs("failures").failures(pilot)
+
+    async def timeline(self, pilot: str) -> TimelineResult:
+        return await self._needs("timeline").timeline(pilot)
+
+    async def nodes(self, pilot: str) -> NodesResult:
+        return await self._needs("nodes").nodes(pilot)
 
     async def submit(self, text: str, path: str | None) -> str:
         client = self._client()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PilotkitError, SpecProblem
-from ..protocol import DescribeResult, FailuresResult, QueueResult
+from ..protocol import DescribeResult, FailuresResult, NodesResult, QueueResult, TimelineResult
 from .model import Connection, DashboardModel
 
 ACTIONS = ("drain", "cancel", "retry")
@@ -110,6 +110,14 @@ class DataSource(abc.ABC):
     async def failures(self, pilot: str) -> FailuresResult:
         """``pilot``'s failed tasks grouped alike (the daemon's ``failures``)."""
         raise ActionRefused("failures come from a live daemon: a replay has none")
+
+    async def timeline(self, pilot: str) -> TimelineResult:
+        """Which task ran on which node and when (the daemon's ``timeline``)."""
+        raise ActionRefused("the timeline comes from a live daemon")
+
+    async def nodes(self, pilot: str) -> NodesResult:
+        """Each node of ``pilot`` now (the daemon's ``nodes``)."""
+        raise ActionRefused("the node view comes from a live daemon")
 
     @abc.abstractmethod
     async def submit(self, text: str, path: str | None) -> str:

@@ -282,3 +282,21 @@ def test_pilot_parameters_and_metrics(size: tuple[int, int], snap_compare: Any) 
     app = replay_app(CLUSTER_LOG)
     # s: recent, task, group, status, node, time, lr, layers, loss (the best trial in the caption)
     assert snap_compare(app, terminal_size=size, run_before=after_replay(with_values, *"ssssssss"))
+
+
+def open_cluster(pilot: Pilot[Any]) -> None:
+    pilot.app.post_message(OpenPilot(CLUSTER_PILOT))
+
+
+@SIZES
+def test_timeline(size: tuple[int, int], snap_compare: Any) -> None:
+    """A replay lays out the tasks it has seen; tests/tui/test_timeline.py runs the
+    daemon's timeline."""
+    app = replay_app(CLUSTER_LOG)
+    assert snap_compare(app, terminal_size=size, run_before=after_replay(open_cluster, "t"))
+
+
+@SIZES
+def test_nodes(size: tuple[int, int], snap_compare: Any) -> None:
+    app = replay_app(CLUSTER_LOG)
+    assert snap_compare(app, terminal_size=size, run_before=after_replay(open_cluster, "n"))

@@ -68,6 +68,7 @@ Pilot
   d c r        drain, cancel, retry   w          the queue: what waits, why; rate, ETA
   i            describe the pilot     !          a shell on the selected node
   F            failures, grouped by exit code and last stderr line (enter: the log)
+  t  n         timeline: tasks per node over time; nodes: cores, GPUs, tasks now
 
 Logs
   w            wrap                   t          timestamps

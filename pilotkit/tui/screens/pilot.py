@@ -38,6 +38,8 @@ class PilotScreen(DashboardScreen):
         Binding("w", "queue", "Queue"),
         Binding("i", "describe", "Describe"),
         Binding("F", "failures", "Failures"),
+        Binding("t", "timeline", "Timeline"),
+        Binding("n", "nodes", "Nodes"),
         Binding("exclamation_mark", "shell", "Shell"),
         Binding("d", "act('drain')", "Drain"),
         Binding("c", "act('cancel')", "Cancel"),
@@ -230,6 +232,16 @@ class PilotScreen(DashboardScreen):
         from .failures import FailuresScreen
 
         self.app.push_screen(FailuresScreen(self.pilot_id))
+
+    def action_timeline(self) -> None:
+        from .nodes import TimelineScreen
+
+        self.app.push_screen(TimelineScreen(self.pilot_id))
+
+    def action_nodes(self) -> None:
+        from .nodes import NodesScreen
+
+        self.app.push_screen(NodesScreen(self.pilot_id))
 
     def action_describe(self) -> None:
         from .describe import DescribeScreen
