@@ -352,8 +352,10 @@ class Client:
     async def cancel(self, pilot: str) -> ControlResult:
         return await self.call("cancel", PilotParams(pilot=pilot), ControlResult)
 
-    async def retry(self, pilot: str, *, failed: bool = True) -> RetryResult:
-        return await self.call("retry", RetryParams(pilot=pilot, failed=failed), RetryResult)
+    async def retry(self, pilot: str, *, failed: bool = True, tasks: list[str] | None = None) -> RetryResult:
+        """Run a finished pilot again: its failed tasks (only ``tasks`` of them, if given)
+        and its unfinished ones."""
+        return await self.call("retry", RetryParams(pilot=pilot, failed=failed, tasks=tasks or []), RetryResult)
 
     async def shutdown(self, *, force: bool = False) -> None:
         await self.call("shutdown", ShutdownParams(force=force), Ok)

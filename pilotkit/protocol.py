@@ -597,6 +597,8 @@ class RetryParams(msgspec.Struct, kw_only=True):
     pilot: str
     failed: bool = True
     """Re-run failed tasks too (not only those that never finished)."""
+    tasks: list[str] = []
+    """Of the failed tasks, re-run only these (empty: all of them); each must have failed."""
 
 
 class RetryResult(msgspec.Struct, kw_only=True):

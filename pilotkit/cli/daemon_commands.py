@@ -586,13 +586,17 @@ cancel = _control("cancel", lambda c, p: c.cancel(p),
 @click.argument("pilot")
 @click.option("--failed/--unfinished-only", default=True, show_default=True,
               help="Re-run failed tasks too, or only those that never finished.")
+@click.option("--task", "tasks", multiple=True, metavar="TASK",
+              help="Of the failed tasks, re-run only this one (repeatable); the others keep their results.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @connection_options
 @with_client
-async def retry(client: Client, pilot: str, failed: bool, as_json: bool) -> None:
+async def retry(client: Client, pilot: str, failed: bool, tasks: tuple[str, ...], as_json: bool) -> None:
     """Run a finished pilot again, keeping its successful results: its failed tasks
-    (--failed, the default) and unfinished ones are queued again."""
-    result = await client.retry(pilot, failed=failed)
+    (--failed, the default; --task: only those named) and unfinished ones are queued again."""
+    if tasks and not failed:
+        raise click.UsageError("--task names failed tasks to re-run: it cannot go with --unfinished-only")
+    result = await client.retry(pilot, failed=failed, tasks=list(tasks))
     if as_json:
         _echo_json(result)
     else:

@@ -267,7 +267,7 @@ class Api:
         return await self.manager.cancel(params.pilot)
 
     async def retry(self, conn: Connection, rid: int | None, params: RetryParams) -> msgspec.Struct:
-        return await self.manager.retry(params.pilot, params.failed)
+        return await self.manager.retry(params.pilot, params.failed, params.tasks or None)
 
     def shutdown(self, conn: Connection, rid: int | None, params: ShutdownParams) -> Ok:
         log.info("%s asked the daemon to shut down%s", conn.peer, " (force)" if params.force else "")

@@ -130,13 +130,13 @@ class PilotManager:
         live.pilot.cancel("cancelled by the user")
         return ControlResult(pilot=record.id, state=record.state)
 
-    async def retry(self, pilot_id: str, failed: bool) -> RetryResult:
+    async def retry(self, pilot_id: str, failed: bool, tasks: list[str] | None = None) -> RetryResult:
         if self.runs.stopping:
             raise ShuttingDown
         record = self.records.lookup(pilot_id)
         if not record.terminal or self.runs.get(record.id) is not None:
             raise Refused(f"pilot {record.id} is still {record.state}: retry it once it ends")
-        requeued = await self.recovery.retry(record, failed)
+        requeued = await self.recovery.retry(record, failed, tasks)
         return RetryResult(pilot=record.id, requeued=requeued, run=record.run)
 
     def heartbeat(self, sample: MetricSample) -> None:

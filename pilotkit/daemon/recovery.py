@@ -118,12 +118,19 @@ class Recovery:
         else:
             log.info("pilot %s: %s", record.id, reason)
 
-    async def retry(self, record: PilotRecord, failed: bool) -> int:
+    async def retry(self, record: PilotRecord, failed: bool, tasks: list[str] | None = None) -> int:
         """Run a finished pilot again: its unfinished tasks, and (``failed``) its failed
-        ones. Returns how many tasks were queued again."""
+        ones, or only ``tasks`` of those. Returns how many tasks were queued again."""
         results = await asyncio.to_thread(repair_results, record.results_path, record.log_path)
         latest = latest_results(results)
         again = [t for t, r in latest.items() if r.status in FAILED_OUTCOMES] if failed else []
+        if tasks:
+            chosen = set(tasks)
+            wrong = sorted(chosen.difference(again))
+            if wrong:
+                more = f" and {len(wrong) - 10} more" if len(wrong) > 10 else ""
+                raise Refused(f"not failed tasks of {record.id}: {', '.join(wrong[:10])}{more}")
+            again = [t for t in again if t in chosen]
         for task in again:
             del latest[task]
         unfinished = sum(1 for r in latest.values() if r.status == "cancelled")

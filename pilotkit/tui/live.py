@@ -389,6 +389,19 @@ class LiveSource(DataSource):
     async def failures(self, pilot: str) -> FailuresResult:
         return await self._needs("failures").failures(pilot)
 
+    async def retry_tasks(self, pilot: str, tasks: list[str]) -> str:
+        client = self._client()
+
+        async def do() -> str:
+            r = await client.retry(pilot, failed=True, tasks=tasks)
+            return f"{r.pilot}: run {r.run}: {r.requeued} task(s) queued again"
+
+        if self.model is not None:
+            view = self.model.pilots.get(pilot)
+            if view is not None:
+                view.hydrated = False  # a new run: counts from the summaries
+        return await self._call(do())
+
     async def timeline(self, pilot: str) -> TimelineResult:
         return await self._needs("timeline").timeline(pilot)
 

@@ -111,6 +111,11 @@ class DataSource(abc.ABC):
         """``pilot``'s failed tasks grouped alike (the daemon's ``failures``)."""
         raise ActionRefused("failures come from a live daemon: a replay has none")
 
+    async def retry_tasks(self, pilot: str, tasks: list[str]) -> str:
+        """Run ``pilot`` again with only these of its failed tasks (and its unfinished
+        ones); a line saying what happened."""
+        raise ActionRefused("retry: a replay is read-only")
+
     async def timeline(self, pilot: str) -> TimelineResult:
         """Which task ran on which node and when (the daemon's ``timeline``)."""
         raise ActionRefused("the timeline comes from a live daemon")

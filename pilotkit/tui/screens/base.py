@@ -77,7 +77,7 @@ class DashboardScreen(Screen[Any]):
     def body(self) -> ComposeResult:
         yield from ()
 
-    ACTING: frozenset[str] = frozenset({"act", "submit", "shell"})
+    ACTING: frozenset[str] = frozenset({"act", "submit", "shell", "retry_selection", "mark"})
     """Actions that change something: left out of the footer where the dashboard may not
     act (``--readonly``, a replay); their keys still say why they are refused."""
 

@@ -1,7 +1,10 @@
 """Failure triage: a pilot's failed tasks grouped by outcome, exit code and the last line
 of their stderr, most first (the daemon's ``failures``, what ``pilotkit failures PILOT``
 prints). Enter on a group opens the stderr of its first task at its end, where the error
-is; ``r`` retries the failed tasks (asks first where the pilot was cancelled)."""
+is. ``space`` marks groups; ``r`` retries the marked groups' tasks (the highlighted
+group's when none is marked), after a confirmation that says what it will do; ``a``
+retries every failed task (asks first where the pilot was cancelled). None of them in
+``--readonly`` or a replay."""
 
 from __future__ import annotations
 
@@ -16,16 +19,42 @@ from textual.widgets import OptionList
 from textual.widgets.option_list import Option
 
 from ...errors import PilotkitError
-from ...protocol import FailuresResult
+from ...protocol import FailureGroup, FailuresResult
 from ..messages import OpenLogs, RequestAction
+from ..model import PilotView
+from ..source import ActionRefused
 from ..widgets import Caption, palette_of
 from .base import DashboardScreen
+from .modals import ConfirmScreen
+
+
+def _key(g: FailureGroup) -> tuple[str, int | None, str]:
+    return (g.outcome, g.exit_code, g.last_line)
+
+
+def retry_selection_question(pilot: str, tasks: list[str], failed: int, view: PilotView | None) -> tuple[str, str]:
+    """What ``r`` asks before retrying ``tasks`` of ``pilot`` (``failed`` of its tasks failed)."""
+    names = ", ".join(tasks[:6]) + (f" and {len(tasks) - 6} more" if len(tasks) > 6 else "")
+    keep = failed - len(tasks)
+    detail = (f"The pilot runs again in its workdir, with a new allocation (a new walltime), and these "
+              f"{len(tasks)} task(s) run again with new attempt numbers: {names}. ")
+    if keep > 0:
+        detail += f"The other {keep} failed task(s) keep their results. "
+    if view is not None:
+        totals = view.totals()
+        unfinished = totals.cancelled + totals.queued
+        if unfinished:
+            detail += f"Its {unfinished} unfinished task(s) run again too. "
+        detail += f"Done tasks ({totals.done}) are kept."
+    return f"Retry {len(tasks)} failed task(s) of {pilot}?", detail.strip()
 
 
 class FailuresScreen(DashboardScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "back", "Back"),
-        Binding("r", "act('retry')", "Retry failed"),
+        Binding("space", "mark", "Mark"),
+        Binding("r", "retry_selection", "Retry marked"),
+        Binding("a", "act('retry')", "Retry all failed"),
         Binding("g", "reload", "Again"),
     ]
 
@@ -34,6 +63,8 @@ class FailuresScreen(DashboardScreen):
         self.pilot_id = pilot
         self.result: FailuresResult | None = None
         self.problem: str | None = None
+        self.marked: set[tuple[str, int | None, str]] = set()
+        """The marked groups, by (outcome, exit code, last line): they stay marked when the list is asked again."""
 
     def heading(self) -> str:
         return f"{self.pilot_id} > failures"
@@ -66,10 +97,16 @@ class FailuresScreen(DashboardScreen):
         if r is None:
             caption.show(Text(self.problem or "asking the daemon…", style=p.failed if self.problem else p.muted))
             return
-        caption.show(Text(f"{r.failed} failed task(s) in {len(r.groups)} group(s); enter: the first one's stderr",
-                          style=p.muted))
+        marked = sum(g.count for g in r.groups if _key(g) in self.marked)
+        acts = self.dashboard.can_act
+        what = "" if not acts else f"; {marked} task(s) marked (r: retry them)" if marked else "; space: mark, r: retry"
+        caption.show(Text(f"{r.failed} failed task(s) in {len(r.groups)} group(s); enter: the first one's stderr"
+                          + what, style=p.muted))
+        at = options.highlighted
         for i, g in enumerate(r.groups):
             text = Text(no_wrap=True, overflow="ellipsis")
+            if acts:
+                text.append("[x] " if _key(g) in self.marked else "[ ] ", Style(bold=True))
             text.append(f"{g.count:>6} ", Style(bold=True))
             code = f"exit {g.exit_code}" if g.exit_code is not None else "no exit code"
             text.append(f"{g.outcome} ({code}) ", Style(color=p.failed))
@@ -78,7 +115,7 @@ class FailuresScreen(DashboardScreen):
             text.append(f"  {', '.join(g.tasks[:3])}{more}", p.muted)
             options.add_option(Option(text, id=str(i)))
         if r.groups:
-            options.highlighted = 0
+            options.highlighted = min(at or 0, len(r.groups) - 1)
 
     def lines(self) -> list[str]:
         """The groups as the screen lists them (plain text)."""
@@ -95,6 +132,63 @@ class FailuresScreen(DashboardScreen):
 
     def action_reload(self) -> None:
         self.load()
+
+    def _highlighted(self) -> FailureGroup | None:
+        i = self.query_one(OptionList).highlighted
+        if self.result is None or i is None or not 0 <= i < len(self.result.groups):
+            return None
+        return self.result.groups[i]
+
+    def action_mark(self) -> None:
+        group = self._highlighted()
+        if group is None:
+            return
+        self.marked ^= {_key(group)}
+        self.show()
+
+    def selection(self) -> list[str]:
+        """The tasks ``r`` retries: the marked groups', else the highlighted group's."""
+        if self.result is None:
+            return []
+        groups = [g for g in self.result.groups if _key(g) in self.marked]
+        if not groups:
+            group = self._highlighted()
+            groups = [group] if group is not None else []
+        return sorted({t for g in groups for t in g.tasks})
+
+    def action_retry_selection(self) -> None:
+        if self.dashboard.refuse("retry"):
+            return
+        tasks = self.selection()
+        if not tasks or self.result is None:
+            self.notify("retry: no failed task selected", severity="warning")
+            return
+        view = self.dashboard.model.pilots.get(self.pilot_id)
+        if view is not None and not view.terminal:
+            self.notify(f"retry: {self.pilot_id} is still {view.state}: retry once it ends", severity="warning")
+            return
+        question, detail = retry_selection_question(self.pilot_id, tasks, self.result.failed, view)
+
+        def answered(ok: bool | None) -> None:
+            if ok:
+                self.retry(tasks)
+            else:
+                self.notify("retry: not done", timeout=2)
+
+        self.app.push_screen(ConfirmScreen(question, detail, yes=f"Retry {len(tasks)}"), answered)
+
+    @work(exclusive=True, group="retry")
+    async def retry(self, tasks: list[str]) -> None:
+        try:
+            said = await self.dashboard.source.retry_tasks(self.pilot_id, tasks)
+        except ActionRefused as exc:
+            self.notify(exc.message, severity="warning")
+        except PilotkitError as exc:
+            self.notify(f"retry {self.pilot_id}: {exc.message}", severity="error")
+        else:
+            self.notify(said)
+            self.marked.clear()
+            self.load()
 
     def action_act(self, action: str) -> None:
         self.post_message(RequestAction(action, self.pilot_id))

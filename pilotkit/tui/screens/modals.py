@@ -70,6 +70,10 @@ Pilot
   F            failures, grouped by exit code and last stderr line (enter: the log)
   t  n         timeline: tasks per node over time; nodes: cores, GPUs, tasks now
 
+Failures
+  enter        the first task's stderr  space    mark a group
+  r            retry the marked groups' tasks (asks first)   a  retry every failed task
+
 Logs
   w            wrap                   t          timestamps
   e            stdout or stderr       f          follow the end
