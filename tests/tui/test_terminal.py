@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import re
 import shlex
 import shutil
@@ -18,9 +19,12 @@ from typing import Any
 
 import pytest
 
-from pilotkit.testing import need_binary
+from pilotkit.testing import need, need_binary
 
-from .conftest import DEMO_LOG, env_for, python_env, quick_spec, wait_for
+from .conftest import DEMO_LOG, ROOT, env_for, python_env, quick_spec, wait_for
+
+ARTIFACTS = Path(os.environ.get("PILOTKIT_TEST_ARTIFACTS") or ROOT / "tests" / "tui" / "artifacts")
+"""Where the browser view's screenshot is kept after the run (``$PILOTKIT_TEST_ARTIFACTS``)."""
 
 PILOTKIT = [sys.executable, "-m", "pilotkit.cli.main"]
 TOTALS = re.compile(r"\btotal\s[ █]*\s(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\s+(\d+)\b")
@@ -88,8 +92,8 @@ def _free_port() -> int:
 
 def test_browser_view_through_textual_serve(tmp_path: Path) -> None:
     chromium = _chromium()
-    if chromium is None:
-        pytest.skip("no Chromium on PATH (apt-get install chromium): the browser view is not checked")
+    need("Chromium", chromium is not None, "apt-get install chromium: the browser view is not checked")
+    assert chromium is not None
     pytest.importorskip("textual_serve", reason="textual-serve is not installed (pip install textual-serve)")
     aiohttp = pytest.importorskip("aiohttp", reason="aiohttp (a textual-serve dependency) is missing")
     port = _free_port()
@@ -114,8 +118,11 @@ def test_browser_view_through_textual_serve(tmp_path: Path) -> None:
         assert "data-session-websocket-url" in html
         shot = tmp_path / "dashboard.png"
         asyncio.run(_screenshot(aiohttp, chromium, url, shot, tmp_path / "chromium"))
-        print(f"browser screenshot: {shot}")
         assert shot.stat().st_size > 20_000, "the page is the splash, not the dashboard"
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        kept = ARTIFACTS / "browser-view.png"
+        shutil.copyfile(shot, kept)
+        print(f"browser screenshot: {kept}")
     finally:
         server.terminate()
         try:
