@@ -139,6 +139,12 @@ class FailuresScreen(DashboardScreen):
             return None
         return self.result.groups[i]
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """No marks where nothing can be retried (``space`` then pauses a replay)."""
+        if action == "mark" and not self.dashboard.can_act:
+            return False
+        return True
+
     def action_mark(self) -> None:
         group = self._highlighted()
         if group is None:
