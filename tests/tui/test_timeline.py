@@ -75,6 +75,19 @@ def test_bar_is_blank_exactly_where_nothing_ran() -> None:
     assert bar(node, 0.0, 4.0, 8) == "██    ██"
 
 
+def test_many_nodes_draw_their_load_line_only() -> None:
+    from pilotkit.tui.format import DEFAULT_PALETTE
+    from pilotkit.tui.screens.nodes import MAX_DETAILED, draw_timeline
+
+    attempts = [Attempt(f"t{i}", "g", 1, f"n{i:03d}", float(i % 7), float(i % 7) + 2.0, "ok")
+                for i in range(MAX_DETAILED + 1)]
+    text = draw_timeline(lay_out("p", "done", attempts, end=10.0), 100, DEFAULT_PALETTE).plain
+    assert text.count(f"({MAX_DETAILED + 1} nodes: the load line only)") == MAX_DETAILED + 1
+    assert "row 0" not in text
+    few = draw_timeline(lay_out("p", "done", attempts[:3], end=10.0), 100, DEFAULT_PALETTE).plain
+    assert few.count("row 0") == 3 and "load line only" not in few
+
+
 async def test_timeline_and_nodes_from_a_daemon(tui_daemon: Any, tmp_path: Path) -> None:
     spec = tmp_path / "gaps.toml"
     spec.write_text(SPEC.replace("MARKER", str(tmp_path / "marker")))

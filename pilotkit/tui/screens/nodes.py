@@ -30,6 +30,8 @@ from .base import DashboardScreen
 POLL = 1.0
 MAX_ROWS = 12
 """Rows drawn per node; a node that ran more at once shows its occupancy bar only."""
+MAX_DETAILED = 64
+"""Nodes whose rows are drawn; with more nodes, each shows its load line only."""
 NAME_WIDTH = 12
 
 R = TypeVar("R")
@@ -69,6 +71,8 @@ class _Followed(DashboardScreen, Generic[R]):
     """A screen that asks the source for a result every second (a replay: the model)."""
 
     TITLE = ""
+    EVERY = POLL
+    """Seconds between two questions to the daemon."""
     BINDINGS: ClassVar[list[BindingType]] = [Binding("escape", "back", "Back")]
 
     def __init__(self, pilot: str) -> None:
@@ -108,7 +112,7 @@ class _Followed(DashboardScreen, Generic[R]):
             except PilotkitError as exc:
                 self.problem = exc.message
             self.show()
-            await asyncio.sleep(POLL)
+            await asyncio.sleep(self.EVERY)
 
     def refresh_view(self, model: DashboardModel) -> None:
         if self.dashboard.source.mode == "replay":
@@ -135,6 +139,7 @@ class _Followed(DashboardScreen, Generic[R]):
 
 class TimelineScreen(_Followed[TimelineResult]):
     TITLE = "Timeline: which task ran where and when"
+    EVERY = 2.0  # up to 20,000 attempts each time
 
     def heading(self) -> str:
         return f"{self.pilot_id} > timeline"
@@ -205,8 +210,9 @@ def draw_timeline(r: TimelineResult, width: int, p: Palette) -> Text:
                     f"{f' on {n.cores} cores' if n.cores else ''}{gaps}\n", p.muted)
         text.append(f"{'load':>{NAME_WIDTH}}  ", p.muted)
         text.append(bar(n, r.start, r.end, bar_width) + "\n", Style(color=p.running))
-        if n.lanes > MAX_ROWS:
-            text.append(f"{'':<{NAME_WIDTH}}  ({n.lanes} rows: the load line only)\n", p.muted)
+        if n.lanes > MAX_ROWS or len(r.nodes) > MAX_DETAILED:
+            why = f"{n.lanes} rows" if n.lanes > MAX_ROWS else f"{len(r.nodes)} nodes"
+            text.append(f"{'':<{NAME_WIDTH}}  ({why}: the load line only)\n", p.muted)
             continue
         rows: list[list[tuple[str, Style | None]]] = [[(" ", None)] * bar_width for _ in range(n.lanes)]
         for k, s in enumerate(n.spans):
