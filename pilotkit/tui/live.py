@@ -247,6 +247,8 @@ class LiveSource(DataSource):
 
     VALUES_EVERY = 5.0
     """Least seconds between two fetches of the watched pilot's parameters and metrics."""
+    VALUES_NONE_EVERY = 30.0
+    """The same when the last fetch found none (a pilot of plain commands)."""
 
     async def _fetch_values(self, client: Client, model: DashboardModel) -> None:
         """The watched pilot's task parameters and metrics (the events do not carry them),
@@ -257,7 +259,8 @@ class LiveSource(DataSource):
             return
         last = self._values
         now = time.monotonic()
-        if last is not None and last[0] == pid and (last[1] == view.tasks_version or now - last[2] < self.VALUES_EVERY):
+        every = self.VALUES_EVERY if view.tasks.param_keys or view.tasks.metric_keys else self.VALUES_NONE_EVERY
+        if last is not None and last[0] == pid and (last[1] == view.tasks_version or now - last[2] < every):
             return
         try:
             page = await client.tasks(pid, limit=10_000)
