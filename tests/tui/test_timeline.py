@@ -86,6 +86,10 @@ def test_many_nodes_draw_their_load_line_only() -> None:
     assert "row 0" not in text
     few = draw_timeline(lay_out("p", "done", attempts[:3], end=10.0), 100, DEFAULT_PALETTE).plain
     assert few.count("row 0") == 3 and "load line only" not in few
+    assert "t0" in few and "t2" in few  # each attempt (2 s of 10, about 17 columns) carries its name
+    narrow = draw_timeline(lay_out("p", "done", attempts[:3], end=10.0), 20, DEFAULT_PALETTE).plain
+    rows = [line for line in narrow.splitlines() if "row 0" in line]
+    assert len(rows) == 3 and not any("t0" in line or "t1" in line for line in rows)  # 2 columns: no room
 
 
 async def test_timeline_and_nodes_from_a_daemon(tui_daemon: Any, tmp_path: Path) -> None:

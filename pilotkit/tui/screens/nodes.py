@@ -189,7 +189,8 @@ def _colour(outcome: str | None, p: Palette) -> str:
 
 def draw_timeline(r: TimelineResult, width: int, p: Palette) -> Text:
     """Each node: its occupancy bar, then a row per attempt running at once (up to
-    :data:`MAX_ROWS`), each attempt a run of blocks coloured by how it ended."""
+    :data:`MAX_ROWS`), each attempt a run of blocks coloured by how it ended, with the
+    task's name on it where it is long enough."""
     text = Text(no_wrap=True, overflow="ellipsis")
     span = max(r.end - r.start, 1e-9)
     bar_width = max(10, width - NAME_WIDTH - 2)
@@ -223,6 +224,11 @@ def draw_timeline(r: TimelineResult, width: int, p: Palette) -> Text:
             cells = rows[s.lane]
             for i in range(a, b):
                 cells[i] = ("█" if k % 2 == 0 else "▓", style)
+            label = s.task if s.attempt <= 1 else f"{s.task}#{s.attempt}"
+            if b - a >= len(label) + 2:  # room for its name: written on it
+                named = Style(color="black", bgcolor=_colour(s.outcome, p))
+                for i, char in enumerate(label, start=a + 1):
+                    cells[i] = (char, named)
         for lane, cells in enumerate(rows):
             text.append(f"{f'row {lane}':>{NAME_WIDTH}}  ", p.muted)
             for char, look in cells:
