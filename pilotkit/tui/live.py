@@ -84,8 +84,9 @@ class LiveSource(DataSource):
         """Pilots whose queued tasks were just cancelled: their names are fetched (an event
         counts them but does not name them), so the task list shows them."""
         self._description = self._where()
-        self._values: tuple[str, int, float] | None = None
-        """(pilot, its tasks' version, monotonic time) of the last fetch of parameters and metrics."""
+        self._values: tuple[str, int, float, bool] | None = None
+        """(pilot, its tasks' version, monotonic time, whether any task had some) of the last
+        fetch of parameters and metrics."""
 
     def _where(self) -> str:
         t = self.target
@@ -259,18 +260,21 @@ class LiveSource(DataSource):
             return
         last = self._values
         now = time.monotonic()
-        every = self.VALUES_EVERY if view.tasks.param_keys or view.tasks.metric_keys else self.VALUES_NONE_EVERY
-        if last is not None and last[0] == pid and (last[1] == view.tasks_version or now - last[2] < every):
-            return
+        if last is not None and last[0] == pid:
+            every = self.VALUES_EVERY if last[3] else self.VALUES_NONE_EVERY
+            if last[1] == view.tasks_version or now - last[2] < every:
+                return
+        version = view.tasks_version
         try:
             page = await client.tasks(pid, limit=10_000)
         except DaemonError as exc:
+            self._values = (pid, version, now, False)
             if exc.code == "closed":
                 raise
             log.info("cannot list the tasks of %s: %s", pid, exc)
             return
-        finally:
-            self._values = (pid, view.tasks_version, now)
+        found = any(getattr(t, "params", None) or getattr(t, "metrics", None) for t in page.tasks)
+        self._values = (pid, version, now, found)
         view.apply_values(page.tasks)
 
     @staticmethod
