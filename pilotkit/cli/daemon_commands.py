@@ -456,7 +456,7 @@ async def tasks(
         return
     for t in page.tasks:
         code = f"exit {t.exit_code}" if t.exit_code is not None else ""
-        values = " ".join(f"{k}={v}" for k, v in t.params.items())
+        values = " ".join(f"{k}={v}" for k, v in (t.params or {}).items())
         click.echo(f"{t.task:<24} {t.status:<10} #{t.attempts:<3} {t.node or '-':<16} {t.outcome or '':<11} {code:<8}"
                    f" {values}".rstrip())
     shown = len(page.tasks)

@@ -123,7 +123,8 @@ class Views:
         if pool is not None:
             infos = [
                 TaskInfo(task=t.id, group=t.group, status=t.status.value, attempts=t.attempts, node=t.node,
-                         exit_code=t.exit_code, outcome=t.outcome, start=t.start, end=t.end, params=t.params)
+                         exit_code=t.exit_code, outcome=t.outcome, start=t.start, end=t.end,
+                         params=t.params or None)
                 for t in pool.tasks.values()
             ]
         else:
@@ -297,7 +298,8 @@ class Views:
             status = final_status(r.outcome or r.status).value
             out[r.task] = TaskInfo(
                 task=r.task, group=r.group, status=status, attempts=r.attempts, node=r.node,
-                exit_code=r.exit_code, outcome=r.outcome, start=r.start, end=r.end, params=r.params,
+                exit_code=r.exit_code, outcome=r.outcome, start=r.start, end=r.end,
+                params=r.params or None,
             )
         for task, group, attempt, node, started, ended, status, code in await self.records.last_attempts(record.id):
             known = out.get(task)
@@ -306,7 +308,7 @@ class Views:
             out[task] = TaskInfo(
                 task=task, group=group, status=_attempt_status(status, ended), attempts=attempt, node=node,
                 exit_code=code, outcome=None if status == "running" else status, start=started, end=ended,
-                params=known.params if known is not None else {},
+                params=known.params if known is not None else None,
             )
         return list(out.values())
 
