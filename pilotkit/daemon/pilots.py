@@ -136,7 +136,7 @@ class PilotManager:
         record = self.records.lookup(pilot_id)
         if not record.terminal or self.runs.get(record.id) is not None:
             raise Refused(f"pilot {record.id} is still {record.state}: retry it once it ends")
-        requeued = await self.recovery.retry(record, failed, tasks)
+        requeued = await self.recovery.retry_tasks(record, failed, tasks)
         return RetryResult(pilot=record.id, requeued=requeued, run=record.run)
 
     def heartbeat(self, sample: MetricSample) -> None:

@@ -118,9 +118,14 @@ class Recovery:
         else:
             log.info("pilot %s: %s", record.id, reason)
 
-    async def retry(self, record: PilotRecord, failed: bool, tasks: list[str] | None = None) -> int:
+    async def retry(self, record: PilotRecord, failed: bool) -> int:
         """Run a finished pilot again: its unfinished tasks, and (``failed``) its failed
-        ones, or only ``tasks`` of those. Returns how many tasks were queued again."""
+        ones. Returns how many tasks were queued again."""
+        return await self.retry_tasks(record, failed, None)
+
+    async def retry_tasks(self, record: PilotRecord, failed: bool, tasks: list[str] | None) -> int:
+        """:meth:`retry`, re-running only ``tasks`` of the failed tasks (None: all of them);
+        each must have failed."""
         results = await asyncio.to_thread(repair_results, record.results_path, record.log_path)
         latest = latest_results(results)
         again = [t for t, r in latest.items() if r.status in FAILED_OUTCOMES] if failed else []
