@@ -9,7 +9,7 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Static
 
@@ -68,11 +68,13 @@ Pilot
   d c r        drain, cancel, retry   w          the queue: what waits, why; rate, ETA
   i            describe the pilot     !          a shell on the selected node
   F            failures, grouped by exit code and last stderr line (enter: the log)
-  t  n         timeline: tasks per node over time; nodes: cores, GPUs, tasks now
+  t            timeline: which task ran on which node, and when
+  n            the nodes now: cores, memory, GPUs and their tasks
 
 Failures
-  enter        the first task's stderr  space    mark a group
-  r            retry the marked groups' tasks (asks first)   a  retry every failed task
+  enter        the first task's stderr   space      mark a group
+  r            retry the marked groups' tasks (asks first)
+  a            retry every failed task
 
 Logs
   w            wrap                   t          timestamps
@@ -96,8 +98,12 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="help"):
-            yield Static(Text("Keys", style=Style(bold=True)), id="help-title")
-            yield Static(KEYS, id="help-keys", markup=False)
+            yield Static(Text("Keys (arrows scroll)", style=Style(bold=True)), id="help-title")
+            with VerticalScroll(id="help-scroll"):
+                yield Static(KEYS, id="help-keys", markup=False)
+
+    def on_mount(self) -> None:
+        self.query_one("#help-scroll").focus()
 
     def action_close(self) -> None:
         self.dismiss(None)
