@@ -545,6 +545,8 @@ class NodeTask(msgspec.Struct, kw_only=True):
     gpus: list[str] = []
     """UUIDs of the GPUs given to it."""
     start: float | None = None
+    pid: int | None = None
+    """Its process on the node (as its runner recorded it; None until recorded)."""
 
 
 class NodeGpu(msgspec.Struct, kw_only=True, omit_defaults=True):

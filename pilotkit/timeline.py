@@ -172,5 +172,6 @@ def nodes_lines(r: NodesResult) -> list[str]:
         for t in n.tasks:
             gpus = f", GPU(s) {', '.join(t.gpus)}" if t.gpus else ""
             since = f", running {_span(r.t - t.start)}" if t.start is not None else ""
-            lines.append(f"  {t.task} ({t.group}): {t.cores} core(s){gpus}{since}")
+            pid = f", pid {t.pid}" if t.pid is not None else ""
+            lines.append(f"  {t.task} ({t.group}): {t.cores} core(s){gpus}{pid}{since}")
     return lines

@@ -258,7 +258,7 @@ class Api:
         return await self.manager.views.timeline(params)
 
     async def nodes(self, conn: Connection, rid: int | None, params: NodesParams) -> msgspec.Struct:
-        return self.manager.views.nodes(params.pilot)
+        return await self.manager.views.nodes(params.pilot)
 
     async def drain(self, conn: Connection, rid: int | None, params: PilotParams) -> msgspec.Struct:
         return await self.manager.drain(params.pilot)

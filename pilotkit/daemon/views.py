@@ -37,7 +37,7 @@ from ..states import TaskStatus
 from ..task import Task
 from ..timeline import Attempt, lay_out
 from ..types import Allocation
-from ..vocab import TASKS_DIR, attempt_log, final_status
+from ..vocab import TASKS_DIR, attempt_log, final_status, pid_file
 from .metrics import MetricsBuffer
 from .records import PilotRecord, Records
 from .runs import Runs, progress
@@ -195,7 +195,7 @@ class Views:
 
     TIMELINE_LIMIT = 100_000
 
-    def nodes(self, pilot_id: str, now: float | None = None) -> NodesResult:
+    async def nodes(self, pilot_id: str, now: float | None = None) -> NodesResult:
         """Each node now: cores (free), memory, GPUs with the tasks on them, the tasks
         running there, its latest load sample."""
         now = now or time.time()
@@ -206,9 +206,14 @@ class Views:
         running: dict[str, list[NodeTask]] = {}
         on_gpu: dict[str, list[str]] = {}
         if pool is not None:
-            for task, where, given in list(pool._running.values()):
+            entries = list(pool._running.values())
+            workdir = Path(record.workdir)
+            pids = await asyncio.to_thread(
+                lambda: [_recorded_pid(pid_file(workdir, t.id, t.attempts)) for t, _, _ in entries])
+            for (task, where, given), pid in zip(entries, pids, strict=True):
                 running.setdefault(where.name, []).append(
-                    NodeTask(task=task.id, group=task.group, cores=task.cores, gpus=list(given), start=task.start))
+                    NodeTask(task=task.id, group=task.group, cores=task.cores, gpus=list(given), start=task.start,
+                             pid=pid))
                 for uuid in given:
                     on_gpu.setdefault(uuid, []).append(task.id)
         out = []
@@ -333,6 +338,19 @@ class Views:
     def finished(self, record: PilotRecord) -> bool:
         """The pilot has ended and is no longer winding down."""
         return record.terminal and self.runs.get(record.id) is None
+
+
+def _recorded_pid(path: Path) -> int | None:
+    """The pid in a running attempt's record (``pid start-time mark``); None if none yet."""
+    try:
+        with open(path, "rb") as f:
+            first = f.read(64).split(maxsplit=1)
+    except OSError:
+        return None
+    try:
+        return int(first[0]) if first else None
+    except ValueError:
+        return None
 
 
 def _last_line(path: Path, tail: int = 4096) -> str:

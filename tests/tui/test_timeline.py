@@ -120,8 +120,10 @@ async def test_timeline_and_nodes_from_a_daemon(tui_daemon: Any, tmp_path: Path)
     (info,) = n["nodes"]
     assert [task["task"] for task in info["tasks"]] == ["long-0"] and info["tasks"][0]["cores"] == 1
     assert info["free_cores"] == info["cores"] - 1 and info["memory"] > 0
+    pid = info["tasks"][0]["pid"]  # the local pilot's task: a process of this machine
+    assert "sleep" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     words = tui_daemon.cli("nodes", long).stdout
-    assert "(1 free)" in words and "long" in words
+    assert "(1 free)" in words and "long" in words and f"pid {pid}" in words
     bad = tui_daemon.cli("timeline", "no-such-pilot", check=False)
     assert bad.returncode == 2 and "no-such-pilot" in bad.stderr and "Traceback" not in bad.stderr
 
