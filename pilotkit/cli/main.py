@@ -152,7 +152,7 @@ def validate(spec: Path, as_json: bool, host: str | None, ssh_config: str | None
     if host:
         from .remote_validate import validate_remote
 
-        validate_remote(spec, as_json, host, ssh_config, remote_socket, remote_pilotkit)
+        validate_remote(spec, as_json, host, ssh_config, remote_socket, remote_pilotkit, profile)
         return
     from ..spec import load_spec
 
