@@ -76,6 +76,7 @@ from .interfaces import (
 )
 from .plugins import Register, get_plugins
 from .proc import Completed, run_command
+from .registry import lazy_exports
 from .rendezvous import Rendezvous
 from .scan import Distribution, RandomSamples, TaskGroup, TasksOptions, check_groups, parameter_points
 from .scan import render as render_command
@@ -169,6 +170,7 @@ __all__ = [
     "hookimpl",
     "hookspec",
     "import_asyncssh",
+    "lazy_exports",
     "parameter_points",
     "parse_duration",
     "parse_size",
