@@ -609,12 +609,3 @@ async def shutdown_command(client: Client, force: bool) -> None:
     """Stop the daemon (local pilots drain and resume when it starts again)."""
     await client.shutdown(force=force)
     click.echo("daemon stopping")
-
-
-COMMANDS = (daemon, submit, status, events, logs, tasks, queue, describe, failures, drain, cancel, retry, shutdown_command)
-
-
-def register_daemon_commands(cli: click.Group) -> None:
-    for command in COMMANDS:
-        cli.add_command(command)
-
