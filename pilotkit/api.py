@@ -76,11 +76,12 @@ from .interfaces import (
 )
 from .plugins import Register, get_plugins
 from .proc import Completed, run_command
+from .registry import lazy_exports
 from .rendezvous import Rendezvous
 from .scan import Distribution, RandomSamples, TaskGroup, TasksOptions, check_groups, parameter_points
 from .scan import render as render_command
 from .spec import Duration, ResolvedSpec, Resources, Size
-from .ssh import import_asyncssh, ssh_connect
+from .ssh import forward_port, import_asyncssh, read_remote_file, ssh_connect, until_interrupted
 from .task import Task
 from .types import Allocation, GpuInfo, NodeInfo, TaskExit, TaskLaunch
 from .units import format_duration, format_size, parse_duration, parse_size, slurm_time
@@ -164,17 +165,21 @@ __all__ = [
     "encode_event",
     "format_duration",
     "format_size",
+    "forward_port",
     "get_plugins",
     "hookimpl",
     "hookspec",
     "import_asyncssh",
+    "lazy_exports",
     "parameter_points",
     "parse_duration",
     "parse_size",
+    "read_remote_file",
     "render_command",
     "run_command",
     "slurm_time",
     "ssh_connect",
     "task_dir",
+    "until_interrupted",
     "version_in",
 ]

@@ -300,15 +300,18 @@ class Client:
 
     # ------------------------------------------------------------------ methods
 
-    async def submit(self, spec: str, *, path: str | None = None, workdir: str | None = None) -> SubmitResult:
-        return await self.call("submit", SubmitParams(spec=spec, path=path, workdir=workdir), SubmitResult)
+    async def submit(
+        self, spec: str, *, path: str | None = None, workdir: str | None = None, profile: str | None = None
+    ) -> SubmitResult:
+        params = SubmitParams(spec=spec, path=path, workdir=workdir, profile=profile)
+        return await self.call("submit", params, SubmitResult)
 
-    async def validate(self, spec: str, *, path: str | None = None) -> ValidateResult:
+    async def validate(self, spec: str, *, path: str | None = None, profile: str | None = None) -> ValidateResult:
         """Check a spec with the daemon's plugins, as ``submit`` would, without running
         it. ``path``: where the spec lives on the daemon's machine (file name in the
         problems, ``{spec_dir}``). An invalid spec is a result (``valid`` false, every
         problem in ``problems``), not an error."""
-        return await self.call("validate", ValidateParams(spec=spec, path=path), ValidateResult)
+        return await self.call("validate", ValidateParams(spec=spec, path=path, profile=profile), ValidateResult)
 
     async def status(self, pilot: str | None = None) -> list[PilotSummary]:
         return (await self.call("status", StatusParams(pilot=pilot), StatusResult)).pilots

@@ -153,6 +153,12 @@ class Pilot:
         self._stop(PilotState.DONE if not terminate else PilotState.CANCELLED, reason, terminate)
 
     def _drain_request(self, reason: str, terminate: bool) -> None:
+        if self.state is PilotState.EVICTING or self.state.terminal:
+            # The pilot is releasing its allocation, its end already decided: a signal
+            # now is the release's own cancel of a job slow to end (a lost node's step),
+            # not a cancel from outside.
+            self._log("info", f"ignored while releasing the allocation: {reason}")
+            return
         if terminate:
             self.cancel(reason)
         else:

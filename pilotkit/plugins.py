@@ -18,6 +18,7 @@ import functools
 import importlib
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -93,26 +94,36 @@ def _api_of(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
 
+_REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s*\(?([^;()]*)\)?\s*(?:;(.*))?$")
+"""``name [extras] specifiers ; marker`` of a requirement line (PEP 508 without URLs)."""
+
+
 def incompatibility(dist: metadata.Distribution) -> str | None:
     """Why ``dist`` cannot be loaded by this pilotkit (its requirement on ``pilotkit``
-    excludes this version), or None when it can (or states no requirement)."""
-    from packaging.requirements import InvalidRequirement, Requirement
-    from packaging.utils import canonicalize_name
+    excludes this version), or None when it can (or states no requirement).
+
+    Only ``packaging.specifiers`` is imported for a plain line (``pilotkit>=0.2,<0.3``):
+    this runs for every plugin at every start of every command."""
+    from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
     from . import __version__
 
     for line in dist.requires or ():
+        match = _REQUIREMENT.match(line)
+        if match is None or match.group(1).lower().replace("_", "-").replace(".", "-") != "pilotkit":
+            continue
+        if match.group(3) and match.group(3).strip():
+            from packaging.markers import Marker
+
+            if not Marker(match.group(3).strip()).evaluate({"extra": ""}):
+                continue
         try:
-            req = Requirement(line)
-        except InvalidRequirement:
+            specifier = SpecifierSet(match.group(2).strip())
+        except InvalidSpecifier:
             continue
-        if canonicalize_name(req.name) != "pilotkit":
-            continue
-        if req.marker is not None and not req.marker.evaluate({"extra": ""}):
-            continue
-        if req.specifier.contains(__version__, prereleases=True):
+        if specifier.contains(__version__, prereleases=True):
             return None
-        clauses = sorted(req.specifier, key=lambda c: (c.operator in ("<", "<=", "!="), c.version))
+        clauses = sorted(specifier, key=lambda c: (c.operator in ("<", "<=", "!="), c.version))
         lower = [c.version for c in clauses if c.operator in (">=", "==", "~=", "===", ">")]
         wanted = "pilotkit" + ",".join(map(str, clauses))
         wanted += f" (plugin API {_api_of(lower[0])})" if lower else ""

@@ -239,6 +239,9 @@ class SubmitParams(msgspec.Struct, kw_only=True):
     """Where the spec lives (on the daemon's machine): error messages, ``{spec_dir}``."""
     workdir: str | None = None
     """Absolute; default: the spec's ``pilot.workdir``, else the daemon's state dir."""
+    profile: str | None = None
+    """A profile of the daemon's site and user configuration to start from, instead of
+    the spec's own ``profile``."""
 
 
 class SubmitResult(msgspec.Struct, kw_only=True):
@@ -253,6 +256,8 @@ class ValidateParams(msgspec.Struct, kw_only=True):
     path: str | None = None
     """Where the spec lives (on the daemon's machine), as for ``submit``: the file name in
     problems, ``{spec_dir}`` and relative paths."""
+    profile: str | None = None
+    """As for ``submit``."""
 
 
 class SpecProblemInfo(msgspec.Struct, kw_only=True):

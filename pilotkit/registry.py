@@ -5,6 +5,8 @@ Below the plugin manager and the hook specifications, so both can name it.
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -64,3 +66,18 @@ class Register(Generic[T]):
             raise PluginError(f"{self.plugin}: {self.kind} '{ident}' is already registered by {other.plugin}")
         self.table[ident] = Registered(None, self.plugin, target, dict(attrs, id=ident))
         self.added.append(ident)
+
+
+def lazy_exports(package: str, names: dict[str, str]) -> Callable[[str], Any]:
+    """A module ``__getattr__`` for a plugin package that re-exports ``names`` (name ->
+    submodule) without importing them: ``__getattr__ = lazy_exports(__name__, {...})``.
+    With :meth:`Register.lazy`, loading the plugin imports only its ``__init__``, so
+    every ``pilotkit`` command starts as fast with the plugin installed as without."""
+
+    def __getattr__(name: str) -> Any:
+        module = names.get(name)
+        if module is None:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        return getattr(importlib.import_module(f".{module}", package), name)
+
+    return __getattr__

@@ -7,7 +7,9 @@ warning, and only while asyncssh is imported. Import asyncssh only through it (p
 ``pilotkit.api.import_asyncssh``); for annotations, ``import asyncssh`` under
 ``TYPE_CHECKING``.
 
-:func:`ssh_connect` opens a connection the way every pilotkit command does.
+:func:`ssh_connect` opens a connection the way every pilotkit command does;
+:func:`forward_port`, :func:`read_remote_file` and :func:`until_interrupted` are what a
+``connect --host`` command (a tunnel to a service in the allocation) is made of.
 """
 
 from __future__ import annotations
@@ -71,3 +73,53 @@ async def ssh_connect(target: str, *, ssh_config: str | None = None, **options: 
     except (OSError, TimeoutError) as exc:
         raise PilotkitError(f"ssh {target}: cannot connect: {exc}") from None
     return conn
+
+
+async def forward_port(conn: SSHClientConnection, host: str, port: int, *, local_port: int = 0) -> int:
+    """Forward ``127.0.0.1:local_port`` (0: any free port) through ``conn`` to
+    ``host:port`` as the SSH server sees it; returns the local port. The forward lasts
+    as long as the connection."""
+    listener = await conn.forward_local_port("127.0.0.1", local_port, host, port)
+    return int(listener.get_port())
+
+
+async def read_remote_file(conn: SSHClientConnection, path: str, *, target: str) -> bytes:
+    """The bytes of ``path`` on the SSH host (over SFTP). A missing or unreadable file
+    raises a one-line :class:`PilotkitError` naming ``target:path``."""
+    from .errors import PilotkitError
+
+    asyncssh = import_asyncssh()
+    try:
+        async with conn.start_sftp_client() as sftp:
+            async with sftp.open(path, "rb") as f:
+                data: bytes | str = await f.read()
+    except asyncssh.SFTPNoSuchFile:
+        raise PilotkitError(f"{target}:{path}: no such file") from None
+    except asyncssh.SFTPError as exc:
+        raise PilotkitError(f"{target}:{path}: {exc.reason}") from None
+    return data.encode() if isinstance(data, str) else bytes(data)
+
+
+async def until_interrupted(conn: SSHClientConnection) -> None:
+    """Wait until Ctrl-C or SIGTERM (returns), or until the connection drops (raises a
+    one-line :class:`PilotkitError`): how a foreground tunnel command waits."""
+    import asyncio
+    import signal
+
+    from .errors import PilotkitError
+
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    closed = asyncio.ensure_future(conn.wait_closed())
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({closed, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        if closed.done() and not stopped.done():
+            raise PilotkitError("the SSH connection closed")
+    finally:
+        closed.cancel()
+        stopped.cancel()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

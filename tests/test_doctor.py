@@ -25,7 +25,12 @@ workdir_root = "{root}"
 
 
 def doctor(
-    tmp_path: Path, env: dict[str, str], *, partition: str = "debug", callback: str | None = None
+    tmp_path: Path,
+    env: dict[str, str],
+    *,
+    partition: str = "debug",
+    callback: str | None = None,
+    wrap: tuple[str, ...] = (),
 ) -> subprocess.CompletedProcess[str]:
     site = tmp_path / "site.toml"
     site.write_text(
@@ -37,7 +42,7 @@ def doctor(
     )
     env = {**env, "PILOTKIT_SITE_CONFIG": str(site), "XDG_CONFIG_HOME": str(tmp_path / "none")}
     return subprocess.run(
-        ["pilotkit", "doctor", "--profile", "test", "--deep", "--json"],
+        [*wrap, "pilotkit", "doctor", "--profile", "test", "--deep", "--json"],
         env=env, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
 
@@ -92,3 +97,23 @@ def test_doctor_names_an_unreachable_callback_address(
     assert found["callback"]["message"].startswith("a compute node cannot connect to 127.0.0.1:")
     assert "callback_host" in found["callback"]["hint"]
     assert [c for c in found.values() if c["level"] == "error"] == [found["callback"]]
+
+
+def test_doctor_names_a_workdir_the_nodes_cannot_see(
+    slurm: dict[str, str], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    # A node-local directory: the workdir root is a tmpfs mounted in a mount namespace of
+    # this doctor only; the nodes' slurmd see the empty directory under it, as a compute
+    # node sees a login node's /tmp.
+    root = tmp_path / "runs"
+    root.mkdir()
+    mount = f"mount -t tmpfs pilotkit-doctor {root} && exec " + '"$@"'
+    wrap = ("unshare", "--mount", "--propagation", "private", "sh", "-c", mount, "sh")
+    out = doctor(tmp_path, {**cli_env, **slurm}, wrap=wrap)
+    assert out.returncode == 1, out.stdout + out.stderr
+    found = checks(out)
+    assert found["workdir"]["level"] == "error", found["workdir"]
+    assert found["workdir"]["message"].startswith(f"{root}: a compute node does not see it")
+    assert "filesystem the nodes share" in found["workdir"]["hint"]
+    assert [c for c in found.values() if c["level"] == "error"] == [found["workdir"]]
+    assert not list(root.iterdir()), "nothing was left in the directory the nodes see"

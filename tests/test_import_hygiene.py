@@ -131,3 +131,48 @@ def test_parsing_a_spec_imports_no_plugin() -> None:
     )
     result = _run(code)
     assert result.returncode == 0 and result.stdout.strip() == "ok", result.stderr
+
+
+HEAVY = ("distributed", "dask", "ray", "optuna", "kr8s", "kubernetes_asyncio", "jupyter_server",
+         "asyncssh", "pynvml", "packaging.requirements", "textual")  # fmt: skip
+"""Libraries of single plugins or commands: loading the plugins must import none of them."""
+
+
+def test_loading_every_plugin_imports_only_their_packages() -> None:
+    """Every ``pilotkit`` command loads every installed plugin: each registers its classes
+    lazily (``register.lazy``) and re-exports with ``lazy_exports``, so that loading them
+    costs their ``__init__`` only and an unused plugin never slows a command down."""
+    code = (
+        "import sys\n"
+        "from pilotkit.plugins import Plugins\n"
+        "plugins = Plugins().load()\n"
+        "assert not plugins.errors, plugins.errors\n"
+        "names = sorted(plugins.info)\n"
+        "assert len(names) >= 10, names\n"
+        "sub = sorted(m for m in sys.modules if m.startswith('pilotkit_') and '.' in m)\n"
+        f"heavy = sorted(m for m in {HEAVY!r} if m in sys.modules)\n"
+        "print(sub, heavy)\n"
+    )
+    result = _run(code)
+    assert result.returncode == 0, result.stderr
+    # pilotkit_mpi.watch: the mpi plugin's event hook (a few lines, no imports of its own)
+    assert result.stdout.strip() == "['pilotkit_mpi.watch'] []", result.stdout
+
+
+def test_lazy_registrations_name_what_their_classes_say() -> None:
+    """A lazy registration's id and attributes (a stager's ``schemes``, a runtime's
+    ``binaries``) are the class's own, once imported."""
+    from pilotkit.plugins import Plugins
+
+    plugins = Plugins().load()
+    lazy = 0
+    for kind, table in plugins.tables.items():
+        for ident, entry in table.items():
+            if entry.target is None:
+                continue
+            lazy += 1
+            cls = plugins.resolve(kind, entry)
+            assert cls.id == ident, entry.target
+            for name, value in entry.attrs.items():
+                assert getattr(cls, name) == value, f"{entry.target}.{name}"
+    assert lazy >= 12

@@ -248,9 +248,13 @@ def _accepts(path: Path) -> bool:
               help="Where task dirs, logs and results go (default: the daemon's state dir).")
 @click.option("--wait", is_flag=True, help="Follow the pilot to its end; exit with its status.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.option("--profile", envvar="PILOTKIT_PROFILE", metavar="NAME",
+              help="Start from this profile of the daemon's site and user configuration (instead of the spec's).")
 @connection_options
 @with_client
-async def submit(client: Client, spec: Path, workdir: Path | None, wait: bool, as_json: bool) -> None:
+async def submit(
+    client: Client, spec: Path, workdir: Path | None, wait: bool, as_json: bool, profile: str | None
+) -> None:
     """Hand a pilot spec to the daemon; prints the pilot's id.
 
     Paths in the spec resolve on the daemon's machine ({spec_dir} is this file's
@@ -263,7 +267,7 @@ async def submit(client: Client, spec: Path, workdir: Path | None, wait: bool, a
 
     text = read_text(spec)  # a small local file, read before anything else happens
     result = await client.submit(
-        text, path=str(spec.resolve()), workdir=str(workdir.resolve()) if workdir else None
+        text, path=str(spec.resolve()), workdir=str(workdir.resolve()) if workdir else None, profile=profile
     )
     if as_json:
         _echo_json(result)
@@ -611,12 +615,3 @@ async def shutdown_command(client: Client, force: bool) -> None:
     """Stop the daemon (local pilots drain and resume when it starts again)."""
     await client.shutdown(force=force)
     click.echo("daemon stopping")
-
-
-COMMANDS = (daemon, submit, status, events, logs, tasks, queue, describe, failures, drain, cancel, retry, shutdown_command)
-
-
-def register_daemon_commands(cli: click.Group) -> None:
-    for command in COMMANDS:
-        cli.add_command(command)
-

@@ -49,9 +49,20 @@ def setup_logging(verbose: int) -> None:
 
 
 class PilotkitGroup(click.Group):
-    """Turns errors into one line and an exit code; loads plugin commands lazily."""
+    """Turns errors into one line and an exit code; imports each command's module, and
+    loads the plugins' commands, only when they are needed."""
 
     _plugin_commands_loaded = False
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, str] = {}
+        """Command name -> ``module:attribute`` of the click command, imported when the
+        command runs (or ``--help`` lists it): ``pilotkit run`` does not pay for
+        importing the daemon's, the doctor's or the dashboard's commands."""
+
+    def add_lazy(self, commands: dict[str, str]) -> None:
+        self.lazy.update(commands)
 
     def _load_plugin_commands(self) -> None:
         if not self._plugin_commands_loaded:
@@ -62,6 +73,13 @@ class PilotkitGroup(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name in self.lazy:
+            import importlib
+
+            module, _, attr = self.lazy[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            assert isinstance(command, click.Command)
+            self.add_command(command, cmd_name)
         if command is None:
             self._load_plugin_commands()
             command = super().get_command(ctx, cmd_name)
@@ -69,7 +87,7 @@ class PilotkitGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         self._load_plugin_commands()
-        return super().list_commands(ctx)
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -152,7 +170,7 @@ def validate(spec: Path, as_json: bool, host: str | None, ssh_config: str | None
     if host:
         from .remote_validate import validate_remote
 
-        validate_remote(spec, as_json, host, ssh_config, remote_socket, remote_pilotkit)
+        validate_remote(spec, as_json, host, ssh_config, remote_socket, remote_pilotkit, profile)
         return
     from ..spec import load_spec
 
@@ -293,32 +311,27 @@ def schema(plugin: str | None) -> None:
     echo_json(options_schema(get_plugins().get(kind, ident)))
 
 
-from .daemon_commands import register_daemon_commands  # noqa: E402
-
-register_daemon_commands(cli)
-from .nodes import COMMANDS as NODE_COMMANDS  # noqa: E402
-
-for _command in NODE_COMMANDS:
-    cli.add_command(_command)
-from .tui import tui  # noqa: E402  (click only: the dashboard loads when the command runs)
-
-cli.add_command(tui)
-
-
-from .container import container  # noqa: E402
-
-cli.add_command(container)
-
-from .config import config  # noqa: E402
-from .doctor import doctor  # noqa: E402
-from .init import init  # noqa: E402
-from .share import docs, examples  # noqa: E402
-
-cli.add_command(config)
-cli.add_command(doctor)
-cli.add_command(init)
-cli.add_command(examples)
-cli.add_command(docs)
+cli.add_lazy(
+    {
+        **{
+            name: f"pilotkit.cli.daemon_commands:{name}"
+            for name in (
+                *("daemon", "submit", "status", "events", "logs", "tasks", "queue"),
+                *("describe", "failures", "drain", "cancel", "retry"),
+            )
+        },
+        "shutdown": "pilotkit.cli.daemon_commands:shutdown_command",
+        "timeline": "pilotkit.cli.nodes:timeline",
+        "nodes": "pilotkit.cli.nodes:nodes",
+        "tui": "pilotkit.cli.tui:tui",  # click only: the dashboard loads when the command runs
+        "container": "pilotkit.cli.container:container",
+        "config": "pilotkit.cli.config:config",
+        "doctor": "pilotkit.cli.doctor:doctor",
+        "init": "pilotkit.cli.init:init",
+        "examples": "pilotkit.cli.share:examples",
+        "docs": "pilotkit.cli.share:docs",
+    }
+)
 
 
 def main() -> None:

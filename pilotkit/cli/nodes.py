@@ -47,6 +47,3 @@ async def nodes(client: Client, pilot: str, as_json: bool) -> None:
         return
     for line in nodes_lines(r):
         click.echo(line)
-
-
-COMMANDS = (timeline, nodes)

@@ -16,7 +16,7 @@ from ..protocol import ValidateResult
 
 
 def validate_remote(spec: Path, as_json: bool, host: str, ssh_config: str | None, remote_socket: str | None,
-                    remote_pilotkit: str | None) -> None:
+                    remote_pilotkit: str | None, profile: str | None = None) -> None:
     """Print what local ``validate`` prints; exit 2 when the spec is not valid."""
     from ..client import Target, open_client
     from ..specfile.parsing import read_text
@@ -34,7 +34,7 @@ def validate_remote(spec: Path, as_json: bool, host: str, ssh_config: str | None
         client = await open_client(target)
         try:
             # Paths resolve on the daemon's machine, as for 'submit'.
-            return await client.validate(text, path=str(spec.resolve()))
+            return await client.validate(text, path=str(spec.resolve()), profile=profile)
         finally:
             await client.close()
 

@@ -146,3 +146,9 @@ def m002_attempts_by_start(db: sqlite3.Connection) -> None:
 def m003_pilot_attached(db: sqlite3.Connection) -> None:
     """Whether the daemon holds a batch pilot's allocation (False once detached)."""
     db.execute("ALTER TABLE pilots ADD COLUMN attached INTEGER NOT NULL DEFAULT 1")
+
+
+@migrations
+def m004_pilot_profile(db: sqlite3.Connection) -> None:
+    """The profile a pilot was submitted with (``submit --profile``), or NULL."""
+    db.execute("ALTER TABLE pilots ADD COLUMN profile TEXT")

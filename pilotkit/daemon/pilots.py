@@ -19,6 +19,7 @@ import asyncio
 import time
 from pathlib import Path
 
+from ..errors import PilotkitError, SpecError
 from ..pilot import new_pilot_id
 from ..plugins import Plugins
 from ..protocol import (
@@ -71,7 +72,14 @@ class PilotManager:
     async def submit(self, params: SubmitParams) -> SubmitResult:
         if self.runs.stopping:
             raise ShuttingDown
-        resolved = await asyncio.to_thread(parse_spec, params.spec, params.path, self.plugins)
+        try:
+            resolved = await asyncio.to_thread(
+                parse_spec, params.spec, params.path, self.plugins, profile=params.profile
+            )
+        except SpecError:
+            raise
+        except PilotkitError as exc:  # --profile names no profile of the daemon's files
+            raise BadParams(exc.message) from None
         pilot_id = new_pilot_id(resolved.name)
         while pilot_id in self.records:
             pilot_id = new_pilot_id(resolved.name)
@@ -85,6 +93,7 @@ class PilotManager:
         record = PilotRecord(
             id=pilot_id, name=resolved.name, provider=resolved.provider_cls.id, state="new",
             spec=params.spec, spec_path=params.path, workdir=str(workdir), created=now, updated=now,
+            profile=params.profile,
         )
         await self.records.add(record)
         await self.runs.start(record, None, new_run=False, resolved=resolved)

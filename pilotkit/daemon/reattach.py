@@ -129,7 +129,7 @@ async def reattach(record: PilotRecord, provider_cls: type[Provider] | None, plu
     if provider_cls.reattach is Provider.reattach or record.job_id is None:
         return None, f"waiting to re-attach: provider '{record.provider}' cannot re-attach yet ({job})"
     try:
-        spec = await asyncio.to_thread(parse_spec, record.spec, record.spec_path, plugins)
+        spec = await asyncio.to_thread(parse_spec, record.spec, record.spec_path, plugins, profile=record.profile)
         provider = provider_cls(spec, spec.provider_options)
         ctx = PilotContext(record.id, spec, Path(record.workdir), lambda event: None)
         allocation = await provider.reattach(record.job_id, ctx)

@@ -28,7 +28,7 @@ FAILED_OUTCOMES = frozenset({"failed", "timeout", "spawn-error", "lost", "killed
 _COLUMNS = (
     "id", "name", "provider", "state", "reason", "spec", "spec_path", "workdir", "created", "updated",
     "ended", "job_id", "allocation", "walltime_end", "nodes", "cores", "gpus", "progress", "run",
-    "crashes", "desired", "attached",
+    "crashes", "desired", "attached", "profile",
 )
 _nodes_decoder = msgspec.json.Decoder(list[NodeInfo])
 _progress_decoder = msgspec.json.Decoder(dict[str, Counts])
@@ -61,6 +61,9 @@ class PilotRecord:
     desired: str | None = None
     """``drain`` or ``cancel`` once asked (durable: honoured after a restart)."""
     attached: bool = True
+    profile: str | None = None
+    """The profile given with ``submit --profile`` (the spec is parsed with it again
+    after a restart)."""
 
     @classmethod
     def from_row(cls, row: tuple[Any, ...]) -> PilotRecord:

@@ -95,7 +95,9 @@ class Runs:
         """Run ``record``'s pilot (``new_run``: again, as its next run)."""
         if resolved is None:
             try:
-                resolved = await asyncio.to_thread(parse_spec, record.spec, record.spec_path, self.plugins)
+                resolved = await asyncio.to_thread(
+                    parse_spec, record.spec, record.spec_path, self.plugins, profile=record.profile
+                )
             except PilotkitError as exc:
                 await self.finish(record, "failed", f"the spec is no longer valid: {exc}")
                 return

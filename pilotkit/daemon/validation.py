@@ -7,7 +7,7 @@ may read files).
 
 from __future__ import annotations
 
-from ..errors import SpecError
+from ..errors import PilotkitError, SpecError
 from ..plugins import Plugins
 from ..protocol import SpecProblemInfo, ValidateParams, ValidateResult
 from ..spec import parse_spec
@@ -16,12 +16,16 @@ from ..spec import parse_spec
 def validate(params: ValidateParams, plugins: Plugins) -> ValidateResult:
     """Parse, check and resolve ``params.spec`` as ``submit`` would."""
     try:
-        resolved = parse_spec(params.spec, params.path, plugins)
+        resolved = parse_spec(params.spec, params.path, plugins, profile=params.profile)
     except SpecError as exc:
         return ValidateResult(valid=False, problems=[
             SpecProblemInfo(file=p.file, key=p.key, line=p.line, message=p.message, suggestion=p.suggestion)
             for p in exc.problems
         ])
+    except PilotkitError as exc:  # the profile asked for is in none of the daemon's files
+        from .faults import BadParams
+
+        raise BadParams(exc.message) from None
     tasks: int | None = None
     groups = getattr(resolved.app_options, "groups", None)
     if groups is not None and resolved.app_cls.id == "tasks":

@@ -58,6 +58,9 @@ class DescribeScreen(DashboardScreen):
 
     def show(self) -> None:
         if not self.is_mounted:
+            # The answer came before the screen finished mounting (an answer at hand,
+            # as a replay's is): draw it once the screen is up.
+            self.call_after_refresh(self.show)
             return
         p = palette_of(self)
         text = Text(no_wrap=True, overflow="ellipsis")

@@ -6,10 +6,11 @@ import os
 from pathlib import Path
 
 import pytest
-from pilotkit_apptainer import ApptainerRuntime, pilotkit_register_runtimes
+from pilotkit_apptainer import ApptainerRuntime
 from pilotkit_apptainer.runtime import parse_version
 
 from pilotkit.api import MissingBinaryError, PilotkitError, StagedImage
+from pilotkit.plugins import Plugins
 
 
 def fake_binary(directory: Path, name: str, output: str) -> None:
@@ -69,8 +70,8 @@ async def test_prepare_rejects_oci_bundle(tmp_path: Path) -> None:
 
 
 def test_registers_its_runtime() -> None:
-    seen: list[type] = []
-    pilotkit_register_runtimes(seen.append)  # type: ignore[arg-type]
-    assert seen == [ApptainerRuntime]
+    plugins = Plugins().load()
+    assert plugins.tables["runtimes"]["apptainer"].plugin == "apptainer"
+    assert plugins.runtime("apptainer") is ApptainerRuntime
     assert ApptainerRuntime.id == "apptainer"
     assert os.sep not in ApptainerRuntime.id

@@ -20,12 +20,8 @@ from pilotkit.api import hookimpl
 
 @hookimpl
 def pilotkit_register_providers(register: Any) -> None:
-    from .htcondor_provider import HtcondorProvider
-    from .lsf_provider import LsfProvider
-    from .pbs_provider import PbsProvider
-    from .provider import SlurmProvider
-
-    register(SlurmProvider)
-    register(PbsProvider)
-    register(LsfProvider)
-    register(HtcondorProvider)
+    """Register the four providers, each imported when a spec first uses it."""
+    register.lazy("slurm", "pilotkit_batch.provider:SlurmProvider")
+    register.lazy("pbs", "pilotkit_batch.pbs_provider:PbsProvider")
+    register.lazy("lsf", "pilotkit_batch.lsf_provider:LsfProvider")
+    register.lazy("htcondor", "pilotkit_batch.htcondor_provider:HtcondorProvider")

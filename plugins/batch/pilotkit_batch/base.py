@@ -289,8 +289,10 @@ class BatchProvider(Provider):
                 return info
             if info.state.terminal:
                 reason = f" ({info.reason})" if info.reason else ""
+                said = await asyncio.to_thread(self._stderr_tail, ctx)
                 raise PilotkitError(
                     f"{self.system} job {self.job_id} ended before it started: {info.state.value}{reason}"
+                    + (f"; the job said: {said}" if said else "")
                 )
             if options.queue_timeout is not None and time.monotonic() - started > options.queue_timeout:
                 raise PilotkitError(

@@ -59,6 +59,9 @@ class BatchJob:
     """Exported by the job script before the command runs."""
     comment: str | None = None
     """Shown with the job where the batch system keeps a comment (Slurm's ``--comment``)."""
+    prologue: Sequence[str] = ()
+    """Shell lines the job script runs before the command (``module load ...``); the
+    first that fails ends the job with a line naming it."""
 
     def __post_init__(self) -> None:
         if not self.name.strip():

@@ -28,6 +28,11 @@ class SlurmOptions(BatchOptions, forbid_unknown_fields=True, omit_defaults=True)
 
     srun_args: list[str] = []
     """Extra arguments for the srun that starts the node agents."""
+    prologue: list[str] = []
+    """Shell lines the job script runs before it starts the agents (``module load
+    cuda/12``, ``source ~/env/bin/activate``): the agents on every node, and so the
+    tasks, inherit the environment they set. The first line that fails ends the job
+    with ``pilotkit: prologue line N failed`` in its stderr."""
 
 
 class SlurmProvider(BatchProvider):
@@ -48,7 +53,10 @@ class SlurmProvider(BatchProvider):
     def render(self, job: BatchJob) -> str:
         """The script, with the job named ``pk-<pilot name>`` so that squeue shows it is a
         pilot (and ``--comment`` naming the pilot id)."""
-        return slurm.render_script(dataclasses.replace(job, name=f"pk-{job.name}"))
+        options: SlurmOptions = self.options
+        return slurm.render_script(
+            dataclasses.replace(job, name=f"pk-{job.name}", prologue=tuple(options.prologue))
+        )
 
     def job_files(self, workdir: Path) -> tuple[str, str, str]:
         return "job.sh", str(workdir / "slurm-%j.out"), str(workdir / "slurm-%j.err")

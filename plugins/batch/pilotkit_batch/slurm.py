@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable
+import shlex
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from pilotkit.api import slurm_time
@@ -73,8 +74,19 @@ def render_script(job: BatchJob) -> str:
         {
             "resource_directives": lines,
             "environment": [directive("export", key, value) for key, value in job.env.items()],
+            "prologue": prologue_lines(job.prologue),
         },
     )
+
+
+def prologue_lines(lines: Sequence[str]) -> list[str]:
+    """Each prologue line run in the script's own shell (so what it exports or loads
+    stays), and the script ends at the first that fails, naming it on stderr."""
+    out = []
+    for number, line in enumerate(lines, 1):
+        said = shlex.quote(f"pilotkit: prologue line {number} failed ({line})")
+        out.append(f'{{ {line}\n}} || {{ echo {said}" with exit code $?" >&2; exit 2; }}')
+    return out
 
 
 # --------------------------------------------------------------------------- argv

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pilotkit.api import hookimpl
-
-from .refs import DockerRef, parse_docker_ref, unpacked_path
-from .stager import CvmfsOptions, CvmfsStager
+from pilotkit.api import hookimpl, lazy_exports
 
 if TYPE_CHECKING:
     from pilotkit.api import Register, Stager
+
+    from .refs import DockerRef, parse_docker_ref, unpacked_path
+    from .stager import CvmfsOptions, CvmfsStager
 
 __all__ = [
     "CvmfsOptions",
@@ -28,5 +28,8 @@ __all__ = [
 
 @hookimpl
 def pilotkit_register_stagers(register: Register[Stager]) -> None:
-    """Register :class:`CvmfsStager`."""
-    register(CvmfsStager)
+    """Register :class:`CvmfsStager`, imported when a spec first uses it."""
+    register.lazy("cvmfs", "pilotkit_cvmfs.stager:CvmfsStager", schemes=("docker",))
+
+
+__getattr__ = lazy_exports(__name__, {"DockerRef": "refs", "parse_docker_ref": "refs", "unpacked_path": "refs", "CvmfsOptions": "stager", "CvmfsStager": "stager"})

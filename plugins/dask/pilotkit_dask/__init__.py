@@ -10,22 +10,22 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pilotkit.api import hookimpl
-
-from .app import DaskApp
-from .events import DaskProgress
+from pilotkit.api import hookimpl, lazy_exports
 
 if TYPE_CHECKING:
     import click
 
     from pilotkit.api import Register
 
+    from .app import DaskApp
+    from .events import DaskProgress
+
 __all__ = ["DaskApp", "DaskProgress"]
 
 
 @hookimpl
 def pilotkit_register_apps(register: Register[Any]) -> None:
-    register(DaskApp)
+    register.lazy("dask", "pilotkit_dask.app:DaskApp")
 
 
 @hookimpl
@@ -33,3 +33,6 @@ def pilotkit_add_commands(cli: click.Group) -> None:
     from .cli import dask_group
 
     cli.add_command(dask_group)
+
+
+__getattr__ = lazy_exports(__name__, {"DaskApp": "app", "DaskProgress": "events"})

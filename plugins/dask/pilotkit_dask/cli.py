@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import signal
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,7 +12,15 @@ from urllib.parse import urlsplit
 import click
 import msgspec
 
-from pilotkit.api import PilotkitError, connect_daemon, import_asyncssh, ssh_connect
+from pilotkit.api import (
+    PilotkitError,
+    connect_daemon,
+    forward_port,
+    import_asyncssh,
+    read_remote_file,
+    ssh_connect,
+    until_interrupted,
+)
 
 from .commands import CONNECTION_FILE
 from .connection import ConnectionInfo, host_of, parse_info, port_of, read_info
@@ -113,15 +120,12 @@ async def _tunnel(pilot: str, host: str, ssh_config: str | None, local_port: int
         else:
             workdir = await _workdir_from_daemon(pilot, host=host, ssh_config=ssh_config)
         info = _running(await _remote_info(conn, workdir, host), pilot)
-        scheduler = await conn.forward_local_port(
-            "127.0.0.1", local_port, host_of(info.scheduler), port_of(info.scheduler)
-        )
-        local = f"tcp://127.0.0.1:{scheduler.get_port()}"
+        port = await forward_port(conn, host_of(info.scheduler), port_of(info.scheduler), local_port=local_port)
+        local = f"tcp://127.0.0.1:{port}"
         dashboard = None
         url = urlsplit(info.dashboard) if info.dashboard else None
         if url is not None and url.hostname and url.port:
-            forward = await conn.forward_local_port("127.0.0.1", 0, url.hostname, url.port)
-            dashboard = f"http://127.0.0.1:{forward.get_port()}{url.path}"
+            dashboard = f"http://127.0.0.1:{await forward_port(conn, url.hostname, url.port)}{url.path}"
         _print(info, as_json, local=local, dashboard=dashboard)
         click.echo(
             f"forwarding {local} to {info.scheduler} through {host}"
@@ -129,7 +133,7 @@ async def _tunnel(pilot: str, host: str, ssh_config: str | None, local_port: int
             + "; Ctrl-C to stop",
             err=True,
         )
-        await _until_interrupted(conn)
+        await until_interrupted(conn)
     except asyncssh.Error as exc:
         raise PilotkitError(f"ssh {host}: {exc.reason}") from None
     finally:
@@ -140,36 +144,13 @@ async def _tunnel(pilot: str, host: str, ssh_config: str | None, local_port: int
 
 async def _remote_info(conn: Any, workdir: str, host: str) -> ConnectionInfo:
     """Read ``dask.json`` of a working directory on the SSH host (over SFTP)."""
-    asyncssh = import_asyncssh()
-
     path = workdir if workdir.endswith(CONNECTION_FILE) else f"{workdir.rstrip('/')}/{CONNECTION_FILE}"
     try:
-        async with conn.start_sftp_client() as sftp:
-            async with sftp.open(path, "rb") as f:
-                data = await f.read()
-    except asyncssh.SFTPNoSuchFile:
-        raise PilotkitError(
-            f"{host}:{path}: no such file: not a Dask pilot, or its cluster is not up yet"
-        ) from None
-    except asyncssh.SFTPError as exc:
-        raise PilotkitError(f"{host}:{path}: {exc.reason}") from None
-    return parse_info(bytes(data), f"{host}:{path}")
-
-
-async def _until_interrupted(conn: Any) -> None:
-    """Until Ctrl-C (or SIGTERM), or the SSH connection drops."""
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    closed = asyncio.ensure_future(conn.wait_closed())
-    stopped = asyncio.ensure_future(stop.wait())
-    try:
-        await asyncio.wait({closed, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        if closed.done() and not stopped.done():
-            raise PilotkitError("the SSH connection closed")
-    finally:
-        closed.cancel()
-        stopped.cancel()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
+        data = await read_remote_file(conn, path, target=host)
+    except PilotkitError as exc:
+        if str(exc).endswith("no such file"):
+            raise PilotkitError(
+                f"{host}:{path}: no such file: not a Dask pilot, or its cluster is not up yet"
+            ) from None
+        raise
+    return parse_info(data, f"{host}:{path}")

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pilotkit.api import hookimpl
-
-from .formats import ImageInfo, detect_format, inspect_image
-from .stager import LocalImageOptions, LocalImageStager, path_of_ref
+from pilotkit.api import hookimpl, lazy_exports
 
 if TYPE_CHECKING:
     from pilotkit.api import Register, Stager
+
+    from .formats import ImageInfo, detect_format, inspect_image
+    from .stager import LocalImageOptions, LocalImageStager, path_of_ref
 
 __all__ = [
     "ImageInfo",
@@ -29,5 +29,8 @@ __all__ = [
 
 @hookimpl
 def pilotkit_register_stagers(register: Register[Stager]) -> None:
-    """Register :class:`LocalImageStager`."""
-    register(LocalImageStager)
+    """Register :class:`LocalImageStager`, imported when a spec first uses it."""
+    register.lazy("local", "pilotkit_local_image.stager:LocalImageStager", schemes=("file",))
+
+
+__getattr__ = lazy_exports(__name__, {"ImageInfo": "formats", "detect_format": "formats", "inspect_image": "formats", "LocalImageOptions": "stager", "LocalImageStager": "stager", "path_of_ref": "stager"})

@@ -35,7 +35,7 @@ def plugins_with(stager_module: object, name: str) -> Plugins:
 
 
 def stagers(plugins: Plugins) -> dict[str, type[Stager]]:
-    return {ident: entry.cls for ident, entry in plugins.tables["stagers"].items()}
+    return {ident: plugins.resolve("stagers", entry) for ident, entry in plugins.tables["stagers"].items()}
 
 
 class Recorder(list[Event]):

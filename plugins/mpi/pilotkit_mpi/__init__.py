@@ -24,17 +24,13 @@ from . import watch
 
 @hookimpl
 def pilotkit_register_launchers(register: Any) -> None:
-    from .launchers import MpirunLauncher, SrunLauncher
-
-    register(SrunLauncher)
-    register(MpirunLauncher)
+    register.lazy("srun", "pilotkit_mpi.launchers:SrunLauncher")
+    register.lazy("mpirun", "pilotkit_mpi.launchers:MpirunLauncher")
 
 
 @hookimpl
 def pilotkit_register_apps(register: Any) -> None:
-    from .app import MpiApp
-
-    register(MpiApp)
+    register.lazy("mpi", "pilotkit_mpi.app:MpiApp")
 
 
 @hookimpl

@@ -9,18 +9,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pilotkit.api import hookimpl
-
-from .options import OciOptions
-from .runtime import OciRuntime
+from pilotkit.api import hookimpl, lazy_exports
 
 if TYPE_CHECKING:
     from pilotkit.api import ContainerRuntime, Register
+
+    from .options import OciOptions
+    from .runtime import OciRuntime
 
 __all__ = ["OciOptions", "OciRuntime", "pilotkit_register_runtimes"]
 
 
 @hookimpl
 def pilotkit_register_runtimes(register: Register[ContainerRuntime]) -> None:
-    """Register :class:`OciRuntime`."""
-    register(OciRuntime)
+    """Register :class:`OciRuntime`, imported when a spec first uses it."""
+    register.lazy("oci", "pilotkit_oci.runtime:OciRuntime", binaries=("runc",))
+
+
+__getattr__ = lazy_exports(__name__, {"OciOptions": "options", "OciRuntime": "runtime"})

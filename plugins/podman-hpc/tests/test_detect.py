@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pilotkit_podman_hpc import PodmanHpcRuntime, pilotkit_register_runtimes
+from pilotkit_podman_hpc import PodmanHpcRuntime
 from pilotkit_podman_hpc.runtime import parse_version
 
 from pilotkit.api import MissingBinaryError, PilotkitError, StagedImage
+from pilotkit.plugins import Plugins
 
 PODMAN_VERSION = """Client:       Podman Engine
 Version:      4.9.4-rhel
@@ -47,6 +48,6 @@ async def test_prepare(tmp_path: Path) -> None:
 
 
 def test_registers_its_runtime() -> None:
-    seen: list[type] = []
-    pilotkit_register_runtimes(seen.append)  # type: ignore[arg-type]
-    assert seen == [PodmanHpcRuntime]
+    plugins = Plugins().load()
+    assert plugins.tables["runtimes"]["podman-hpc"].plugin == "podman-hpc"
+    assert plugins.runtime("podman-hpc") is PodmanHpcRuntime

@@ -5,10 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pilotkit_sarus import SarusRuntime, pilotkit_register_runtimes
+from pilotkit_sarus import SarusRuntime
 from pilotkit_sarus.runtime import parse_version
 
 from pilotkit.api import MissingBinaryError, PilotkitError, StagedImage
+from pilotkit.plugins import Plugins
 
 
 @pytest.mark.parametrize(
@@ -43,6 +44,6 @@ async def test_prepare(tmp_path: Path) -> None:
 
 
 def test_registers_its_runtime() -> None:
-    seen: list[type] = []
-    pilotkit_register_runtimes(seen.append)  # type: ignore[arg-type]
-    assert seen == [SarusRuntime]
+    plugins = Plugins().load()
+    assert plugins.tables["runtimes"]["sarus"].plugin == "sarus"
+    assert plugins.runtime("sarus") is SarusRuntime

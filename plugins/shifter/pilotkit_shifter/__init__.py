@@ -8,17 +8,20 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from pilotkit.api import hookimpl
-
-from .runtime import ShifterOptions, ShifterRuntime
+from pilotkit.api import hookimpl, lazy_exports
 
 if TYPE_CHECKING:
     from pilotkit.api import ContainerRuntime, Register
+
+    from .runtime import ShifterOptions, ShifterRuntime
 
 __all__ = ["ShifterOptions", "ShifterRuntime", "pilotkit_register_runtimes"]
 
 
 @hookimpl
 def pilotkit_register_runtimes(register: Register[ContainerRuntime]) -> None:
-    """Register :class:`ShifterRuntime`."""
-    register(ShifterRuntime)
+    """Register :class:`ShifterRuntime`, imported when a spec first uses it."""
+    register.lazy("shifter", "pilotkit_shifter.runtime:ShifterRuntime", binaries=("shifter",))
+
+
+__getattr__ = lazy_exports(__name__, {"ShifterOptions": "runtime", "ShifterRuntime": "runtime"})

@@ -5,9 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pilotkit_shifter import ShifterRuntime, pilotkit_register_runtimes
+from pilotkit_shifter import ShifterRuntime
 
 from pilotkit.api import MissingBinaryError, PilotkitError, StagedImage
+from pilotkit.plugins import Plugins
 
 
 def fake_shifter(directory: Path, script: str) -> Path:
@@ -45,6 +46,6 @@ async def test_prepare(tmp_path: Path) -> None:
 
 
 def test_registers_its_runtime() -> None:
-    seen: list[type] = []
-    pilotkit_register_runtimes(seen.append)  # type: ignore[arg-type]
-    assert seen == [ShifterRuntime]
+    plugins = Plugins().load()
+    assert plugins.tables["runtimes"]["shifter"].plugin == "shifter"
+    assert plugins.runtime("shifter") is ShifterRuntime
