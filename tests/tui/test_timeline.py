@@ -97,7 +97,7 @@ async def test_timeline_and_nodes_from_a_daemon(tui_daemon: Any, tmp_path: Path)
     spec.write_text(SPEC.replace("MARKER", str(tmp_path / "marker")))
     pilot = tui_daemon.submit(spec)
     tui_daemon.wait_state(pilot, {"done"})
-    t = json.loads(tui_daemon.cli("timeline", pilot, "--json", "--min-gap", "0.3").stdout)
+    t = json.loads(tui_daemon.cli("timeline", pilot, "--json", "--min-gap", "0.3", "--limit", "100").stdout)
     (node,) = t["nodes"]
     spans = {(s["task"], s.get("attempt", 1)): s for s in node["spans"]}
     pair = [s for (task, _), s in spans.items() if task.startswith("pair")]
