@@ -176,6 +176,9 @@ class TaskInfo(msgspec.Struct, kw_only=True, omit_defaults=True):
     """How the last attempt ended: ok, failed, timeout, killed, lost, spawn-error."""
     start: float | None = None
     end: float | None = None
+    params: dict[str, Any] | None = None
+    metrics: dict[str, Any] | None = None
+    """The final metrics the task reported (``PILOTKIT_METRICS``)."""
 
 
 class GpuMetric(msgspec.Struct, omit_defaults=True):

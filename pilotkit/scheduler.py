@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import os
 import random
 import time
@@ -19,12 +20,23 @@ from pathlib import Path
 
 import msgspec
 
+from . import taskmetrics
 from .events import Event, GroupAdded, Log, TaskCancelled, TaskFinished, TaskStarted
 from .interfaces import Agent
 from .results import ResultsWriter, TaskResult
 from .task import Task as Task  # re-exported: its home before 0.2
 from .types import NodeInfo, TaskExit, TaskLaunch
-from .vocab import PIDS_DIR, TASKS_DIR, Counts, Outcome, TaskStatus, attempt_file, final_status, pid_file
+from .vocab import (
+    PIDS_DIR,
+    TASKS_DIR,
+    Counts,
+    Outcome,
+    TaskStatus,
+    attempt_file,
+    final_status,
+    metrics_file,
+    pid_file,
+)
 
 Wrap = Callable[[list[str], "Task", tuple[str, ...]], list[str]]
 """Turns a task's argv into what the agent runs (a container runtime's wrap)."""
@@ -316,6 +328,7 @@ class TaskPool:
         counts.queued -= 1
         counts.running += 1
         tdir = self._task_root / task.id
+        env = _task_env(env, task, tdir)
         argv = task.argv if self.wrap is None else self.wrap(task.argv, task, gpus)
         launch = TaskLaunch(
             task_id=task.id,
@@ -364,6 +377,10 @@ class TaskPool:
         task.exit_code = result.exit_code
         task.outcome = result.status
         task.end = result.end
+        tdir = self._task_root / task.id
+        task.metrics = taskmetrics.read_final(
+            tdir / metrics_file(result.attempt), tdir / attempt_file(result.attempt, "err")
+        )
         if result.status == Outcome.LOST:
             task.lost += 1
             retry = task.lost < self.CRASH_LIMIT and not self._draining
@@ -448,6 +465,7 @@ class TaskPool:
                 duration=(task.end - task.start) if (task.end and task.start) else None,
                 stdout=str(tdir / attempt_file(task.attempts, "out")) if ran else None,
                 stderr=str(tdir / attempt_file(task.attempts, "err")) if ran else None,
+                metrics=task.metrics,
             )
         )
         if not written and self.storage is None:
@@ -524,6 +542,21 @@ class TaskPool:
     @property
     def draining(self) -> bool:
         return self._draining
+
+
+def _task_env(env: dict[str, str], task: Task, tdir: Path) -> dict[str, str]:
+    """What every attempt gets besides the spec's environment: where to report metrics,
+    its id, attempt and parameters, and ``OMP_NUM_THREADS`` as its cores (unless set)."""
+    out = {
+        **env,
+        "PILOTKIT_METRICS": str(tdir / metrics_file(task.attempts)),
+        "PILOTKIT_TASK_ID": task.id,
+        "PILOTKIT_ATTEMPT": str(task.attempts),
+        "PILOTKIT_TRIAL_PARAMS": json.dumps(task.params, default=str),
+    }
+    if "OMP_NUM_THREADS" not in env:
+        out["OMP_NUM_THREADS"] = str(task.cores)
+    return out
 
 
 def _make_task_dirs(root: Path, task_ids: list[str]) -> None:
