@@ -50,8 +50,8 @@ class Reports:
         """The last report without ``step``, else the last report; None when none."""
         for line in reversed(self.lines):
             if STEP not in line:
-                return line
-        return self.lines[-1] if self.lines else None  # type: ignore[no-any-return]
+                return line  # type: ignore[no-any-return]
+        return self.lines[-1] if self.lines else None
 
     def intermediate(self) -> list[dict[str, Any]]:
         return [line for line in self.lines if STEP in line]

@@ -308,11 +308,13 @@ cli.add_command(container)
 from .config import config  # noqa: E402
 from .doctor import doctor  # noqa: E402
 from .init import init  # noqa: E402
+from .results import results  # noqa: E402
 from .share import docs, examples  # noqa: E402
 
 cli.add_command(config)
 cli.add_command(doctor)
 cli.add_command(init)
+cli.add_command(results)
 cli.add_command(examples)
 cli.add_command(docs)
 
