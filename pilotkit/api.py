@@ -69,6 +69,8 @@ from .interfaces import (
     PilotContext,
     Provider,
     RuntimeInfo,
+    SearchSampler,
+    SearchTrial,
     StagedImage,
     Stager,
     TaskPool,
@@ -77,7 +79,15 @@ from .interfaces import (
 from .plugins import Register, get_plugins
 from .proc import Completed, run_command
 from .rendezvous import Rendezvous
-from .scan import Distribution, RandomSamples, TaskGroup, TasksOptions, check_groups, parameter_points
+from .scan import (
+    Distribution,
+    RandomSamples,
+    SearchSpec,
+    TaskGroup,
+    TasksOptions,
+    check_groups,
+    parameter_points,
+)
 from .scan import render as render_command
 from .spec import Duration, ResolvedSpec, Resources, Size
 from .ssh import import_asyncssh, ssh_connect
@@ -142,6 +152,9 @@ __all__ = [
     "ResolvedSpec",
     "Resources",
     "RuntimeInfo",
+    "SearchSampler",
+    "SearchSpec",
+    "SearchTrial",
     "Size",
     "SpecError",
     "SpecProblem",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Union
+from typing import Any, Union
 
 import msgspec
 
@@ -70,6 +70,19 @@ class TaskFinished(Event, tag="task-finished"):
     """False when the task will be retried."""
 
 
+class TaskReport(Event, tag="task-report"):
+    """An intermediate report (a line with ``step``) a running trial of an adaptive
+    search appended to its metrics file."""
+
+    task: str
+    group: str
+    attempt: int
+    step: int | float | None = None
+    metrics: dict[str, Any] = {}
+    pruned: bool = False
+    """The search's pruner stops the trial on this report."""
+
+
 class TaskCancelled(Event, tag="task-cancelled"):
     """Queued tasks that will never start (drain, cancel, walltime)."""
 
@@ -105,6 +118,7 @@ AnyEvent = Union[  # noqa: UP007 - a runtime alias msgspec decodes
     GroupAdded,
     TaskStarted,
     TaskFinished,
+    TaskReport,
     TaskCancelled,
     StageProgress,
     Log,

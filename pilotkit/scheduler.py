@@ -387,7 +387,8 @@ class TaskPool:
         counts.running -= 1
         if task.id in self._stopped and result.status in (Outcome.KILLED, Outcome.OK, Outcome.FAILED):
             outcome = self._stopped.pop(task.id)
-            result = msgspec.structs.replace(result, status=outcome.value)
+            if not (outcome is Outcome.PRUNED and result.status == Outcome.OK):  # done before pruned: ok
+                result = msgspec.structs.replace(result, status=outcome.value)
         task.exit_code = result.exit_code
         task.outcome = result.status
         task.end = result.end

@@ -95,7 +95,10 @@ def objective_of(workdir: Path) -> Objective | None:
 
 
 def objective_in(spec: Any) -> Objective | None:
-    groups = (spec.get("app") or {}).get("groups") if isinstance(spec, dict) else None
+    app = spec.get("app") if isinstance(spec, dict) else None
+    if not isinstance(app, dict):
+        return None
+    groups = app.get("groups") or (app.get("options") or {}).get("groups")  # TOML; spec.json
     for group in groups or []:
         search = group.get("search") if isinstance(group, dict) else None
         if not isinstance(search, dict) or not search.get("objective"):
