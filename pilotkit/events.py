@@ -43,7 +43,8 @@ class NodeLost(Event, tag="node-lost"):
 
 
 class GroupAdded(Event, tag="group-added"):
-    """A task group was expanded; ``total`` tasks are queued in it."""
+    """A task group was expanded; ``total`` tasks are queued in it (negative: an
+    adaptive search that ended early takes back the trials it never asked for)."""
 
     group: str
     total: int

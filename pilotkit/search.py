@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .events import Event, Log, TaskReport
+from .events import Event, GroupAdded, Log, TaskReport
 from .interfaces import SearchSampler, SearchTrial
 from .scan import TaskGroup, TasksOptions, render
 from .task import Task
@@ -153,6 +153,7 @@ class SearchRun:
                 left = self.budget - self._made  # never asked for: not tasks at all
                 counts.total -= left
                 counts.queued -= left
+                self.emit(GroupAdded(pilot=self.pilot_id, group=self.name, total=-left))
                 return
             self._ask_more()
             yield None
