@@ -1,10 +1,13 @@
 """Metrics a task reports (``PILOTKIT_METRICS``) and the environment every task gets,
-with real task processes on the local pilot and on node agents in their own processes."""
+with real task processes: the local pilot, node agents in their own processes, and the
+real Slurm test cluster."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+import pytest
 
 from pilotkit.events import TaskFinished
 from pilotkit.states import PilotState
@@ -94,3 +97,14 @@ def test_tail_reads_only_complete_new_lines(tmp_path: Path) -> None:
         f.write(b' "v": 2}\n')
     assert tail.read().lines == [{"step": 1, "v": 2}]
     assert tail.read().lines == []
+
+
+@pytest.mark.slurm
+async def test_tasks_on_slurm_nodes_report_metrics(slurm: dict[str, str], run_spec: RunSpec, tmp_path: Path) -> None:
+    script = tmp_path / "report.py"
+    script.write_text(REPORTER)
+    text = spec(script, '[provider]\ntype = "slurm"\n[resources]\nnodes = 2\nwalltime = "5m"\n'
+                '[pilot]\nheartbeat = "0.5s"\nheartbeat_timeout = "3s"\n').replace("cores = 2\n", "")  # fmt: skip
+    run = await run_spec(text)
+    check(run, script, omp="1")
+    assert {r.node for r in run.results()} <= {"node1", "node2", "node3"}
