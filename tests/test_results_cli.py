@@ -70,3 +70,13 @@ def test_newest_run_under_pilotkit_runs_by_default(rundir: Path, tmp_path: Path)
     out = results("--json", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert len(json.loads(out.stdout)) == 5
+
+
+def test_plot_draws_the_metric_against_trial_and_parameters(rundir: Path) -> None:
+    pytest.importorskip("plotext")
+    out = results(str(rundir), "--plot", "--sort", "loss")
+    assert out.returncode == 0, out.stderr
+    assert "loss against trial" in out.stdout and "loss against a" in out.stdout and "loss against b" in out.stdout
+    assert "\x1b[" not in out.stdout  # no colours off a terminal
+    bare = results(str(rundir), "--plot")
+    assert bare.returncode == 2 and "--sort KEY" in bare.stderr

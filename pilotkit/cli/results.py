@@ -37,9 +37,11 @@ def _latest_run(root: Path) -> Path:
               help="Only trials where KEY compares so (<, <=, >, >=, =, !=; repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the trials as JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the trials as CSV.")
+@click.option("--plot", "as_plot", is_flag=True,
+              help="Draw the objective against trial and against each parameter (needs plotext).")
 @connection_options
 def results(target: str | None, sort_key: str | None, desc: bool, top: int | None, wheres: tuple[str, ...],
-            as_json: bool, as_csv: bool, **connection: str | None) -> None:  # fmt: skip
+            as_json: bool, as_csv: bool, as_plot: bool, **connection: str | None) -> None:  # fmt: skip
     """The trials of a run: parameters, metrics, outcome and duration, best first.
 
     TARGET is a run directory (default: the newest under ./pilotkit-runs) or the id of
@@ -51,6 +53,14 @@ def results(target: str | None, sort_key: str | None, desc: bool, top: int | Non
         rows, objective = t.read_trials(workdir), t.objective_of(workdir)
     else:
         rows, objective = _from_daemon(pilot=target, **connection)
+    if as_plot:
+        key = sort_key or (objective.key if objective else None)
+        if key is None:
+            raise PilotkitError("--plot: the spec has no search objective; name a metric with --sort KEY")
+        tests = [t.parse_where(w) for w in wheres]
+        chosen = [r for r in rows if all(test(r) for test in tests)]
+        click.echo(plot(chosen, key, color=sys.stdout.isatty()), nl=False)
+        return
     show(rows, objective, sort_key=sort_key, desc=desc, top=top, wheres=wheres, as_json=as_json, as_csv=as_csv)
 
 
@@ -100,3 +110,45 @@ def show(rows: list[Trial], objective: Objective | None, *, sort_key: str | None
     else:
         for line in t.table(rows):
             click.echo(line)
+
+
+def plot(rows: list[Trial], key: str, *, color: bool, width: int = 78, height: int = 16) -> str:
+    """``key`` against trial (in task order) and against each numeric parameter, drawn
+    for the terminal (plotext)."""
+    try:
+        import plotext
+    except ImportError:
+        raise PilotkitError("--plot needs plotext 6: pip install 'pilotkit[plot]'") from None
+    from .. import trials as t
+
+    scored = [(r, v) for r in sorted(rows, key=_trial_order) if _is_number(v := r.get(key))]
+    if not scored:
+        raise PilotkitError(f"--plot: no trial reported a number for '{key}'")
+    params, _ = t.columns([r for r, _ in scored])
+    panels: list[tuple[str, list[float]]] = [("trial", [float(i) for i in range(len(scored))])]
+    for name in params:
+        values = [r.params.get(name) for r, _ in scored]
+        if all(_is_number(x) for x in values):
+            panels.append((name, [float(x or 0) for x in values]))
+    ys = [float(v) for _, v in scored]
+    out = []
+    figure = plotext.figure
+    for name, xs in panels:
+        figure.clear()
+        figure.plot_size(width, height)
+        figure.title(f"{key} against {name}")
+        figure.label(name, axis="x")
+        figure.draw(figure.signal(xs, ys, marker="dot"))
+        text = str(figure.build())
+        out.append(text if color else plotext.uncolorize(text))
+    return "\n".join(out) + "\n"
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _trial_order(row: Trial) -> tuple[int, str]:
+    """Trials in the order they were made: by the number at the end of the task id."""
+    head, _, number = row.task.rpartition("-")
+    return (int(number), head) if number.isdigit() else (0, row.task)
