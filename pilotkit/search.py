@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from .errors import PilotkitError
 from .events import Event, GroupAdded, Log, TaskReport
 from .interfaces import SearchSampler, SearchTrial
 from .scan import TaskGroup, TasksOptions, render
@@ -89,6 +90,7 @@ class SearchRun:
         self._tails: dict[tuple[str, int], Tail] = {}
         self._pruned: set[str] = set()
         self._poller: asyncio.Task[None] | None = None
+        self._read_failed = False
         self.ask_seconds = 0.0
         self.tell_seconds = 0.0
         self.asks = 0
@@ -99,7 +101,13 @@ class SearchRun:
     async def start(self) -> None:
         """Open the sampler's state; an earlier run's trials are continued: the finished
         counted, the ones it left running run again (same number, same parameters)."""
-        earlier = await self._call(self.sampler.open)
+        try:
+            earlier = await self._call(self.sampler.open)
+        except Exception as exc:
+            raise PilotkitError(
+                f"search {self.name}: sampler '{self.search.sampler}' cannot open its state in "
+                f"{self.sampler.directory}: {type(exc).__name__}: {exc}"
+            ) from None
         results = self.pool.resume.results if self.pool.resume is not None else {}
         for trial in sorted(earlier, key=lambda t: t.number):
             task = self._task(trial)
@@ -221,7 +229,14 @@ class SearchRun:
         if task.status is TaskStatus.CANCELLED:
             return  # never told: ``--resume`` runs it again
         state, values = self._judge(task.id, task.outcome, task.metrics)
-        asyncio.get_running_loop().run_in_executor(self._executor, self._tell, entry[1], state, values)
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._tell, entry[1], state, values)
+        future.add_done_callback(lambda f: self._failed("tell the sampler how a trial ended", f))
+
+    def _failed(self, what: str, future: asyncio.Future[Any]) -> None:
+        error = None if future.cancelled() else future.exception()
+        if error is not None:
+            self.emit(Log(pilot=self.pilot_id, level="error", source="search",
+                          message=f"search {self.name}: could not {what}: {type(error).__name__}: {error}"))  # fmt: skip
 
     def _tell(self, number: int, state: str, values: list[float] | None) -> None:
         t0 = time.perf_counter()
@@ -257,7 +272,14 @@ class SearchRun:
             ]
             if not running:
                 continue
-            found = await loop.run_in_executor(self._executor, self._read, running)
+            future = loop.run_in_executor(self._executor, self._read, running)
+            try:
+                found = await future
+            except Exception:
+                if not self._read_failed:  # said once
+                    self._failed("read the running trials' reports", future)
+                self._read_failed = True
+                continue
             for task_id, attempt, reports, prune in found:
                 task = self._trials[task_id][0]
                 for i, report in enumerate(reports):
