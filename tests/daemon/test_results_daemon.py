@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .conftest import DaemonProcess, write_spec
+from .conftest import DaemonProcess, wait_for, write_spec
 
 SPEC = """
 name = "scored"
@@ -32,3 +32,22 @@ def test_results_of_a_daemon_pilot(daemon: DaemonProcess, tmp_path: Path) -> Non
     top = daemon.cli("results", pilot, "--sort", "loss", "--desc", "--top", "1").stdout.splitlines()
     assert top[0].split() == ["task", "outcome", "duration", "x", "loss"]
     assert top[1].split()[0] == "g-0" and len(top) == 2
+
+
+LIVE = SPEC.replace('name = "scored"', 'name = "live"') + """
+[[app.groups]]
+name = "slow"
+commands = ["sleep 30"]
+"""
+
+
+def test_results_of_a_running_pilot(daemon: DaemonProcess, tmp_path: Path) -> None:
+    pilot = daemon.submit(write_spec(tmp_path, LIVE))
+    wait_for(lambda: daemon.status(pilot)["groups"].get("g", {}).get("done") == 3, 30, "the scored tasks")
+    assert daemon.status(pilot)["state"] == "running"
+    rows = json.loads(daemon.cli("results", pilot, "--json", "--sort", "loss", "--where", "group=g").stdout)
+    assert [(r["task"], r["metrics"], r["params"]) for r in rows] == [
+        ("g-1", {"loss": 1}, {"x": 1}), ("g-2", {"loss": 2}, {"x": 2}), ("g-0", {"loss": 3}, {"x": 3})]
+    running = json.loads(daemon.cli("results", pilot, "--json", "--where", "outcome=running").stdout)
+    assert [r["task"] for r in running] == ["slow-0"]
+    daemon.cli("cancel", pilot)
