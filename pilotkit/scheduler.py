@@ -342,7 +342,7 @@ class TaskPool:
         counts.queued -= 1
         counts.running += 1
         tdir = self._task_root / task.id
-        env = _task_env(env, task, tdir)
+        env = task_env(env, task, tdir)
         argv = task.argv if self.wrap is None else self.wrap(task.argv, task, gpus)
         launch = TaskLaunch(
             task_id=task.id,
@@ -570,9 +570,10 @@ class TaskPool:
 _END = object()
 
 
-def _task_env(env: dict[str, str], task: Task, tdir: Path) -> dict[str, str]:
+def task_env(env: dict[str, str], task: Task, tdir: Path) -> dict[str, str]:
     """What every attempt gets besides the spec's environment: where to report metrics,
-    its id, attempt and parameters, and ``OMP_NUM_THREADS`` as its cores (unless set)."""
+    its id, attempt and parameters, and ``OMP_NUM_THREADS`` as its cores (unless set, and
+    for a task that takes one or more cores on one node)."""
     out = {
         **env,
         "PILOTKIT_METRICS": str(tdir / metrics_file(task.attempts)),
@@ -580,8 +581,8 @@ def _task_env(env: dict[str, str], task: Task, tdir: Path) -> dict[str, str]:
         "PILOTKIT_ATTEMPT": str(task.attempts),
         "PILOTKIT_TRIAL_PARAMS": json.dumps(task.params, default=str),
     }
-    if "OMP_NUM_THREADS" not in env:
-        out["OMP_NUM_THREADS"] = str(task.cores)
+    if "OMP_NUM_THREADS" not in env and task.cores >= 1 and not task.whole_nodes:
+        out["OMP_NUM_THREADS"] = str(task.cores)  # not for a service (0) or a gang of nodes
     return out
 
 

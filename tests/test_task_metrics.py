@@ -14,6 +14,7 @@ from pilotkit.states import PilotState
 from pilotkit.taskmetrics import Tail, parse
 from pilotkit.testing.plugin import RunSpec
 
+from .test_container_scan import busybox_image  # noqa: F401 - a fixture
 from .test_remote_agents import run_nodes  # noqa: F401 - a fixture
 
 REPORTER = """\
@@ -108,3 +109,17 @@ async def test_tasks_on_slurm_nodes_report_metrics(slurm: dict[str, str], run_sp
     run = await run_spec(text)
     check(run, script, omp="1")
     assert {r.node for r in run.results()} <= {"node1", "node2", "node3"}
+
+
+@pytest.mark.runc
+async def test_tasks_in_a_container_report_metrics(busybox_image: Path, run_spec: RunSpec) -> None:  # noqa: F811
+    text = (
+        f'name = "c"\n[image]\nref = "{busybox_image}"\n[container]\nruntime = "oci"\n'
+        '[[app.groups]]\nname = "g"\nshell = true\n'
+        "command = \"echo '{{\\\"loss\\\": {x}, \\\"id\\\": \\\"'$PILOTKIT_TASK_ID'\\\"}}' >> $PILOTKIT_METRICS\"\n"
+        "[app.groups.grid]\nx = [7]\n"
+    )
+    run = await run_spec(text)
+    assert run.state is PilotState.DONE, run.reason
+    (result,) = run.results()
+    assert result.metrics == {"loss": 7, "id": "g-0"}
