@@ -109,7 +109,7 @@ async def test_asha_prunes_and_saves_task_time(run_spec: RunSpec) -> None:
     assert reports and any(e.pruned for e in reports)
     for r in results:
         if r.outcome == "pruned":
-            assert r.exit_code != 0 and (r.metrics is None or "step" in r.metrics)  # stopped mid-way
+            assert r.exit_code != 0  # stopped by its SIGTERM (None: by the signal)
 
 
 async def test_grid_sampler_stops_at_the_end_of_its_grid(run_spec: RunSpec) -> None:
