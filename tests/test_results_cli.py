@@ -4,6 +4,7 @@ the run summary."""
 from __future__ import annotations
 
 import csv
+import importlib.util
 import io
 import json
 import os
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from pilotkit.testing import need
 from pilotkit.testing.plugin import RunSpec
 
 PILOTKIT = [sys.executable, "-m", "pilotkit.cli.main"]
@@ -73,7 +75,7 @@ def test_newest_run_under_pilotkit_runs_by_default(rundir: Path, tmp_path: Path)
 
 
 def test_plot_draws_the_metric_against_trial_and_parameters(rundir: Path) -> None:
-    pytest.importorskip("plotext")
+    need("plotext", importlib.util.find_spec("plotext") is not None, "pip install 'pilotkit[plot]'")
     out = results(str(rundir), "--plot", "--sort", "loss")
     assert out.returncode == 0, out.stderr
     assert "loss against trial" in out.stdout and "loss against a" in out.stdout and "loss against b" in out.stdout
