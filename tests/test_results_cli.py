@@ -82,3 +82,14 @@ def test_plot_draws_the_metric_against_trial_and_parameters(rundir: Path) -> Non
     assert "\x1b[" not in out.stdout  # no colours off a terminal
     bare = results(str(rundir), "--plot")
     assert bare.returncode == 2 and "--sort KEY" in bare.stderr
+
+
+def test_html_report_is_self_contained(rundir: Path, tmp_path: Path) -> None:
+    out = results(str(rundir), "--html", str(tmp_path / "r.html"), "--sort", "loss")
+    assert out.returncode == 0, out.stderr
+    text = (tmp_path / "r.html").read_text()
+    assert text.count("<svg") == 3  # against trial, a and b
+    assert "best trial: <b>g-2</b> loss = 0.25" in text and "<td>bad-0</td>" in text
+    assert "<script" not in text and "src=" not in text and "href=" not in text
+    bad = results(str(rundir), "--html", str(tmp_path / "no" / "such" / "r.html"))
+    assert bad.returncode == 2 and "cannot write" in bad.stderr and "Traceback" not in bad.stderr

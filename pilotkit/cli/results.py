@@ -39,9 +39,12 @@ def _latest_run(root: Path) -> Path:
 @click.option("--csv", "as_csv", is_flag=True, help="Print the trials as CSV.")
 @click.option("--plot", "as_plot", is_flag=True,
               help="Draw the objective against trial and against each parameter (needs plotext).")
+@click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write a self-contained HTML report (the table and the objective's plots) to FILE.")
 @connection_options
 def results(target: str | None, sort_key: str | None, desc: bool, top: int | None, wheres: tuple[str, ...],
-            as_json: bool, as_csv: bool, as_plot: bool, **connection: str | None) -> None:  # fmt: skip
+            as_json: bool, as_csv: bool, as_plot: bool, html_file: str | None,
+            **connection: str | None) -> None:  # fmt: skip
     """The trials of a run: parameters, metrics, outcome and duration, best first.
 
     TARGET is a run directory (default: the newest under ./pilotkit-runs) or the id of
@@ -53,6 +56,22 @@ def results(target: str | None, sort_key: str | None, desc: bool, top: int | Non
         rows, objective = t.read_trials(workdir), t.objective_of(workdir)
     else:
         rows, objective = _from_daemon(pilot=target, **connection)
+    if html_file is not None:
+        from ..trialsreport import report
+
+        tests = [t.parse_where(w) for w in wheres]
+        chosen = [r for r in rows if all(test(r) for test in tests)]
+        key = sort_key or (objective.key if objective else None)
+        descending = desc or (sort_key is None and objective is not None and objective.descending)
+        if key is not None:
+            chosen = t.sort_trials(chosen, key, descending=descending)
+        title = f"pilotkit results: {target or 'newest run'}"
+        try:
+            Path(html_file).write_text(report(chosen[:top] if top else chosen, key, title, descending))
+        except OSError as exc:
+            raise PilotkitError(f"--html: cannot write {html_file}: {exc.strerror or exc}") from None
+        click.echo(f"wrote {html_file}", err=True)
+        return
     if as_plot:
         key = sort_key or (objective.key if objective else None)
         if key is None:
