@@ -134,3 +134,18 @@ async def test_cancel_leaves_running_trials_untold(run_walk: RunSpec, tmp_path: 
         progress.apply(event)
     group = progress.groups["w"]
     assert group.queued == 0 and group.running == 0 and group.total == group.done + group.failed + group.cancelled
+
+
+def test_a_sampler_nobody_registered_is_a_located_error(tmp_path: Path) -> None:
+    import os
+    import subprocess
+
+    path = tmp_path / "tune.toml"
+    path.write_text(spec(tmp_path, sampler="tpe"))
+    out = subprocess.run([sys.executable, "-m", "pilotkit.cli.main", "validate", str(path)], capture_output=True,
+                         text=True, timeout=60, env={**os.environ, "PILOTKIT_DISABLE_PLUGINS": "optuna"})  # fmt: skip
+    assert out.returncode == 2
+    assert out.stderr.strip().splitlines() == [
+        f"error: {path}:10: app.groups[0].search.sampler: unknown sampler 'tpe'; installed: none "
+        "(pip install pilotkit-optuna for tpe, random, cmaes, gp...)"
+    ]
