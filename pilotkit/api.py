@@ -69,6 +69,8 @@ from .interfaces import (
     PilotContext,
     Provider,
     RuntimeInfo,
+    SearchSampler,
+    SearchTrial,
     StagedImage,
     Stager,
     TaskPool,
@@ -78,7 +80,15 @@ from .plugins import Register, get_plugins
 from .proc import Completed, run_command
 from .registry import lazy_exports
 from .rendezvous import Rendezvous
-from .scan import Distribution, RandomSamples, TaskGroup, TasksOptions, check_groups, parameter_points
+from .scan import (
+    Distribution,
+    RandomSamples,
+    SearchSpec,
+    TaskGroup,
+    TasksOptions,
+    check_groups,
+    parameter_points,
+)
 from .scan import render as render_command
 from .spec import Duration, ResolvedSpec, Resources, Size
 from .ssh import forward_port, import_asyncssh, read_remote_file, ssh_connect, until_interrupted
@@ -143,6 +153,9 @@ __all__ = [
     "ResolvedSpec",
     "Resources",
     "RuntimeInfo",
+    "SearchSampler",
+    "SearchSpec",
+    "SearchTrial",
     "Size",
     "SpecError",
     "SpecProblem",

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Union
+from typing import Any, Union
 
 import msgspec
 
@@ -43,7 +43,8 @@ class NodeLost(Event, tag="node-lost"):
 
 
 class GroupAdded(Event, tag="group-added"):
-    """A task group was expanded; ``total`` tasks are queued in it."""
+    """A task group was expanded; ``total`` tasks are queued in it (negative: an
+    adaptive search that ended early takes back the trials it never asked for)."""
 
     group: str
     total: int
@@ -68,6 +69,19 @@ class TaskFinished(Event, tag="task-finished"):
     duration: float = 0.0
     final: bool = True
     """False when the task will be retried."""
+
+
+class TaskReport(Event, tag="task-report"):
+    """An intermediate report (a line with ``step``) a running trial of an adaptive
+    search appended to its metrics file."""
+
+    task: str
+    group: str
+    attempt: int
+    step: int | float | None = None
+    metrics: dict[str, Any] = {}
+    pruned: bool = False
+    """The search's pruner stops the trial on this report."""
 
 
 class TaskCancelled(Event, tag="task-cancelled"):
@@ -105,6 +119,7 @@ AnyEvent = Union[  # noqa: UP007 - a runtime alias msgspec decodes
     GroupAdded,
     TaskStarted,
     TaskFinished,
+    TaskReport,
     TaskCancelled,
     StageProgress,
     Log,

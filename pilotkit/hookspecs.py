@@ -76,6 +76,16 @@ def pilotkit_register_apps(register: Register[Any]) -> None:
     """
 
 
+@hookspec
+def pilotkit_register_samplers(register: Register[Any]) -> None:
+    """Register :class:`pilotkit.interfaces.SearchSampler` subclasses (the samplers an
+    adaptive search's ``sampler`` names: tpe, random... with pilotkit-optuna).
+
+    :param register: call ``register(cls)`` once per class (``register.lazy`` keeps a
+        heavy library from loading until a spec uses it).
+    """
+
+
 # ----------------------------------------------------------------- command line
 
 

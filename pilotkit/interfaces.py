@@ -409,3 +409,62 @@ class AppContext:
         """Emit a lifecycle event (a :class:`~pilotkit.api.Log`, or the app's own
         :class:`~pilotkit.api.Event` subclass)."""
         self.pilot.emit(event)
+
+
+# --------------------------------------------------------------------------- search samplers
+
+
+class SearchTrial(msgspec.Struct, kw_only=True):
+    """One trial of an adaptive search, as its sampler records it."""
+
+    number: int
+    """0, 1, 2... within the search; the task id is ``<group>-<number>``."""
+    params: dict[str, Any]
+    state: str = "running"
+    """running | complete | pruned | failed."""
+
+
+class SearchSampler(abc.ABC):
+    """Proposes the parameters of an adaptive search's trials (ask) and learns from
+    how they ended (tell): registered with ``pilotkit_register_samplers`` under the
+    name a spec's ``[app.groups.search] sampler`` gives.
+
+    One instance per search group and run. Its methods block: pilotkit calls them in a
+    worker thread, one call at a time. It keeps its state in ``directory`` (inside the
+    run's workdir), so that ``pilotkit run --resume`` continues the search: :meth:`open`
+    returns the trials recorded there."""
+
+    id: ClassVar[str] = ""
+    description: ClassVar[str] = ""
+
+    def __init__(self, search: Any, directory: Path, study: str) -> None:
+        self.search = search
+        """The group's :class:`pilotkit.api.SearchSpec`."""
+        self.directory = directory
+        self.study = study
+        """A name for the search (the group's name)."""
+
+    @classmethod
+    def check(cls, search: Any) -> list[tuple[str, str]]:
+        """Problems of ``search`` for this sampler: (key under ``search``, message)."""
+        return []
+
+    @abc.abstractmethod
+    def open(self) -> list[SearchTrial]:
+        """Load (or create) the search's state; the trials an earlier run recorded."""
+
+    @abc.abstractmethod
+    def ask(self) -> SearchTrial | None:
+        """A new trial (state running); None when the search space is exhausted."""
+
+    def report(self, number: int, step: int, value: float) -> bool:
+        """An intermediate value of a running trial's objective; True: prune it."""
+        return False
+
+    @abc.abstractmethod
+    def tell(self, number: int, state: str, values: list[float] | None) -> None:
+        """How a trial ended: ``complete`` with the objective values, ``pruned`` or
+        ``failed``."""
+
+    def close(self) -> None:  # noqa: B027 - optional
+        """Release what :meth:`open` took."""

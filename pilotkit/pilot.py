@@ -32,7 +32,7 @@ from .interfaces import (
 from .plugins import Plugins
 from .protocol import state_dir
 from .results import ResultsWriter
-from .scheduler import Resume, Task, TaskPool
+from .scheduler import Resume, Task, TaskPool, task_env
 from .spec import ResolvedSpec
 from .types import Allocation, NodeInfo
 from .vocab import RESULTS_FILE, Counts, PilotState, task_dir
@@ -315,12 +315,13 @@ class Pilot:
         options = spec.runtime_options
 
         def wrap(argv: list[str], task: Task, gpus: tuple[str, ...]) -> list[str]:
-            cenv = env if not task.env else {**env, **task.env}
+            tdir = task_dir(self.workdir, task.id)
+            cenv = {**env, **task_env(task.env, task, tdir)}  # PILOTKIT_METRICS... inside too
             cctx = ContainerContext(
                 image=image,
                 binds=binds,
                 env=cenv,
-                workdir=str(task_dir(self.workdir, task.id)),
+                workdir=str(tdir),
                 gpus=gpus,
                 options=options,
             )

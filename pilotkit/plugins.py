@@ -30,7 +30,7 @@ import pluggy
 
 from . import hookspecs
 from .errors import PluginError
-from .interfaces import App, ContainerRuntime, Launcher, Provider, Stager
+from .interfaces import App, ContainerRuntime, Launcher, Provider, SearchSampler, Stager
 from .registry import Register as Register  # re-exported: plugins written for 0.1 import it here
 from .registry import Registered
 
@@ -73,6 +73,7 @@ _KINDS: dict[str, tuple[str, type]] = {
     "runtimes": ("pilotkit_register_runtimes", ContainerRuntime),
     "stagers": ("pilotkit_register_stagers", Stager),
     "apps": ("pilotkit_register_apps", App),
+    "samplers": ("pilotkit_register_samplers", SearchSampler),
 }
 
 
@@ -270,6 +271,9 @@ class Plugins:
 
     def app(self, ident: str) -> type[App]:
         return self.get("apps", ident)
+
+    def sampler(self, ident: str) -> type[SearchSampler]:
+        return self.get("samplers", ident)
 
     def stager_for(self, ref: str) -> type[Stager] | None:
         scheme = ref.split("://", 1)[0] if "://" in ref else "file"

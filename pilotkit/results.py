@@ -34,7 +34,9 @@ class TaskResult(msgspec.Struct, omit_defaults=False):
     stderr: str | None
     outcome: str | None = None
     """``ok`` | ``failed`` | ``timeout`` | ``killed`` | ``lost`` | ``spawn-error`` |
-    ``stopped`` | ``cancelled`` (:class:`pilotkit.vocab.Outcome`)."""
+    ``stopped`` | ``cancelled`` | ``pruned`` (:class:`pilotkit.vocab.Outcome`)."""
+    metrics: dict[str, Any] | None = None
+    """The final metrics the task reported (``PILOTKIT_METRICS``); None when none."""
 
     def __post_init__(self) -> None:
         if self.outcome is None:  # written by pilotkit 0.1, or built with status only

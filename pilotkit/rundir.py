@@ -75,7 +75,7 @@ def _diff(a: Any, b: Any, prefix: str) -> Iterator[str]:
 
 
 def resume_results(workdir: Path) -> tuple[dict[str, TaskResult], dict[str, int]]:
-    """The ``ok`` results of the earlier run, one per task, and the attempts each task
+    """The ``ok`` (and ``pruned``) results of the earlier run, one per task, and the attempts each task
     made (from its log files, so a new attempt never overwrites an old one's logs).
     ``results.jsonl`` is rewritten (atomically) to hold only the ``ok`` lines, so each
     task run again adds its one line."""
@@ -90,7 +90,7 @@ def resume_results(workdir: Path) -> tuple[dict[str, TaskResult], dict[str, int]
     kept: dict[str, TaskResult] = {}
     for result in results:
         attempts[result.task] = max(attempts.get(result.task, 0), result.attempts)
-        if result.outcome == Outcome.OK:
+        if result.outcome in (Outcome.OK, Outcome.PRUNED):  # a pruned trial is final too
             kept.setdefault(result.task, result)
     tmp = path.with_name(path.name + ".tmp")
     encoder = msgspec.json.Encoder()

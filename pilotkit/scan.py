@@ -49,6 +49,42 @@ class RandomSamples(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tr
     seed: int | None = None
 
 
+SAMPLERS_BUILTIN_HINT = "tpe, random, cmaes, gp, grid, qmc, nsga2 (pilotkit-optuna)"
+PRUNERS = ("none", "median", "asha", "hyperband")
+DIRECTIONS = ("minimize", "maximize")
+
+
+class SearchSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True, kw_only=True):
+    """An adaptive search (``[app.groups.search]``): a sampler plugin proposes each
+    trial's parameters as a slot comes free, from the metrics of the trials before."""
+
+    sampler: str = "tpe"
+    """A registered search sampler: tpe, random, cmaes, gp, grid, qmc, nsga2 with
+    pilotkit-optuna, or a plugin's own."""
+    trials: Annotated[int, msgspec.Meta(ge=1)]
+    objective: str | list[str]
+    """A key of the trials' final metrics; several for a multi-objective search."""
+    direction: str | list[str] = "minimize"
+    """minimize or maximize; one per objective."""
+    pruner: str = "none"
+    """none, median, asha, hyperband: stop unpromising trials from their intermediate
+    reports (SIGTERM; outcome ``pruned``)."""
+    seed: int | None = None
+    params: dict[str, Distribution]
+    report_interval: Duration = "1s"
+    """How often running trials' intermediate reports are read (for the pruner)."""
+
+    @property
+    def objectives(self) -> list[str]:
+        return [self.objective] if isinstance(self.objective, str) else list(self.objective)
+
+    @property
+    def directions(self) -> list[str]:
+        if isinstance(self.direction, str):
+            return [self.direction] * len(self.objectives)
+        return list(self.direction)
+
+
 class TaskGroup(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     name: str
     command: str | list[str] | None = None
@@ -57,6 +93,8 @@ class TaskGroup(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """Explicit commands, one task each."""
     grid: dict[str, list[Any]] = {}
     random: RandomSamples | None = None
+    search: SearchSpec | None = None
+    """An adaptive search over ``search.params`` (no ``grid`` or ``random`` with it)."""
     cores: Annotated[int, msgspec.Meta(ge=1)] = 1
     gpus: Annotated[int, msgspec.Meta(ge=0)] = 0
     time_limit: Duration | None = None
@@ -92,7 +130,10 @@ def check_groups(options: TasksOptions, spec: SpecView) -> list[SpecProblem]:
             problems.append(SpecProblem(key, "set exactly one of 'command' or 'commands'"))
         if group.commands is not None and (group.grid or group.random):
             problems.append(SpecProblem(key, "'grid' and 'random' need a 'command' template"))
+        if group.search is not None:
+            problems.extend(check_search(group, key))
         params = set(group.grid) | (set(group.random.params) if group.random else set())
+        params |= set(group.search.params) if group.search else set()
         problems.extend(_template_problems(group, key, params))
         if group.commands is not None and not group.commands:
             problems.append(SpecProblem(f"{key}.commands", "empty list: the group would run no task"))
@@ -123,6 +164,41 @@ def check_groups(options: TasksOptions, spec: SpecView) -> list[SpecProblem]:
                         f"{key}.time_limit", "longer than the pilot's walltime: no task could start"
                     )
                 )
+    return problems
+
+
+def check_search(group: TaskGroup, key: str) -> list[SpecProblem]:
+    """The problems of a group's ``search`` table that need no sampler plugin."""
+    search = group.search
+    assert search is not None
+    where = f"{key}.search"
+    problems: list[SpecProblem] = []
+    if group.command is None:
+        problems.append(SpecProblem(where, "a search needs a 'command' template"))
+    if group.grid or group.random:
+        problems.append(SpecProblem(where, "a group has either 'search' or 'grid'/'random', not both"))
+    if not search.params:
+        problems.append(SpecProblem(f"{where}.params", "no parameters to search"))
+    for pname, dist in search.params.items():
+        problem = _check_distribution(dist)
+        if problem:
+            problems.append(SpecProblem(f"{where}.params.{pname}", problem))
+    objectives, directions = search.objectives, search.directions
+    if not objectives or not all(objectives):
+        problems.append(SpecProblem(f"{where}.objective", "name a key of the trials' final metrics"))
+    if len(directions) != len(objectives):
+        problems.append(
+            SpecProblem(f"{where}.direction", f"{len(directions)} direction(s) for {len(objectives)} objective(s)")
+        )
+    for d in directions:
+        if d not in DIRECTIONS:
+            problems.append(SpecProblem(f"{where}.direction", f"'{d}': expected minimize or maximize"))
+    if search.pruner not in PRUNERS:
+        problems.append(SpecProblem(f"{where}.pruner", f"unknown pruner '{search.pruner}'; one of {', '.join(PRUNERS)}"))
+    elif search.pruner != "none" and len(objectives) > 1:
+        problems.append(SpecProblem(f"{where}.pruner", "pruning needs a single objective"))
+    if parse_duration(search.report_interval) <= 0:
+        problems.append(SpecProblem(f"{where}.report_interval", "must be more than 0"))
     return problems
 
 
@@ -215,6 +291,8 @@ def count_tasks(group: TaskGroup) -> int:
     """How many tasks a group makes, without making them."""
     if group.commands is not None:
         return len(group.commands)
+    if group.search is not None:
+        return group.search.trials
     total = math.prod(len(values) for values in group.grid.values())
     return total * (group.random.samples if group.random is not None else 1)
 
@@ -285,8 +363,10 @@ def _candidate_values(group: TaskGroup) -> dict[str, list[Any]]:
     }
     for name, values in group.grid.items():
         out[name] = list(values)
-    if group.random is not None:
-        for name, dist in group.random.params.items():
+    dists = dict(group.random.params) if group.random is not None else {}
+    dists.update(group.search.params if group.search is not None else {})
+    if dists:
+        for name, dist in dists.items():
             bounds = dist.uniform or dist.loguniform or dist.randint or dist.choice or []
             out[name] = [float(v) for v in bounds] if (dist.uniform or dist.loguniform) else list(bounds)
     return out

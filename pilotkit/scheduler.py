@@ -10,21 +10,34 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import json
 import os
 import random
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 import msgspec
 
+from . import taskmetrics
 from .events import Event, GroupAdded, Log, TaskCancelled, TaskFinished, TaskStarted
 from .interfaces import Agent
 from .results import ResultsWriter, TaskResult
 from .task import Task as Task  # re-exported: its home before 0.2
 from .types import NodeInfo, TaskExit, TaskLaunch
-from .vocab import PIDS_DIR, TASKS_DIR, Counts, Outcome, TaskStatus, attempt_file, final_status, pid_file
+from .vocab import (
+    PIDS_DIR,
+    TASKS_DIR,
+    Counts,
+    Outcome,
+    TaskStatus,
+    attempt_file,
+    final_status,
+    metrics_file,
+    pid_file,
+)
 
 Wrap = Callable[[list[str], "Task", tuple[str, ...]], list[str]]
 """Turns a task's argv into what the agent runs (a container runtime's wrap)."""
@@ -139,10 +152,12 @@ class TaskPool:
         self._running: dict[str, tuple[Task, _Node, tuple[str, ...]]] = {}
         self._gangs: dict[str, list[tuple[_Node, tuple[int, dict[str, int]]]]] = {}
         self._gpu_share = gpu_share
-        self._stopped: set[str] = set()
+        self._stopped: dict[str, Outcome] = {}
+        """Tasks their app stopped, and the outcome they end with."""
         self._backoff: dict[str, asyncio.TimerHandle] = {}
-        self._sources: collections.deque[tuple[Counts, Iterator[Task]]] = collections.deque()
-        """Groups' tasks not made yet (an iterator each, with its group's counts)."""
+        self._sources: collections.deque[tuple[Counts, Iterator[Task | None]]] = collections.deque()
+        """Groups' tasks not made yet (an iterator each, with its group's counts); an
+        iterator may give None for "none yet, call :meth:`wake` when there are"."""
         """Failed tasks waiting out their retry delay."""
         self._to_prepare: collections.deque[Task] = collections.deque()
         self._prepared: set[str] = set()
@@ -167,9 +182,10 @@ class TaskPool:
     FILL_AHEAD = 4096
     """How many tasks of a group added as an iterator are made ahead of the dispatcher."""
 
-    def add_group(self, group: str, tasks: Iterable[Task], total: int | None = None) -> None:
+    def add_group(self, group: str, tasks: Iterable[Task | None], total: int | None = None) -> None:
         """Queue ``tasks``: a sequence, or an iterator of ``total`` tasks that are made
-        as slots come free (a huge scan is never in memory at once)."""
+        as slots come free (a huge scan is never in memory at once; an adaptive search
+        gives None while it has no task ready)."""
         counts = self.groups.setdefault(group, Counts())
         if total is None:
             tasks = list(tasks)
@@ -186,21 +202,29 @@ class TaskPool:
     def _fill(self, everything: bool = False) -> None:
         """Make tasks of the groups' iterators until FILL_AHEAD are queued (or all)."""
         resume = self.resume
-        while self._sources and (everything or len(self.queue) < self.FILL_AHEAD):
+        waiting = 0  # sources in a row with nothing to give yet
+        while self._sources and waiting < len(self._sources) and (everything or len(self.queue) < self.FILL_AHEAD):
             counts, source = self._sources[0]
-            task = next(source, None)
-            if task is None:
+            item = next(source, _END)
+            if item is _END:
                 self._sources.popleft()
                 continue
+            if item is None:  # nothing yet (an adaptive search waiting on its sampler)
+                self._sources.rotate(-1)
+                waiting += 1
+                continue
+            waiting = 0
+            task = cast(Task, item)
             self.tasks[task.id] = task
             if resume is not None:
                 prior = resume.results.get(task.id)
                 task.attempts = max(resume.attempts.get(task.id, 0), prior.attempts if prior else 0)
                 if prior is not None and prior.outcome != Outcome.CANCELLED:
-                    task.status = TaskStatus.DONE if prior.outcome == Outcome.OK else TaskStatus.FAILED
+                    task.status = final_status(prior.outcome or Outcome.FAILED)
                     task.exit_code, task.node, task.outcome = prior.exit_code, prior.node, prior.outcome
+                    task.metrics = prior.metrics
                     counts.queued -= 1
-                    if prior.outcome == Outcome.OK:
+                    if task.status is TaskStatus.DONE:
                         counts.done += 1
                     else:
                         counts.failed += 1
@@ -262,6 +286,8 @@ class TaskPool:
         while queue or self._sources:
             if not queue:
                 self._fill()
+                if not queue:
+                    break
                 continue
             task = queue[0]
             node = self._fit(task)
@@ -316,6 +342,7 @@ class TaskPool:
         counts.queued -= 1
         counts.running += 1
         tdir = self._task_root / task.id
+        env = task_env(env, task, tdir)
         argv = task.argv if self.wrap is None else self.wrap(task.argv, task, gpus)
         launch = TaskLaunch(
             task_id=task.id,
@@ -359,15 +386,20 @@ class TaskPool:
         counts = self.groups[task.group]
         counts.running -= 1
         if task.id in self._stopped and result.status in (Outcome.KILLED, Outcome.OK, Outcome.FAILED):
-            self._stopped.discard(task.id)
-            result = msgspec.structs.replace(result, status=Outcome.STOPPED.value)
+            outcome = self._stopped.pop(task.id)
+            if not (outcome is Outcome.PRUNED and result.status == Outcome.OK):  # done before pruned: ok
+                result = msgspec.structs.replace(result, status=outcome.value)
         task.exit_code = result.exit_code
         task.outcome = result.status
         task.end = result.end
+        tdir = self._task_root / task.id
+        task.metrics = taskmetrics.read_final(
+            tdir / metrics_file(result.attempt), tdir / attempt_file(result.attempt, "err")
+        )
         if result.status == Outcome.LOST:
             task.lost += 1
             retry = task.lost < self.CRASH_LIMIT and not self._draining
-        elif result.status not in (Outcome.OK, Outcome.KILLED, Outcome.STOPPED):
+        elif result.status not in (Outcome.OK, Outcome.KILLED, Outcome.STOPPED, Outcome.PRUNED):
             task.failures += 1
             retry = task.failures <= task.retries and not self._draining
         else:
@@ -390,6 +422,8 @@ class TaskPool:
         # On disk before anyone hears of it: a kill -9 after the event loses nothing.
         if not retry:
             self._record(task, result.status if task.status is not TaskStatus.CANCELLED else Outcome.CANCELLED)
+            if task.on_end is not None:
+                task.on_end(task)
         self.emit(
             TaskFinished(
                 pilot=self.pilot_id,
@@ -448,6 +482,7 @@ class TaskPool:
                 duration=(task.end - task.start) if (task.end and task.start) else None,
                 stdout=str(tdir / attempt_file(task.attempts, "out")) if ran else None,
                 stderr=str(tdir / attempt_file(task.attempts, "err")) if ran else None,
+                metrics=task.metrics,
             )
         )
         if not written and self.storage is None:
@@ -471,6 +506,11 @@ class TaskPool:
                           message=f"{self.results.path}: written again, nothing lost"))  # fmt: skip
             return
         asyncio.get_running_loop().call_later(self.STORAGE_RETRY, self._retry_storage)
+
+    def wake(self) -> None:
+        """A source that had nothing to give (an adaptive search) has tasks now."""
+        self._dispatch()
+        self._check_done()
 
     def _check_done(self) -> None:
         idle = not self.queue and not self._backoff and not self._sources
@@ -510,11 +550,12 @@ class TaskPool:
         """Start no new task, cancel the queued ones and stop the running ones."""
         self.drain(terminate=True, grace=grace)
 
-    def terminate(self, task_id: str, grace: float | None = None) -> None:
-        """Stop one running task (a service the app no longer needs)."""
+    def terminate(self, task_id: str, grace: float | None = None, outcome: Outcome = Outcome.STOPPED) -> None:
+        """Stop one running task (a service the app no longer needs: ``stopped``; a trial
+        its search pruned: ``pruned``)."""
         entry = self._running.get(task_id)
         if entry is not None:
-            self._stopped.add(task_id)
+            self._stopped[task_id] = outcome
             entry[1].agent.terminate(task_id, self.grace if grace is None else grace)
 
     def terminate_running(self, grace: float | None = None) -> None:
@@ -524,6 +565,25 @@ class TaskPool:
     @property
     def draining(self) -> bool:
         return self._draining
+
+
+_END = object()
+
+
+def task_env(env: dict[str, str], task: Task, tdir: Path) -> dict[str, str]:
+    """What every attempt gets besides the spec's environment: where to report metrics,
+    its id, attempt and parameters, and ``OMP_NUM_THREADS`` as its cores (unless set, and
+    for a task that takes one or more cores on one node)."""
+    out = {
+        **env,
+        "PILOTKIT_METRICS": str(tdir / metrics_file(task.attempts)),
+        "PILOTKIT_TASK_ID": task.id,
+        "PILOTKIT_ATTEMPT": str(task.attempts),
+        "PILOTKIT_TRIAL_PARAMS": json.dumps(task.params, default=str),
+    }
+    if "OMP_NUM_THREADS" not in env and task.cores >= 1 and not task.whole_nodes:
+        out["OMP_NUM_THREADS"] = str(task.cores)  # not for a service (0) or a gang of nodes
+    return out
 
 
 def _make_task_dirs(root: Path, task_ids: list[str]) -> None:

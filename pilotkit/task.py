@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,3 +36,8 @@ class Task:
     """Failed attempts (counted against ``retries``)."""
     lost: int = 0
     """Attempts lost with their node (counted against the pool's crash limit)."""
+    metrics: dict[str, Any] | None = None
+    """The final metrics its last attempt reported (``PILOTKIT_METRICS``)."""
+    on_end: Callable[[Task], None] | None = None
+    """Called once the task has its final result (an adaptive search telling its
+    sampler); after the result is on disk."""

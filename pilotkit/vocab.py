@@ -100,9 +100,12 @@ class Outcome(enum.StrEnum):
     """Stopped by its app because it was no longer needed (a service): a success."""
     CANCELLED = "cancelled"
     """The task never ran to the end: the pilot drained or was cancelled first."""
+    PRUNED = "pruned"
+    """Stopped by an adaptive search whose pruner judged its intermediate reports
+    unpromising: not a failure, never retried."""
 
 
-SUCCESS_OUTCOMES: frozenset[str] = frozenset({"ok", "stopped"})
+SUCCESS_OUTCOMES: frozenset[str] = frozenset({"ok", "stopped", "pruned"})
 
 
 def final_status(outcome: str, winding_down: bool = False) -> TaskStatus:
@@ -182,6 +185,8 @@ SPEC_RECORD = "spec.json"
 PIDS_DIR = "pids"
 """``pids/<task id>.<attempt>``: ``pid start-time mark`` of each running attempt."""
 TASKS_DIR = "tasks"
+SEARCH_DIR = "search"
+"""Where adaptive searches keep their state (a sampler's study), one file per group."""
 """``tasks/<task id>/attempt-<n>.out|err``: each attempt's output."""
 TOKEN_FILE = "token"
 """In the daemon's runtime directory: the secret a TCP client presents."""
@@ -194,6 +199,12 @@ ATTEMPT_FILE = re.compile(r"attempt-(\d+)\.(?:out|err)")
 def attempt_file(attempt: int, stream: Stream) -> str:
     """``attempt-<n>.out`` or ``attempt-<n>.err``."""
     return f"attempt-{attempt}.{stream}"
+
+
+def metrics_file(attempt: int) -> str:
+    """``attempt-<n>.metrics.jsonl``: where an attempt appends its metrics
+    (``PILOTKIT_METRICS``), one JSON object a line."""
+    return f"attempt-{attempt}.metrics.jsonl"
 
 
 def pid_file(workdir: Path, task_id: str, attempt: int) -> Path:

@@ -3,16 +3,18 @@ expansion are in :mod:`pilotkit.scan`)."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import pilotkit
 
 from ..errors import PilotkitError
 from ..interfaces import App, AppContext
+from ..plugins import get_plugins
 from ..scan import (
     BUILTIN_PLACEHOLDERS,
     Distribution,
     RandomSamples,
+    SearchSpec,
     TaskGroup,
     TasksOptions,
     check_groups,
@@ -22,11 +24,13 @@ from ..scan import (
     parameter_points,
     render,
 )
+from ..search import SearchRun
 
 if TYPE_CHECKING:
     from ..errors import SpecProblem
     from ..interfaces import SpecView
     from ..plugins import Register
+    from ..scheduler import TaskPool
 
 __all__ = [
     "BUILTIN_PLACEHOLDERS",
@@ -51,7 +55,11 @@ class TasksApp(App):
 
     @classmethod
     def check(cls, spec: SpecView) -> list[SpecProblem]:
-        return check_groups(spec.app_options, spec)
+        problems = check_groups(spec.app_options, spec)
+        for i, group in enumerate(spec.app_options.groups):
+            if group.search is not None:
+                problems += _sampler_problems(group.search, f"app.groups[{i}].search")
+        return problems
 
     async def run(self, ctx: AppContext) -> None:
         options: TasksOptions = self.options
@@ -70,12 +78,42 @@ class TasksApp(App):
                 raise PilotkitError(
                     f"app.groups[{i}].cores: a task asks for {group.cores} cores, the largest node has {cores}"
                 )
-        for group in options.groups:
-            tasks = iter_group(
-                group, options, workdir=ctx.pilot.workdir, spec_dir=self.spec.base_dir, base_env=base_env
-            )
-            ctx.pool.add_group(group.name, tasks, total=count_tasks(group))
-        await ctx.pool.wait()
+        searches: list[SearchRun] = []
+        pool = cast("TaskPool", ctx.pool)  # a search feeds the pool's own group counts
+        try:
+            for group in options.groups:
+                if group.search is not None:
+                    search = SearchRun(
+                        group, options, get_plugins().sampler(group.search.sampler), pool=pool,
+                        nodes=ctx.nodes, workdir=ctx.pilot.workdir, spec_dir=self.spec.base_dir,
+                        base_env=base_env, emit=ctx.emit, pilot_id=ctx.pilot.pilot_id,
+                    )  # fmt: skip
+                    await search.start()
+                    searches.append(search)
+                    pool.add_group(group.name, search.tasks(), total=count_tasks(group))
+                    continue
+                tasks = iter_group(
+                    group, options, workdir=ctx.pilot.workdir, spec_dir=self.spec.base_dir, base_env=base_env
+                )
+                ctx.pool.add_group(group.name, tasks, total=count_tasks(group))
+            await ctx.pool.wait()
+        finally:
+            for search in searches:
+                await search.close()
+
+
+def _sampler_problems(search: SearchSpec, key: str) -> list[SpecProblem]:
+    """An unknown sampler, or the sampler's own objections to the search."""
+    from ..errors import PluginError
+    from ..errors import SpecProblem as Problem
+
+    plugins = get_plugins()
+    try:
+        sampler = plugins.sampler(search.sampler)
+    except PluginError as exc:
+        hint = "" if plugins.tables["samplers"] else " (pip install pilotkit-optuna for tpe, random, cmaes, gp...)"
+        return [Problem(f"{key}.sampler", f"{exc.message}{hint}")]
+    return [Problem(f"{key}.{where}" if where else key, message) for where, message in sampler.check(search)]
 
 
 @pilotkit.hookimpl

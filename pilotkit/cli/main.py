@@ -323,6 +323,7 @@ cli.add_lazy(
         "shutdown": "pilotkit.cli.daemon_commands:shutdown_command",
         "timeline": "pilotkit.cli.nodes:timeline",
         "nodes": "pilotkit.cli.nodes:nodes",
+        "results": "pilotkit.cli.results:results",
         "tui": "pilotkit.cli.tui:tui",  # click only: the dashboard loads when the command runs
         "container": "pilotkit.cli.container:container",
         "config": "pilotkit.cli.config:config",

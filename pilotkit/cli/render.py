@@ -120,6 +120,7 @@ def print_summary(outcome: PilotOutcome, progress: Progress, *, plain: bool = Fa
     """The end of ``pilotkit run``: counts per group, the state, where results and logs
     are, and the failed tasks (id, exit code, last stderr line, log). ``plain``: lines
     for a log file, no table; reads the tasks' stderr files (call it off the event loop)."""
+    from ..trials import best_line
     from .logview import describe_failure
 
     state = outcome.state.value
@@ -129,6 +130,7 @@ def print_summary(outcome: PilotOutcome, progress: Progress, *, plain: bool = Fa
     failures = [describe_failure(f, outcome.workdir) for f in shown]
     more = failed - len(shown)
     more_line = f"... and {more} more failed tasks: see {outcome.results}" if more > 0 else None
+    best = best_line(outcome.workdir)
     if plain:
         lines = [f"pilot {outcome.pilot_id}"]
         lines += [
@@ -146,6 +148,8 @@ def print_summary(outcome: PilotOutcome, progress: Progress, *, plain: bool = Fa
             lines += [f"  {line}" for line in failures]
             if more_line:
                 lines.append(f"  {more_line}")
+        if best:
+            lines.append(best)
         for line in lines:
             print(line, file=sys.stderr, flush=True)
         return
@@ -167,6 +171,8 @@ def print_summary(outcome: PilotOutcome, progress: Progress, *, plain: bool = Fa
             err_console.print(Text(f"  {text}"), soft_wrap=True)
         if more_line:
             err_console.print(Text(f"  {more_line}", style="dim"), soft_wrap=True)
+    if best:
+        err_console.print(Text(best, style="bold"), soft_wrap=True)
 
 
 def print_probe(node: NodeInfo, report: GpuReport) -> None:

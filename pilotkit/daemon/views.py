@@ -124,7 +124,7 @@ class Views:
             infos = [
                 TaskInfo(task=t.id, group=t.group, status=t.status.value, attempts=t.attempts, node=t.node,
                          exit_code=t.exit_code, outcome=t.outcome, start=t.start, end=t.end,
-                         params=t.params or None)
+                         params=t.params or None, metrics=t.metrics)
                 for t in pool.tasks.values()
             ]
         else:
@@ -304,7 +304,7 @@ class Views:
             out[r.task] = TaskInfo(
                 task=r.task, group=r.group, status=status, attempts=r.attempts, node=r.node,
                 exit_code=r.exit_code, outcome=r.outcome, start=r.start, end=r.end,
-                params=r.params or None,
+                params=r.params or None, metrics=r.metrics,
             )
         for task, group, attempt, node, started, ended, status, code in await self.records.last_attempts(record.id):
             known = out.get(task)
