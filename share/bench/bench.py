@@ -562,6 +562,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     print(f"pilotkit bench, {started}; {info['cores']} cores, {info['cpu']}; kernel {info['kernel']}; "
           f"Python {info['python']}; load {info['load']}")
+    if os.environ.get("PYTHONDONTWRITEBYTECODE"):
+        print("PYTHONDONTWRITEBYTECODE is set: modules without a cached .pyc compile at every start")
     print(f"rounds: {args.rounds}{' (quick smoke run)' if args.quick else ''}; median [min-max] over the rounds\n",
           flush=True)
     results: list[Row] = []
