@@ -114,7 +114,7 @@ class Row:
                 continue
             median = Stat.of(values).median
             met = "met" if OPS[goal.op](median, goal.limit) else "NOT met"
-            out.append(f"    goal: {goal.text}: {met} (median {median:.3g})")
+            out.append(f"    goal: {goal.text}: {met} (median {median:.4g})")
         if self.error:
             out.append(f"    failed: {self.error}")
         return out
