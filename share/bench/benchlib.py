@@ -13,7 +13,6 @@ import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -195,7 +194,7 @@ def idle_overhead(tmp: Path, seconds: float = 3.0) -> float:
     elapsed = time.perf_counter() - t0
     proc.wait()
     used = (after.user + after.system) - (before.user + before.system)
-    return 100.0 * used / elapsed
+    return float(100.0 * used / elapsed)
 
 
 # --------------------------------------------------------------------------- peers
@@ -278,6 +277,3 @@ def machine() -> dict[str, str]:
         "load": " ".join(f"{x:.2f}" for x in os.getloadavg()),
     }
 
-
-def scratch(prefix: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=prefix))
