@@ -75,6 +75,7 @@ class Row:
     ratios: list[tuple[str, str, str]] = field(default_factory=list)  # (label, pilotkit series, reference)
     goals: list[Goal] = field(default_factory=list)
     skips: list[str] = field(default_factory=list)
+    info: list[str] = field(default_factory=list)
     units: dict[str, str] = field(default_factory=dict)
     error: str | None = None
 
@@ -102,6 +103,8 @@ class Row:
             out.append(f"    {name:<{width}} {Stat.of(values).format()}{' ' + unit if unit else ''}{note}")
         for skip in self.skips:
             out.append(f"    skipped: {skip}")
+        for line in self.info:
+            out.append(f"    note: {line}")
         for label, num, den in self.ratios:
             values = self.ratio_values(num, den)
             if values:
@@ -137,6 +140,7 @@ class Row:
                 for g in self.goals
             ],
             "skipped": self.skips,
+            "notes": self.info,
             "error": self.error,
         }
 
@@ -366,15 +370,20 @@ def row_daemon(ctx: Context) -> Row:
 class ClusterEnv:
     """The test cluster's environment set in this process while a row holds its lock."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], row: Row) -> None:
         self.env = env
+        self.row = row
         self.saved: dict[str, str | None] = {}
 
     def __enter__(self) -> None:
         from pilotkit.testing.slurm import cluster_lock
 
+        t0 = time.perf_counter()
         self.lock = cluster_lock()
         self.lock.__enter__()
+        waited = time.perf_counter() - t0
+        if waited >= 1.0:
+            self.row.info.append(f"waited {waited:.0f} s for the test cluster's lock (another user held it)")
         for key, value in self.env.items():
             self.saved[key] = os.environ.get(key)
             os.environ[key] = value
@@ -407,7 +416,7 @@ def row_slurm_agents(ctx: Context) -> Row:
         return row
     row.ratios = [("ratio / srun -N3 true", "pilotkit: 3 node agents ready", "srun -N3 true: whole")]
     plugins = Plugins().load()
-    with ClusterEnv(env):
+    with ClusterEnv(env, row):
         for i in rounds(ctx):
             result = asyncio.run(
                 bench_slurm.run_pilot(bench_slurm.spec("slurm", 3, 6), ctx.folder(f"slurm-agents{i}"), plugins)
@@ -433,7 +442,7 @@ def row_slurm_tasks(ctx: Context) -> Row:
         ("ratio / xargs", "pilotkit: Slurm pilot, 3 nodes", "xargs -P2 (local)"),
     ]
     plugins = Plugins().load()
-    with ClusterEnv(env):
+    with ClusterEnv(env, row):
         for i in rounds(ctx):
             slurm = asyncio.run(
                 bench_slurm.run_pilot(bench_slurm.spec("slurm", 3, n), ctx.folder(f"slurm-tasks{i}"), plugins)
@@ -465,6 +474,11 @@ def row_dask(ctx: Context) -> Row:
     env = cluster_or_skip(ctx, row)
     if env is None:
         return row
+    import importlib.util
+
+    if importlib.util.find_spec("pilotkit_dask") is None or importlib.util.find_spec("distributed") is None:
+        row.skips.append("pilotkit's Dask app: pilotkit_dask or distributed not installed (share/dev/setup)")
+        return row
     python = ctx.args.peers_python
     missing = benchlib.peer_missing(python, "dask_jobqueue", "dask-jobqueue")
     if missing:
@@ -475,7 +489,7 @@ def row_dask(ctx: Context) -> Row:
 
     plugin_dir = str(HERE.parents[1] / "plugins" / "dask")
     os.environ.setdefault("DASK_LOGGING__DISTRIBUTED", "error")
-    with ClusterEnv(env):
+    with ClusterEnv(env, row):
         for i in rounds(ctx):
             mine = asyncio.run(bench_startup.bench_pilotkit(ctx.folder(f"dask-pk{i}")))
             row.add("pilotkit: Dask app, 3 nodes", mine.ready)
