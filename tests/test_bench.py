@@ -13,8 +13,8 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[1] / "share" / "bench" / "bench.py"
 
 
-def bench(*args: str, tmp: Path) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+def bench(*args: str, tmp: Path, **extra: str) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ, PATH=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}", **extra)
     return subprocess.run(
         [sys.executable, str(BENCH), *args], capture_output=True, text=True, timeout=120, cwd=tmp, env=env
     )
@@ -50,6 +50,13 @@ def test_peer_environment_without_hyperqueue_is_a_named_skip(tmp_path: Path) -> 
     assert out.returncode == 0, out.stdout + out.stderr
     assert f"skipped: HyperQueue not installed (no hyperqueue in {sys.executable}): see share/bench/README.md" in out.stdout
     assert "    pilotkit run " in out.stdout
+
+
+def test_missing_test_cluster_is_a_named_skip(tmp_path: Path) -> None:
+    out = bench("--quick", "--only", "4,5", tmp=tmp_path, PILOTKIT_TESTCLUSTER=str(tmp_path / "no-cluster"))
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.count("skipped: Slurm test cluster") == 2, out.stdout
+    assert "pilotkit: 3 node agents ready" not in out.stdout
 
 
 def test_bad_only_is_one_line_exit_2(tmp_path: Path) -> None:
