@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
@@ -196,7 +198,10 @@ async def metrics_fanout(
     return delivered / elapsed, sum(gaps), cpu
 
 
-async def main(args: argparse.Namespace) -> None:
+@contextlib.asynccontextmanager
+async def running_daemon() -> AsyncIterator[tuple[str, psutil.Process]]:
+    """A real daemon for the run (state and socket in a temp dir): its socket and process.
+    Sets ``XDG_RUNTIME_DIR`` in this process so clients find it."""
     tmp = Path(tempfile.mkdtemp(prefix="pilotkit-bench-"))
     env = dict(os.environ, XDG_STATE_HOME=str(tmp / "state"), XDG_RUNTIME_DIR=str(tmp / "run"))
     (tmp / "run").mkdir(mode=0o700)
@@ -212,8 +217,19 @@ async def main(args: argparse.Namespace) -> None:
             if os.path.exists(sock):
                 break
             await asyncio.sleep(0.05)
-        proc = psutil.Process(daemon.pid)
-        print(f"daemon pid {daemon.pid}; cpus: {psutil.cpu_count()}; python {sys.version.split()[0]}")
+        yield sock, psutil.Process(daemon.pid)
+    finally:
+        daemon.terminate()
+        try:
+            daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+        log.close()
+
+
+async def main(args: argparse.Namespace) -> None:
+    async with running_daemon() as (sock, proc):
+        print(f"daemon pid {proc.pid}; cpus: {psutil.cpu_count()}; python {sys.version.split()[0]}")
 
         rate, per_sub, gaps = await events_live(sock, args.subscribers, args.tasks)
         print(f"live events: {rate:,.0f} events/s delivered to {args.subscribers} subscribers in all "
@@ -241,13 +257,6 @@ async def main(args: argparse.Namespace) -> None:
             print(f"agents {agents:>6}: daemon CPU {100 * cpu:5.1f}% of a core, handled {handled}/{expected} "
                   f"heartbeats; one core would sustain ~{sustain:,.0f} agents at 1 Hz; "
                   f"RSS {proc.memory_info().rss / 2**20:.1f} MiB")
-    finally:
-        daemon.terminate()
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-        log.close()
 
 
 if __name__ == "__main__":

@@ -14,113 +14,15 @@ Prints, per repetition and as medians:
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-def spec_text(name: str, n: int, slots: int, command: str) -> str:
-    values = ", ".join(str(i) for i in range(n))
-    return f"""name = "{name}"
-[resources]
-cores = {slots}
-[app]
-type = "tasks"
-[[app.groups]]
-name = "bench"
-command = "{command}"
-[app.groups.grid]
-i = [{values}]
-"""
-
-
-def pilotkit_exe() -> str | None:
-    """The installed console script beside this interpreter (not a shell shim)."""
-    beside = Path(sys.executable).parent / "pilotkit"
-    return str(beside) if beside.exists() else shutil.which("pilotkit")
-
-
-def run_pilotkit(spec: Path, workdir: Path) -> dict[str, float]:
-    exe = pilotkit_exe()
-    argv = (
-        [exe, "run", "--quiet", "--workdir", str(workdir), str(spec)]
-        if exe
-        else [
-            sys.executable,
-            "-m",
-            "pilotkit.cli.main",
-            "run",
-            "--quiet",
-            "--workdir",
-            str(workdir),
-            str(spec),
-        ]
-    )
-    t0 = time.time()
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, rusage = os.wait4(proc.pid, 0)
-    wall = time.time() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode != 0:
-        raise SystemExit(
-            f"pilotkit run failed ({proc.returncode}): {proc.stderr.read().decode() if proc.stderr else ''}"
-        )
-    starts, ends = [], []
-    with open(workdir / "results.jsonl") as f:
-        for line in f:
-            r = json.loads(line)
-            starts.append(r["start"])
-            ends.append(r["end"])
-    return {
-        "tasks": len(starts),
-        "tasks_per_s": len(starts) / (max(ends) - min(starts)),
-        "startup_s": min(starts) - t0,
-        "wall_s": wall,
-        "peak_rss_mib": rusage.ru_maxrss / 1024,
-        "cpu_s": rusage.ru_utime + rusage.ru_stime,
-    }
-
-
-def run_xargs(n: int, slots: int) -> float:
-    t0 = time.perf_counter()
-    subprocess.run(
-        f"seq {n} | xargs -P{slots} -n1 /bin/true",
-        shell=True,
-        check=True,
-    )
-    return n / (time.perf_counter() - t0)
-
-
-def idle_overhead(tmp: Path) -> float:
-    """Percent of one core the pilot process uses while its 2 tasks sleep 5 s."""
-    import psutil
-
-    spec = tmp / "idle.toml"
-    spec.write_text(
-        'name = "idle"\n[resources]\ncores = 2\n[[app.groups]]\nname = "sleep"\n'
-        'commands = ["sleep 5", "sleep 5"]\n'
-    )
-    exe = pilotkit_exe() or "pilotkit"
-    proc = psutil.Popen(
-        [exe, "run", "--quiet", "--workdir", str(tmp / "idle"), str(spec)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    time.sleep(1.5)  # past start-up
-    before = proc.cpu_times()
-    t0 = time.perf_counter()
-    time.sleep(3.0)
-    after = proc.cpu_times()
-    elapsed = time.perf_counter() - t0
-    proc.wait()
-    used = (after.user + after.system) - (before.user + before.system)
-    return 100.0 * used / elapsed
+from benchlib import idle_overhead, run_pilotkit, run_xargs, spec_text
 
 
 def main() -> None:
@@ -140,7 +42,7 @@ def main() -> None:
             # Every repetition starts from a settled disk: write-back of the previous
             # run's 30,000 task files and directories would otherwise slow this one.
             os.sync()
-            xargs = run_xargs(args.tasks, args.slots)
+            xargs = args.tasks / run_xargs(args.tasks, args.slots)
             os.sync()
             pk = run_pilotkit(spec, tmp / f"run{rep}")
             row = {**pk, "xargs_tasks_per_s": xargs, "ratio": pk["tasks_per_s"] / xargs}
