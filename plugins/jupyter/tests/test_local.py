@@ -1,0 +1,118 @@
+"""Jupyter pilots on the local provider: a real JupyterLab with a real Dask cluster behind
+it, reached through ``pilotkit jupyter open --host``'s SSH tunnel (share/testsshd), a cell
+run over the kernel protocol, the Dask dashboard through jupyter-server-proxy, the Lab page
+in headless Chromium; and a walltime drain that ends a bare server cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from pilotkit_jupyter.connection import read_info
+
+from pilotkit.api import PilotState
+from pilotkit.testing import Pilot, RunSpec
+
+from .conftest import (
+    DASK_CELL,
+    Sshd,
+    Tunnel,
+    chromium,
+    get_text,
+    need_jupyter,
+    processes_of,
+    run_cell,
+    screenshot,
+)
+from .conftest import wait_for as wait
+
+pytestmark = [pytest.mark.dask]
+
+LAB_DASK = """name = "nb-local"
+[pilot]
+grace = "3s"
+[app]
+type = "jupyter"
+backend = "dask"
+[app.dask]
+nanny = false
+threads = 1
+"""
+
+
+@pytest.fixture(autouse=True)
+def _jupyter() -> None:
+    need_jupyter()
+
+
+def _state(workdir: Path) -> str | None:
+    try:
+        return read_info(workdir).state
+    except Exception:
+        return None
+
+
+@pytest.mark.sshd
+async def test_lab_with_dask_through_the_tunnel(sshd: Sshd, run_spec: RunSpec, tmp_path: Path) -> None:
+    import aiohttp
+
+    browser = chromium()
+    pilots: list[Pilot] = []
+    workdir = tmp_path / "pilot"
+    running = asyncio.ensure_future(run_spec(LAB_DASK, workdir=workdir, on_pilot=pilots.append))
+    tunnel: Tunnel | None = None
+    try:
+        await wait(lambda: running.done() or _state(workdir) == "running", 90, "the server")
+        assert not running.done(), running.result().reason
+        info = read_info(workdir)
+        assert info.lab and info.backend == "dask" and info.dask_scheduler and info.dask_dashboard
+        tunnel = await Tunnel.open(sshd, workdir)
+        assert tunnel.url.endswith(f"/lab?token={info.token}") and info.base_url not in tunnel.url
+        status, out = await run_cell(aiohttp, tunnel.base, tunnel.token, DASK_CELL)
+        assert status == "ok", out
+        words = out.split("RESULT ", 1)[1].split()
+        assert words[0] == "18000000" and words[2] == info.dask_dashboard, out
+        assert tunnel.dashboard == f"{tunnel.base}{info.dask_dashboard}"
+        code, page = await get_text(aiohttp, tunnel.dashboard, tunnel.token)
+        assert code == 200 and "Dask" in page, page[:300]
+        shot = tmp_path / "jupyterlab.png"
+        title = await screenshot(
+            aiohttp, browser, tunnel.url, "!!document.querySelector('.jp-LabShell .jp-Launcher')",
+            shot, tmp_path / "chromium",
+        )  # fmt: skip
+        print(f"JupyterLab screenshot: {shot}")
+        assert "JupyterLab" in title and shot.stat().st_size > 20_000
+        assert await tunnel.close() == 0
+        pilots[0].cancel("test ends")
+        run = await asyncio.wait_for(running, 60)
+    finally:
+        if tunnel is not None:
+            await tunnel.close()
+        if not running.done():
+            pilots[0].cancel("test failed")
+            await running
+    assert run.state is PilotState.CANCELLED, run.reason
+    assert read_info(workdir).state == "stopped"
+    assert processes_of(workdir) == [], "evict leaves no Jupyter, kernel or Dask process"
+
+
+async def test_walltime_drain_ends_a_bare_server_cleanly(run_spec: RunSpec, tmp_path: Path) -> None:
+    workdir = tmp_path / "pilot"
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    spec = (
+        'name = "nb-walltime"\n[resources]\nwalltime = "14s"\n[pilot]\ndrain_margin = "3s"\ngrace = "2s"\n'
+        f'[app]\ntype = "jupyter"\nlab = false\nnotebook_dir = "{notebooks}"\n'
+    )
+    running = asyncio.ensure_future(run_spec(spec, workdir=workdir))
+    await wait(lambda: running.done() or _state(workdir) == "running", 30, "the server")
+    assert not running.done(), running.result().reason
+    info = read_info(workdir)
+    assert not info.lab and info.root_dir == str(notebooks) and info.url.endswith(f"/tree?token={info.token}")
+    assert len(info.token) >= 32
+    run = await asyncio.wait_for(running, 40)
+    assert run.state is PilotState.WALLTIME_EXPIRED, run.reason
+    assert read_info(workdir).state == "stopped"
+    assert processes_of(workdir) == []
+    assert processes_of(notebooks) == []
