@@ -276,3 +276,35 @@ def processes_of(workdir: Path) -> list[str]:
         if mark in cmdline and state != "Z":
             found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
     return found
+
+
+async def check_lab_with_dask(sshd: Sshd, workdir: Path, tmp_path: Path) -> list[str]:
+    """Through ``pilotkit jupyter open --host``'s tunnel to a running Lab + Dask pilot: run
+    :data:`DASK_CELL` in a kernel, load the Dask dashboard through the proxy and the Lab page
+    in headless Chromium (``tmp_path/jupyterlab.png`` is kept). Returns the workers' hosts."""
+    import aiohttp
+    from pilotkit_jupyter.connection import read_info
+
+    browser = chromium()
+    info = read_info(workdir)
+    assert info.lab and info.backend == "dask" and info.dask_scheduler and info.dask_dashboard
+    tunnel = await Tunnel.open(sshd, workdir)
+    try:
+        assert tunnel.url.endswith(f"/lab?token={info.token}") and info.base_url not in tunnel.url
+        status, out = await run_cell(aiohttp, tunnel.base, tunnel.token, DASK_CELL)
+        assert status == "ok", out
+        words = out.split("RESULT ", 1)[1].split()
+        assert words[0] == "18000000" and words[2] == info.dask_dashboard, out
+        assert tunnel.dashboard == f"{tunnel.base}{info.dask_dashboard}"
+        code, page = await get_text(aiohttp, tunnel.dashboard, tunnel.token)
+        assert code == 200 and "Dask" in page, page[:300]
+        shot = tmp_path / "jupyterlab.png"
+        title = await screenshot(
+            aiohttp, browser, tunnel.url, "!!document.querySelector('.jp-LabShell .jp-Launcher')",
+            shot, tmp_path / "chromium",
+        )  # fmt: skip
+        print(f"JupyterLab screenshot: {shot}")
+        assert "JupyterLab" in title and shot.stat().st_size > 20_000
+    finally:
+        assert await tunnel.close() == 0, "Ctrl-C ends the tunnel cleanly"
+    return words[1].split(",")

@@ -6,6 +6,7 @@ in headless Chromium; and a walltime drain that ends a bare server cleanly."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from pathlib import Path
 
 import pytest
@@ -14,17 +15,7 @@ from pilotkit_jupyter.connection import read_info
 from pilotkit.api import PilotState
 from pilotkit.testing import Pilot, RunSpec
 
-from .conftest import (
-    DASK_CELL,
-    Sshd,
-    Tunnel,
-    chromium,
-    get_text,
-    need_jupyter,
-    processes_of,
-    run_cell,
-    screenshot,
-)
+from .conftest import Sshd, check_lab_with_dask, need_jupyter, processes_of
 from .conftest import wait_for as wait
 
 pytestmark = [pytest.mark.dask]
@@ -55,40 +46,17 @@ def _state(workdir: Path) -> str | None:
 
 @pytest.mark.sshd
 async def test_lab_with_dask_through_the_tunnel(sshd: Sshd, run_spec: RunSpec, tmp_path: Path) -> None:
-    import aiohttp
-
-    browser = chromium()
     pilots: list[Pilot] = []
     workdir = tmp_path / "pilot"
     running = asyncio.ensure_future(run_spec(LAB_DASK, workdir=workdir, on_pilot=pilots.append))
-    tunnel: Tunnel | None = None
     try:
         await wait(lambda: running.done() or _state(workdir) == "running", 90, "the server")
         assert not running.done(), running.result().reason
-        info = read_info(workdir)
-        assert info.lab and info.backend == "dask" and info.dask_scheduler and info.dask_dashboard
-        tunnel = await Tunnel.open(sshd, workdir)
-        assert tunnel.url.endswith(f"/lab?token={info.token}") and info.base_url not in tunnel.url
-        status, out = await run_cell(aiohttp, tunnel.base, tunnel.token, DASK_CELL)
-        assert status == "ok", out
-        words = out.split("RESULT ", 1)[1].split()
-        assert words[0] == "18000000" and words[2] == info.dask_dashboard, out
-        assert tunnel.dashboard == f"{tunnel.base}{info.dask_dashboard}"
-        code, page = await get_text(aiohttp, tunnel.dashboard, tunnel.token)
-        assert code == 200 and "Dask" in page, page[:300]
-        shot = tmp_path / "jupyterlab.png"
-        title = await screenshot(
-            aiohttp, browser, tunnel.url, "!!document.querySelector('.jp-LabShell .jp-Launcher')",
-            shot, tmp_path / "chromium",
-        )  # fmt: skip
-        print(f"JupyterLab screenshot: {shot}")
-        assert "JupyterLab" in title and shot.stat().st_size > 20_000
-        assert await tunnel.close() == 0
+        hosts = await check_lab_with_dask(sshd, workdir, tmp_path)
+        assert hosts == [socket.gethostname()]
         pilots[0].cancel("test ends")
         run = await asyncio.wait_for(running, 60)
     finally:
-        if tunnel is not None:
-            await tunnel.close()
         if not running.done():
             pilots[0].cancel("test failed")
             await running
