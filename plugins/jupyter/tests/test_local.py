@@ -6,6 +6,9 @@ in headless Chromium; and a walltime drain that ends a bare server cleanly."""
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import signal
 import socket
 from pathlib import Path
 
@@ -84,3 +87,18 @@ async def test_walltime_drain_ends_a_bare_server_cleanly(run_spec: RunSpec, tmp_
     assert read_info(workdir).state == "stopped"
     assert processes_of(workdir) == []
     assert processes_of(notebooks) == []
+
+
+async def test_a_killed_server_fails_the_pilot_naming_its_log(run_spec: RunSpec, tmp_path: Path) -> None:
+    workdir = tmp_path / "pilot"
+    spec = 'name = "nb-kill"\n[pilot]\ngrace = "2s"\n[app]\ntype = "jupyter"\nlab = false\n'
+    running = asyncio.ensure_future(run_spec(spec, workdir=workdir))
+    await wait(lambda: running.done() or _state(workdir) == "running", 30, "the server")
+    assert not running.done(), running.result().reason
+    server_file = next((workdir / "jupyter-runtime").glob("jpserver-*.json"))
+    os.kill(json.loads(server_file.read_text())["pid"], signal.SIGKILL)
+    run = await asyncio.wait_for(running, 30)
+    assert run.state is PilotState.FAILED
+    assert "the Jupyter server stopped" in run.reason and "jupyter-server" in run.reason, run.reason
+    assert read_info(workdir).state == "stopped"
+    assert processes_of(workdir) == []
