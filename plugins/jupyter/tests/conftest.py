@@ -281,7 +281,8 @@ def processes_of(workdir: Path) -> list[str]:
 async def check_lab_with_dask(sshd: Sshd, workdir: Path, tmp_path: Path) -> list[str]:
     """Through ``pilotkit jupyter open --host``'s tunnel to a running Lab + Dask pilot: run
     :data:`DASK_CELL` in a kernel, load the Dask dashboard through the proxy and the Lab page
-    in headless Chromium (``tmp_path/jupyterlab.png`` is kept). Returns the workers' hosts."""
+    in headless Chromium (``tmp_path/jupyterlab.png`` and ``dask-dashboard.png`` are kept).
+    Returns the workers' hosts."""
     import aiohttp
     from pilotkit_jupyter.connection import read_info
 
@@ -297,7 +298,17 @@ async def check_lab_with_dask(sshd: Sshd, workdir: Path, tmp_path: Path) -> list
         assert words[0] == "18000000" and words[2] == info.dask_dashboard, out
         assert tunnel.dashboard == f"{tunnel.base}{info.dask_dashboard}"
         code, page = await get_text(aiohttp, tunnel.dashboard, tunnel.token)
-        assert code == 200 and "Dask" in page, page[:300]
+        assert code == 200 and "Dask" in page and 'href="statics/' in page, page[:300]
+        code, _ = await get_text(aiohttp, tunnel.dashboard.replace("/status", "/workers"), tunnel.token)
+        assert code == 200, "the dashboard's relative links stay under the proxy"
+        # the page draws only once Bokeh's websocket session through the proxy is up
+        board = tmp_path / "dask-dashboard.png"
+        await screenshot(
+            aiohttp, browser, f"{tunnel.dashboard}?token={tunnel.token}",
+            "!!(window.Bokeh && Bokeh.documents.length && Bokeh.documents[0].roots().length)",
+            board, tmp_path / "chromium-dashboard",
+        )  # fmt: skip
+        print(f"Dask dashboard screenshot: {board}")
         shot = tmp_path / "jupyterlab.png"
         title = await screenshot(
             aiohttp, browser, tunnel.url, "!!document.querySelector('.jp-LabShell .jp-Launcher')",
