@@ -122,12 +122,14 @@ class JupyterApp(App):
                     raise PilotkitError(f"the Jupyter server stopped ({await server.exit_report()})")
                 raise PilotkitError("the Dask cluster behind the Jupyter server stopped")
         finally:
-            await server.stop()
-            if dask_run is not None:
-                await _end(ctx, dask_run)
-            info.state = "stopped"
-            with contextlib.suppress(OSError):
-                await asyncio.to_thread(write_info, workdir, info)
+            try:
+                await server.stop()
+                if dask_run is not None:
+                    await _end(ctx, dask_run)  # re-raises the cluster's error, if it had one
+            finally:
+                info.state = "stopped"
+                with contextlib.suppress(OSError):
+                    await asyncio.to_thread(write_info, workdir, info)
 
 
 async def _until(ctx: AppContext, main: Awaitable[Any], *watchers: asyncio.Future[Any]) -> Any:

@@ -102,3 +102,19 @@ async def test_a_killed_server_fails_the_pilot_naming_its_log(run_spec: RunSpec,
     assert "the Jupyter server stopped" in run.reason and "jupyter-server" in run.reason, run.reason
     assert read_info(workdir).state == "stopped"
     assert processes_of(workdir) == []
+
+
+async def test_a_dask_cluster_that_cannot_start_fails_the_pilot_before_the_server(
+    run_spec: RunSpec, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "pilot"
+    spec = (
+        'name = "nb-nodask"\n[pilot]\ngrace = "2s"\n[app]\ntype = "jupyter"\nbackend = "dask"\n'
+        '[app.dask]\npython = "/nonexistent/python3"\n'
+    )
+    run = await asyncio.wait_for(run_spec(spec, workdir=workdir), 60)
+    assert run.state is PilotState.FAILED
+    assert "Dask scheduler stopped before it was ready" in run.reason, run.reason
+    assert read_info(workdir).state == "stopped" and not read_info(workdir).url
+    assert not (workdir / "tasks" / "jupyter-server").exists(), "no server without its cluster"
+    assert processes_of(workdir) == []
