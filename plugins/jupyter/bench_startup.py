@@ -47,6 +47,10 @@ backend = "{backend}"
 """
 
 
+SPLITS: dict[str, float] = {}
+"""Intermediate times (seconds from the command), printed after the results."""
+
+
 def _answers(url: str, token: str) -> bool:
     request = urllib.request.Request(
         f"{url.rstrip('/')}/api/status", headers={"Authorization": f"token {token}"}
@@ -91,6 +95,7 @@ def bench_pilotkit(tmp: Path, ssh_config: Path, env: dict[str, str], nodes: int,
             180,
             "the server",
         )
+        SPLITS[f"pilotkit ({backend}): jupyter.json says running"] = time.monotonic() - started
         tunnel = subprocess.Popen(
             [*PILOTKIT, "jupyter", "open", "--no-browser", "--host", "pilotkit-test", "--ssh-config", str(ssh_config),
              str(workdir)], env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
@@ -125,6 +130,7 @@ def bench_by_hand(tmp: Path, ssh_config: Path, env: dict[str, str]) -> float:
             return match is not None
 
         _until(url_in_log, 180, "jupyter lab's URL in its log")
+        SPLITS["by hand: the URL in jupyter lab's log"] = time.monotonic() - started
         node, port, token = found[0].groups()
         local = _free_port()
         ssh = subprocess.Popen(["ssh", "-F", str(ssh_config), "-N", "-L", f"{local}:{node}:{port}", "pilotkit-test"],
@@ -176,10 +182,12 @@ def main() -> None:
         finally:
             subprocess.run([str(TESTSSHD), "down", str(tmp / "sshd")], capture_output=True)
     if args.json:
-        print(json.dumps(results, indent=2))
+        print(json.dumps({"results": results, "splits": SPLITS}, indent=2))
     else:
         for what, seconds in results.items():
             print(f"{seconds:6.1f} s  {what}")
+        for what, seconds in SPLITS.items():
+            print(f"{seconds:6.1f} s    of which: {what}")
 
 
 if __name__ == "__main__":
