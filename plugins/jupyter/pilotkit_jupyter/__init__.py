@@ -1,0 +1,33 @@
+"""pilotkit-jupyter: ``[app] type = "jupyter"`` runs a Jupyter server (JupyterLab when
+installed) on a pilot's first node, with a Dask cluster behind its kernels when
+``backend = "dask"``; ``pilotkit jupyter open`` prints its URL, or tunnels to it over SSH.
+
+Heavy imports (``jupyter_server``) happen only on the nodes, in the server's own process.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from pilotkit.api import hookimpl
+
+from .app import JupyterApp
+
+if TYPE_CHECKING:
+    import click
+
+    from pilotkit.api import Register
+
+__all__ = ["JupyterApp"]
+
+
+@hookimpl
+def pilotkit_register_apps(register: Register[Any]) -> None:
+    register(JupyterApp)
+
+
+@hookimpl
+def pilotkit_add_commands(cli: click.Group) -> None:
+    from .cli import jupyter_group
+
+    cli.add_command(jupyter_group)

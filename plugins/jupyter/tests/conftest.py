@@ -1,0 +1,321 @@
+"""Shared helpers: a real OpenSSH server on loopback, a kernel driven over the server's
+kernels API (the Jupyter message protocol on its websocket), headless Chromium, and a
+look for processes left behind."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import importlib.util
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pilotkit.testing import need, need_binary
+
+ROOT = Path(__file__).resolve().parents[3]
+EXAMPLES = ROOT / "share" / "examples"
+TESTSSHD = ROOT / "share" / "testsshd" / "testsshd"
+PILOTKIT = [sys.executable, "-m", "pilotkit.cli.main"]
+
+DASK_CELL = """
+import os, socket
+import dask.array as da
+from distributed import Client
+client = Client(os.environ["DASK_SCHEDULER_ADDRESS"])
+x = da.ones((3000, 3000), chunks=(500, 500))
+total = int((x + x.T).sum().compute())
+hosts = sorted(set(client.run(socket.gethostname).values()))
+print("RESULT", total, ",".join(hosts), client.dashboard_link)
+client.close()
+"""
+"""A cell that computes on the Dask cluster and says where its workers run."""
+
+
+def need_jupyter() -> None:
+    """Skip (fail under PILOTKIT_REQUIRE_REAL=1) without the Jupyter and Dask parts."""
+    for module, hint in (
+        ("jupyter_server", "pip install pilotkit-jupyter"),
+        ("jupyterlab", "pip install 'pilotkit-jupyter[lab]'"),
+        ("jupyter_server_proxy", "pip install jupyter-server-proxy"),
+        ("jupyter_client", "pip install jupyter_client"),
+        ("ipykernel", "pip install ipykernel"),
+        ("distributed", "pip install 'dask[distributed]'"),
+        ("aiohttp", "pip install aiohttp"),
+    ):
+        need(module, importlib.util.find_spec(module) is not None, hint)
+
+
+async def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "a condition") -> Any:
+    """Poll ``condition`` on the event loop until it returns something true."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        await asyncio.sleep(0.1)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class Sshd:
+    """A running ``share/testsshd`` server: its alias is ``pilotkit-test``."""
+
+    dir: Path
+    port: int
+
+    @property
+    def ssh_config(self) -> Path:
+        return self.dir / "ssh_config"
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
+    need_binary("sshd", "install openssh-server (share/dev/install-system-deps)")
+    need("root (share/testsshd runs sshd as root)", os.geteuid() == 0)
+    directory = tmp_path_factory.mktemp("sshd")
+    port = free_port()
+    subprocess.run(
+        [str(TESTSSHD), "up", str(directory), str(port)], check=True, capture_output=True, timeout=60
+    )
+    try:
+        yield Sshd(directory, port)
+    finally:
+        subprocess.run([str(TESTSSHD), "down", str(directory)], check=False, capture_output=True, timeout=60)
+
+
+class Tunnel:
+    """``pilotkit jupyter open --host pilotkit-test`` running in the background."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, url: str, dashboard: str | None) -> None:
+        self.proc = proc
+        self.url = url
+        """``http://127.0.0.1:PORT/lab?token=...``"""
+        self.dashboard = dashboard
+        self.base = url.split("/lab?", 1)[0].split("/tree?", 1)[0]
+        self.token = url.rsplit("token=", 1)[1]
+
+    @classmethod
+    async def open(cls, sshd: Sshd, workdir: Path) -> Tunnel:
+        proc = await asyncio.create_subprocess_exec(
+            *PILOTKIT, "jupyter", "open", "--no-browser", "--host", "pilotkit-test",
+            "--ssh-config", str(sshd.ssh_config), str(workdir),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        assert proc.stdout is not None and proc.stderr is not None
+        url = (await asyncio.wait_for(proc.stdout.readline(), 60)).decode().strip()
+        if not url.startswith("http://127.0.0.1:"):
+            proc.kill()
+            raise AssertionError((url, (await proc.stderr.read()).decode()))
+        line = (await asyncio.wait_for(proc.stderr.readline(), 30)).decode().strip()
+        dashboard = line.split(": ", 1)[1] if line.startswith("Dask dashboard: ") else None
+        return cls(proc, url, dashboard)
+
+    async def close(self) -> int:
+        if self.proc.returncode is None:
+            self.proc.send_signal(2)  # SIGINT, as Ctrl-C
+        try:
+            return await asyncio.wait_for(self.proc.wait(), 30)
+        except TimeoutError:
+            self.proc.kill()
+            return await self.proc.wait()
+
+
+async def run_cell(aiohttp: Any, base: str, token: str, code: str, timeout: float = 60) -> tuple[str, str]:
+    """Start a kernel through the server's REST API, run ``code`` over the kernel's
+    websocket (Jupyter messages made by jupyter_client's Session), shut the kernel down.
+    Returns the reply's status and the cell's stdout."""
+    from jupyter_client.session import Session
+
+    headers = {"Authorization": f"token {token}"}
+    async with aiohttp.ClientSession(headers=headers) as http:
+        async with http.post(f"{base}/api/kernels", json={"name": "python3"}) as response:
+            assert response.status == 201, await response.text()
+            kernel = (await response.json())["id"]
+        try:
+            session = Session(username="test")
+            request = session.msg("execute_request", {"code": code, "silent": False, "store_history": False})
+            request["channel"] = "shell"
+            out: list[str] = []
+            status = ""
+            async with http.ws_connect(
+                f"{base}/api/kernels/{kernel}/channels?session_id={session.session}"
+            ) as ws:
+                await ws.send_str(json.dumps(request, default=str))
+                deadline = time.monotonic() + timeout
+                while not status:
+                    message = json.loads(await ws.receive_str(timeout=max(1.0, deadline - time.monotonic())))
+                    if message.get("parent_header", {}).get("msg_id") != request["header"]["msg_id"]:
+                        continue
+                    kind = message["msg_type"]
+                    if kind == "stream":
+                        out.append(message["content"]["text"])
+                    elif kind == "error":
+                        out.append("\n".join(message["content"]["traceback"]))
+                    elif kind == "execute_reply":
+                        status = message["content"]["status"]
+            return status, "".join(out)
+        finally:
+            async with http.delete(f"{base}/api/kernels/{kernel}") as response:
+                assert response.status == 204, await response.text()
+
+
+async def get_text(aiohttp: Any, url: str, token: str) -> tuple[int, str]:
+    async with aiohttp.ClientSession(headers={"Authorization": f"token {token}"}) as http:
+        async with http.get(url) as response:
+            return response.status, await response.text()
+
+
+def chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
+        path = shutil.which(name)
+        if path:
+            return path
+    need_binary("chromium", "apt-get install chromium")
+    raise AssertionError("unreachable")
+
+
+async def screenshot(aiohttp: Any, browser: str, url: str, ready_js: str, out: Path, profile: Path) -> str:
+    """Load ``url`` in headless Chromium (over its DevTools protocol), wait until
+    ``ready_js`` is true and the picture is still, save a PNG; returns the page's title."""
+    proc = subprocess.Popen(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={profile}", "--remote-debugging-port=0", "--window-size=1400,900", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert proc.stderr is not None
+        port = None
+        deadline = time.monotonic() + 30
+        while port is None and time.monotonic() < deadline:
+            line = await asyncio.to_thread(proc.stderr.readline)
+            if not line and proc.poll() is not None:
+                raise AssertionError(f"chromium exited {proc.returncode}")
+            match = re.search(r"DevTools listening on ws://[^:]+:(\d+)/", line)
+            port = int(match.group(1)) if match else None
+        assert port is not None, "chromium did not open its DevTools port"
+        async with aiohttp.ClientSession() as http:
+            async with http.get(f"http://127.0.0.1:{port}/json/list") as response:
+                targets = await response.json()
+            target = next(t for t in targets if t["type"] == "page")
+            async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+                calls = 0
+
+                async def call(method: str, **params: Any) -> dict[str, Any]:
+                    nonlocal calls
+                    calls += 1
+                    await ws.send_json({"id": calls, "method": method, "params": params})
+                    while True:
+                        message = await ws.receive_json(timeout=30)
+                        if message.get("id") == calls:
+                            assert "error" not in message, message
+                            return dict(message.get("result", {}))
+
+                async def evaluate(expression: str) -> Any:
+                    result = await call("Runtime.evaluate", expression=expression, returnByValue=True)
+                    return result.get("result", {}).get("value")
+
+                await call("Page.enable")
+                await call("Page.navigate", url=url)
+                deadline = time.monotonic() + 45
+                while not await evaluate(ready_js):
+                    assert time.monotonic() < deadline, f"the page never became ready ({ready_js})"
+                    await asyncio.sleep(0.3)
+                previous = b""
+                deadline = time.monotonic() + 15
+                while True:  # until two pictures in a row are the same: it has drawn
+                    picture = base64.b64decode((await call("Page.captureScreenshot", format="png"))["data"])
+                    if picture == previous or time.monotonic() > deadline:
+                        break
+                    previous = picture
+                    await asyncio.sleep(0.5)
+                out.write_bytes(picture)
+                return str(await evaluate("document.title"))
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def processes_of(workdir: Path) -> list[str]:
+    """Command lines of live processes that name ``workdir`` (the server, its kernels,
+    the Dask services all do); the test cluster's nodes share this PID namespace."""
+    mark = str(workdir).encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if mark in cmdline and state != "Z":
+            found.append(cmdline.replace(b"\0", b" ").decode(errors="replace"))
+    return found
+
+
+async def check_lab_with_dask(sshd: Sshd, workdir: Path, tmp_path: Path) -> list[str]:
+    """Through ``pilotkit jupyter open --host``'s tunnel to a running Lab + Dask pilot: run
+    :data:`DASK_CELL` in a kernel, load the Dask dashboard through the proxy and the Lab page
+    in headless Chromium (``tmp_path/jupyterlab.png`` and ``dask-dashboard.png`` are kept).
+    Returns the workers' hosts."""
+    import aiohttp
+    from pilotkit_jupyter.connection import read_info
+
+    browser = chromium()
+    info = read_info(workdir)
+    assert info.lab and info.backend == "dask" and info.dask_scheduler and info.dask_dashboard
+    tunnel = await Tunnel.open(sshd, workdir)
+    try:
+        assert tunnel.url.endswith(f"/lab?token={info.token}") and info.base_url not in tunnel.url
+        status, out = await run_cell(aiohttp, tunnel.base, tunnel.token, DASK_CELL)
+        assert status == "ok", out
+        words = out.split("RESULT ", 1)[1].split()
+        assert words[0] == "18000000" and words[2] == info.dask_dashboard, out
+        assert tunnel.dashboard == f"{tunnel.base}{info.dask_dashboard}"
+        code, page = await get_text(aiohttp, tunnel.dashboard, tunnel.token)
+        assert code == 200 and "Dask" in page and 'href="statics/' in page, page[:300]
+        code, _ = await get_text(aiohttp, tunnel.dashboard.replace("/status", "/workers"), tunnel.token)
+        assert code == 200, "the dashboard's relative links stay under the proxy"
+        # the page draws only once Bokeh's websocket session through the proxy is up
+        board = tmp_path / "dask-dashboard.png"
+        await screenshot(
+            aiohttp, browser, f"{tunnel.dashboard}?token={tunnel.token}",
+            "!!(window.Bokeh && Bokeh.documents.length && Bokeh.documents[0].roots().length)",
+            board, tmp_path / "chromium-dashboard",
+        )  # fmt: skip
+        print(f"Dask dashboard screenshot: {board}")
+        shot = tmp_path / "jupyterlab.png"
+        title = await screenshot(
+            aiohttp, browser, tunnel.url, "!!document.querySelector('.jp-LabShell .jp-Launcher')",
+            shot, tmp_path / "chromium",
+        )  # fmt: skip
+        print(f"JupyterLab screenshot: {shot}")
+        assert "JupyterLab" in title and shot.stat().st_size > 20_000
+    finally:
+        assert await tunnel.close() == 0, "Ctrl-C ends the tunnel cleanly"
+    return words[1].split(",")

@@ -1,0 +1,172 @@
+"""Jupyter pilots on the local provider: a real JupyterLab with a real Dask cluster behind
+it, reached through ``pilotkit jupyter open --host``'s SSH tunnel (share/testsshd), a cell
+run over the kernel protocol, the Dask dashboard through jupyter-server-proxy, the Lab page
+in headless Chromium; and a walltime drain that ends a bare server cleanly."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+from pathlib import Path
+
+import pytest
+from pilotkit_jupyter.connection import read_info
+
+from pilotkit.api import PilotState
+from pilotkit.testing import Pilot, RunSpec
+
+from .conftest import Sshd, check_lab_with_dask, need_jupyter, processes_of
+from .conftest import wait_for as wait
+
+pytestmark = [pytest.mark.dask]
+
+LAB_DASK = """name = "nb-local"
+[pilot]
+grace = "3s"
+[app]
+type = "jupyter"
+backend = "dask"
+[app.dask]
+nanny = false
+threads = 1
+"""
+
+
+@pytest.fixture(autouse=True)
+def _jupyter() -> None:
+    need_jupyter()
+
+
+def _state(workdir: Path) -> str | None:
+    try:
+        return read_info(workdir).state
+    except Exception:
+        return None
+
+
+@pytest.mark.sshd
+async def test_lab_with_dask_through_the_tunnel(sshd: Sshd, run_spec: RunSpec, tmp_path: Path) -> None:
+    pilots: list[Pilot] = []
+    workdir = tmp_path / "pilot"
+    running = asyncio.ensure_future(run_spec(LAB_DASK, workdir=workdir, on_pilot=pilots.append))
+    try:
+        await wait(lambda: running.done() or _state(workdir) == "running", 90, "the server")
+        assert not running.done(), running.result().reason
+        hosts = await check_lab_with_dask(sshd, workdir, tmp_path)
+        assert hosts == [socket.gethostname()]
+        pilots[0].cancel("test ends")
+        run = await asyncio.wait_for(running, 60)
+    finally:
+        if not running.done():
+            pilots[0].cancel("test failed")
+            await running
+    assert run.state is PilotState.CANCELLED, run.reason
+    assert read_info(workdir).state == "stopped"
+    assert processes_of(workdir) == [], "evict leaves no Jupyter, kernel or Dask process"
+
+
+async def test_walltime_drain_ends_a_bare_server_cleanly(run_spec: RunSpec, tmp_path: Path) -> None:
+    workdir = tmp_path / "pilot"
+    notebooks = tmp_path / "notebooks"
+    notebooks.mkdir()
+    spec = (
+        'name = "nb-walltime"\n[resources]\nwalltime = "14s"\n[pilot]\ndrain_margin = "3s"\ngrace = "2s"\n'
+        f'[app]\ntype = "jupyter"\nlab = false\nnotebook_dir = "{notebooks}"\n'
+    )
+    running = asyncio.ensure_future(run_spec(spec, workdir=workdir))
+    await wait(lambda: running.done() or _state(workdir) == "running", 30, "the server")
+    assert not running.done(), running.result().reason
+    info = read_info(workdir)
+    assert not info.lab and info.root_dir == str(notebooks) and info.url.endswith(f"/tree?token={info.token}")
+    assert len(info.token) >= 32
+    run = await asyncio.wait_for(running, 40)
+    assert run.state is PilotState.WALLTIME_EXPIRED, run.reason
+    assert read_info(workdir).state == "stopped"
+    assert processes_of(workdir) == []
+    assert processes_of(notebooks) == []
+
+
+async def test_a_killed_server_fails_the_pilot_naming_its_log(run_spec: RunSpec, tmp_path: Path) -> None:
+    workdir = tmp_path / "pilot"
+    spec = 'name = "nb-kill"\n[pilot]\ngrace = "2s"\n[app]\ntype = "jupyter"\nlab = false\n'
+    running = asyncio.ensure_future(run_spec(spec, workdir=workdir))
+    await wait(lambda: running.done() or _state(workdir) == "running", 30, "the server")
+    assert not running.done(), running.result().reason
+    server_file = next((workdir / "jupyter-runtime").glob("jpserver-*.json"))
+    os.kill(json.loads(server_file.read_text())["pid"], signal.SIGKILL)
+    run = await asyncio.wait_for(running, 30)
+    assert run.state is PilotState.FAILED
+    assert "the Jupyter server stopped" in run.reason and "jupyter-server" in run.reason, run.reason
+    assert read_info(workdir).state == "stopped"
+    assert processes_of(workdir) == []
+
+
+async def test_a_dask_cluster_that_cannot_start_fails_the_pilot_before_the_server(
+    run_spec: RunSpec, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "pilot"
+    spec = (
+        'name = "nb-nodask"\n[pilot]\ngrace = "2s"\n[app]\ntype = "jupyter"\nbackend = "dask"\n'
+        '[app.dask]\npython = "/nonexistent/python3"\n'
+    )
+    run = await asyncio.wait_for(run_spec(spec, workdir=workdir), 60)
+    assert run.state is PilotState.FAILED
+    assert "Dask scheduler stopped before it was ready" in run.reason, run.reason
+    assert read_info(workdir).state == "stopped" and not read_info(workdir).url
+    assert not (workdir / "tasks" / "jupyter-server").exists(), "no server without its cluster"
+    assert processes_of(workdir) == []
+
+
+def test_open_by_pilot_id_through_the_daemon(tmp_path: Path) -> None:
+    import subprocess
+    import time
+
+    from .conftest import PILOTKIT
+
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"), XDG_RUNTIME_DIR=str(tmp_path / "run"))
+    for key in ("PILOTKIT_HOST", "DISPLAY", "WAYLAND_DISPLAY"):
+        env.pop(key, None)
+    (tmp_path / "run").mkdir(mode=0o700)
+    spec = tmp_path / "nb.toml"
+    spec.write_text('name = "nb-daemon"\n[pilot]\ngrace = "2s"\n[app]\ntype = "jupyter"\nlab = false\n')
+    workdir = tmp_path / "pilot"
+
+    def until(condition: object, timeout: float, what: str) -> None:
+        deadline = time.monotonic() + timeout
+        while not (callable(condition) and condition()):
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.1)
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*PILOTKIT, *args], env=env, capture_output=True, text=True, timeout=60)
+
+    with open(tmp_path / "daemon.out", "wb") as out:
+        daemon = subprocess.Popen(
+            [*PILOTKIT, "daemon", "--shutdown-timeout", "5"], env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        until(lambda: (tmp_path / "run" / "pilotkit" / "daemon.sock").exists(), 30, "the daemon")
+        submitted = cli("submit", "--workdir", str(workdir), str(spec))
+        assert submitted.returncode == 0, submitted.stderr
+        pilot = submitted.stdout.strip()
+        until(lambda: _state(workdir) == "running", 60, "the server")
+        opened = cli("jupyter", "open", "--json", pilot)
+        assert opened.returncode == 0, opened.stderr
+        data = json.loads(opened.stdout)
+        assert data["pilot"] == pilot and data["open"] == read_info(workdir).url
+        assert "no browser to open here" in opened.stderr
+        assert cli("drain", pilot).returncode == 0
+        until(lambda: _state(workdir) == "stopped", 60, "the server to stop")
+        stopped = cli("jupyter", "open", "--no-browser", pilot)
+        assert stopped.returncode == 2 and "is stopped" in stopped.stderr
+    finally:
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait(10)
+    assert processes_of(workdir) == []

@@ -1,0 +1,73 @@
+"""A Jupyter pilot on the project's real 3-node Slurm cluster (share/testcluster): JupyterLab
+on node1, Dask workers on node1-3, reached from outside through ``pilotkit jupyter open
+--host``'s tunnel (share/testsshd), nothing left on any node after the cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from pilotkit_jupyter.connection import read_info
+
+from pilotkit.api import PilotState
+from pilotkit.testing import Pilot, RunSpec
+
+from .conftest import Sshd, check_lab_with_dask, need_jupyter, processes_of, wait_for
+
+pytestmark = [pytest.mark.slurm, pytest.mark.dask, pytest.mark.sshd]
+
+SPEC = """name = "nb-slurm"
+[provider]
+type = "slurm"
+[resources]
+nodes = 3
+walltime = "10m"
+[pilot]
+heartbeat = "0.5s"
+heartbeat_timeout = "5s"
+grace = "3s"
+[app]
+type = "jupyter"
+backend = "dask"
+[app.dask]
+nanny = false
+threads = 1
+"""
+
+
+@pytest.fixture(autouse=True)
+def _jupyter() -> None:
+    need_jupyter()
+
+
+def _state(workdir: Path) -> str | None:
+    try:
+        return read_info(workdir).state
+    except Exception:
+        return None
+
+
+async def test_lab_on_node1_with_dask_on_three_nodes(
+    slurm: dict[str, str], sshd: Sshd, run_spec: RunSpec, tmp_path: Path
+) -> None:
+    pilots: list[Pilot] = []
+    workdir = tmp_path / "pilot"
+    running = asyncio.ensure_future(run_spec(SPEC, workdir=workdir, on_pilot=pilots.append))
+    try:
+        await wait_for(lambda: running.done() or _state(workdir) == "running", 180, "the server")
+        assert not running.done(), running.result().reason
+        info = read_info(workdir)
+        assert info.node == info.host == "node1" and info.base_url.startswith("http://node1:"), info
+        assert info.dask_scheduler is not None and info.dask_scheduler.startswith("tcp://10.213.0.11:")
+        hosts = await check_lab_with_dask(sshd, workdir, tmp_path)
+        assert hosts == ["node1", "node2", "node3"], "one Dask worker in each node"
+        pilots[0].cancel("test ends")
+        run = await asyncio.wait_for(running, 90)
+    finally:
+        if not running.done():
+            pilots[0].cancel("test failed")
+            await running
+    assert run.state is PilotState.CANCELLED, run.reason
+    assert read_info(workdir).state == "stopped"
+    assert processes_of(workdir) == [], "evict leaves no Jupyter, kernel or Dask process on any node"
