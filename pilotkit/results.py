@@ -93,6 +93,13 @@ class ResultsWriter:
         self.count += 1
         return self.flush()
 
+    def write_many(self, results: list[TaskResult]) -> bool:
+        """Append several results in one write; True once they are on disk."""
+        encode = self._encoder.encode
+        self._pending.append(b"".join(encode(result) + b"\n" for result in results))
+        self.count += len(results)
+        return self.flush()
+
     def flush(self) -> bool:
         """Write what is only in memory; False (see :attr:`error`) when the file cannot
         take it now."""

@@ -163,6 +163,7 @@ class TaskPool:
         self._prepared: set[str] = set()
         self._preparing: asyncio.Future[None] | None = None
         self._draining = False
+        self._cancelling: asyncio.Future[None] | None = None
         self._done = asyncio.get_running_loop().create_future()
         self._task_root = workdir / TASKS_DIR
         self.resume = resume
@@ -199,11 +200,13 @@ class TaskPool:
         self._dispatch()
         self._prepare_ahead()
 
-    def _fill(self, everything: bool = False) -> None:
-        """Make tasks of the groups' iterators until FILL_AHEAD are queued (or all)."""
+    def _fill(self) -> None:
+        """Make tasks of the groups' iterators until FILL_AHEAD are queued."""
+        if self._draining:
+            return  # what is not made yet is cancelled by _cancel_unmade
         resume = self.resume
         waiting = 0  # sources in a row with nothing to give yet
-        while self._sources and waiting < len(self._sources) and (everything or len(self.queue) < self.FILL_AHEAD):
+        while self._sources and waiting < len(self._sources) and len(self.queue) < self.FILL_AHEAD:
             counts, source = self._sources[0]
             item = next(source, _END)
             if item is _END:
@@ -216,21 +219,28 @@ class TaskPool:
             waiting = 0
             task = cast(Task, item)
             self.tasks[task.id] = task
-            if resume is not None:
-                prior = resume.results.get(task.id)
-                task.attempts = max(resume.attempts.get(task.id, 0), prior.attempts if prior else 0)
-                if prior is not None and prior.outcome != Outcome.CANCELLED:
-                    task.status = final_status(prior.outcome or Outcome.FAILED)
-                    task.exit_code, task.node, task.outcome = prior.exit_code, prior.node, prior.outcome
-                    task.metrics = prior.metrics
-                    counts.queued -= 1
-                    if task.status is TaskStatus.DONE:
-                        counts.done += 1
-                    else:
-                        counts.failed += 1
-                    continue
+            if resume is not None and self._ended_before(task, counts, resume):
+                continue
             self.queue.append(task)
             self._to_prepare.append(task)
+
+    @staticmethod
+    def _ended_before(task: Task, counts: Counts, resume: Resume) -> bool:
+        """Whether ``task`` ended in the run being resumed (then it takes that end, in
+        ``counts`` too, and does not run again)."""
+        prior = resume.results.get(task.id)
+        task.attempts = max(resume.attempts.get(task.id, 0), prior.attempts if prior else 0)
+        if prior is None or prior.outcome == Outcome.CANCELLED:
+            return False
+        task.status = final_status(prior.outcome or Outcome.FAILED)
+        task.exit_code, task.node, task.outcome = prior.exit_code, prior.node, prior.outcome
+        task.metrics = prior.metrics
+        counts.queued -= 1
+        if task.status is TaskStatus.DONE:
+            counts.done += 1
+        else:
+            counts.failed += 1
+        return True
 
     def _prepare_ahead(self) -> None:
         """Make the next queued tasks' directories and first log files in a thread."""
@@ -465,28 +475,28 @@ class TaskPool:
         self._backoff[task.id] = asyncio.get_running_loop().call_later(delay, requeue)
 
     def _record(self, task: Task, outcome: str) -> None:
+        if not self.results.write(self._result(task, outcome)) and self.storage is None:
+            self._storage_failed()
+
+    def _result(self, task: Task, outcome: str) -> TaskResult:
         tdir = self._task_root / task.id
         ran = task.attempts > 0
-        written = self.results.write(
-            TaskResult(
-                task=task.id,
-                group=task.group,
-                params=task.params,
-                status=outcome,
-                outcome=outcome,
-                exit_code=task.exit_code,
-                attempts=task.attempts,
-                node=task.node,
-                start=task.start,
-                end=task.end,
-                duration=(task.end - task.start) if (task.end and task.start) else None,
-                stdout=str(tdir / attempt_file(task.attempts, "out")) if ran else None,
-                stderr=str(tdir / attempt_file(task.attempts, "err")) if ran else None,
-                metrics=task.metrics,
-            )
+        return TaskResult(
+            task=task.id,
+            group=task.group,
+            params=task.params,
+            status=outcome,
+            outcome=outcome,
+            exit_code=task.exit_code,
+            attempts=task.attempts,
+            node=task.node,
+            start=task.start,
+            end=task.end,
+            duration=(task.end - task.start) if (task.end and task.start) else None,
+            stdout=str(tdir / attempt_file(task.attempts, "out")) if ran else None,
+            stderr=str(tdir / attempt_file(task.attempts, "err")) if ran else None,
+            metrics=task.metrics,
         )
-        if not written and self.storage is None:
-            self._storage_failed()
 
     STORAGE_RETRY = 2.0
     """Seconds between tries to write results kept in memory."""
@@ -514,7 +524,7 @@ class TaskPool:
 
     def _check_done(self) -> None:
         idle = not self.queue and not self._backoff and not self._sources
-        if not self._running and (idle or self._draining) and not self._done.done():
+        if not self._running and (idle or (self._draining and not self._sources)) and not self._done.done():
             self._done.set_result(None)
 
     # ---------------------------------------------------------------- drain
@@ -531,7 +541,8 @@ class TaskPool:
             waiting = [self.tasks[task_id] for task_id in self._backoff]
             self._backoff.clear()
             self.queue.extend(waiting)
-            self._fill(everything=True)  # every task not yet made is cancelled too
+            if self._sources:  # every task not yet made is cancelled too, in chunks
+                self._cancelling = asyncio.ensure_future(self._cancel_unmade())
             while self.queue:
                 task = self.queue.popleft()
                 task.status = TaskStatus.CANCELLED
@@ -544,6 +555,39 @@ class TaskPool:
                 self.emit(TaskCancelled(pilot=self.pilot_id, group=group, count=count))
         if terminate:
             self.terminate_running(grace)
+        self._check_done()
+
+    CANCEL_CHUNK = 2000
+    """How many tasks not made yet are cancelled (and their results written) between two
+    turns of the event loop when a pool drains."""
+
+    async def _cancel_unmade(self) -> None:
+        """Make and cancel the tasks the groups' iterators still hold, a chunk at a time:
+        a 2,000,000-task scan drained early keeps neither its memory nor the event loop
+        (each cancelled task is written to the results, none kept in :attr:`tasks`)."""
+        resume = self.resume
+        while self._sources:
+            per_group: dict[str, int] = collections.Counter()
+            results: list[TaskResult] = []
+            while self._sources and len(results) < self.CANCEL_CHUNK:
+                counts, source = self._sources[0]
+                item = next(source, None)
+                if item is None:  # the end, or a search with nothing ready: it asks no more
+                    self._sources.popleft()
+                    continue
+                task = item
+                if resume is not None and self._ended_before(task, counts, resume):
+                    continue
+                task.status = TaskStatus.CANCELLED
+                counts.queued -= 1
+                counts.cancelled += 1
+                per_group[task.group] += 1
+                results.append(self._result(task, Outcome.CANCELLED))
+            if results and not self.results.write_many(results) and self.storage is None:
+                self._storage_failed()
+            for group, count in per_group.items():
+                self.emit(TaskCancelled(pilot=self.pilot_id, group=group, count=count))
+            await asyncio.sleep(0)
         self._check_done()
 
     def cancel(self, grace: float | None = None) -> None:
