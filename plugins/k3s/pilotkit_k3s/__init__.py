@@ -1,4 +1,7 @@
-"""pilotkit-k3s: ``pilotkit k3s preflight`` says whether a node can run k3s (Kubernetes).
+"""pilotkit-k3s: ``[app] type = "k3s"`` turns a pilot's nodes into a short-lived k3s
+(Kubernetes) cluster: a server on the first node, agents on the others; it runs the Jobs
+of Kubernetes manifests to their end (batch) or stays up for kubectl (interactive).
+``pilotkit k3s preflight`` says whether a node can run k3s.
 
 The plugin API is the only part of pilotkit imported here; the Kubernetes client
 (``kr8s``) is imported only when a k3s pilot runs.
@@ -6,12 +9,23 @@ The plugin API is the only part of pilotkit imported here; the Kubernetes client
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pilotkit.api import hookimpl
 
+from .app import K3sApp
+
 if TYPE_CHECKING:
     import click
+
+    from pilotkit.api import Register
+
+__all__ = ["K3sApp"]
+
+
+@hookimpl
+def pilotkit_register_apps(register: Register[Any]) -> None:
+    register(K3sApp)
 
 
 @hookimpl
