@@ -123,8 +123,10 @@ def stop(signum, frame):
 
 
 signal.signal(signal.SIGTERM, stop)
-while True:
-    time.sleep(1)
+while not os.path.exists(f"{STATE}/crash-{node}"):  # a test makes this node's k3s fail
+    time.sleep(0.1)
+print(f"fake k3s {role}: crashed on purpose", file=sys.stderr)
+sys.exit(1)
 '''
 
 
