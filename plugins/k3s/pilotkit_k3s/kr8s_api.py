@@ -32,17 +32,20 @@ class Kr8sApi:
 
     async def _json(self, method: str, path: str, **kwargs: Any) -> Any:
         """One REST call; ``path`` is absolute (``/api/v1/nodes``)."""
+        import httpx
         import kr8s
 
-        api = await self._client()
         base, _, rest = path.lstrip("/").partition("/")
         try:
+            api = await self._client()
             async with api.call_api(method, version="", base=f"/{base}", url=rest, **kwargs) as response:
                 if method == "GET" and path.endswith("/log"):
                     return response.text
                 return response.json() if response.content else {}
         except kr8s.ServerError as exc:
             raise PilotkitError(f"Kubernetes API {method} {path}: {exc}") from None
+        except httpx.HTTPError as exc:  # not answering (yet): connection refused, TLS, timeout
+            raise PilotkitError(f"Kubernetes API {method} {path}: {type(exc).__name__}: {exc}") from None
 
     async def nodes(self) -> list[NodeState]:
         data = await self._json("GET", "/api/v1/nodes")
