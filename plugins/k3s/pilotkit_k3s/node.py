@@ -31,7 +31,7 @@ import msgspec
 
 INTERFACES = ("cni0", "flannel.1", "flannel-v6.1", "flannel-wg", "flannel-wg-v6", "kube-ipvs0")
 """Network interfaces k3s (flannel, kube-proxy) creates on a node, as root."""
-ROOT_STATE = ("/run/k3s", "/run/flannel", "/var/lib/cni/networks/cbr0", "/var/lib/cni/results")
+ROOT_STATE = ("/run/k3s", "/run/flannel", "/var/lib/cni/networks/cbr0")
 """State k3s keeps outside its data directory, as root."""
 ETC_RANCHER = "/etc/rancher"
 STOP_TIMEOUT = 20.0
