@@ -31,5 +31,7 @@ def pilotkit_register_apps(register: Register[Any]) -> None:
 @hookimpl
 def pilotkit_add_commands(cli: click.Group) -> None:
     from .cli import k3s_group
+    from .deploy import deploy_command
 
     cli.add_command(k3s_group)
+    cli.add_command(deploy_command)

@@ -264,6 +264,10 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout.write(msgspec.json.encode(report).decode() + "\n")
     else:
         sys.stdout.write(render(report) + "\n")
+    if report.missing:
+        sys.stderr.write(
+            f"k3s cannot run on {report.node}: missing {', '.join(c.name for c in report.missing)}\n"
+        )
     return EXIT_MISSING if report.missing else 0
 
 
