@@ -116,7 +116,7 @@ users:
     with open(f"{STATE}/server-up", "w") as f:
         f.write(token)
 with open(f"{STATE}/nodes/{node}.json", "w") as f:
-    json.dump({"role": role, "ready": True}, f)
+    json.dump({"role": role, "ready": not os.path.exists(f"{STATE}/notready-{node}")}, f)
 save()
 
 

@@ -114,3 +114,18 @@ async def test_fake_k3s_fake_api_drain_stops_pods_with_grace(
     assert os.path.exists(
         tmp_path / "run" / "k3s" / f"cleanup-{next(iter(fake_k3s.calls().values()))['node']}.json"
     )
+
+
+async def test_fake_k3s_fake_api_node_never_ready_times_out_and_cleans(
+    fake_k3s: FakeK3s, pilotkit_plugins: Plugins, run_spec: RunSpec, tmp_path: Path
+) -> None:
+    import socket
+
+    pilotkit_plugins.register_module("k3s-fakeapi", FAKE_API_PLUGIN)
+    (fake_k3s.state / f"notready-{socket.gethostname()}").write_text("")
+    run = await run_spec(
+        spec(tmp_path, 'mode = "interactive"\nready_timeout = "2s"\n'), workdir=tmp_path / "run"
+    )
+    assert run.state is PilotState.FAILED
+    assert f"1 of 1 k3s node(s) not Ready within 2s: {socket.gethostname()}" in (run.reason or ""), run.reason
+    nothing_left(fake_k3s, tmp_path / "k3s-data")
