@@ -55,7 +55,8 @@ class K3sApp(App):
 
         options: K3sOptions = self.options
         objects = await asyncio.to_thread(self.load)  # a bad manifest fails before k3s starts
-        cluster = K3sCluster(ctx, options, self.make_api)
+        images = [manifest_path(image, self.spec.base_dir).resolve() for image in options.images]
+        cluster = K3sCluster(ctx, options, self.make_api, images)
         try:
             if not await _unless_draining(ctx, cluster.start()):
                 return

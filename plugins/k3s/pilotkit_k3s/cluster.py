@@ -85,7 +85,7 @@ class K3sCluster:
         ctx: AppContext,
         options: K3sOptions,
         make_api: Callable[[Path], KubeApi],
-        python: str | None = None,
+        images: list[Path] | None = None,
     ) -> None:
         self.ctx = ctx
         self.options = options
@@ -93,7 +93,8 @@ class K3sCluster:
         self.pilot = ctx.pilot.pilot_id
         self.workdir = ctx.pilot.workdir
         self.head = ctx.nodes[0]
-        self.python = options.python or python or sys.executable
+        self.python = options.python or sys.executable
+        self.images = images or []
         self.rootless = options.rootless if options.rootless is not None else os.geteuid() != 0
         self.plans = plan_nodes(ctx.nodes, options, self.pilot)
         self.server = join_url(self.head, options.api_port)
@@ -209,6 +210,7 @@ class K3sCluster:
                     k3s_argv(plan, self.options, self.rootless, self.workdir, self.head),
                     self.workdir,
                     self.stop_timeout,
+                    self.images,
                 ),
                 cores=0,
                 pin=plan.node,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -128,14 +129,23 @@ def k3s_argv(plan: NodePlan, options: K3sOptions, rootless: bool, workdir: Path,
     return argv
 
 
-def node_argv(python: str, plan: NodePlan, k3s: list[str], workdir: Path, stop_timeout: float) -> list[str]:
+def node_argv(
+    python: str,
+    plan: NodePlan,
+    k3s: list[str],
+    workdir: Path,
+    stop_timeout: float,
+    images: Sequence[Path] = (),
+) -> list[str]:
     """The node wrapper (:mod:`pilotkit_k3s.node`) around one node's k3s."""
+    preload = [arg for image in images for arg in ("--preload", str(image))]
     return [
         python, "-m", "pilotkit_k3s.node",
         "--data-dir", plan.data_dir,
         "--report", str(report_file(workdir, plan.node)),
         "--node", plan.node,
         "--stop-timeout", f"{stop_timeout:g}",
+        *preload,
         "--", *k3s,
     ]  # fmt: skip
 

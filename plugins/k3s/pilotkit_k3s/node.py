@@ -125,6 +125,16 @@ def _remove(path: Path, report: CleanupReport) -> None:
     (report.left if path.exists() else report.removed).append(str(path))
 
 
+def link_images(folder: Path, archives: list[Path]) -> None:
+    """k3s imports every archive in ``<data-dir>/agent/images`` into containerd as it
+    starts: link the pilot's archives there (no copy on the node)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for archive in archives:
+        link = folder / archive.name
+        link.unlink(missing_ok=True)
+        link.symlink_to(archive)
+
+
 def write_report(path: Path, report: CleanupReport) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(msgspec.json.encode(report))
@@ -137,6 +147,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--report", required=True)
     parser.add_argument("--node", default=os.uname().nodename)
     parser.add_argument("--stop-timeout", type=float, default=STOP_TIMEOUT)
+    parser.add_argument(
+        "--preload",
+        action="append",
+        default=[],
+        metavar="ARCHIVE",
+        help="an image archive to link into k3s's agent/images (imported at start)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -145,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
     rootful = os.geteuid() == 0
     made_etc = rootful and not Path(ETC_RANCHER).exists()
     Path(args.data_dir).mkdir(parents=True, exist_ok=True)
+    if args.preload:
+        link_images(Path(args.data_dir) / "k3s" / "agent" / "images", [Path(p) for p in args.preload])
     report = CleanupReport(node=args.node, data_dir=args.data_dir)
     stop = {"asked": False}
 

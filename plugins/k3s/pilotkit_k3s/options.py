@@ -24,6 +24,10 @@ class K3sOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     mode: Literal["batch", "interactive"] = "batch"
     manifests: list[str] = []
     """YAML files (relative to the spec's folder), applied server-side in order."""
+    images: list[str] = []
+    """Image archives (OCI or docker-archive ``.tar``, relative to the spec's folder)
+    imported into containerd on every node as k3s starts, so nodes without internet run
+    them (pods name the image with ``imagePullPolicy: IfNotPresent``)."""
     namespace: str = "default"
     """Namespace of manifest objects that name none."""
     binary: str = "k3s"
@@ -69,6 +73,16 @@ def check_options(options: K3sOptions, spec: ResolvedSpec) -> list[SpecProblem]:
         path = manifest_path(manifest, spec.base_dir)
         if not path.is_file():
             problems.append(SpecProblem(f"app.manifests[{index}]", f"no such file: {path}"))
+    for index, image in enumerate(options.images):
+        path = manifest_path(image, spec.base_dir)
+        if not path.is_file():
+            problems.append(SpecProblem(f"app.images[{index}]", f"no such file: {path}"))
+        elif not path.name.endswith((".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.lz4", ".tar.bz2")):
+            problems.append(
+                SpecProblem(
+                    f"app.images[{index}]", f"{path.name}: not an image archive (.tar, .tar.gz, .tar.zst...)"
+                )
+            )
     for key in DURATIONS:
         value = getattr(options, key)
         if value is None:

@@ -63,6 +63,8 @@ os.makedirs(f"{STATE}/nodes", exist_ok=True)
 record = {"role": role, "argv": sys.argv, "node": node, "host": socket.gethostname(), "euid": os.geteuid(),
           "start": time.time(), "server_up": os.path.exists(f"{STATE}/server-up")}
 token = open(token_path).read().strip() if token_path and os.path.exists(token_path) else None
+images = f"{data}/agent/images" if data else ""
+record["images"] = {n: os.path.realpath(f"{images}/{n}") for n in sorted(os.listdir(images))} if images and os.path.isdir(images) else {}
 record["token"] = token
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import tarfile
 from pathlib import Path
 
 import pytest
@@ -61,8 +62,11 @@ async def test_three_nodes_fake_k3s_bootstrap_job_and_evict(
 ) -> None:
     pilotkit_plugins.register_module("k3s-fakeapi", FAKE_API_PLUGIN)
     (tmp_path / "job.yaml").write_text(job_manifest("count", "echo one; echo two"))
+    with tarfile.open(tmp_path / "app.tar", "w"):
+        pass  # an (empty) image archive to preload
     workdir = tmp_path / "run"
-    run = await run_spec(spec(tmp_path, f'manifests = ["{tmp_path}/job.yaml"]\n'), workdir=workdir)
+    app = f'manifests = ["{tmp_path}/job.yaml"]\nimages = ["app.tar"]\n'
+    run = await run_spec(spec(tmp_path, app), workdir=workdir)
     assert run.state is PilotState.DONE, run.reason
     calls = fake_k3s.calls()
     assert sorted(calls) == ["agent-node2", "agent-node3", "server-node1"]
@@ -78,6 +82,7 @@ async def test_three_nodes_fake_k3s_bootstrap_job_and_evict(
         assert argv[argv.index("--token-file") + 1] == str(workdir / "k3s" / "token")
         assert call["token"] == server["token"] and len(server["token"]) == 64
         assert "--rootless" not in argv, "rootful as root"
+        assert call["images"] == {"app.tar": str(tmp_path / "app.tar")}, "the archive is in agent/images at start"
     for agent in ("agent-node2", "agent-node3"):
         argv = calls[agent]["argv"]
         assert argv[argv.index("--server") + 1] == "https://node1:6443"

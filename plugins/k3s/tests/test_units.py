@@ -110,6 +110,8 @@ def test_a_jobs_exit_code() -> None:
         ('manifests = ["missing.yaml"]\n', "app.manifests[0]: no such file"),
         ('mode = "interactive"\nready_timeout = "0s"\n', "app.ready_timeout: must be more than 0"),
         ('mode = "interactive"\nbogus = 1\n', "bogus"),
+        ('mode = "interactive"\nimages = ["spec.toml"]\n', "app.images[0]: spec.toml: not an image archive"),
+        ('mode = "interactive"\nimages = ["none.tar"]\n', "app.images[0]: no such file"),
     ],
 )
 def test_bad_specs_are_one_located_line(tmp_path: Path, app: str, message: str) -> None:
