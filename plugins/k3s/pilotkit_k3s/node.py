@@ -181,8 +181,8 @@ def main(argv: list[str] | None = None) -> int:
         return 127
     while child.poll() is None and not stop["asked"]:
         time.sleep(0.1)
+    report.stopped = stop["asked"]  # k3s may have had the pool's SIGTERM too, and ended first
     if child.poll() is None:
-        report.stopped = True
         child.terminate()
         try:
             child.wait(args.stop_timeout)

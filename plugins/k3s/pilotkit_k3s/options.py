@@ -53,8 +53,10 @@ class K3sOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     """How long the Jobs may run in all; past it they are stopped."""
     grace: Duration = "30s"
     """Pods' termination grace when the pilot drains or evicts."""
-    stop_timeout: Duration = "20s"
-    """How long k3s gets to stop on a node before it is killed (then its data is removed)."""
+    stop_timeout: Duration = "5s"
+    """How long k3s gets to stop on a node before it is killed (then its data is removed).
+    On cancel the pool kills what still runs after the pilot's `[pilot] grace` (10 s by
+    default): keep this shorter than that, so the cleanup fits."""
     poll_interval: Duration = "1s"
     """How often the API server is asked about nodes and Jobs."""
 

@@ -129,3 +129,28 @@ async def test_fake_k3s_fake_api_node_never_ready_times_out_and_cleans(
     assert run.state is PilotState.FAILED
     assert f"1 of 1 k3s node(s) not Ready within 2s: {socket.gethostname()}" in (run.reason or ""), run.reason
     nothing_left(fake_k3s, tmp_path / "k3s-data")
+
+
+async def test_fake_k3s_fake_api_cancel_still_cleans_the_node(
+    fake_k3s: FakeK3s, pilotkit_plugins: Plugins, tmp_path: Path
+) -> None:
+    """Ctrl-C: the pool stops every task with the pilot's grace; the node wrapper still
+    removes what k3s left."""
+    from pilotkit.testing import parse_spec
+
+    pilotkit_plugins.register_module("k3s-fakeapi", FAKE_API_PLUGIN)
+    resolved = parse_spec(spec(tmp_path, 'mode = "interactive"\n'), tmp_path / "spec.toml", pilotkit_plugins)
+    pilot = Pilot(resolved, pilotkit_plugins, workdir=tmp_path / "run")
+    running = asyncio.ensure_future(pilot.run())
+    for _ in range(200):
+        if (tmp_path / "run" / "k3s.json").exists():
+            break
+        await asyncio.sleep(0.05)
+    pilot.cancel("Ctrl-C")
+    outcome = await asyncio.wait_for(running, 60)
+    assert outcome.state is PilotState.CANCELLED
+    (call,) = fake_k3s.calls().values()
+    assert "stopped" in call, "k3s got SIGTERM"
+    report = json.loads((tmp_path / "run" / "k3s" / f"cleanup-{call['node']}.json").read_text())
+    assert report["stopped"] and not report.get("left") and report["killed"]
+    nothing_left(fake_k3s, tmp_path / "k3s-data")

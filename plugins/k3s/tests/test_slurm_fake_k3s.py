@@ -82,7 +82,9 @@ async def test_three_nodes_fake_k3s_bootstrap_job_and_evict(
         assert argv[argv.index("--token-file") + 1] == str(workdir / "k3s" / "token")
         assert call["token"] == server["token"] and len(server["token"]) == 64
         assert "--rootless" not in argv, "rootful as root"
-        assert call["images"] == {"app.tar": str(tmp_path / "app.tar")}, "the archive is in agent/images at start"
+        assert call["images"] == {"app.tar": str(tmp_path / "app.tar")}, (
+            "the archive is in agent/images at start"
+        )
     for agent in ("agent-node2", "agent-node3"):
         argv = calls[agent]["argv"]
         assert argv[argv.index("--server") + 1] == "https://node1:6443"
