@@ -103,11 +103,11 @@ def cleanup(report: CleanupReport, rootful: bool, made_etc: bool) -> None:
         if done.returncode == 0:
             report.unmounted.append(point)
     if rootful:
-        ip = shutil.which("ip")
-        for name in INTERFACES:
-            if ip and Path(f"/sys/class/net/{name}").exists():
+        ip = shutil.which("ip") or ""
+        for name in INTERFACES if ip else ():
+            if _has_link(ip, name):
                 subprocess.run([ip, "link", "delete", name], capture_output=True)
-                (report.left if Path(f"/sys/class/net/{name}").exists() else report.interfaces).append(name)
+                (report.left if _has_link(ip, name) else report.interfaces).append(name)
         for path in (*ROOT_STATE, *((ETC_RANCHER,) if made_etc else ())):
             _remove(Path(path), report)
     _remove(Path(data_dir), report)
@@ -116,6 +116,12 @@ def cleanup(report: CleanupReport, rootful: bool, made_etc: bool) -> None:
         with contextlib.suppress(OSError):
             parent.rmdir()
             report.removed.append(str(parent))
+
+
+def _has_link(ip: str, name: str) -> bool:
+    """Whether this network namespace has interface ``name`` (asked over netlink:
+    ``/sys/class/net`` shows the namespace sysfs was mounted in, not necessarily ours)."""
+    return subprocess.run([ip, "link", "show", name], capture_output=True).returncode == 0
 
 
 def _remove(path: Path, report: CleanupReport) -> None:

@@ -86,6 +86,11 @@ os.makedirs(f"{data}/data/bin", exist_ok=True)
 for arg in args:
     if arg.startswith("root-dir="):
         os.makedirs(arg[len("root-dir="):] + "/pods", exist_ok=True)
+if os.path.exists(f"{STATE}/make-mounts") and os.geteuid() == 0:  # like k3s as root: a pod volume
+    os.makedirs(f"{data}/pod-volume", exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "fake-k3s", f"{data}/pod-volume"], check=True)
+if os.path.exists(f"{STATE}/make-interfaces") and os.geteuid() == 0:  # and a CNI bridge
+    subprocess.run(["ip", "link", "add", "cni0", "type", "bridge"], check=True)
 shim = f"{data}/data/bin/containerd-shim"
 shutil.copy("/bin/sleep", shim)
 record["shim"] = subprocess.Popen([shim, "3600"], start_new_session=True).pid

@@ -48,6 +48,7 @@ async def test_fake_k3s_fake_api_jobs_become_task_results(
     fake_k3s: FakeK3s, pilotkit_plugins: Plugins, run_spec: RunSpec, tmp_path: Path
 ) -> None:
     pilotkit_plugins.register_module("k3s-fakeapi", FAKE_API_PLUGIN)
+    (fake_k3s.state / "make-mounts").write_text("")  # k3s's mounts are real here (as root)
     (tmp_path / "ok.yaml").write_text(job_manifest("hello", "echo hello from the pod"))
     (tmp_path / "bad.yaml").write_text(job_manifest("broken", "echo about to fail; exit 3"))
     run = await run_spec(
@@ -73,6 +74,10 @@ async def test_fake_k3s_fake_api_jobs_become_task_results(
     assert applied == ["hello", "broken"]
     nothing_left(fake_k3s, tmp_path / "k3s-data")
     assert not (tmp_path / "run" / "k3s" / "token").exists(), "the join token is removed at the end"
+    if os.geteuid() == 0:
+        (report,) = [json.loads(p.read_text()) for p in (tmp_path / "run" / "k3s").glob("cleanup-*.json")]
+        assert [m.rsplit("/", 1)[1] for m in report["unmounted"]] == ["pod-volume"]
+        assert str(tmp_path / "k3s-data") not in Path("/proc/self/mounts").read_text()
 
 
 async def test_fake_k3s_fake_api_preflight_refuses_a_node(

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import tarfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,21 @@ grace = "3s"
 """
 
 
+@pytest.fixture
+def no_cni0_after() -> Iterator[None]:
+    """Whatever the test's outcome, the test cluster's nodes keep no cni0 (the fake makes
+    one in each node's network namespace; the cleanup under test should remove it)."""
+    yield
+    for node in NODES:
+        if (
+            subprocess.run(
+                ["ip", "netns", "exec", node, "ip", "link", "show", "cni0"], capture_output=True
+            ).returncode
+            == 0
+        ):
+            subprocess.run(["ip", "netns", "exec", node, "ip", "link", "delete", "cni0"], capture_output=True)
+
+
 def spec(tmp_path: Path, app: str) -> str:
     return (
         f'name = "k3s-slurm"\n{SLURM}\n[app]\ntype = "k3s-fakeapi"\npoll_interval = "0.1s"\n'
@@ -48,20 +65,35 @@ def reports(workdir: Path) -> dict[str, dict[str, object]]:
     }
 
 
-def assert_nodes_keep_nothing(workdir: Path, data_root: Path) -> None:
+def assert_nodes_keep_nothing(workdir: Path, data_root: Path, made: bool = False) -> None:
     found = reports(workdir)
     assert sorted(found) == sorted(NODES)
     for node, report in found.items():
-        assert report["left"] == [] if "left" in report else True, (node, report)
+        assert not report.get("left"), (node, report)
         assert report.get("killed"), f"the shim k3s left on {node} was killed"
+        if made:
+            assert report.get("interfaces") == ["cni0"], (node, report)
+            assert [m.rsplit("/", 1)[1] for m in report.get("unmounted", [])] == ["pod-volume"], (
+                node,
+                report,
+            )
     assert not data_root.exists() or not any(data_root.rglob("*")), list(data_root.rglob("*"))
 
 
 async def test_three_nodes_fake_k3s_bootstrap_job_and_evict(
-    slurm: dict[str, str], fake_k3s: FakeK3s, pilotkit_plugins: Plugins, run_spec: RunSpec, tmp_path: Path
+    no_cni0_after: None,
+    slurm: dict[str, str],
+    fake_k3s: FakeK3s,
+    pilotkit_plugins: Plugins,
+    run_spec: RunSpec,
+    tmp_path: Path,
 ) -> None:
     pilotkit_plugins.register_module("k3s-fakeapi", FAKE_API_PLUGIN)
     (tmp_path / "job.yaml").write_text(job_manifest("count", "echo one; echo two"))
+    # As root, the fake makes a real mount and a real cni0 interface (each node has its own
+    # network namespace): the cleanup must remove both.
+    (fake_k3s.state / "make-mounts").write_text("")
+    (fake_k3s.state / "make-interfaces").write_text("")
     with tarfile.open(tmp_path / "app.tar", "w"):
         pass  # an (empty) image archive to preload
     workdir = tmp_path / "run"
@@ -102,7 +134,7 @@ async def test_three_nodes_fake_k3s_bootstrap_job_and_evict(
     assert by_task["job-count"].exit_code == 0
     assert (workdir / "tasks" / "job-count" / "attempt-1.out").read_text() == "one\ntwo\n"
     assert {by_task[f"k3s-{'server' if n == 'node1' else 'agent'}-{n}"].node for n in NODES} == set(NODES)
-    assert_nodes_keep_nothing(workdir, tmp_path / "node-local")
+    assert_nodes_keep_nothing(workdir, tmp_path / "node-local", made=True)
     assert not (workdir / "k3s" / "token").exists()
 
 
