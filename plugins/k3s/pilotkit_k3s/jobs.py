@@ -115,7 +115,11 @@ async def _look(cluster: K3sCluster, job: FollowedJob) -> None:
     job.state = state
     if not state.finished:
         return
-    pods = await cluster.api.job_pods(namespace, job.ref.name)
+    try:
+        pods = await cluster.api.job_pods(namespace, job.ref.name)
+    except (PilotkitError, OSError) as exc:
+        cluster.say("warn", f"cannot list the pods of Job {job.ref.name}: {exc}")
+        return  # asked again next round
     logs = []
     for pod in pods:
         try:
