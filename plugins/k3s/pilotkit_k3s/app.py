@@ -1,0 +1,112 @@
+"""``[app] type = "k3s"``: a short-lived k3s (Kubernetes) cluster across the pilot's nodes.
+
+- **batch** (``manifests``): the manifests are applied (server-side) once every node is
+  Ready; the pilot ends when every Job in them has ended, each Job a task result with its
+  exit code and its pods' logs.
+- **interactive**: the cluster stays up (``<workdir>/kubeconfig``, ``<workdir>/k3s.json``)
+  until the pilot drains, reaches its walltime or is cancelled.
+
+Either way the end drains the nodes (pods get their termination grace), stops k3s and
+removes its data directories, mounts and network interfaces from every node.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable
+from pathlib import Path
+from typing import Any
+
+from pilotkit.api import App, AppContext, SpecProblem
+
+from .kube import KubeApi, load_manifests
+from .options import K3sOptions, check_options, manifest_path
+
+
+class K3sApp(App):
+    """Runs a k3s server on the first node and k3s agents on the others."""
+
+    id = "k3s"
+    Options = K3sOptions
+    description = "a k3s (Kubernetes) cluster across the nodes: run Jobs from manifests, or serve kubectl"
+
+    @classmethod
+    def check(cls, spec: Any) -> list[SpecProblem]:
+        options: K3sOptions = spec.app_options
+        return check_options(options, spec)
+
+    def make_api(self, kubeconfig: Path) -> KubeApi:
+        """The Kubernetes client the app uses (kr8s, with the pilot's kubeconfig)."""
+        from .kr8s_api import Kr8sApi
+
+        return Kr8sApi(kubeconfig)
+
+    def load(self) -> list[dict[str, Any]]:
+        options: K3sOptions = self.options
+        objects: list[dict[str, Any]] = []
+        for index, manifest in enumerate(options.manifests):
+            objects += load_manifests(manifest_path(manifest, self.spec.base_dir), f"app.manifests[{index}]")
+        return objects
+
+    async def run(self, ctx: AppContext) -> None:
+        from .cluster import K3sCluster
+        from .jobs import apply_all, run_jobs
+
+        options: K3sOptions = self.options
+        objects = await asyncio.to_thread(self.load)  # a bad manifest fails before k3s starts
+        images = [manifest_path(image, self.spec.base_dir).resolve() for image in options.images]
+        cluster = K3sCluster(ctx, options, self.make_api, images)
+        try:
+            if not await _unless_draining(ctx, cluster.start()):
+                return
+            ctx.running()
+            supervisor = asyncio.ensure_future(cluster.supervise())
+            try:
+                if options.mode == "batch":
+                    refs = await apply_all(cluster, objects)
+                    await _first(run_jobs(cluster, refs), supervisor)
+                else:
+                    if objects:
+                        await apply_all(cluster, objects)
+                    cluster.say(
+                        "info",
+                        f"k3s cluster up until drained; KUBECONFIG={cluster.kubeconfig} kubectl get nodes",
+                    )
+                    await _first(ctx.draining.wait(), supervisor)
+            finally:
+                supervisor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await supervisor
+        finally:
+            await cluster.shutdown()
+
+
+async def _first(main: Awaitable[object], watcher: asyncio.Future[None]) -> None:
+    """Wait for ``main``; if ``watcher`` ends first (it raised), raise its error."""
+    work: asyncio.Future[object] = asyncio.ensure_future(main)
+    pending: set[asyncio.Future[Any]] = {work, watcher}
+    try:
+        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        if not work.done() and watcher.done() and watcher.exception() is not None:
+            watcher.result()
+        await work
+    finally:
+        work.cancel()
+
+
+async def _unless_draining(ctx: AppContext, start: Awaitable[None]) -> bool:
+    """Run ``start``; False (and ``start`` cancelled) if the pilot drains first."""
+    work = asyncio.ensure_future(start)
+    drained = asyncio.ensure_future(ctx.draining.wait())
+    try:
+        await asyncio.wait({work, drained}, return_when=asyncio.FIRST_COMPLETED)
+        if work.done():
+            work.result()
+            return True
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await work
+        return False
+    finally:
+        drained.cancel()

@@ -1,0 +1,102 @@
+"""The options of ``[app] type = "k3s"`` and the checks that need no running cluster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Literal
+
+import msgspec
+
+from pilotkit.api import Duration, SpecProblem, parse_duration
+
+if TYPE_CHECKING:
+    from pilotkit.api import ResolvedSpec
+
+
+class K3sOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Options of ``[app] type = "k3s"``.
+
+    Batch mode applies ``manifests`` and ends when every Job in them has finished;
+    interactive mode keeps the cluster up (kubeconfig in the pilot's workdir) until the
+    pilot drains.
+    """
+
+    mode: Literal["batch", "interactive"] = "batch"
+    manifests: list[str] = []
+    """YAML files (relative to the spec's folder), applied server-side in order."""
+    images: list[str] = []
+    """Image archives (OCI or docker-archive ``.tar``, relative to the spec's folder)
+    imported into containerd on every node as k3s starts, so nodes without internet run
+    them (pods name the image with ``imagePullPolicy: IfNotPresent``)."""
+    namespace: str = "default"
+    """Namespace of manifest objects that name none."""
+    binary: str = "k3s"
+    """The k3s executable on the nodes (a name on PATH, or a path)."""
+    rootless: bool | None = None
+    """Run k3s rootless; default: rootful as root, rootless otherwise."""
+    preflight: bool = True
+    """Check every node (``python -m pilotkit_k3s.preflight``) before starting k3s."""
+    data_dir: str | None = None
+    """Node-local folder for k3s's data (containerd images, kubelet); default ``/tmp``.
+    Everything goes in ``<data_dir>/pilotkit-k3s-<pilot id>/<node>`` and is removed at
+    the end."""
+    api_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 6443
+    disable: list[str] = msgspec.field(default_factory=lambda: ["traefik"])
+    """k3s components not to deploy (``--disable``)."""
+    server_args: list[str] = []
+    agent_args: list[str] = []
+    python: str | None = None
+    """The interpreter on the nodes for pilotkit's node helper (default: this one)."""
+    ready_timeout: Duration = "300s"
+    """How long the server and every node get to be Ready."""
+    job_timeout: Duration | None = None
+    """How long the Jobs may run in all; past it they are stopped."""
+    grace: Duration = "30s"
+    """Pods' termination grace when the pilot drains or evicts."""
+    stop_timeout: Duration = "5s"
+    """How long k3s gets to stop on a node before it is killed (then its data is removed).
+    On cancel the pool kills what still runs after the pilot's `[pilot] grace` (10 s by
+    default): keep this shorter than that, so the cleanup fits."""
+    poll_interval: Duration = "1s"
+    """How often the API server is asked about nodes and Jobs."""
+
+
+DURATIONS = ("ready_timeout", "grace", "stop_timeout", "poll_interval", "job_timeout")
+
+
+def check_options(options: K3sOptions, spec: ResolvedSpec) -> list[SpecProblem]:
+    """Problems with the k3s options that show before anything runs."""
+    problems: list[SpecProblem] = []
+    if options.mode == "batch" and not options.manifests:
+        problems.append(
+            SpecProblem("app.manifests", 'batch mode needs manifests to apply (or mode = "interactive")')
+        )
+    for index, manifest in enumerate(options.manifests):
+        path = manifest_path(manifest, spec.base_dir)
+        if not path.is_file():
+            problems.append(SpecProblem(f"app.manifests[{index}]", f"no such file: {path}"))
+    for index, image in enumerate(options.images):
+        path = manifest_path(image, spec.base_dir)
+        if not path.is_file():
+            problems.append(SpecProblem(f"app.images[{index}]", f"no such file: {path}"))
+        elif not path.name.endswith((".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.lz4", ".tar.bz2")):
+            problems.append(
+                SpecProblem(
+                    f"app.images[{index}]", f"{path.name}: not an image archive (.tar, .tar.gz, .tar.zst...)"
+                )
+            )
+    for key in DURATIONS:
+        value = getattr(options, key)
+        if value is None:
+            continue
+        try:
+            if parse_duration(value) <= 0 and key != "grace":
+                problems.append(SpecProblem(f"app.{key}", "must be more than 0"))
+        except ValueError as exc:
+            problems.append(SpecProblem(f"app.{key}", str(exc)))
+    return problems
+
+
+def manifest_path(manifest: str, base_dir: Path) -> Path:
+    path = Path(manifest).expanduser()
+    return path if path.is_absolute() else base_dir / path

@@ -1,0 +1,161 @@
+"""The k3s app on this machine (the local provider, one node) with the fake k3s on PATH
+and the fake Kubernetes API behind the client interface: Jobs to task results, logs,
+preflight refusal, drain, and a node that keeps nothing."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+from pathlib import Path
+
+from pilotkit.api import PilotState
+from pilotkit.testing import Pilot, Plugins, RunSpec
+
+from .conftest import FAKE_API_PLUGIN, FakeK3s, job_manifest
+
+LOCAL = """
+[provider]
+type = "local"
+[pilot]
+heartbeat = "0.5s"
+grace = "3s"
+"""
+
+
+def spec(tmp_path: Path, app: str) -> str:
+    data = tmp_path / "k3s-data"
+    return (
+        f'name = "k3s-local"\n{LOCAL}\n[app]\ntype = "k3s-fakeapi"\npoll_interval = "0.1s"\n'
+        f'data_dir = "{data}"\ngrace = "2s"\n{app}'
+    )
+
+
+def nothing_left(fake: FakeK3s, data_root: Path) -> None:
+    for call in fake.calls().values():
+        assert not Path(f"/proc/{call['shim']}").exists() or _zombie(call["shim"]), "the shim was killed"
+    assert not any(data_root.iterdir()) if data_root.exists() else True, list(data_root.rglob("*"))
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z"
+    except OSError:
+        return True
+
+
+async def test_fake_k3s_fake_api_jobs_become_task_results(
+    fake_k3s: FakeK3s, pilotkit_plugins: Plugins, run_spec: RunSpec, tmp_path: Path
+) -> None:
+    pilotkit_plugins.register_module("k3s-fakeapi", FAKE_API_PLUGIN)
+    (fake_k3s.state / "make-mounts").write_text("")  # k3s's mounts are real here (as root)
+    (tmp_path / "ok.yaml").write_text(job_manifest("hello", "echo hello from the pod"))
+    (tmp_path / "bad.yaml").write_text(job_manifest("broken", "echo about to fail; exit 3"))
+    run = await run_spec(
+        spec(tmp_path, f'manifests = ["{tmp_path}/ok.yaml", "{tmp_path}/bad.yaml"]\n'),
+        workdir=tmp_path / "run",
+    )
+    assert run.state is PilotState.FAILED, "a failed Job fails the pilot"
+    by_task = {r.task: r for r in run.results()}
+    assert by_task["job-hello"].exit_code == 0 and by_task["job-hello"].status == "ok"
+    assert by_task["job-broken"].exit_code == 3 and by_task["job-broken"].status == "failed"
+    tasks = tmp_path / "run" / "tasks"
+    assert (tasks / "job-hello" / "pods" / "hello-fake0.log").read_text() == "hello from the pod\n"
+    assert "hello from the pod" in (tasks / "job-hello" / "attempt-1.out").read_text()
+    assert "about to fail" in (tasks / "job-broken" / "attempt-1.out").read_text()
+    calls = fake_k3s.calls()
+    (server,) = calls.values()
+    assert server["role"] == "server" and "--rootless" not in server["argv"], "rootful as root"
+    kubeconfig = tmp_path / "run" / "kubeconfig"
+    assert oct(kubeconfig.stat().st_mode & 0o777) == "0o600"
+    assert "https://" in kubeconfig.read_text() and "127.0.0.1:6443" not in kubeconfig.read_text()
+    assert json.loads((tmp_path / "run" / "k3s.json").read_text())["state"] == "stopped"
+    applied = [c["name"] for c in fake_k3s.api_calls() if c["call"] == "apply"]
+    assert applied == ["hello", "broken"]
+    nothing_left(fake_k3s, tmp_path / "k3s-data")
+    assert not (tmp_path / "run" / "k3s" / "token").exists(), "the join token is removed at the end"
+    if os.geteuid() == 0:
+        (report,) = [json.loads(p.read_text()) for p in (tmp_path / "run" / "k3s").glob("cleanup-*.json")]
+        assert [m.rsplit("/", 1)[1] for m in report["unmounted"]] == ["pod-volume"]
+        assert str(tmp_path / "k3s-data") not in Path("/proc/self/mounts").read_text()
+
+
+async def test_fake_k3s_fake_api_preflight_refuses_a_node(
+    fake_k3s: FakeK3s, pilotkit_plugins: Plugins, run_spec: RunSpec, tmp_path: Path
+) -> None:
+    pilotkit_plugins.register_module("k3s-fakeapi", FAKE_API_PLUGIN)
+    run = await run_spec(spec(tmp_path, 'mode = "interactive"\nbinary = "k3s-not-installed"\n'))
+    assert run.state is PilotState.FAILED
+    assert "k3s cannot run on 1 of 1 node(s)" in (run.reason or "")
+    assert "MISSING  k3s binary" in (run.reason or "")
+    assert fake_k3s.calls() == {}, "nothing started"
+
+
+async def test_fake_k3s_fake_api_drain_stops_pods_with_grace(
+    fake_k3s: FakeK3s, pilotkit_plugins: Plugins, tmp_path: Path
+) -> None:
+    from pilotkit.testing import parse_spec
+
+    pilotkit_plugins.register_module("k3s-fakeapi", FAKE_API_PLUGIN)
+    (tmp_path / "long.yaml").write_text(
+        job_manifest("long", "trap 'echo got TERM; exit 143' TERM; sleep 60 & wait")
+    )
+    text = spec(tmp_path, f'manifests = ["{tmp_path}/long.yaml"]\n')
+    resolved = parse_spec(text, tmp_path / "spec.toml", pilotkit_plugins)
+    pilot = Pilot(resolved, pilotkit_plugins, workdir=tmp_path / "run")
+    running = asyncio.ensure_future(pilot.run())
+    for _ in range(200):
+        if any(c["call"] == "apply" for c in fake_k3s.api_calls()):
+            break
+        await asyncio.sleep(0.05)
+    await asyncio.sleep(0.3)
+    pilot.drain("walltime soon")
+    outcome = await asyncio.wait_for(running, 60)
+    deletes = [c for c in fake_k3s.api_calls() if c["call"] == "delete_pods"]
+    assert deletes and deletes[0]["grace"] == 2 and deletes[0]["pods"] == ["long-fake0"]
+    assert [c["call"] for c in fake_k3s.api_calls()].count("cordon") == 1
+    assert outcome.state in (PilotState.DONE, PilotState.CANCELLED, PilotState.FAILED)
+    nothing_left(fake_k3s, tmp_path / "k3s-data")
+    assert os.path.exists(
+        tmp_path / "run" / "k3s" / f"cleanup-{next(iter(fake_k3s.calls().values()))['node']}.json"
+    )
+
+
+async def test_fake_k3s_fake_api_node_never_ready_times_out_and_cleans(
+    fake_k3s: FakeK3s, pilotkit_plugins: Plugins, run_spec: RunSpec, tmp_path: Path
+) -> None:
+    import socket
+
+    pilotkit_plugins.register_module("k3s-fakeapi", FAKE_API_PLUGIN)
+    (fake_k3s.state / f"notready-{socket.gethostname()}").write_text("")
+    run = await run_spec(
+        spec(tmp_path, 'mode = "interactive"\nready_timeout = "2s"\n'), workdir=tmp_path / "run"
+    )
+    assert run.state is PilotState.FAILED
+    assert f"1 of 1 k3s node(s) not Ready within 2s: {socket.gethostname()}" in (run.reason or ""), run.reason
+    nothing_left(fake_k3s, tmp_path / "k3s-data")
+
+
+async def test_fake_k3s_fake_api_cancel_still_cleans_the_node(
+    fake_k3s: FakeK3s, pilotkit_plugins: Plugins, tmp_path: Path
+) -> None:
+    """Ctrl-C: the pool stops every task with the pilot's grace; the node wrapper still
+    removes what k3s left."""
+    from pilotkit.testing import parse_spec
+
+    pilotkit_plugins.register_module("k3s-fakeapi", FAKE_API_PLUGIN)
+    resolved = parse_spec(spec(tmp_path, 'mode = "interactive"\n'), tmp_path / "spec.toml", pilotkit_plugins)
+    pilot = Pilot(resolved, pilotkit_plugins, workdir=tmp_path / "run")
+    running = asyncio.ensure_future(pilot.run())
+    for _ in range(200):
+        if (tmp_path / "run" / "k3s.json").exists():
+            break
+        await asyncio.sleep(0.05)
+    pilot.cancel("Ctrl-C")
+    outcome = await asyncio.wait_for(running, 60)
+    assert outcome.state is PilotState.CANCELLED
+    (call,) = fake_k3s.calls().values()
+    assert "stopped" in call, "k3s got SIGTERM"
+    report = json.loads((tmp_path / "run" / "k3s" / f"cleanup-{call['node']}.json").read_text())
+    assert report["stopped"] and not report.get("left") and report["killed"]
+    nothing_left(fake_k3s, tmp_path / "k3s-data")
