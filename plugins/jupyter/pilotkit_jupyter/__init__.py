@@ -9,21 +9,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pilotkit.api import hookimpl
-
-from .app import JupyterApp
+from pilotkit.api import hookimpl, lazy_exports
 
 if TYPE_CHECKING:
     import click
 
     from pilotkit.api import Register
 
+    from .app import JupyterApp
+
 __all__ = ["JupyterApp"]
 
 
 @hookimpl
 def pilotkit_register_apps(register: Register[Any]) -> None:
-    register(JupyterApp)
+    register.lazy("jupyter", "pilotkit_jupyter.app:JupyterApp")
 
 
 @hookimpl
@@ -31,3 +31,6 @@ def pilotkit_add_commands(cli: click.Group) -> None:
     from .cli import jupyter_group
 
     cli.add_command(jupyter_group)
+
+
+__getattr__ = lazy_exports(__name__, {"JupyterApp": "app"})

@@ -11,21 +11,21 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from pilotkit.api import hookimpl
-
-from .app import K3sApp
+from pilotkit.api import hookimpl, lazy_exports
 
 if TYPE_CHECKING:
     import click
 
     from pilotkit.api import Register
 
+    from .app import K3sApp
+
 __all__ = ["K3sApp"]
 
 
 @hookimpl
 def pilotkit_register_apps(register: Register[Any]) -> None:
-    register(K3sApp)
+    register.lazy("k3s", "pilotkit_k3s.app:K3sApp")
 
 
 @hookimpl
@@ -35,3 +35,6 @@ def pilotkit_add_commands(cli: click.Group) -> None:
 
     cli.add_command(k3s_group)
     cli.add_command(deploy_command)
+
+
+__getattr__ = lazy_exports(__name__, {"K3sApp": "app"})
