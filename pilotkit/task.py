@@ -35,3 +35,7 @@ class Task:
     """Failed attempts (counted against ``retries``)."""
     lost: int = 0
     """Attempts lost with their node (counted against the pool's crash limit)."""
+    checkpoint: bool = False
+    """In a campaign: signalled at an allocation's drain point, its directory kept."""
+    preempted: int = 0
+    """Attempts stopped by the end of their allocation (a campaign): not the task's failures."""
