@@ -36,6 +36,9 @@ class TaskResult(msgspec.Struct, omit_defaults=False):
     """``ok`` | ``failed`` | ``timeout`` | ``killed`` | ``lost`` | ``spawn-error`` |
     ``stopped`` | ``cancelled`` (:class:`pilotkit.vocab.Outcome`)."""
 
+    allocation: str | None = None
+    """The campaign allocation that ran the task's last attempt (None outside campaigns)."""
+
     def __post_init__(self) -> None:
         if self.outcome is None:  # written by pilotkit 0.1, or built with status only
             self.outcome = self.status

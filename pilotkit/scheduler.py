@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import msgspec
 
@@ -39,6 +40,18 @@ class Resume:
 
     results: dict[str, TaskResult] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
+
+
+class CampaignLink(Protocol):
+    """The campaign (:mod:`pilotkit.campaign`) that lends a pool its tasks."""
+
+    allocation: str
+    """The allocation's name, recorded with each result."""
+
+    def take_back(self, task: Task) -> bool:
+        """An attempt of ``task`` was stopped by its allocation's end or lost with it:
+        True when the campaign queued the task again (nothing is recorded here)."""
+        ...
 
 
 GroupCounts = Counts
@@ -155,6 +168,8 @@ class TaskPool:
         """Why the pool cannot go on (every node lost)."""
         self.storage: str | None = None
         """Why results could not be written (a full disk): no task started since."""
+        self.campaign: CampaignLink | None = None
+        self._preempting: set[str] = set()
 
     # ---------------------------------------------------------------- adding work
 
@@ -350,6 +365,8 @@ class TaskPool:
         if entry is None:
             return
         task, node, gpus = entry
+        if self.campaign is not None and self._given_back(task, node, gpus, result):
+            return
         gang = self._gangs.pop(task.id, None)
         if gang is not None:
             for member, taken in gang:
@@ -441,13 +458,14 @@ class TaskPool:
                 status=outcome,
                 outcome=outcome,
                 exit_code=task.exit_code,
-                attempts=task.attempts,
+                attempts=task.attempts - task.preempted,
                 node=task.node,
                 start=task.start,
                 end=task.end,
                 duration=(task.end - task.start) if (task.end and task.start) else None,
                 stdout=str(tdir / attempt_file(task.attempts, "out")) if ran else None,
                 stderr=str(tdir / attempt_file(task.attempts, "err")) if ran else None,
+                allocation=self.campaign.allocation if self.campaign is not None else None,
             )
         )
         if not written and self.storage is None:
@@ -494,6 +512,10 @@ class TaskPool:
             self._fill(everything=True)  # every task not yet made is cancelled too
             while self.queue:
                 task = self.queue.popleft()
+                if self.campaign is not None and self.campaign.take_back(task):
+                    self.groups[task.group].queued -= 1
+                    self.groups[task.group].total -= 1
+                    continue
                 task.status = TaskStatus.CANCELLED
                 counts = self.groups[task.group]
                 counts.queued -= 1
@@ -519,7 +541,68 @@ class TaskPool:
 
     def terminate_running(self, grace: float | None = None) -> None:
         for task, node, _ in list(self._running.values()):
+            if self.campaign is not None:
+                self._preempting.add(task.id)
             node.agent.terminate(task.id, self.grace if grace is None else grace)
+
+    # ---------------------------------------------------------------- campaigns
+
+    def lend(self, campaign: CampaignLink, workdir: Path, results: ResultsWriter) -> None:
+        """Run a campaign's tasks (before any task runs): their directories and results
+        are the campaign's, and an attempt stopped by the allocation's end goes back to
+        the campaign (outcome ``preempted``) instead of being recorded."""
+        self.campaign = campaign
+        self.workdir = workdir
+        self._task_root = workdir / TASKS_DIR
+        self.results = results
+
+    def running_tasks(self) -> list[tuple[Task, NodeInfo]]:
+        """The running tasks and their nodes."""
+        return [(task, node.info) for task, node, _ in self._running.values()]
+
+    def preempt(self, task_id: str, grace: float | None = None) -> None:
+        """Stop a running task because its allocation ends (SIGTERM, SIGKILL after the
+        grace period); a campaign runs it again elsewhere."""
+        entry = self._running.get(task_id)
+        if entry is not None:
+            self._preempting.add(task_id)
+            entry[1].agent.terminate(task_id, self.grace if grace is None else grace)
+
+    def _given_back(self, task: Task, node: _Node, gpus: tuple[str, ...], result: TaskExit) -> bool:
+        """A campaign's attempt that its allocation ended (preempted, or lost while the
+        pool winds down): back to the campaign, True; otherwise False."""
+        assert self.campaign is not None
+        preempted = task.id in self._preempting
+        self._preempting.discard(task.id)
+        lost = result.status == Outcome.LOST
+        if result.status in (Outcome.OK, Outcome.STOPPED) or not (preempted or (lost and self._draining)):
+            return False
+        if lost and task.lost + 1 >= self.CRASH_LIMIT:
+            return False  # lost with its node twice: recorded as lost, as outside campaigns
+        task.lost += lost
+        task.preempted += 1
+        task.status = TaskStatus.QUEUED
+        task.exit_code, task.end = result.exit_code, result.end
+        task.outcome = result.status if lost else Outcome.PREEMPTED
+        if not self.campaign.take_back(task):
+            task.lost -= lost
+            task.preempted -= 1
+            return False
+        gang = self._gangs.pop(task.id, None)
+        if gang is not None:
+            for member, taken in gang:
+                member.give_all(taken)
+        else:
+            node.give(task, gpus)
+        counts = self.groups[task.group]
+        counts.running -= 1
+        counts.total -= 1
+        self.emit(TaskFinished(pilot=self.pilot_id, task=task.id, group=task.group, attempt=result.attempt,
+                               node=result.node, status=task.outcome, exit_code=result.exit_code,
+                               duration=result.end - result.start, final=False))  # fmt: skip
+        self._dispatch()
+        self._check_done()
+        return True
 
     @property
     def draining(self) -> bool:

@@ -100,6 +100,9 @@ class Outcome(enum.StrEnum):
     """Stopped by its app because it was no longer needed (a service): a success."""
     CANCELLED = "cancelled"
     """The task never ran to the end: the pilot drained or was cancelled first."""
+    PREEMPTED = "preempted"
+    """Stopped at its allocation's drain point, to run again in another allocation of
+    its campaign; not counted against the task's retries (never a task's last outcome)."""
 
 
 SUCCESS_OUTCOMES: frozenset[str] = frozenset({"ok", "stopped"})

@@ -1,0 +1,174 @@
+"""Campaigns on the local provider: real processes, allocations of a few seconds.
+
+Each allocation is a local pilot held by a process of its own (its job id), so one can
+be ended from outside with ``kill``, as ``scancel`` ends a batch job."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from pilotkit.campaign import Campaign
+from pilotkit.plugins import Plugins
+from pilotkit.results import read_results
+from pilotkit.spec import parse_spec
+
+HEADER = """name = "{name}"
+[resources]
+cores = 2
+walltime = "{walltime}"
+[pilot]
+drain_margin = "{margin}"
+grace = "1s"
+[campaign]
+max_allocations = {max_allocations}
+parallel = {parallel}
+idle_timeout = "1s"
+"""
+
+
+def spec_text(name: str, body: str, *, walltime: str = "4s", margin: str = "1s", max_allocations: int = 10,
+              parallel: int = 1) -> str:  # fmt: skip
+    return HEADER.format(name=name, walltime=walltime, margin=margin, max_allocations=max_allocations,
+                         parallel=parallel) + body  # fmt: skip
+
+
+def grid(n: int, command: str, extra: str = "") -> str:
+    return (f'[[app.groups]]\nname = "t"\ncommand = "{command}"\n{extra}'
+            f"[app.groups.grid]\ni = {list(range(n))}\n")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def plugins() -> Plugins:
+    return Plugins().load()
+
+
+def campaign(tmp_path: Path, text: str, plugins: Plugins, lines: list[str]) -> Campaign:
+    path = tmp_path / "spec.toml"
+    path.write_text(text)
+    resolved = parse_spec(text, path, plugins)
+    return Campaign(resolved, plugins, workdir=tmp_path / "run", say=lines.append)
+
+
+def once_each(results: Path, n: int) -> dict[str, dict[str, object]]:
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    by_task = {line["task"]: line for line in lines}
+    assert len(lines) == len(by_task) == n, "every task has exactly one result line"
+    return by_task
+
+
+def test_tasks_spanning_three_allocations_each_run_once(
+    tmp_path: Path, pilotkit_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    """16 one-second tasks on 2 cores, allocations with 3 s to run tasks: at least three
+    allocations; each task ends ok once, with attempts 1 (a task the drain point
+    stopped goes back to the backlog without using a retry)."""
+    spec = tmp_path / "big-scan.toml"
+    spec.write_text(spec_text("big-scan", grid(16, "sleep 1")))
+    out = subprocess.run([*pilotkit_cmd, "run", "--workdir", str(tmp_path / "run"), str(spec)], env=cli_env,
+                         capture_output=True, text=True, timeout=90, cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    by_task = once_each(tmp_path / "run" / "results.jsonl", 16)
+    assert {line["outcome"] for line in by_task.values()} == {"ok"}
+    assert {line["attempts"] for line in by_task.values()} == {1}
+    status = subprocess.run([*pilotkit_cmd, "status", "big-scan", "--json"], env=cli_env, capture_output=True,
+                            text=True, timeout=30)  # fmt: skip
+    assert status.returncode == 0, status.stderr
+    data = json.loads(status.stdout)
+    names = [a["name"] for a in data["allocations"]]
+    assert data["state"] == "done" and data["done"] == 16 and len(names) >= 3
+    assert {line["allocation"] for line in by_task.values()} <= set(names)
+    assert all(a["state"] == "ended" and a["job_id"] for a in data["allocations"])
+    assert data["min_allocations"] >= 2 and all(a["idle_core_seconds"] >= 0 for a in data["allocations"])
+    for name in names:  # progress lines name the allocations
+        assert f"allocation {name}" in out.stderr
+    text = subprocess.run([*pilotkit_cmd, "status", "big-scan"], env=cli_env, capture_output=True, text=True,
+                          timeout=30).stdout  # fmt: skip
+    assert "allocations:" in text and names[0] in text and "hand-over" in text
+
+
+async def test_time_limit_that_does_not_fit_waits_for_the_next_allocation(tmp_path: Path, plugins: Plugins) -> None:
+    """Tasks with time_limit = 2s never start in an allocation's last 2 s before its
+    drain point: none is preempted, none times out."""
+    lines: list[str] = []
+    c = campaign(tmp_path, spec_text("fit", grid(8, "sleep 1", 'time_limit = "2s"\n'), walltime="5s"),
+                 plugins, lines)  # fmt: skip
+    outcome = await c.run()
+    assert outcome.state == "done", lines
+    results = read_results(c.results.path)
+    assert len(results) == 8 and {r.outcome for r in results} == {"ok"} and {r.attempts for r in results} == {1}
+    assert sum(a.preempted for a in outcome.status.allocations) == 0
+    assert len(outcome.status.allocations) >= 2
+
+
+async def test_allocation_killed_from_outside_is_replaced(tmp_path: Path, plugins: Plugins) -> None:
+    lines: list[str] = []
+    c = campaign(tmp_path, spec_text("lost", grid(10, "sleep 1"), walltime="30s"), plugins, lines)
+    run = asyncio.ensure_future(c.run())
+    while not (c.records and c.records[0].running and c.done >= 2):
+        await asyncio.sleep(0.1)
+    victim = c.records[0]
+    assert victim.job_id is not None
+    os.kill(int(victim.job_id), signal.SIGTERM)  # as scancel would end a batch job
+    outcome = await asyncio.wait_for(run, 60)
+    assert outcome.state == "done", lines
+    results = read_results(c.results.path)
+    assert len(results) == 10 and {r.outcome for r in results} == {"ok"}
+    assert {r.attempts for r in results} == {1}, "an attempt lost with its allocation is not the task's failure"
+    first, second = outcome.status.allocations[:2]
+    assert "ended from outside (signal SIGTERM)" in (first.why or "")
+    assert first.preempted >= 1 and second.ok >= 1
+    assert any(r.allocation == second.name for r in results)
+
+
+async def test_checkpointing_task_resumes_in_the_next_allocation(tmp_path: Path, plugins: Plugins) -> None:
+    """A task needing more time than one allocation has: SIGUSR1 at each drain point
+    (it saves its step), then SIGTERM; the next allocation starts it in the same
+    directory, where it carries on from the saved step."""
+    script = tmp_path / "steps.py"
+    script.write_text(
+        "import pathlib, signal, sys, time\n"
+        "state = pathlib.Path('state')\n"
+        "n = int(state.read_text()) if state.exists() else 0\n"
+        "print('from', n, flush=True)\n"
+        "def save(*_):\n"
+        "    state.write_text(str(n))\n"
+        "signal.signal(signal.SIGUSR1, save)\n"
+        "while n < 12:\n"
+        "    time.sleep(0.25)\n"
+        "    n += 1\n"
+        "print('done', n, flush=True)\n"
+    )
+    body = f'[[app.groups]]\nname = "long"\ncommands = ["{sys.executable} {script}"]\ncheckpoint = true\n'
+    text = spec_text("ckpt", body, walltime="4s", margin="2s").replace('grace = "1s"', 'grace = "0.5s"')
+    lines: list[str] = []
+    c = campaign(tmp_path, text, plugins, lines)
+    started = time.time()
+    outcome = await c.run()
+    assert outcome.state == "done", lines
+    [result] = read_results(c.results.path)
+    assert result.outcome == "ok" and result.attempts == 1
+    tdir = tmp_path / "run" / "tasks" / result.task
+    outs = sorted(tdir.glob("attempt-*.out"))
+    assert len(outs) >= 2, "it ran in more than one allocation"
+    assert outs[-1].read_text().startswith("from ") and not outs[-1].read_text().startswith("from 0")
+    assert time.time() - started < 30
+
+
+async def test_more_allocations_than_allowed_fails_saying_why(tmp_path: Path, plugins: Plugins) -> None:
+    lines: list[str] = []
+    c = campaign(tmp_path, spec_text("few", grid(12, "sleep 1"), walltime="3s", max_allocations=1), plugins, lines)
+    outcome = await c.run()
+    assert outcome.state == "failed" and outcome.exit_code == 1
+    assert outcome.reason is not None and outcome.reason.startswith("needs more than max_allocations = 1:")
+    by_task = once_each(c.results.path, 12)
+    assert {line["outcome"] for line in by_task.values()} == {"ok", "cancelled"}
+    assert len(outcome.status.allocations) == 1
