@@ -12,6 +12,7 @@ import collections
 import contextlib
 import os
 import random
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -569,16 +570,19 @@ class TaskPool:
             entry[1].agent.terminate(task_id, self.grace if grace is None else grace)
 
     def _given_back(self, task: Task, node: _Node, gpus: tuple[str, ...], result: TaskExit) -> bool:
-        """A campaign's attempt that its allocation ended (preempted, or lost while the
-        pool winds down): back to the campaign, True; otherwise False."""
+        """A campaign's attempt that its allocation ended (preempted), or that was lost
+        with its node or killed by a signal it did not ask for (an allocation cancelled
+        from outside kills its tasks before the pilot hears of it): back to the campaign,
+        True; otherwise False. Lost and killed attempts count against CRASH_LIMIT."""
         assert self.campaign is not None
         preempted = task.id in self._preempting
         self._preempting.discard(task.id)
-        lost = result.status == Outcome.LOST
-        if result.status in (Outcome.OK, Outcome.STOPPED) or not (preempted or (lost and self._draining)):
+        outside = result.status == Outcome.FAILED and result.signal in _OUTSIDE_SIGNALS
+        lost = not preempted and (result.status in (Outcome.LOST, Outcome.KILLED) or outside)
+        if result.status in (Outcome.OK, Outcome.STOPPED) or not (preempted or lost):
             return False
         if lost and task.lost + 1 >= self.CRASH_LIMIT:
-            return False  # lost with its node twice: recorded as lost, as outside campaigns
+            return False  # lost or killed twice: recorded, as outside campaigns
         task.lost += lost
         task.preempted += 1
         task.status = TaskStatus.QUEUED
@@ -607,6 +611,11 @@ class TaskPool:
     @property
     def draining(self) -> bool:
         return self._draining
+
+
+_OUTSIDE_SIGNALS = frozenset({signal.SIGTERM, signal.SIGKILL, signal.SIGHUP, signal.SIGINT})
+"""Signals a batch system stops a job's processes with (``scancel``): in a campaign an
+attempt ended by one goes back to the backlog, as a lost one does."""
 
 
 def _make_task_dirs(root: Path, task_ids: list[str]) -> None:

@@ -6,6 +6,7 @@ be ended from outside with ``kill``, as ``scancel`` ends a batch job."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import os
 import signal
@@ -172,3 +173,25 @@ async def test_more_allocations_than_allowed_fails_saying_why(tmp_path: Path, pl
     by_task = once_each(c.results.path, 12)
     assert {line["outcome"] for line in by_task.values()} == {"ok", "cancelled"}
     assert len(outcome.status.allocations) == 1
+
+
+async def test_allocations_that_fail_to_start_back_off_then_pause(tmp_path: Path, plugins: Plugins) -> None:
+    """Every claim refused (the spec asks, after validation, for more cores than this
+    machine has): 0.1 s, 0.2 s between tries, then one line saying the campaign paused."""
+    lines: list[str] = []
+    body = 'submit_backoff = "0.1s"\npause_after = 3\n' + grid(3, "true")
+    c = campaign(tmp_path, spec_text("refused", body), plugins, lines)
+    c.spec.spec.resources.cores = 100_000
+    outcome = await asyncio.wait_for(c.run(), 30)
+    assert outcome.state == "failed"
+    assert outcome.reason is not None and outcome.reason.startswith(
+        "paused: 3 allocations in a row failed to start; the last: resources.cores: 100000 cores asked for, "
+        "this machine has "
+    ), lines
+    assert outcome.reason.endswith("; 3 task(s) not run")
+    records = outcome.status.allocations
+    assert [r.submit_failed for r in records] == [True, True, True]
+    gaps = [b.submitted - (a.ended or 0.0) for a, b in itertools.pairwise(records)]
+    assert 0.1 <= gaps[0] < gaps[1] and gaps[1] >= 0.2, gaps
+    assert sum(1 for line in lines if line.startswith(f"campaign {c.id}: paused: ")) == 1
+    once_each(c.results.path, 3)
