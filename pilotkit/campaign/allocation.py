@@ -96,6 +96,10 @@ class AllocationApp(App):
                 elif campaign.backlog.done or campaign.stopping:
                     lender.released = "released: no work left"
                     break
+                elif campaign.backlog.waiting and pool.deadline is not None:
+                    left = pool.deadline - now
+                    lender.released = f"released: no waiting task fits the {left:.0f}s it had left"
+                    break
                 else:
                     idle_since = idle_since or now
                     if now - idle_since >= campaign.idle_timeout:

@@ -120,6 +120,7 @@ def summary_lines(status: CampaignStatus) -> list[str]:
     now = time.time()
     state = status.state + (f": {status.reason}" if status.reason else "")
     used = sum(1 for a in status.allocations if not a.submit_failed)
+    width = max([10, *(len(a.name) for a in status.allocations)])
     lines = [
         f"campaign {status.id} ({status.name}): {state}",
         f"  tasks: {status.total} total, {status.done} done, {status.failed} failed, "
@@ -128,11 +129,11 @@ def summary_lines(status: CampaignStatus) -> list[str]:
         f"  allocations: {used} used of at most {status.max_allocations}, {status.parallel} at once"
         + (f"; the work needed at least {status.min_allocations}" if status.min_allocations else ""),
         f"  results: {status.results}",
-        f"  {'allocation':<28} {'job':<10} {'state':<9} {'ok':>4} {'back':>4} {'idle core-s':>11}  why",
+        f"  {'allocation':<{width}} {'job':<10} {'state':<9} {'ok':>4} {'back':>4} {'idle core-s':>11}  why",
     ]
     for a in status.allocations:
         idle = a.idle_core_seconds(now)
-        lines.append(f"  {a.name:<28} {a.job_id or '-':<10} {a.state:<9} {a.ok:>4} {a.preempted:>4} "
+        lines.append(f"  {a.name:<{width}} {a.job_id or '-':<10} {a.state:<9} {a.ok:>4} {a.preempted:>4} "
                      f"{'-' if idle is None else f'{idle:.1f}':>11}  {a.why or ''}")  # fmt: skip
     for ended, nxt, gap in status.handovers():
         lines.append(f"  hand-over {ended} -> {nxt}: {gap:.1f}s without an allocation running tasks")
