@@ -195,3 +195,25 @@ async def test_allocations_that_fail_to_start_back_off_then_pause(tmp_path: Path
     assert 0.1 <= gaps[0] < gaps[1] and gaps[1] >= 0.2, gaps
     assert sum(1 for line in lines if line.startswith(f"campaign {c.id}: paused: ")) == 1
     once_each(c.results.path, 3)
+
+
+def test_ctrl_c_cancels_the_campaign_every_task_reported_once(
+    tmp_path: Path, pilotkit_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    spec = tmp_path / "stop.toml"
+    spec.write_text(spec_text("stop", grid(12, "sh -c 'sleep 30; true' {task_dir}"), walltime="60s"))
+    proc = subprocess.Popen([*pilotkit_cmd, "run", "--workdir", str(tmp_path / "run"), str(spec)], env=cli_env,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)  # fmt: skip
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "running tasks" in line:
+            break
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=30) == 130, rest
+    by_task = once_each(tmp_path / "run" / "results.jsonl", 12)
+    assert {line["outcome"] for line in by_task.values()} == {"cancelled"}
+    assert "campaign stop-" in rest and "cancelled: interrupted (SIGINT)" in rest
+    ps = subprocess.run(["pgrep", "-f", str(tmp_path / "run" / "tasks")], capture_output=True, text=True)
+    assert ps.stdout.strip() == "", "no task process is left"
