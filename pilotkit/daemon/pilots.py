@@ -72,6 +72,8 @@ class PilotManager:
         if self.runs.stopping:
             raise ShuttingDown
         resolved = await asyncio.to_thread(parse_spec, params.spec, params.path, self.plugins)
+        if resolved.spec.campaign is not None:
+            raise BadParams("a spec with [campaign] runs with 'pilotkit run' only: the daemon does not run campaigns yet")
         pilot_id = new_pilot_id(resolved.name)
         while pilot_id in self.records:
             pilot_id = new_pilot_id(resolved.name)
