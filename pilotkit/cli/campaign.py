@@ -93,7 +93,7 @@ async def _run(
             loop.remove_signal_handler(sig)
     if not as_json:
         for line in summary_lines(outcome.status):
-            click.echo(line, err=quiet is False)
+            click.echo(line, err=True)
     return outcome.exit_code
 
 

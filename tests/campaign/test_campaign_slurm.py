@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from pilotkit.campaign import Campaign
+from pilotkit.cli.campaign import summary_lines
 from pilotkit.plugins import Plugins
 from pilotkit.spec import parse_spec
 
@@ -83,7 +84,7 @@ async def test_scancelled_allocation_is_replaced_nothing_lost_or_run_twice(
     assert allocations[-1].name != victim.name, "replaced"
     assert {r["allocation"] for r in results} <= {a.name for a in allocations}
     assert all(a.job_id for a in allocations)
-    print("\n".join(lines))
+    print("\n".join([*lines, *summary_lines(outcome.status)]))  # the figures, with -s
 
 
 async def test_refused_submissions_back_off_then_pause(slurm: dict[str, str], tmp_path: Path) -> None:
