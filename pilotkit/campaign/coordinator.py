@@ -119,6 +119,7 @@ class Campaign:
         self.started = time.time()
         self._wake: asyncio.Event | None = None
         self._writing: asyncio.Future[None] | None = None
+        self._final = False
         self._dirty = False
         self.backlog = self._backlog()
         self.results = ResultsWriter(self.workdir / RESULTS_FILE)
@@ -191,6 +192,9 @@ class Campaign:
             state, reason = self._finish()
         self.say(f"campaign {self.id}: {state.value}" + (f": {reason}" if reason else ""))
         status = self.status(state.value, reason)
+        self._final = True  # no periodic write after this one
+        if self._writing is not None:
+            await asyncio.wait({self._writing})
         await asyncio.to_thread(write_status, self.workdir / CAMPAIGN_FILE, status)
         return CampaignOutcome(state, reason, status)
 
@@ -351,7 +355,7 @@ class Campaign:
     def _changed(self) -> None:
         """Write ``campaign.json`` soon (at most once a STATUS_INTERVAL, off the loop)."""
         self._dirty = True
-        if self._writing is not None or self._wake is None:
+        if self._writing is not None or self._wake is None or self._final:
             return
         self._dirty = False
         status = self.status()
@@ -363,7 +367,8 @@ class Campaign:
                 if self._dirty:
                     self._changed()
 
-            asyncio.get_running_loop().call_later(self.STATUS_INTERVAL, again)
+            if not self._final:
+                asyncio.get_running_loop().call_later(self.STATUS_INTERVAL, again)
 
         self._writing.add_done_callback(written)
 
