@@ -24,6 +24,11 @@ class Backlog:
         """Tasks lent to allocations."""
         self.finished = 0
 
+    def skipped(self, count: int) -> None:
+        """``count`` of the sources' tasks will not be made (an earlier run finished them)."""
+        self.total -= count
+        self._unmade -= count
+
     @property
     def waiting(self) -> int:
         """Tasks that wait for an allocation."""

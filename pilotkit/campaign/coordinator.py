@@ -14,7 +14,7 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from ..events import (
@@ -32,6 +32,7 @@ from ..plugins import Plugins
 from ..protocol import state_dir
 from ..results import ResultsWriter, TaskResult
 from ..scan import TasksOptions, count_tasks, iter_group
+from ..scheduler import Resume
 from ..spec import ResolvedSpec
 from ..task import Task
 from ..vocab import RESULTS_FILE, SUCCESS_OUTCOMES, Outcome, PilotState, exit_code
@@ -82,6 +83,7 @@ class Campaign:
         campaign_id: str | None = None,
         workdir: Path | None = None,
         say: Say | None = None,
+        resume: Resume | None = None,
     ) -> None:
         config = spec.spec.campaign
         assert config is not None, "a campaign needs a [campaign] table"
@@ -121,6 +123,7 @@ class Campaign:
         self._writing: asyncio.Future[None] | None = None
         self._final = False
         self._dirty = False
+        self.resume = resume
         self.backlog = self._backlog()
         self.results = ResultsWriter(self.workdir / RESULTS_FILE)
 
@@ -128,11 +131,25 @@ class Campaign:
         options = self.tasks_options
         env = dict(self.spec.spec.env)
         sources = [
-            (iter_group(group, options, workdir=self.workdir, spec_dir=self.spec.base_dir, base_env=env),
-             count_tasks(group))
+            (self._resumed(iter_group(group, options, workdir=self.workdir, spec_dir=self.spec.base_dir,
+                                      base_env=env)), count_tasks(group))
             for group in options.groups
         ]  # fmt: skip
-        return Backlog(sources)
+        backlog = Backlog(sources)
+        if self.resume is not None:  # their lines stay in results.jsonl
+            backlog.skipped(len(self.resume.results))
+        return backlog
+
+    def _resumed(self, tasks: Iterator[Task]) -> Iterator[Task]:
+        """Without the tasks an earlier run finished ok; the others' new attempts are
+        numbered after the earlier ones, which count as interrupted, not failed."""
+        resume = self.resume
+        for task in tasks:
+            if resume is not None:
+                if task.id in resume.results:
+                    continue
+                task.attempts = task.preempted = resume.attempts.get(task.id, 0)
+            yield task
 
     # ------------------------------------------------------------------ control
 

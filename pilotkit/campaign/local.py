@@ -3,12 +3,14 @@
 A campaign on the local provider claims this machine once per allocation. So that an
 allocation can be ended from outside, as ``scancel`` ends a batch job, each one is held
 by a ``sleep`` process whose pid is the allocation's job id: ``kill PID`` ends that
-allocation (its running tasks go back to the backlog and the campaign replaces it)."""
+allocation (its running tasks go back to the backlog and the campaign replaces it).
+The holder dies with the campaign's process."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import ctypes
 import signal
 
 from ..builtin.local import LocalProvider
@@ -23,7 +25,7 @@ class HeldLocalProvider(LocalProvider):
         allocation = await super().claim(ctx)
         hold = f"{self.spec.walltime + 60:.0f}" if self.spec.walltime else "infinity"
         self._holder = await asyncio.create_subprocess_exec(
-            "sleep", hold, stdin=asyncio.subprocess.DEVNULL, start_new_session=True
+            "sleep", hold, stdin=asyncio.subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent
         )
         self._released = False
         return Allocation(
@@ -48,3 +50,12 @@ class HeldLocalProvider(LocalProvider):
             with contextlib.suppress(ProcessLookupError):
                 holder.kill()
             await holder.wait()
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent() -> None:
+    """In the holder, before ``exec``: SIGKILL when the campaign's process dies (even
+    by ``kill -9``), so no holder outlives its campaign."""
+    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)

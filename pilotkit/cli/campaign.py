@@ -19,6 +19,7 @@ from .hangup import hangup_ignored, release_terminal
 if TYPE_CHECKING:
     from ..campaign import Campaign, CampaignStatus
     from ..plugins import Plugins
+    from ..scheduler import Resume
     from ..spec import ResolvedSpec
 
 CAMPAIGN_FILE = "campaign.json"
@@ -34,23 +35,17 @@ def run_campaign(
     workdir: Path | None,
     quiet: bool,
     progress_interval: float,
-    rerun: str | None,
-    target: Path | None,
+    resume: Resume | None,
 ) -> int:
-    """Run the campaign in this process; its exit status."""
-    from ..rundir import RerunRefused, earlier_run
-
-    if rerun is not None:
-        raise RerunRefused(f"--{rerun}: a campaign cannot be resumed or started over in place yet")
-    if target is not None and (earlier_run(target) or (target / CAMPAIGN_FILE).exists()):
-        raise RerunRefused(f"{target} holds an earlier run: give the campaign another workdir")
+    """Run the campaign in this process (``resume``: what an earlier run of it in the same
+    workdir finished); its exit status."""
     return asyncio.run(_run(resolved, plugins, as_json=as_json, workdir=workdir, quiet=quiet,
-                            progress_interval=progress_interval))  # fmt: skip
+                            progress_interval=progress_interval, resume=resume))  # fmt: skip
 
 
 async def _run(
     resolved: ResolvedSpec, plugins: Plugins, *, as_json: bool, workdir: Path | None, quiet: bool,
-    progress_interval: float,
+    progress_interval: float, resume: Resume | None,
 ) -> int:  # fmt: skip
     from ..campaign import Campaign
 
@@ -63,7 +58,7 @@ async def _run(
         elif not quiet:
             click.echo(f"pilotkit: {line}", err=True)
 
-    campaign = Campaign(resolved, plugins, workdir=workdir, say=say)
+    campaign = Campaign(resolved, plugins, workdir=workdir, say=say, resume=resume)
     assert campaign is not None
     loop = asyncio.get_running_loop()
 

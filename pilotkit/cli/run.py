@@ -41,15 +41,15 @@ def run_pilot(
     resolved = load_spec(spec_path, plugins, profile=profile)
     workdir = workdir.absolute() if workdir is not None else None
     target = workdir or configured_workdir(resolved)
-    if resolved.spec.campaign is not None:
-        from .campaign import run_campaign
-
-        return run_campaign(resolved, plugins, as_json=as_json, workdir=workdir, quiet=quiet,
-                            progress_interval=progress_interval, rerun=rerun, target=target)  # fmt: skip
     resume = None
     if target is not None:
         resume = _earlier_run(target, resolved, rerun)
         record_spec(target, resolved.spec)
+    if resolved.spec.campaign is not None:
+        from .campaign import run_campaign
+
+        return run_campaign(resolved, plugins, as_json=as_json, workdir=workdir, quiet=quiet,
+                            progress_interval=progress_interval, resume=resume)  # fmt: skip
     outcome = asyncio.run(
         _run(
             resolved,

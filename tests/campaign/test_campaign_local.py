@@ -15,6 +15,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 
 from pilotkit.campaign import Campaign
@@ -57,6 +58,13 @@ def campaign(tmp_path: Path, text: str, plugins: Plugins, lines: list[str]) -> C
     path.write_text(text)
     resolved = parse_spec(text, path, plugins)
     return Campaign(resolved, plugins, workdir=tmp_path / "run", say=lines.append)
+
+
+def gone(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
 
 
 def once_each(results: Path, n: int) -> dict[str, dict[str, object]]:
@@ -217,3 +225,37 @@ def test_ctrl_c_cancels_the_campaign_every_task_reported_once(
     assert "campaign stop-" in rest and "cancelled: interrupted (SIGINT)" in rest
     ps = subprocess.run(["pgrep", "-f", str(tmp_path / "run" / "tasks")], capture_output=True, text=True)
     assert ps.stdout.strip() == "", "no task process is left"
+
+
+def test_killed_campaign_resumes_with_its_results(
+    tmp_path: Path, pilotkit_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    """``pilotkit run`` killed with -9 mid-campaign; ``--resume`` in the same workdir runs
+    only the tasks without an ok result, and results.jsonl ends with one line per task."""
+    spec = tmp_path / "again.toml"
+    spec.write_text(spec_text("again", grid(10, "sleep 1"), walltime="30s"))
+    run = [*pilotkit_cmd, "run", "--workdir", str(tmp_path / "run"), str(spec)]
+    proc = subprocess.Popen(run, env=cli_env, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    results = tmp_path / "run" / "results.jsonl"
+    deadline = time.monotonic() + 30
+    while not (results.exists() and results.read_text().count("\n") >= 3):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    time.sleep(1.2)  # campaign.json names the allocation's holder process
+    holder = int(json.loads((tmp_path / "run" / "campaign.json").read_text())["allocations"][0]["job_id"])
+    proc.kill()
+    proc.wait(timeout=10)
+    deadline = time.monotonic() + 5
+    while not gone(holder):
+        assert time.monotonic() < deadline, "the allocation's holder dies with the campaign"
+        time.sleep(0.1)
+    before = {json.loads(line)["task"] for line in results.read_text().splitlines()}
+    again = subprocess.run([*pilotkit_cmd, "run", "--resume", *run[len(pilotkit_cmd) + 1 :]], env=cli_env, capture_output=True, text=True,
+                           timeout=60, cwd=tmp_path)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert f"{len(before)} task(s) already ok" in again.stderr
+    by_task = once_each(results, 10)
+    assert {line["outcome"] for line in by_task.values()} == {"ok"}
+    assert {line["attempts"] for line in by_task.values()} == {1}
+    for task in before:  # the earlier run's tasks did not run again
+        assert len(list((tmp_path / "run" / "tasks" / task).glob("attempt-*.out"))) == 1
