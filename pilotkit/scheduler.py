@@ -573,7 +573,8 @@ class TaskPool:
         """A campaign's attempt that its allocation ended (preempted), or that was lost
         with its node or killed by a signal it did not ask for (an allocation cancelled
         from outside kills its tasks before the pilot hears of it): back to the campaign,
-        True; otherwise False. Lost and killed attempts count against CRASH_LIMIT."""
+        True; otherwise False. Attempts lost with their node, or killed by SIGKILL (the
+        out-of-memory killer too), count against CRASH_LIMIT."""
         assert self.campaign is not None
         preempted = task.id in self._preempting
         self._preempting.discard(task.id)
@@ -581,15 +582,16 @@ class TaskPool:
         lost = not preempted and (result.status in (Outcome.LOST, Outcome.KILLED) or outside)
         if result.status in (Outcome.OK, Outcome.STOPPED) or not (preempted or lost):
             return False
-        if lost and task.lost + 1 >= self.CRASH_LIMIT:
+        crash = lost and (result.status != Outcome.FAILED or result.signal == signal.SIGKILL)
+        if crash and task.lost + 1 >= self.CRASH_LIMIT:
             return False  # lost or killed twice: recorded, as outside campaigns
-        task.lost += lost
+        task.lost += crash
         task.preempted += 1
         task.status = TaskStatus.QUEUED
         task.exit_code, task.end = result.exit_code, result.end
         task.outcome = result.status if lost else Outcome.PREEMPTED
         if not self.campaign.take_back(task):
-            task.lost -= lost
+            task.lost -= crash
             task.preempted -= 1
             return False
         gang = self._gangs.pop(task.id, None)

@@ -20,7 +20,7 @@ from ..scan import TasksOptions
 from ..scheduler import TaskPool
 from ..spawn import start_time
 from ..task import Task
-from ..vocab import pid_file
+from ..vocab import Outcome, pid_file
 from .backlog import Backlog
 from .records import AllocationRecord
 
@@ -52,11 +52,19 @@ class Lender:
         self.wake = asyncio.Event()
         self.released: str | None = None
         """Why the app let the allocation go (idle, nothing left)."""
+        self.hold_until = 0.0
+
+    HOLD = 6.0
+    """Seconds an allocation borrows nothing after an attempt was lost or killed there:
+    long enough for its pilot to notice when the whole allocation is going (a job
+    cancelled from outside kills its tasks before the pilot hears of it)."""
 
     def take_back(self, task: Task) -> bool:
         if self.campaign.stopping:
             return False
         self.record.preempted += 1
+        if task.outcome != Outcome.PREEMPTED:
+            self.hold_until = time.time() + self.HOLD
         self.campaign.give_back(task)
         return True
 
@@ -91,7 +99,7 @@ class AllocationApp(App):
             while not ctx.draining.is_set():
                 self._fill(pool)
                 now = time.time()
-                if pool.running or pool.queue:
+                if pool.running or pool.queue or now < lender.hold_until:
                     idle_since = None
                 elif campaign.backlog.done or campaign.stopping:
                     lender.released = "released: no work left"
@@ -120,7 +128,7 @@ class AllocationApp(App):
         drain point."""
         capacity = sum(node.cores for node in self._nodes(pool))
         used = sum(t.cores for t, _ in pool.running_tasks()) + sum(t.cores for t in pool.queue)
-        if used >= capacity or pool.draining:
+        if used >= capacity or pool.draining or time.time() < self.lender.hold_until:
             return
         deadline = pool.deadline
         largest = max((node.cores for node in self._nodes(pool)), default=0)
