@@ -50,13 +50,20 @@ async def _run(
     from ..campaign import Campaign
 
     campaign: Campaign | None = None
+    closed = False
 
     def say(line: str) -> None:
-        if as_json:
-            click.echo(json.dumps({"type": "campaign", "campaign": campaign.id if campaign else "",
-                                   "t": time.time(), "message": line}))  # fmt: skip
-        elif not quiet:
-            click.echo(f"pilotkit: {line}", err=True)
+        nonlocal closed
+        if closed:
+            return
+        try:
+            if as_json:
+                click.echo(json.dumps({"type": "campaign", "campaign": campaign.id if campaign else "",
+                                       "t": time.time(), "message": line}))  # fmt: skip
+            elif not quiet:
+                click.echo(f"pilotkit: {line}", err=True)
+        except (BrokenPipeError, ValueError):  # the reader went away (`| head`): the campaign goes on
+            closed = True
 
     campaign = Campaign(resolved, plugins, workdir=workdir, say=say, resume=resume)
     assert campaign is not None
