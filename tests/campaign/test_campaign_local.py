@@ -259,3 +259,22 @@ def test_killed_campaign_resumes_with_its_results(
     assert {line["attempts"] for line in by_task.values()} == {1}
     for task in before:  # the earlier run's tasks did not run again
         assert len(list((tmp_path / "run" / "tasks" / task).glob("attempt-*.out"))) == 1
+
+
+@pytest.mark.parametrize(("per", "expected"), [(0, 2), (100, 1)])
+async def test_parallel_and_backlog_per_allocation(tmp_path: Path, plugins: Plugins, per: int, expected: int) -> None:
+    """``parallel = 2``: two allocations at once while tasks wait; with
+    ``backlog_per_allocation = 100`` 8 waiting tasks call for one."""
+    lines: list[str] = []
+    body = f"backlog_per_allocation = {per}\n" + grid(8, "sleep 0.5")
+    text = spec_text("wide", body, walltime="30s", parallel=2).replace("cores = 2", "cores = 1")
+    c = campaign(tmp_path, text, plugins, lines)
+    most = 0
+    run = asyncio.ensure_future(c.run())
+    while not run.done():
+        most = max(most, sum(1 for r in c.records if r.state in ("queued", "running")))
+        await asyncio.sleep(0.05)
+    outcome = run.result()
+    assert outcome.state == "done", lines
+    assert most == expected and len(outcome.status.allocations) == expected
+    once_each(c.results.path, 8)
