@@ -77,15 +77,15 @@ def once_each(results: Path, n: int) -> dict[str, dict[str, object]]:
 def test_tasks_spanning_three_allocations_each_run_once(
     tmp_path: Path, pilotkit_cmd: list[str], cli_env: dict[str, str]
 ) -> None:
-    """16 one-second tasks on 2 cores, allocations with 3 s to run tasks: at least three
+    """12 one-second tasks on 2 cores, allocations with 2 s to run tasks: at least three
     allocations; each task ends ok once, with attempts 1 (a task the drain point
     stopped goes back to the backlog without using a retry)."""
     spec = tmp_path / "big-scan.toml"
-    spec.write_text(spec_text("big-scan", grid(16, "sleep 1")))
+    spec.write_text(spec_text("big-scan", grid(12, "sleep 1"), walltime="3s"))
     out = subprocess.run([*pilotkit_cmd, "run", "--workdir", str(tmp_path / "run"), str(spec)], env=cli_env,
                          capture_output=True, text=True, timeout=90, cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr
-    by_task = once_each(tmp_path / "run" / "results.jsonl", 16)
+    by_task = once_each(tmp_path / "run" / "results.jsonl", 12)
     assert {line["outcome"] for line in by_task.values()} == {"ok"}
     assert {line["attempts"] for line in by_task.values()} == {1}
     status = subprocess.run([*pilotkit_cmd, "status", "big-scan", "--json"], env=cli_env, capture_output=True,
@@ -93,7 +93,7 @@ def test_tasks_spanning_three_allocations_each_run_once(
     assert status.returncode == 0, status.stderr
     data = json.loads(status.stdout)
     names = [a["name"] for a in data["allocations"]]
-    assert data["state"] == "done" and data["done"] == 16 and len(names) >= 3
+    assert data["state"] == "done" and data["done"] == 12 and len(names) >= 3
     assert {line["allocation"] for line in by_task.values()} <= set(names)
     assert all(a["state"] == "ended" and a["job_id"] for a in data["allocations"])
     assert data["min_allocations"] >= 2 and all(a["idle_core_seconds"] >= 0 for a in data["allocations"])
