@@ -20,8 +20,8 @@ class Backlog:
         self._unmade = sum(total for _, total in sources)
         self._waiting: collections.deque[Task] = collections.deque()
         self.total = self._unmade
-        self.out = 0
-        """Tasks lent to allocations."""
+        self.lent: dict[str, Task] = {}
+        """Tasks lent to allocations, by id."""
         self.finished = 0
 
     def skipped(self, count: int) -> None:
@@ -33,6 +33,11 @@ class Backlog:
     def waiting(self) -> int:
         """Tasks that wait for an allocation."""
         return len(self._waiting) + self._unmade
+
+    @property
+    def out(self) -> int:
+        """Tasks lent to allocations."""
+        return len(self.lent)
 
     @property
     def done(self) -> bool:
@@ -65,18 +70,18 @@ class Backlog:
             else:
                 kept.append(task)
         self._waiting.extendleft(reversed(kept))
-        self.out += len(taken)
+        self.lent.update((task.id, task) for task in taken)
         return taken
 
     def give_back(self, task: Task) -> None:
         """A lent task that must run again elsewhere: first in line."""
-        self.out -= 1
+        self.lent.pop(task.id, None)
         self._waiting.appendleft(task)
 
-    def ended(self) -> None:
+    def ended(self, task_id: str) -> None:
         """A lent task's result is recorded."""
-        self.out -= 1
-        self.finished += 1
+        if self.lent.pop(task_id, None) is not None:
+            self.finished += 1
 
     def drop_all(self) -> list[Task]:
         """Every waiting task, made now and removed (the campaign stops: each is reported)."""

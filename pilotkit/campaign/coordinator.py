@@ -35,7 +35,7 @@ from ..scan import TasksOptions, count_tasks, iter_group
 from ..scheduler import Resume
 from ..spec import ResolvedSpec
 from ..task import Task
-from ..vocab import RESULTS_FILE, SUCCESS_OUTCOMES, Outcome, PilotState, exit_code
+from ..vocab import RESULTS_FILE, SUCCESS_OUTCOMES, Outcome, PilotState, TaskStatus, exit_code
 from .allocation import AllocationApp, Lender, signal_number
 from .backlog import Backlog
 from .local import HeldLocalProvider
@@ -195,6 +195,8 @@ class Campaign:
                     break
                 if not alive and self.backlog.waiting and not self._may_submit():
                     break
+                if not alive and not self.backlog.waiting:
+                    break  # lent tasks whose allocations ended without their result: recorded lost
                 self._wake.clear()
                 timeout = 1.0
                 if self._next_submit > time.time():
@@ -297,7 +299,7 @@ class Campaign:
             record.busy += event.duration * cores
             self.core_seconds += event.duration * cores if event.status in SUCCESS_OUTCOMES else 0.0
             if event.final:
-                self.backlog.ended()
+                self.backlog.ended(event.task)
                 if event.status in SUCCESS_OUTCOMES:
                     record.ok += 1
                     self.done += 1
@@ -330,6 +332,13 @@ class Campaign:
     def _finish(self) -> tuple[PilotState, str | None]:
         """Report every task that never got a result and close the results file."""
         left = self.backlog.drop_all()
+        unheard = [t for t in self.backlog.lent.values() if t.status in (TaskStatus.QUEUED, TaskStatus.RUNNING)]
+        for task in unheard:  # defensive: an allocation ended without a word on them
+            self.results.write(TaskResult(
+                task=task.id, group=task.group, params=task.params, status=Outcome.LOST, outcome=Outcome.LOST,
+                exit_code=None, attempts=task.attempts - task.preempted, node=task.node, start=task.start,
+                end=task.end, duration=None, stdout=None, stderr=None,
+            ))  # fmt: skip
         for task in left:
             self.results.write(TaskResult(
                 task=task.id, group=task.group, params=task.params, status=Outcome.CANCELLED,
@@ -344,6 +353,8 @@ class Campaign:
                 return PilotState.FAILED, f"{self.paused}; {len(left)} task(s) not run"
             return PilotState.FAILED, (f"needs more than max_allocations = {self.config.max_allocations}: "
                                        f"{len(left)} task(s) not run")  # fmt: skip
+        if unheard:
+            return PilotState.FAILED, f"{len(unheard)} task(s) ended with their allocation without a result (lost)"
         if self.failed:
             return PilotState.FAILED, f"{self.failed} task(s) failed"
         return PilotState.DONE, None
