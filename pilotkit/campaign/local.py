@@ -4,13 +4,14 @@ A campaign on the local provider claims this machine once per allocation. So tha
 allocation can be ended from outside, as ``scancel`` ends a batch job, each one is held
 by a ``sleep`` process whose pid is the allocation's job id: ``kill PID`` ends that
 allocation (its running tasks go back to the backlog and the campaign replaces it).
-The holder dies with the campaign's process."""
+The holder dies with the campaign's process (where util-linux's ``setpriv`` is
+installed)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
+import shutil
 import signal
 
 from ..builtin.local import LocalProvider
@@ -24,8 +25,11 @@ class HeldLocalProvider(LocalProvider):
     async def claim(self, ctx: PilotContext) -> Allocation:
         allocation = await super().claim(ctx)
         hold = f"{self.spec.walltime + 60:.0f}" if self.spec.walltime else "infinity"
+        # setpriv (util-linux) execs sleep with SIGKILL due at the campaign process's
+        # death, so no holder outlives it, even after kill -9.
+        dies = ["setpriv", "--pdeathsig", "KILL"] if shutil.which("setpriv") else []
         self._holder = await asyncio.create_subprocess_exec(
-            "sleep", hold, stdin=asyncio.subprocess.DEVNULL, start_new_session=True, preexec_fn=_die_with_parent
+            *dies, "sleep", hold, stdin=asyncio.subprocess.DEVNULL, start_new_session=True
         )
         self._released = False
         return Allocation(
@@ -51,11 +55,3 @@ class HeldLocalProvider(LocalProvider):
                 holder.kill()
             await holder.wait()
 
-
-_PR_SET_PDEATHSIG = 1
-
-
-def _die_with_parent() -> None:
-    """In the holder, before ``exec``: SIGKILL when the campaign's process dies (even
-    by ``kill -9``), so no holder outlives its campaign."""
-    ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
