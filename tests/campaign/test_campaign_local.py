@@ -22,6 +22,7 @@ from pilotkit.campaign import Campaign
 from pilotkit.plugins import Plugins
 from pilotkit.results import read_results
 from pilotkit.spec import parse_spec
+from pilotkit.testing.needs import need_binary
 
 HEADER = """name = "{name}"
 [resources]
@@ -232,6 +233,7 @@ def test_killed_campaign_resumes_with_its_results(
 ) -> None:
     """``pilotkit run`` killed with -9 mid-campaign; ``--resume`` in the same workdir runs
     only the tasks without an ok result, and results.jsonl ends with one line per task."""
+    need_binary("setpriv", "util-linux: a local allocation's holder dies with its campaign through it")
     spec = tmp_path / "again.toml"
     spec.write_text(spec_text("again", grid(10, "sleep 1"), walltime="30s"))
     run = [*pilotkit_cmd, "run", "--workdir", str(tmp_path / "run"), str(spec)]
