@@ -107,6 +107,8 @@ class Campaign:
         self.stopping = False
         """Cancelled: allocations keep no task back; what waits is reported cancelled."""
         self.paused: str | None = None
+        self.draining: str | None = None
+        """Why the campaign drains (SIGUSR1): no new allocation or task."""
         self.records: list[AllocationRecord] = []
         self._lenders: dict[str, Lender] = {}
         self._pilots: dict[str, Pilot] = {}
@@ -165,6 +167,16 @@ class Campaign:
             pilot.cancel(reason)
         self._poke()
 
+    def drain(self, reason: str = "drain requested") -> None:
+        """Start no allocation and no task; running tasks finish, and what did not run is
+        reported cancelled (the campaign ends done, as a drained pilot does)."""
+        if self.draining is None:
+            self.draining = reason
+            self.say(f"campaign {self.id}: draining: {reason}")
+            for pilot in self._pilots.values():
+                pilot.drain(reason)
+            self._poke()
+
     def give_back(self, task: Task) -> None:
         """An allocation's end interrupted ``task``: it runs again in another."""
         self.backlog.give_back(task)
@@ -222,7 +234,8 @@ class Campaign:
 
     def _may_submit(self) -> bool:
         """Whether another allocation may still start (now or after its back-off)."""
-        return not self.stopping and self.paused is None and self._used() < self.config.max_allocations
+        return (not self.stopping and self.paused is None and self.draining is None
+                and self._used() < self.config.max_allocations)  # fmt: skip
 
     def _submit_more(self) -> None:
         waiting = self.backlog.waiting
@@ -349,6 +362,8 @@ class Campaign:
         if self.stopping:
             return PilotState.CANCELLED, self._stop_reason
         if left:
+            if self.draining is not None:
+                return PilotState.DONE, f"drained ({self.draining}): {len(left)} task(s) not run"
             if self.paused is not None:
                 return PilotState.FAILED, f"{self.paused}; {len(left)} task(s) not run"
             return PilotState.FAILED, (f"needs more than max_allocations = {self.config.max_allocations}: "

@@ -80,6 +80,7 @@ async def _run(
         loop.add_signal_handler(sig, on_interrupt, sig.name)
     if not hangup_ignored():
         loop.add_signal_handler(signal.SIGHUP, on_hangup)
+    loop.add_signal_handler(signal.SIGUSR1, campaign.drain, "SIGUSR1")
 
     async def progress() -> None:
         while True:
@@ -91,7 +92,7 @@ async def _run(
         outcome = await campaign.run()
     finally:
         ticker.cancel()
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR1):
             loop.remove_signal_handler(sig)
     if not as_json:
         for line in summary_lines(outcome.status):

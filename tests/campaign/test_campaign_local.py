@@ -280,3 +280,23 @@ async def test_parallel_and_backlog_per_allocation(tmp_path: Path, plugins: Plug
     assert outcome.state == "done", lines
     assert most == expected and len(outcome.status.allocations) == expected
     once_each(c.results.path, 8)
+
+
+def test_sigusr1_drains_the_campaign(tmp_path: Path, pilotkit_cmd: list[str], cli_env: dict[str, str]) -> None:
+    """SIGUSR1 (a batch system's warning): no new task or allocation, the running tasks
+    finish ok, the rest is reported cancelled; the campaign ends done (exit 0)."""
+    spec = tmp_path / "drain.toml"
+    spec.write_text(spec_text("drain", grid(10, "sleep 1"), walltime="60s"))
+    proc = subprocess.Popen([*pilotkit_cmd, "run", "--workdir", str(tmp_path / "run"), str(spec)], env=cli_env,
+                            stderr=subprocess.PIPE, text=True, cwd=tmp_path)  # fmt: skip
+    assert proc.stderr is not None
+    for line in proc.stderr:
+        if "running tasks" in line:
+            break
+    proc.send_signal(signal.SIGUSR1)
+    rest = proc.stderr.read()
+    assert proc.wait(timeout=30) == 0, rest
+    by_task = once_each(tmp_path / "run" / "results.jsonl", 10)
+    outcomes = [line["outcome"] for line in by_task.values()]
+    assert outcomes.count("ok") == 2 and outcomes.count("cancelled") == 8, rest
+    assert "draining: SIGUSR1" in rest and "done: drained (SIGUSR1): 8 task(s) not run" in rest
