@@ -38,6 +38,9 @@ class TaskResult(msgspec.Struct, omit_defaults=False):
     metrics: dict[str, Any] | None = None
     """The final metrics the task reported (``PILOTKIT_METRICS``); None when none."""
 
+    allocation: str | None = None
+    """The campaign allocation that ran the task's last attempt (None outside campaigns)."""
+
     def __post_init__(self) -> None:
         if self.outcome is None:  # written by pilotkit 0.1, or built with status only
             self.outcome = self.status

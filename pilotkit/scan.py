@@ -103,6 +103,9 @@ class TaskGroup(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     env: dict[str, str] = {}
     shell: bool = False
     """Run through ``/bin/sh -c`` (parameters are shell-quoted)."""
+    checkpoint: bool = False
+    """In a campaign: the task checkpoints on ``[campaign] checkpoint_signal`` at an
+    allocation's drain point and resumes from its kept directory in the next one."""
 
 
 class TasksOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -250,6 +253,7 @@ def iter_group(
             time_limit=time_limit,
             retries=retries,
             env=env,
+            checkpoint=group.checkpoint,
         )
 
 

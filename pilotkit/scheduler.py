@@ -13,11 +13,12 @@ import contextlib
 import json
 import os
 import random
+import signal
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Protocol, cast
 
 import msgspec
 
@@ -52,6 +53,18 @@ class Resume:
 
     results: dict[str, TaskResult] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
+
+
+class CampaignLink(Protocol):
+    """The campaign (:mod:`pilotkit.campaign`) that lends a pool its tasks."""
+
+    allocation: str
+    """The allocation's name, recorded with each result."""
+
+    def take_back(self, task: Task) -> bool:
+        """An attempt of ``task`` was stopped by its allocation's end or lost with it:
+        True when the campaign queued the task again (nothing is recorded here)."""
+        ...
 
 
 GroupCounts = Counts
@@ -171,6 +184,8 @@ class TaskPool:
         """Why the pool cannot go on (every node lost)."""
         self.storage: str | None = None
         """Why results could not be written (a full disk): no task started since."""
+        self.campaign: CampaignLink | None = None
+        self._preempting: set[str] = set()
 
     # ---------------------------------------------------------------- adding work
 
@@ -387,6 +402,8 @@ class TaskPool:
         if entry is None:
             return
         task, node, gpus = entry
+        if self.campaign is not None and self._given_back(task, node, gpus, result):
+            return
         gang = self._gangs.pop(task.id, None)
         if gang is not None:
             for member, taken in gang:
@@ -488,7 +505,7 @@ class TaskPool:
             status=outcome,
             outcome=outcome,
             exit_code=task.exit_code,
-            attempts=task.attempts,
+            attempts=task.attempts - task.preempted,
             node=task.node,
             start=task.start,
             end=task.end,
@@ -496,6 +513,7 @@ class TaskPool:
             stdout=str(tdir / attempt_file(task.attempts, "out")) if ran else None,
             stderr=str(tdir / attempt_file(task.attempts, "err")) if ran else None,
             metrics=task.metrics,
+            allocation=self.campaign.allocation if self.campaign is not None else None,
         )
 
     STORAGE_RETRY = 2.0
@@ -545,6 +563,10 @@ class TaskPool:
                 self._cancelling = asyncio.ensure_future(self._cancel_unmade())
             while self.queue:
                 task = self.queue.popleft()
+                if self.campaign is not None and self.campaign.take_back(task):
+                    self.groups[task.group].queued -= 1
+                    self.groups[task.group].total -= 1
+                    continue
                 task.status = TaskStatus.CANCELLED
                 counts = self.groups[task.group]
                 counts.queued -= 1
@@ -604,7 +626,73 @@ class TaskPool:
 
     def terminate_running(self, grace: float | None = None) -> None:
         for task, node, _ in list(self._running.values()):
+            if self.campaign is not None:
+                self._preempting.add(task.id)
             node.agent.terminate(task.id, self.grace if grace is None else grace)
+
+    # ---------------------------------------------------------------- campaigns
+
+    def lend(self, campaign: CampaignLink, workdir: Path, results: ResultsWriter) -> None:
+        """Run a campaign's tasks (before any task runs): their directories and results
+        are the campaign's, and an attempt stopped by the allocation's end goes back to
+        the campaign (outcome ``preempted``) instead of being recorded."""
+        self.campaign = campaign
+        self.workdir = workdir
+        self._task_root = workdir / TASKS_DIR
+        self.results = results
+
+    def running_tasks(self) -> list[tuple[Task, NodeInfo]]:
+        """The running tasks and their nodes."""
+        return [(task, node.info) for task, node, _ in self._running.values()]
+
+    def preempt(self, task_id: str, grace: float | None = None) -> None:
+        """Stop a running task because its allocation ends (SIGTERM, SIGKILL after the
+        grace period); a campaign runs it again elsewhere."""
+        entry = self._running.get(task_id)
+        if entry is not None:
+            self._preempting.add(task_id)
+            entry[1].agent.terminate(task_id, self.grace if grace is None else grace)
+
+    def _given_back(self, task: Task, node: _Node, gpus: tuple[str, ...], result: TaskExit) -> bool:
+        """A campaign's attempt that its allocation ended (preempted), or that was lost
+        with its node or killed by a signal it did not ask for (an allocation cancelled
+        from outside kills its tasks before the pilot hears of it): back to the campaign,
+        True; otherwise False. Attempts lost with their node, or killed by SIGKILL (the
+        out-of-memory killer too), count against CRASH_LIMIT."""
+        assert self.campaign is not None
+        preempted = task.id in self._preempting
+        self._preempting.discard(task.id)
+        outside = result.status == Outcome.FAILED and result.signal in _OUTSIDE_SIGNALS
+        lost = not preempted and (result.status in (Outcome.LOST, Outcome.KILLED) or outside)
+        if result.status in (Outcome.OK, Outcome.STOPPED) or not (preempted or lost):
+            return False
+        crash = lost and (result.status != Outcome.FAILED or result.signal == signal.SIGKILL)
+        if crash and task.lost + 1 >= self.CRASH_LIMIT:
+            return False  # lost or killed twice: recorded, as outside campaigns
+        task.lost += crash
+        task.preempted += 1
+        task.status = TaskStatus.QUEUED
+        task.exit_code, task.end = result.exit_code, result.end
+        task.outcome = result.status if lost else Outcome.PREEMPTED
+        if not self.campaign.take_back(task):
+            task.lost -= crash
+            task.preempted -= 1
+            return False
+        gang = self._gangs.pop(task.id, None)
+        if gang is not None:
+            for member, taken in gang:
+                member.give_all(taken)
+        else:
+            node.give(task, gpus)
+        counts = self.groups[task.group]
+        counts.running -= 1
+        counts.total -= 1
+        self.emit(TaskFinished(pilot=self.pilot_id, task=task.id, group=task.group, attempt=result.attempt,
+                               node=result.node, status=task.outcome, exit_code=result.exit_code,
+                               duration=result.end - result.start, final=False))  # fmt: skip
+        self._dispatch()
+        self._check_done()
+        return True
 
     @property
     def draining(self) -> bool:
@@ -628,6 +716,11 @@ def task_env(env: dict[str, str], task: Task, tdir: Path) -> dict[str, str]:
     if "OMP_NUM_THREADS" not in env and task.cores >= 1 and not task.whole_nodes:
         out["OMP_NUM_THREADS"] = str(task.cores)  # not for a service (0) or a gang of nodes
     return out
+
+
+_OUTSIDE_SIGNALS = frozenset({signal.SIGTERM, signal.SIGKILL, signal.SIGHUP, signal.SIGINT})
+"""Signals a batch system stops a job's processes with (``scancel``): in a campaign an
+attempt ended by one goes back to the backlog, as a lost one does."""
 
 
 def _make_task_dirs(root: Path, task_ids: list[str]) -> None:

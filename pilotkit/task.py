@@ -41,3 +41,7 @@ class Task:
     on_end: Callable[[Task], None] | None = None
     """Called once the task has its final result (an adaptive search telling its
     sampler); after the result is on disk."""
+    checkpoint: bool = False
+    """In a campaign: signalled at an allocation's drain point, its directory kept."""
+    preempted: int = 0
+    """Attempts stopped by the end of their allocation (a campaign): not the task's failures."""

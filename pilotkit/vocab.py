@@ -103,6 +103,9 @@ class Outcome(enum.StrEnum):
     PRUNED = "pruned"
     """Stopped by an adaptive search whose pruner judged its intermediate reports
     unpromising: not a failure, never retried."""
+    PREEMPTED = "preempted"
+    """Stopped at its allocation's drain point, to run again in another allocation of
+    its campaign; not counted against the task's retries (never a task's last outcome)."""
 
 
 SUCCESS_OUTCOMES: frozenset[str] = frozenset({"ok", "stopped", "pruned"})

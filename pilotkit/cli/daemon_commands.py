@@ -19,6 +19,7 @@ import click
 
 from ..errors import PilotkitError
 from ..vocab import exit_code
+from .campaign import campaign_first
 from .params import DurationType
 
 if TYPE_CHECKING:
@@ -297,9 +298,11 @@ async def submit(
 @click.argument("pilot", required=False)
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @connection_options
+@campaign_first
 @with_client
 async def status(client: Client, pilot: str | None, as_json: bool) -> None:
-    """Pilots: states, progress, resources, walltime left (one pilot: its details)."""
+    """Pilots: states, progress, resources, walltime left (one pilot: its details; a
+    campaign's name or directory: its allocations, backlog and ETA)."""
     if pilot is not None:
         detail = await client.pilot(pilot)
         if as_json:

@@ -45,6 +45,11 @@ def run_pilot(
     if target is not None:
         resume = _earlier_run(target, resolved, rerun)
         record_spec(target, resolved.spec)
+    if resolved.spec.campaign is not None:
+        from .campaign import run_campaign
+
+        return run_campaign(resolved, plugins, as_json=as_json, workdir=workdir, quiet=quiet,
+                            progress_interval=progress_interval, resume=resume)  # fmt: skip
     outcome = asyncio.run(
         _run(
             resolved,

@@ -80,6 +80,8 @@ class PilotManager:
             raise
         except PilotkitError as exc:  # --profile names no profile of the daemon's files
             raise BadParams(exc.message) from None
+        if resolved.spec.campaign is not None:
+            raise BadParams("a spec with [campaign] runs with 'pilotkit run' only: the daemon does not run campaigns yet")
         pilot_id = new_pilot_id(resolved.name)
         while pilot_id in self.records:
             pilot_id = new_pilot_id(resolved.name)

@@ -8,6 +8,7 @@ from .lines import KeyLines
 from .model import (
     AppSection,
     Bind,
+    CampaignSection,
     ContainerSection,
     Duration,
     ImageSection,
@@ -23,6 +24,7 @@ from .schema import json_schema, options_schema
 __all__ = [
     "AppSection",
     "Bind",
+    "CampaignSection",
     "ContainerSection",
     "Duration",
     "ImageSection",

@@ -96,6 +96,26 @@ class PilotSection(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tru
     heartbeat_timeout: Duration = "16s"
 
 
+class CampaignSection(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
+    """Work that spans many allocations: one backlog, allocations claimed while it lasts."""
+
+    max_allocations: Annotated[int, msgspec.Meta(ge=1)] = 10
+    """Allocations in total; the campaign ends failed if it needs more."""
+    parallel: Annotated[int, msgspec.Meta(ge=1)] = 1
+    """Allocations queued or running at once."""
+    idle_timeout: Duration = "2m"
+    """An allocation with nothing to run is released after this."""
+    backlog_per_allocation: Annotated[int, msgspec.Meta(ge=0)] = 0
+    """0: submit while any task waits; N: one allocation per N waiting tasks."""
+    submit_backoff: Duration = "10s"
+    """Wait after a failed submission; doubled for each further one in a row."""
+    submit_backoff_max: Duration = "30m"
+    pause_after: Annotated[int, msgspec.Meta(ge=1)] = 10
+    """Submissions failed in a row after which the campaign pauses."""
+    checkpoint_signal: str = "SIGUSR1"
+    """Sent at an allocation's drain point to tasks of groups with ``checkpoint = true``."""
+
+
 class PilotSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     """A whole pilot spec, as in a TOML file."""
 
@@ -110,6 +130,7 @@ class PilotSpec(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
     container: ContainerSection | None = None
     pilot: PilotSection = msgspec.field(default_factory=PilotSection)
     app: AppSection = msgspec.field(default_factory=AppSection)
+    campaign: CampaignSection | None = None
 
 
 @dataclass(frozen=True)

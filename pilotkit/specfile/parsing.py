@@ -5,6 +5,7 @@ pluggable sections are kept as written, for the resolve step (:mod:`pilotkit.spe
 from __future__ import annotations
 
 import re
+import signal
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -138,7 +139,41 @@ def finish(data: dict[str, Any], checker: Checker, path: str | Path | None) -> P
         checker.problem("resources.walltime", "must be more than 0 (leave it out for no walltime)", fatal=False)
     if spec.image is not None and spec.container is None:
         checker.problem("container", "an image is set but no [container] runtime to run it with")
+    if spec.campaign is not None:
+        _check_campaign(spec, checker)
     if checker.fatal:
         return None
     return ParsedSpec(spec=spec, source=Path(path) if path is not None else None, file=checker.fname,
                       lines=checker.lines)
+
+
+def _check_campaign(spec: PilotSpec, checker: Checker) -> None:
+    """What the ``[campaign]`` table needs of the rest of the spec."""
+    campaign = spec.campaign
+    assert campaign is not None
+    if spec.resources.walltime is None:
+        checker.problem("campaign", "a campaign needs resources.walltime (the length of each allocation)",
+                        fatal=False)  # fmt: skip
+    if campaign.parallel > campaign.max_allocations:
+        checker.problem("campaign.parallel", f"{campaign.parallel} allocations at once is more than "
+                        f"max_allocations = {campaign.max_allocations}", fatal=False)  # fmt: skip
+    if spec.app.type != "tasks":
+        checker.problem("app.type", f"a campaign runs the tasks app, not '{spec.app.type}'", fatal=False)
+    name = campaign.checkpoint_signal
+    if not hasattr(signal.Signals, name) and not hasattr(signal.Signals, f"SIG{name}"):
+        checker.problem("campaign.checkpoint_signal", f"'{name}' is not a signal name (SIGUSR1, SIGINT...)",
+                        fatal=False)  # fmt: skip
+    walltime = _seconds(spec.resources.walltime) if spec.resources.walltime is not None else None
+    margin = _seconds(spec.pilot.drain_margin) or 0.0
+    groups = spec.app.options.get("groups")
+    if walltime is not None and isinstance(groups, list):
+        for i, group in enumerate(groups):
+            limit = group.get("time_limit") if isinstance(group, dict) else None
+            seconds = _seconds(limit) if isinstance(limit, str | float | int) else None
+            if seconds is not None and seconds > walltime - margin:
+                checker.problem(f"app.groups[{i}].time_limit", "longer than an allocation's walltime less "
+                                f"pilot.drain_margin ({walltime - margin:g}s): no allocation could run it",
+                                fatal=False)  # fmt: skip
+    for key in ("submit_backoff", "submit_backoff_max"):
+        if _seconds(getattr(campaign, key)) == 0:
+            checker.problem(f"campaign.{key}", "must be more than 0", fatal=False)

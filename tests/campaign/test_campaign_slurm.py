@@ -1,0 +1,104 @@
+"""A campaign on the project's real 3-node Slurm cluster: allocations of one minute
+(of which a 48 s drain margin leaves about 10 s for tasks), one of them ``scancel``led
+from outside; nothing lost, nothing run twice. And a partition Slurm refuses: the
+campaign backs off, pauses after ``pause_after`` failures in a row and says why."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from pilotkit.campaign import Campaign
+from pilotkit.cli.campaign import summary_lines
+from pilotkit.plugins import Plugins
+from pilotkit.spec import parse_spec
+
+pytestmark = pytest.mark.slurm
+
+SPEC = """name = "slurm-campaign"
+[provider]
+type = "slurm"
+[resources]
+nodes = 3
+cores = 1
+walltime = "1m"
+{resources}
+[pilot]
+drain_margin = "48s"
+grace = "2s"
+heartbeat = "0.5s"
+heartbeat_timeout = "3s"
+[campaign]
+max_allocations = 6
+parallel = 1
+idle_timeout = "2s"
+{campaign}
+[[app.groups]]
+name = "g"
+shell = true
+command = "echo start {{i}}; sleep 1; echo end {{i}}"
+[app.groups.grid]
+i = {tasks}
+"""
+
+
+def make(tmp_path: Path, lines: list[str], *, tasks: int, resources: str = "", campaign: str = "") -> Campaign:
+    text = SPEC.format(resources=resources, campaign=campaign, tasks=list(range(tasks)))
+    path = tmp_path / "spec.toml"
+    path.write_text(text)
+    plugins = Plugins().load()
+    return Campaign(parse_spec(text, path, plugins), plugins, workdir=tmp_path / "run",
+                    say=lambda line: lines.append(f"{time.time():.1f} {line}"))  # fmt: skip
+
+
+async def test_scancelled_allocation_is_replaced_nothing_lost_or_run_twice(
+    slurm: dict[str, str], tmp_path: Path
+) -> None:
+    lines: list[str] = []
+    c = make(tmp_path, lines, tasks=45)
+    run = asyncio.ensure_future(c.run())
+    deadline = time.monotonic() + 60
+    victim = None
+    while victim is None:  # an allocation running tasks, a few of them done
+        assert time.monotonic() < deadline, lines
+        await asyncio.sleep(0.2)
+        victim = next((r for r in c.records if r.state == "running" and r.job_id and r.ok >= 3), None)
+    assert victim.job_id is not None
+    subprocess.run(["scancel", victim.job_id], check=True)
+    outcome = await asyncio.wait_for(run, 150)
+    assert outcome.state == "done", "\n".join(lines)
+    results = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["task"] for r in results) == sorted(f"g-{i:02d}" for i in range(45)), "one line per task"
+    assert {r["outcome"] for r in results} == {"ok"} and {r["attempts"] for r in results} == {1}
+    for r in results:  # every attempt's output: the task ran to its end exactly once
+        outputs = "".join(p.read_text() for p in Path(r["stdout"]).parent.glob("attempt-*.out"))
+        assert outputs.count("end ") == 1, (r["task"], outputs)
+    allocations = outcome.status.allocations
+    assert len(allocations) >= 2 and "cancelled from outside" in (victim.why or ""), "\n".join(lines)
+    assert allocations[-1].name != victim.name, "replaced"
+    assert {r["allocation"] for r in results} <= {a.name for a in allocations}
+    assert all(a.job_id for a in allocations)
+    print("\n".join([*lines, *summary_lines(outcome.status)]))  # the figures, with -s
+
+
+async def test_refused_submissions_back_off_then_pause(slurm: dict[str, str], tmp_path: Path) -> None:
+    lines: list[str] = []
+    c = make(tmp_path, lines, tasks=3, resources='partition = "nosuchpartition"',
+             campaign='submit_backoff = "0.2s"\npause_after = 3')  # fmt: skip
+    outcome = await asyncio.wait_for(c.run(), 60)
+    assert outcome.state == "failed" and outcome.exit_code == 1
+    assert outcome.reason is not None
+    assert outcome.reason.startswith("paused: 3 allocations in a row failed to start; the last: "), outcome.reason
+    assert outcome.reason.endswith("; 3 task(s) not run")
+    records = outcome.status.allocations
+    assert len(records) == 3 and all(r.submit_failed for r in records)
+    gaps = [b.submitted - a.ended for a, b in itertools.pairwise(records) if a.ended]
+    assert gaps[0] >= 0.2 and gaps[1] >= 0.4, gaps  # exponential back-off
+    assert sum(1 for line in lines if f"campaign {c.id}: paused: " in line) == 1, lines
+    print("\n".join(lines))
