@@ -10,7 +10,7 @@ import click
 
 from ..errors import PilotkitError
 
-APPS = ("tasks", "dask", "mpi")
+APPS = ("tasks", "dask", "mpi", "jupyter", "k3s")
 
 _HEAD = """\
 # A pilot spec written by `pilotkit init`. Check it with `pilotkit validate {file}` and
@@ -88,6 +88,42 @@ type = "mpi"                       # needs pilotkit-mpi
 command = "hostname"               # each rank runs it; e.g. "python3 {spec_dir}/prog.py"
 ranks_per_node = 2
 # launcher = "mpirun"              # one from `pilotkit plugins` (default: auto)
+""",
+    ),
+    "jupyter": (
+        "JupyterLab with a Dask cluster behind its kernels",
+        "2h",
+        """\
+
+[pilot]
+grace = "10s"
+
+[app]
+type = "jupyter"                   # needs pilotkit-jupyter
+backend = "dask"                   # every kernel gets DASK_SCHEDULER_ADDRESS; or "none"
+notebook_dir = "."                 # the server's root, relative to this file
+# `pilotkit jupyter open <workdir or id> [--host me@login]` prints the URL with its
+# token (through an SSH tunnel with --host); the server stays up until drained.
+
+[app.dask]                         # the options of the dask app for the cluster
+nanny = true
+""",
+    ),
+    "k3s": (
+        "a short-lived Kubernetes (k3s) cluster",
+        "1h",
+        """\
+
+[pilot]
+grace = "30s"
+
+[app]
+type = "k3s"                       # needs pilotkit-k3s, and k3s on every node
+mode = "interactive"               # stays up until drained; `pilotkit k3s kubeconfig
+                                   # <workdir or id>` prints a kubeconfig for kubectl.
+                                   # Or: manifests = ["job.yaml"] to run Jobs to the end
+# data_dir = "/tmp"                # node-local: k3s's images and kubelet data, removed
+                                   # at the end; `pilotkit k3s preflight` checks a node
 """,
     ),
 }
