@@ -98,6 +98,7 @@ def _running(info: ConnectionInfo, pilot: str) -> ConnectionInfo:
 def _print(info: ConnectionInfo, as_json: bool, local: str | None, dashboard: str | None = None) -> None:
     if as_json:
         data: dict[str, Any] = msgspec.to_builtins(info)
+        data.update(state=info.state, dashboard=info.dashboard)  # defaults are left out of the file
         if local is not None:
             data["tunnel"] = {"client": local, "dashboard": dashboard}
         click.echo(json.dumps(data, indent=2))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import sys
@@ -10,10 +11,10 @@ from pathlib import Path
 import pytest
 from pilotkit_ray.connection import read_info
 
-from pilotkit.api import PilotState
-from pilotkit.testing import RunSpec
+from pilotkit.api import Log, PilotState
+from pilotkit.testing import Pilot, RunSpec
 
-from .conftest import FAST, need_ray, ray_processes
+from .conftest import FAST, need_ray, ray_processes, wait_for
 
 pytestmark = pytest.mark.ray
 PILOTKIT = [sys.executable, "-m", "pilotkit.cli.main"]
@@ -70,3 +71,96 @@ def test_bad_spec_is_one_located_line_exit_2(tmp_path: Path) -> None:
     done = subprocess.run([*PILOTKIT, "run", str(spec)], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip() == f"error: {spec}:4: app.script: no such file: {tmp_path / 'gone.py'}"
+
+
+async def test_interactive_serves_clients_and_evict_stops_ray(run_spec: RunSpec, tmp_path: Path) -> None:
+    logs: list[Log] = []
+    pilots: list[Pilot] = []
+
+    def on_pilot(pilot: Pilot) -> None:
+        pilots.append(pilot)
+        pilot.bus.subscribe(lambda e: logs.append(e) if isinstance(e, Log) and e.source == "ray" else None)
+
+    spec = (
+        f'name = "ray-interactive"\n[pilot]\ngrace = "10s"\n[app]\ntype = "ray"\nmode = "interactive"\n{FAST}'
+    )
+    workdir = tmp_path / "run"
+    running = asyncio.ensure_future(run_spec(spec, workdir=workdir, on_pilot=on_pilot))
+    try:
+        await wait_for(lambda: running.done() or any("Ray head at" in e.message for e in logs), 90, "Ray")
+        assert not running.done(), running.result().reason
+        connect = await asyncio.to_thread(
+            subprocess.run,
+            [*PILOTKIT, "ray", "connect", "--json", str(workdir)],
+            capture_output=True,
+            text=True,
+        )
+        assert connect.returncode == 0, connect.stderr
+        data = json.loads(connect.stdout)
+        assert data["state"] == "running" and data["client"].startswith("ray://")
+        # A driver on this machine, outside the pilot's tasks (the Ray Client through a
+        # tunnel is tested in test_connect.py).
+        client = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", CLIENT, data["address"]],
+            capture_output=True,
+            text=True,
+            timeout=90,
+        )
+        assert client.returncode == 0, client.stderr[-2000:]
+        assert json.loads(client.stdout.splitlines()[-1])["total"] == 285
+        assert ray_processes(pilots[0].id), "Ray runs, with the pilot's mark"
+        pilots[0].cancel("test evicts")
+        run = await asyncio.wait_for(running, 60)
+    finally:
+        if not running.done():
+            pilots[0].cancel("test failed")
+            await running
+    assert run.state is PilotState.CANCELLED, run.reason
+    assert ray_processes(run.pilot_id) == [], "evict leaves no Ray process"
+    info = read_info(workdir)
+    assert info.state == "stopped" and info.temp_dir is not None and not Path(info.temp_dir).exists()
+    stopped = subprocess.run([*PILOTKIT, "ray", "connect", str(workdir)], capture_output=True, text=True)
+    assert stopped.returncode == 2 and "is stopped" in stopped.stderr
+
+
+async def test_walltime_drain_gives_the_script_its_grace(run_spec: RunSpec, tmp_path: Path) -> None:
+    script = tmp_path / "long.py"
+    script.write_text(LONG)
+    spec = (
+        f'name = "ray-walltime"\n[resources]\nwalltime = "20s"\n[pilot]\ndrain_margin = "6s"\ngrace = "5s"\n'
+        f'[app]\ntype = "ray"\nscript = "{script}"\nargs = ["{tmp_path}"]\n{FAST}'
+    )
+    run = await run_spec(spec)
+    assert run.state is PilotState.WALLTIME_EXPIRED, run.reason
+    assert (tmp_path / "started").exists(), "the script ran on Ray before the walltime"
+    assert (tmp_path / "terminated").exists(), "it was told to stop (SIGTERM) and had time to say so"
+    assert ray_processes(run.pilot_id) == []
+    assert read_info(run.workdir).state == "stopped"
+
+
+CLIENT = """
+import json, sys, ray
+ray.init(sys.argv[1])
+@ray.remote
+def square(x):
+    return x * x
+print(json.dumps({"total": sum(ray.get([square.remote(i) for i in range(10)]))}))
+"""
+
+LONG = """
+import pathlib, signal, sys, time, ray
+out = pathlib.Path(sys.argv[1])
+def stop(signum, frame):
+    (out / "terminated").write_text(str(time.time()))
+    sys.exit(0)
+ray.init()
+signal.signal(signal.SIGTERM, stop)  # after ray.init(), which installs its own
+@ray.remote
+def forever():
+    time.sleep(600)
+ref = forever.remote()
+(out / "started").write_text(str(time.time()))
+while True:
+    ray.wait([ref], timeout=0.2)
+"""
