@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 from pilotkit_ray.connection import read_info
@@ -14,7 +17,7 @@ from pilotkit_ray.connection import read_info
 from pilotkit.api import Log, PilotState
 from pilotkit.testing import Pilot, RunSpec
 
-from .conftest import FAST, need_ray, ray_processes, wait_for
+from .conftest import EXAMPLES, FAST, need_ray, ray_processes, wait_for
 
 pytestmark = pytest.mark.ray
 PILOTKIT = [sys.executable, "-m", "pilotkit.cli.main"]
@@ -25,37 +28,47 @@ def _ray() -> None:
     need_ray()
 
 
-async def test_script_runs_on_the_cluster_and_its_exit_code_decides(
-    run_spec: RunSpec, tmp_path: Path
-) -> None:
-    script = tmp_path / "analysis.py"
-    script.write_text(
-        "import json, os, sys, ray\n"
-        "ray.init()\n"
-        "@ray.remote\n"
-        "def square(x):\n"
-        "    return x * x\n"
-        "total = sum(ray.get([square.remote(i) for i in range(10)]))\n"
-        "print(json.dumps({'address': os.environ['RAY_ADDRESS'], 'total': total,\n"
-        "                  'resources': ray.cluster_resources()}))\n"
-        "sys.exit(3)\n"
+def load_example() -> ModuleType:
+    """``share/examples/ray_scan.py`` as a module (its fit is the reference)."""
+    spec = importlib.util.spec_from_file_location("ray_scan_example", EXAMPLES / "ray_scan.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def example_spec(max_mse: str) -> str:
+    """The example's spec, with its script's path made absolute and another threshold."""
+    example = tomllib.loads((EXAMPLES / "ray-scan.toml").read_text())
+    app = example["app"]
+    args = [max_mse if a == "0.05" else a for a in app["args"]]
+    return (
+        f'name = "ray-scan"\n[pilot]\ngrace = "10s"\n[app]\ntype = "ray"\n'
+        f'script = "{EXAMPLES / app["script"]}"\nargs = {json.dumps(args)}\n{FAST}'
     )
-    spec = f'name = "ray-fails"\n[pilot]\ngrace = "10s"\n[app]\ntype = "ray"\nscript = "{script}"\n{FAST}'
-    nodes = []
-    run = await run_spec(spec, on_pilot=lambda pilot: nodes.append(pilot))
+
+
+async def test_example_scan_and_its_exit_code_decides(run_spec: RunSpec, tmp_path: Path) -> None:
+    pilots: list[Pilot] = []
+    run = await run_spec(example_spec("1e-9"), on_pilot=pilots.append)
     assert run.state is PilotState.FAILED, run.reason
     assert run.reason == "1 task(s) failed"
     by_task = {r.task: r for r in run.results()}
-    assert by_task["ray-script"].exit_code == 3
+    assert by_task["ray-script"].exit_code == 1, "no fit reaches 1e-9: the script's exit code is the result"
     assert by_task["ray-head"].status == "stopped"
-    out = json.loads(Path(by_task["ray-script"].stdout).read_text().splitlines()[-1])
-    info = read_info(run.workdir)
-    assert out["address"] == info.address and out["total"] == 285
-    node = nodes[0].nodes[0]
-    resources = out["resources"]
+    assert "15 fits on 1 node(s)" in Path(by_task["ray-script"].stdout).read_text()
+    result = json.loads((run.workdir / "tasks" / "ray-script" / "scan.json").read_text())
+    fit = load_example().fit
+    for done in result["fits"]:
+        expected = fit(done["degree"], done["alpha"], 400, 0)["val_mse"]
+        assert done["val_mse"] == pytest.approx(expected, rel=1e-9)
+    assert result["best"]["val_mse"] == min(f["val_mse"] for f in result["fits"])
+    node = pilots[0].nodes[0]
+    resources = result["resources"]
     assert resources["CPU"] == node.cores, "exactly the cores the agent found"
     assert resources["memory"] + resources["object_store_memory"] == pytest.approx(node.memory, rel=0.01)
     assert resources["object_store_memory"] == 80 * 1024**2
+    info = read_info(run.workdir)
     assert info.state == "stopped" and info.mode == "batch"
     assert ray_processes(run.pilot_id) == [], "Ray is stopped when the pilot ends"
     assert info.temp_dir is not None and not Path(info.temp_dir).exists()
