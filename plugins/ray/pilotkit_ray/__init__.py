@@ -14,13 +14,14 @@ from typing import TYPE_CHECKING, Any
 from pilotkit.api import hookimpl
 
 from .app import RayApp
+from .events import RayProgress
 
 if TYPE_CHECKING:
     import click
 
     from pilotkit.api import Register
 
-__all__ = ["RayApp"]
+__all__ = ["RayApp", "RayProgress"]
 
 
 @hookimpl

@@ -41,6 +41,7 @@ from .commands import (
 )
 from .connection import ConnectionInfo, RayNodeInfo, write_info
 from .options import RayOptions
+from .progress import SUMMARY_PATH, ProgressTracker, get_json, parse_summary
 
 if TYPE_CHECKING:
     from pilotkit.api import ResolvedSpec
@@ -73,6 +74,10 @@ class RayCluster:
         self.address: str | None = None
         self.client: str | None = None
         self.dashboard: str | None = None
+        self._dashboard_at: tuple[str, int] | None = None
+        self.interval = parse_duration(options.progress_interval)
+        self.progress = ProgressTracker(self.pilot)
+        self._progress_failed = False
         self.gone: set[str] = set()
         """Worker nodes whose Ray stopped while the cluster was up (reported once)."""
 
@@ -130,6 +135,7 @@ class RayCluster:
                     self.client = f"ray://{_bracket(host)}:{info['client_port']}"
                     if isinstance(info.get("dashboard_port"), int):
                         self.dashboard = f"http://{_bracket(host)}:{info['dashboard_port']}"
+                        self._dashboard_at = (host, info["dashboard_port"])
             await self._raise_if_dead()
             if waiting and time.monotonic() > deadline:
                 logs = ", ".join(str(task_dir(self.workdir, p.task_id)) for p in waiting.values())
@@ -189,12 +195,29 @@ class RayCluster:
 
     # ------------------------------------------------------------------ supervise
 
-    async def supervise(self, interval: float = 0.5) -> None:
-        """Until cancelled: report worker nodes that stopped, keep ``ray.json`` current.
-        Raises :class:`PilotkitError` when the head stops."""
+    async def supervise(self) -> None:
+        """Until cancelled: report worker nodes that stopped, keep ``ray.json`` current,
+        stream task progress (with the dashboard). Raises :class:`PilotkitError` when the
+        head stops."""
         while True:
-            await asyncio.sleep(interval)
+            await asyncio.sleep(self.interval)
             await self.check()
+            await self.poll_progress()
+
+    async def poll_progress(self) -> None:
+        """Read the state API's task summary once and emit what changed."""
+        head = self.pool_tasks.get(HEAD_TASK)
+        if self._dashboard_at is None or head is None or head.status is not TaskStatus.RUNNING:
+            return
+        try:
+            data = await get_json(*self._dashboard_at, SUMMARY_PATH)
+        except (OSError, TimeoutError, ValueError) as exc:
+            if not self._progress_failed:
+                self._progress_failed = True
+                self.say("warn", f"no task progress from Ray's dashboard: {type(exc).__name__}: {exc}")
+            return
+        for event in self.progress.changes(parse_summary(data)):
+            self.ctx.emit(event)
 
     async def check(self) -> None:
         if self.ctx.draining.is_set():
@@ -217,6 +240,7 @@ class RayCluster:
 
     async def shutdown(self) -> None:
         """Stop Ray on the worker nodes, then on the head. Never raises."""
+        await self.poll_progress()  # the last counts
         pool = self.ctx.pool
         workers = [p.task_id for p in self.plans[1:] if p.task_id in self.pool_tasks]
         for task_id in workers:

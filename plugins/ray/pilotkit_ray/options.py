@@ -49,6 +49,8 @@ class RayOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     socket paths must stay under 108 bytes)."""
     ready_timeout: Duration = "120s"
     """How long the head and every worker node get to be up and connected."""
+    progress_interval: Duration = "1s"
+    """How often task counts are read from Ray's state API (with ``dashboard = true``)."""
 
 
 def check_options(options: RayOptions, spec: ResolvedSpec) -> list[SpecProblem]:
@@ -67,11 +69,12 @@ def check_options(options: RayOptions, spec: ResolvedSpec) -> list[SpecProblem]:
         path = script_path(options.script, spec.base_dir)
         if not path.is_file():
             problems.append(SpecProblem("app.script", f"no such file: {path}"))
-    try:
-        if parse_duration(options.ready_timeout) <= 0:
-            problems.append(SpecProblem("app.ready_timeout", "must be more than 0"))
-    except ValueError as exc:
-        problems.append(SpecProblem("app.ready_timeout", str(exc)))
+    for key in ("ready_timeout", "progress_interval"):
+        try:
+            if parse_duration(getattr(options, key)) <= 0:
+                problems.append(SpecProblem(f"app.{key}", "must be more than 0"))
+        except ValueError as exc:
+            problems.append(SpecProblem(f"app.{key}", str(exc)))
     if options.object_store_memory is not None:
         try:
             if parse_size(options.object_store_memory) < MIN_OBJECT_STORE:
@@ -86,7 +89,11 @@ def check_options(options: RayOptions, spec: ResolvedSpec) -> list[SpecProblem]:
             SpecProblem("app.temp_dir", "at most 40 characters: Ray's socket paths below it must stay short")
         )
     if spec.spec.container is None and importlib.util.find_spec("ray") is None:
-        problems.append(SpecProblem("app.type", "Ray is not installed: pip install ray"))
+        problems.append(SpecProblem("app.type", "Ray is not installed: pip install 'ray[client]'"))
+    elif (
+        spec.spec.container is None and options.dashboard and importlib.util.find_spec("aiohttp_cors") is None
+    ):
+        problems.append(SpecProblem("app.dashboard", "Ray's dashboard needs pip install 'ray[default]'"))
     return problems
 
 

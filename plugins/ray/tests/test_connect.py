@@ -7,10 +7,12 @@ import asyncio
 import json
 import signal
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
 from pilotkit_ray.connection import read_info
+from pilotkit_ray.events import RayProgress
 
 from pilotkit.api import Log, PilotState
 from pilotkit.testing import Pilot, RunSpec
@@ -43,12 +45,16 @@ async def test_client_through_the_tunnel_then_evict(
 ) -> None:
     pilots: list[Pilot] = []
     logs: list[Log] = []
+    progress: list[RayProgress] = []
 
     def on_pilot(pilot: Pilot) -> None:
         pilots.append(pilot)
         pilot.bus.subscribe(lambda e: logs.append(e) if isinstance(e, Log) and e.source == "ray" else None)
+        pilot.bus.subscribe(lambda e: progress.append(e) if isinstance(e, RayProgress) else None)
 
-    spec = f'name = "ray-connect"\n{SLURM}\n[app]\ntype = "ray"\nmode = "interactive"\n{FAST}'
+    spec = (
+        f'name = "ray-connect"\n{SLURM}\n[app]\ntype = "ray"\nmode = "interactive"\ndashboard = true\n{FAST}'
+    )
     workdir = tmp_path / "pilot"
     running = asyncio.ensure_future(run_spec(spec, workdir=workdir, on_pilot=on_pilot))
     tunnel: asyncio.subprocess.Process | None = None
@@ -64,6 +70,11 @@ async def test_client_through_the_tunnel_then_evict(
         assert tunnel.stdout is not None and tunnel.stderr is not None
         line = (await asyncio.wait_for(tunnel.stdout.readline(), 60)).decode().strip()
         assert line.startswith("ray://127.0.0.1:"), (line, await tunnel.stderr.read())
+        said = (await asyncio.wait_for(tunnel.stderr.readline(), 10)).decode()
+        dashboard = said.split("; dashboard ", 1)[1].split(";", 1)[0]
+        assert dashboard.startswith("http://127.0.0.1:"), said
+        page = await asyncio.to_thread(lambda: urllib.request.urlopen(dashboard, timeout=30).read())
+        assert b"Ray" in page, "the dashboard's page, through the tunnel"
         assert read_info(workdir).client.startswith(f"ray://{NODES['node1']}:"), (
             "the client server is on node1"
         )
@@ -78,6 +89,7 @@ async def test_client_through_the_tunnel_then_evict(
         tunnel.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(tunnel.wait(), 30) == 0
         assert ray_processes(pilots[0].id), "Ray runs, with the pilot's mark"
+        await wait_for(lambda: any(e.name == "where" and e.finished == 3 for e in progress), 30, "progress")
         pilots[0].cancel("test evicts")
         run = await asyncio.wait_for(running, 90)
     finally:

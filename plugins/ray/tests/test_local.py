@@ -13,6 +13,7 @@ from types import ModuleType
 
 import pytest
 from pilotkit_ray.connection import read_info
+from pilotkit_ray.events import RayProgress
 
 from pilotkit.api import Log, PilotState
 from pilotkit.testing import Pilot, RunSpec
@@ -44,7 +45,7 @@ def example_spec(max_mse: str) -> str:
     args = [max_mse if a == "0.05" else a for a in app["args"]]
     return (
         f'name = "ray-scan"\n[pilot]\ngrace = "10s"\n[app]\ntype = "ray"\n'
-        f'script = "{EXAMPLES / app["script"]}"\nargs = {json.dumps(args)}\n{FAST}'
+        f'script = "{EXAMPLES / app["script"]}"\nargs = {json.dumps(args)}\ndashboard = true\n{FAST}'
     )
 
 
@@ -70,6 +71,9 @@ async def test_example_scan_and_its_exit_code_decides(run_spec: RunSpec, tmp_pat
     assert resources["object_store_memory"] == 80 * 1024**2
     info = read_info(run.workdir)
     assert info.state == "stopped" and info.mode == "batch"
+    assert info.dashboard is not None and info.dashboard.startswith("http://")
+    progress = [e for e in run.events if isinstance(e, RayProgress) and e.name == "fit"]
+    assert progress and progress[-1].total == progress[-1].finished == 15, progress[-1:]
     assert ray_processes(run.pilot_id) == [], "Ray is stopped when the pilot ends"
     assert info.temp_dir is not None and not Path(info.temp_dir).exists()
 

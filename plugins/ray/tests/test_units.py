@@ -11,6 +11,7 @@ from pilotkit_ray.commands import mig_resources, node_argv, plan_nodes, temp_dir
 from pilotkit_ray.connection import ConnectionInfo, parse_info, port_of
 from pilotkit_ray.node import parse
 from pilotkit_ray.options import RayOptions
+from pilotkit_ray.progress import ProgressTracker, parse_summary
 
 from pilotkit.api import GpuInfo, NodeInfo, PilotkitError
 
@@ -88,3 +89,24 @@ def test_connection_file_round_trip_and_bad_file() -> None:
     assert port_of(info.client) == 10001
     with pytest.raises(PilotkitError, match="has no port"):
         port_of("ray://host")
+
+
+def test_state_api_summary_becomes_progress_events() -> None:
+    def answer(counts: dict[str, int]) -> dict[str, object]:
+        summary = {"fit": {"func_or_class_name": "fit", "type": "NORMAL_TASK", "state_counts": counts}}
+        return {"data": {"result": {"result": {"node_id_to_summary": {"cluster": {"summary": summary}}}}}}
+
+    tracker = ProgressTracker("p")
+    first = parse_summary(answer({"PENDING_NODE_ASSIGNMENT": 3, "RUNNING_IN_RAY_GET": 1, "RUNNING": 1}))
+    (event,) = tracker.changes(first)
+    assert (event.name, event.kind, event.total, event.pending, event.running) == (
+        "fit",
+        "NORMAL_TASK",
+        5,
+        3,
+        2,
+    )
+    assert tracker.changes(first) == [], "nothing changed"
+    (event,) = tracker.changes(parse_summary(answer({"FINISHED": 4, "FAILED": 1})))
+    assert (event.finished, event.failed, event.pending, event.running) == (4, 1, 0, 0)
+    assert parse_summary({"result": False, "msg": "no"}) == {}
