@@ -4,8 +4,9 @@
 picks free ports on this node, runs ``ray start --block`` and writes ``F`` (the head
 also ``H``, with the cluster's address) once Ray says it has started. A worker node
 first waits for ``H``. SIGTERM, SIGINT or SIGHUP stop Ray on this node (``ray start
---block`` stops every Ray process it started when it is terminated) and remove Ray's
-temporary directory there.
+--block`` stops every Ray process it started when it is terminated; what is left after
+5 s is killed) and remove Ray's temporary directory there. The head writes ``H`` as
+soon as its GCS answers, so worker nodes join while it starts the rest.
 
 Only the standard library: this starts on every node before anything else.
 """
@@ -21,6 +22,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from types import FrameType
@@ -37,6 +39,10 @@ PORT_OPTIONS = (
     "--runtime-env-agent-port",
 )
 """Ports Ray would otherwise take at fixed defaults (two pilots on one host would clash)."""
+NODE_MARK = "PILOTKIT_RAY_NODE"
+"""Set for ``ray start`` (and so for every Ray process of this node): which node task it is."""
+STOP_TIMEOUT = 5.0
+"""Seconds Ray gets to stop after SIGTERM before what is left of it is killed."""
 
 
 def free_port() -> int:
@@ -122,36 +128,84 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run(command: list[str], args: argparse.Namespace, info: dict[str, object]) -> int:
-    """Run ``ray start --block``, copy its output to stderr, announce it once started."""
+    """Run ``ray start --block``, copy its output to stderr, announce it once started;
+    on a signal stop it, and whatever it started on this node."""
     print("pilotkit-ray:", " ".join(command), file=sys.stderr, flush=True)
+    mark = f"{os.getpid()}-{time.time_ns()}"
     child = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env={**os.environ, NODE_MARK: mark},
     )
-    stopping = False
+    stopped_at: float | None = None
 
     def stop(signum: int, frame: FrameType | None) -> None:
-        nonlocal stopping
-        stopping = True
+        nonlocal stopped_at
+        if stopped_at is None:
+            stopped_at = time.monotonic()
         if child.poll() is None:
             child.send_signal(signal.SIGTERM)
 
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, stop)
-    assert child.stdout is not None
-    announced = False
-    for line in child.stdout:
-        sys.stderr.buffer.write(line)
-        sys.stderr.flush()
-        if not announced and STARTED.encode() in line and not stopping:
-            announced = True
-            if args.head:
-                write_json(args.head_file, info)
-            write_json(args.ready_file, {**info, "started": time.time()})
-    code = child.wait()
-    if stopping:
-        remove_temp_dir(command)
-        return 0
-    return code
+
+    def copy_output() -> None:
+        assert child.stdout is not None
+        announced = False
+        for line in child.stdout:
+            sys.stderr.buffer.write(line)
+            sys.stderr.flush()
+            if not announced and STARTED.encode() in line and stopped_at is None:
+                announced = True
+                if args.head:
+                    write_json(args.head_file, info)  # if the port check has not yet
+                write_json(args.ready_file, {**info, "started": time.time()})
+
+    threading.Thread(target=copy_output, daemon=True).start()
+    if args.head:
+        threading.Thread(target=announce_head, args=(args.head_file, info, child), daemon=True).start()
+    while child.poll() is None:
+        if stopped_at is not None and time.monotonic() - stopped_at > STOP_TIMEOUT:
+            print(f"pilotkit-ray: Ray did not stop within {STOP_TIMEOUT:g}s: killing it", file=sys.stderr)
+            kill_marked(mark)
+        time.sleep(0.05)
+    if stopped_at is None:
+        return child.returncode
+    kill_marked(mark)  # anything of this node's Ray that outlived ``ray start``
+    remove_temp_dir(command)
+    return 0
+
+
+def announce_head(path: Path, info: dict[str, object], child: subprocess.Popen[bytes]) -> None:
+    """Write the head's file as soon as its GCS answers, so that worker nodes join
+    while the head starts the rest of its processes."""
+    host, _, port = str(info["address"]).rpartition(":")
+    while child.poll() is None:
+        try:
+            with socket.create_connection((host, int(port)), timeout=1):
+                pass
+        except OSError:
+            time.sleep(0.05)
+            continue
+        if not path.exists():
+            write_json(path, info)
+        return
+
+
+def kill_marked(mark: str) -> None:
+    """SIGKILL every process of this node whose environment carries ``mark`` (Ray's
+    processes inherit it, even once re-parented)."""
+    needle = f"{NODE_MARK}={mark}".encode()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if needle in (entry / "environ").read_bytes().split(b"\0"):
+                os.kill(int(entry.name), signal.SIGKILL)
+        except (OSError, ValueError):
+            continue
 
 
 def remove_temp_dir(command: list[str]) -> None:

@@ -101,4 +101,6 @@ async def test_client_through_the_tunnel_then_evict(
             await running
     assert run.state is PilotState.CANCELLED, run.reason
     assert ray_processes(run.pilot_id) == [], "evict leaves no Ray process on any node"
-    assert read_info(workdir).state == "stopped"
+    info = read_info(workdir)
+    assert info.state == "stopped"
+    assert info.temp_dir is not None and not Path(info.temp_dir).exists(), "every node's Ray files removed"
