@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-import asyncio
 import importlib.util
 import json
+import os
+import signal
 import subprocess
 import sys
+import time
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -15,10 +18,10 @@ import pytest
 from pilotkit_ray.connection import read_info
 from pilotkit_ray.events import RayProgress
 
-from pilotkit.api import Log, PilotState
+from pilotkit.api import PilotState
 from pilotkit.testing import Pilot, RunSpec
 
-from .conftest import EXAMPLES, FAST, need_ray, ray_processes, wait_for
+from .conftest import EXAMPLES, FAST, need_ray, ray_processes
 
 pytestmark = pytest.mark.ray
 PILOTKIT = [sys.executable, "-m", "pilotkit.cli.main"]
@@ -90,55 +93,73 @@ def test_bad_spec_is_one_located_line_exit_2(tmp_path: Path) -> None:
     assert done.stderr.strip() == f"error: {spec}:4: app.script: no such file: {tmp_path / 'gone.py'}"
 
 
-async def test_interactive_serves_clients_and_evict_stops_ray(run_spec: RunSpec, tmp_path: Path) -> None:
-    logs: list[Log] = []
-    pilots: list[Pilot] = []
+def _until(condition: Callable[[], object], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(0.1)
 
-    def on_pilot(pilot: Pilot) -> None:
-        pilots.append(pilot)
-        pilot.bus.subscribe(lambda e: logs.append(e) if isinstance(e, Log) and e.source == "ray" else None)
 
-    spec = (
+def _state(workdir: Path) -> str | None:
+    try:
+        return read_info(workdir).state
+    except Exception:
+        return None
+
+
+def test_interactive_by_pilot_id_through_the_daemon_then_evict(tmp_path: Path) -> None:
+    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"), XDG_RUNTIME_DIR=str(tmp_path / "run"))
+    env.pop("PILOTKIT_HOST", None)
+    (tmp_path / "run").mkdir(mode=0o700)
+    spec = tmp_path / "interactive.toml"
+    spec.write_text(
         f'name = "ray-interactive"\n[pilot]\ngrace = "10s"\n[app]\ntype = "ray"\nmode = "interactive"\n{FAST}'
     )
-    workdir = tmp_path / "run"
-    running = asyncio.ensure_future(run_spec(spec, workdir=workdir, on_pilot=on_pilot))
-    try:
-        await wait_for(lambda: running.done() or any("Ray head at" in e.message for e in logs), 90, "Ray")
-        assert not running.done(), running.result().reason
-        connect = await asyncio.to_thread(
-            subprocess.run,
-            [*PILOTKIT, "ray", "connect", "--json", str(workdir)],
-            capture_output=True,
-            text=True,
+    workdir = tmp_path / "pilot"
+    with open(tmp_path / "daemon.out", "wb") as out:
+        daemon = subprocess.Popen(
+            [*PILOTKIT, "daemon", "--shutdown-timeout", "5"], env=env, stdout=out, stderr=subprocess.STDOUT
         )
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*PILOTKIT, *args], env=env, capture_output=True, text=True, timeout=60)
+
+    try:
+        _until(lambda: (tmp_path / "run" / "pilotkit" / "daemon.sock").exists(), 30, "the daemon")
+        submitted = cli("submit", "--workdir", str(workdir), str(spec))
+        assert submitted.returncode == 0, submitted.stderr
+        pilot = submitted.stdout.strip()
+        _until(lambda: _state(workdir) == "running", 90, "Ray")
+        connect = cli("ray", "connect", "--json", pilot)
         assert connect.returncode == 0, connect.stderr
         data = json.loads(connect.stdout)
-        assert data["state"] == "running" and data["client"].startswith("ray://")
+        assert data["pilot"] == pilot and data["state"] == "running" and data["client"].startswith("ray://")
+        assert [n["name"] for n in data["nodes"]] == [n.name for n in read_info(workdir).nodes]
+        plain = cli("ray", "connect", pilot)
+        assert plain.stdout.strip() == data["client"] and data["address"] in plain.stderr
         # A driver on this machine, outside the pilot's tasks (the Ray Client through a
         # tunnel is tested in test_connect.py).
-        client = await asyncio.to_thread(
-            subprocess.run,
-            [sys.executable, "-c", CLIENT, data["address"]],
-            capture_output=True,
-            text=True,
-            timeout=90,
+        driver = subprocess.run(
+            [sys.executable, "-c", CLIENT, data["address"]], capture_output=True, text=True, timeout=90
         )
-        assert client.returncode == 0, client.stderr[-2000:]
-        assert json.loads(client.stdout.splitlines()[-1])["total"] == 285
-        assert ray_processes(pilots[0].id), "Ray runs, with the pilot's mark"
-        pilots[0].cancel("test evicts")
-        run = await asyncio.wait_for(running, 60)
+        assert driver.returncode == 0, driver.stderr[-2000:]
+        assert json.loads(driver.stdout.splitlines()[-1])["total"] == 285
+        assert ray_processes(pilot), "Ray runs, with the pilot's mark"
+        assert cli("cancel", pilot).returncode == 0
+        _until(lambda: _state(workdir) == "stopped", 60, "Ray to stop")
+        _until(lambda: not ray_processes(pilot), 30, "no Ray process")
+        info = read_info(workdir)
+        assert info.temp_dir is not None and not Path(info.temp_dir).exists()
+        stopped = cli("ray", "connect", pilot)
+        assert stopped.returncode == 2 and "is stopped" in stopped.stderr
     finally:
-        if not running.done():
-            pilots[0].cancel("test failed")
-            await running
-    assert run.state is PilotState.CANCELLED, run.reason
-    assert ray_processes(run.pilot_id) == [], "evict leaves no Ray process"
-    info = read_info(workdir)
-    assert info.state == "stopped" and info.temp_dir is not None and not Path(info.temp_dir).exists()
-    stopped = subprocess.run([*PILOTKIT, "ray", "connect", str(workdir)], capture_output=True, text=True)
-    assert stopped.returncode == 2 and "is stopped" in stopped.stderr
+        daemon.send_signal(signal.SIGTERM)
+        try:
+            daemon.wait(30)
+        except subprocess.TimeoutExpired:
+            daemon.kill()
+            daemon.wait(10)
 
 
 async def test_walltime_drain_gives_the_script_its_grace(run_spec: RunSpec, tmp_path: Path) -> None:
