@@ -202,3 +202,41 @@ ref = forever.remote()
 while True:
     ray.wait([ref], timeout=0.2)
 """
+
+
+async def test_ray_gets_the_nodes_gpus_and_mig_slices_fake_nvml(
+    run_spec: RunSpec, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No GPU here: NVML is a fake (one whole GPU, one in MIG mode with 2 instances);
+    Ray itself is real and is started with what the agent found."""
+    from pilotkit import probe
+    from pilotkit.gpu import detect_gpus
+    from pilotkit.testing.fake_nvml import FakeGpu, FakeNVML
+
+    nvml = FakeNVML([FakeGpu(), FakeGpu(mig_enabled=True, mig_instances=2)])
+    monkeypatch.setattr(probe, "gpu_report", lambda: detect_gpus(nvml=nvml, env={}))
+    script = tmp_path / "gpus.py"
+    script.write_text(GPUS)
+    pilots: list[Pilot] = []
+    spec = f'name = "ray-gpus"\n[pilot]\ngrace = "10s"\n[app]\ntype = "ray"\nscript = "{script}"\n{FAST}'
+    run = await run_spec(spec, on_pilot=pilots.append)
+    assert run.state is PilotState.DONE, run.reason
+    gpus = pilots[0].nodes[0].gpus
+    assert len(gpus) == 3 and sum(g.uuid.startswith("MIG-") for g in gpus) == 2
+    (script_result,) = [r for r in run.results() if r.task == "ray-script"]
+    seen = json.loads(Path(script_result.stdout).read_text().splitlines()[-1])
+    assert seen["resources"]["GPU"] == 3
+    assert seen["resources"]["MIG"] == 2
+    assert sorted(seen["visible"]) == sorted(g.uuid for g in gpus), "each GPU task got one of the node's GPUs"
+
+
+GPUS = """
+import json, os, ray
+ray.init()
+@ray.remote(num_gpus=1, num_cpus=0)
+def visible():
+    import time
+    time.sleep(2)
+    return os.environ["CUDA_VISIBLE_DEVICES"]
+print(json.dumps({"resources": ray.cluster_resources(), "visible": ray.get([visible.remote() for _ in range(3)])}))
+"""
