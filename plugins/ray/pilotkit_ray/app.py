@@ -59,6 +59,7 @@ class RayApp(App):
                         f"connect with: pilotkit ray connect {ctx.pilot.workdir}",
                     )
                     await _first(ctx.draining.wait(), supervisor)
+                    await cluster.until_idle()
             finally:
                 supervisor.cancel()
                 with contextlib.suppress(asyncio.CancelledError):

@@ -204,6 +204,31 @@ class RayCluster:
             await self.check()
             await self.poll_progress()
 
+    async def until_idle(self) -> None:
+        """After a drain in interactive mode: until no Ray task is pending or running
+        (two looks in a row, Ray's task events lag), or the head stops (the walltime's
+        kill). Returns at once without the dashboard: only its state API can tell."""
+        if self._dashboard_at is None:
+            return
+        idle = 0
+        said = False
+        while idle < 2:
+            head = self.pool_tasks.get(HEAD_TASK)
+            if head is None or head.status is not TaskStatus.RUNNING:
+                return
+            try:
+                snapshot = parse_summary(await get_json(*self._dashboard_at, SUMMARY_PATH))
+            except (OSError, TimeoutError, ValueError):
+                return
+            for event in self.progress.changes(snapshot):
+                self.ctx.emit(event)
+            busy = sum(counts[2] + counts[3] for counts in snapshot.values())
+            idle = 0 if busy else idle + 1
+            if busy and not said:
+                said = True
+                self.say("info", f"draining: Ray stays up until its {busy} pending or running task(s) end")
+            await asyncio.sleep(self.interval)
+
     async def poll_progress(self) -> None:
         """Read the state API's task summary once and emit what changed."""
         head = self.pool_tasks.get(HEAD_TASK)

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import tomllib
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -17,6 +18,7 @@ from types import ModuleType
 import pytest
 from pilotkit_ray.connection import read_info
 from pilotkit_ray.events import RayProgress
+from pilotkit_ray.progress import SUMMARY_PATH, parse_summary
 
 from pilotkit.api import PilotState
 from pilotkit.testing import Pilot, RunSpec
@@ -108,13 +110,19 @@ def _state(workdir: Path) -> str | None:
         return None
 
 
-def test_interactive_by_pilot_id_through_the_daemon_then_evict(tmp_path: Path) -> None:
+def _running_tasks(dashboard: str) -> int:
+    """Running tasks, from Ray's state API on the pilot's dashboard."""
+    with urllib.request.urlopen(dashboard + SUMMARY_PATH, timeout=10) as answer:
+        return sum(counts[3] for counts in parse_summary(json.load(answer)).values())
+
+
+def test_interactive_by_pilot_id_through_the_daemon_and_drain_waits_for_running_tasks(tmp_path: Path) -> None:
     env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"), XDG_RUNTIME_DIR=str(tmp_path / "run"))
     env.pop("PILOTKIT_HOST", None)
     (tmp_path / "run").mkdir(mode=0o700)
     spec = tmp_path / "interactive.toml"
     spec.write_text(
-        f'name = "ray-interactive"\n[pilot]\ngrace = "10s"\n[app]\ntype = "ray"\nmode = "interactive"\n{FAST}'
+        f'name = "ray-interactive"\n[pilot]\ngrace = "10s"\n[app]\ntype = "ray"\nmode = "interactive"\ndashboard = true\n{FAST}'
     )
     workdir = tmp_path / "pilot"
     with open(tmp_path / "daemon.out", "wb") as out:
@@ -139,14 +147,22 @@ def test_interactive_by_pilot_id_through_the_daemon_then_evict(tmp_path: Path) -
         plain = cli("ray", "connect", pilot)
         assert plain.stdout.strip() == data["client"] and data["address"] in plain.stderr
         # A driver on this machine, outside the pilot's tasks (the Ray Client through a
-        # tunnel is tested in test_connect.py).
-        driver = subprocess.run(
-            [sys.executable, "-c", CLIENT, data["address"]], capture_output=True, text=True, timeout=90
+        # tunnel is tested in test_connect.py), with a task still running at the drain.
+        driver = subprocess.Popen(
+            [sys.executable, "-c", SLOW, data["address"]],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-        assert driver.returncode == 0, driver.stderr[-2000:]
-        assert json.loads(driver.stdout.splitlines()[-1])["total"] == 285
-        assert ray_processes(pilot), "Ray runs, with the pilot's mark"
-        assert cli("cancel", pilot).returncode == 0
+        try:
+            assert ray_processes(pilot), "Ray runs, with the pilot's mark"
+            _until(lambda: _running_tasks(data["dashboard"]) == 1, 60, "the slow task to run")
+            assert cli("drain", pilot).returncode == 0
+            out, err = driver.communicate(timeout=60)
+        finally:
+            driver.kill()
+        assert driver.returncode == 0, err[-2000:]
+        assert json.loads(out.splitlines()[-1]) == {"slow": "done"}, "Ray stayed up for it after the drain"
         _until(lambda: _state(workdir) == "stopped", 60, "Ray to stop")
         _until(lambda: not ray_processes(pilot), 30, "no Ray process")
         info = read_info(workdir)
@@ -177,13 +193,14 @@ async def test_walltime_drain_gives_the_script_its_grace(run_spec: RunSpec, tmp_
     assert read_info(run.workdir).state == "stopped"
 
 
-CLIENT = """
-import json, sys, ray
+SLOW = """
+import json, sys, time, ray
 ray.init(sys.argv[1])
 @ray.remote
-def square(x):
-    return x * x
-print(json.dumps({"total": sum(ray.get([square.remote(i) for i in range(10)]))}))
+def slow():
+    time.sleep(5)
+    return "done"
+print(json.dumps({"slow": ray.get(slow.remote())}))
 """
 
 LONG = """
