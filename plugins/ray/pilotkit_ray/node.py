@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
         command += ["--ray-client-server-port", str(client)]
         if args.dashboard:
             dashboard = free_port()
-            command += ["--include-dashboard", "true", "--dashboard-host", "0.0.0.0"]
+            command += ["--include-dashboard", "true", "--dashboard-host", ip]
             command += ["--dashboard-port", str(dashboard)]
             info["dashboard_port"] = dashboard
         else:
