@@ -23,7 +23,7 @@ from .events import Event, GroupAdded, Log, TaskCancelled, TaskFinished, TaskSta
 from .interfaces import Agent
 from .results import ResultsWriter, TaskResult
 from .task import Task as Task  # re-exported: its home before 0.2
-from .types import NodeInfo, TaskExit, TaskLaunch
+from .types import CarriedAttempt, NodeInfo, TaskExit, TaskLaunch
 from .vocab import PIDS_DIR, TASKS_DIR, Counts, Outcome, TaskStatus, attempt_file, final_status, pid_file
 
 Wrap = Callable[[list[str], "Task", tuple[str, ...]], list[str]]
@@ -39,6 +39,9 @@ class Resume:
 
     results: dict[str, TaskResult] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
+    carried: dict[str, CarriedAttempt] = field(default_factory=dict)
+    """Attempts the node agents of a re-attached batch pilot kept while it was away:
+    taken over (still running) or recorded (ended), not run again."""
 
 
 GroupCounts = Counts
@@ -148,6 +151,7 @@ class TaskPool:
         self._prepared: set[str] = set()
         self._preparing: asyncio.Future[None] | None = None
         self._draining = False
+        self._detached = False
         self._done = asyncio.get_running_loop().create_future()
         self._task_root = workdir / TASKS_DIR
         self.resume = resume
@@ -186,13 +190,17 @@ class TaskPool:
     def _fill(self, everything: bool = False) -> None:
         """Make tasks of the groups' iterators until FILL_AHEAD are queued (or all)."""
         resume = self.resume
-        while self._sources and (everything or len(self.queue) < self.FILL_AHEAD):
+        while self._sources and (
+            everything or len(self.queue) < self.FILL_AHEAD or (resume is not None and resume.carried)
+        ):  # a re-attached pilot finds every attempt it takes over before it places others
             counts, source = self._sources[0]
             task = next(source, None)
             if task is None:
                 self._sources.popleft()
                 continue
             self.tasks[task.id] = task
+            if resume is not None and resume.carried and self._adopt(task, counts, resume.carried):
+                continue
             if resume is not None:
                 prior = resume.results.get(task.id)
                 task.attempts = max(resume.attempts.get(task.id, 0), prior.attempts if prior else 0)
@@ -207,6 +215,30 @@ class TaskPool:
                     continue
             self.queue.append(task)
             self._to_prepare.append(task)
+
+    def _adopt(self, task: Task, counts: Counts, carried: dict[str, CarriedAttempt]) -> bool:
+        """Take over ``task``'s attempt that an agent kept while the pilot was away."""
+        kept = carried.pop(task.id, None)
+        if kept is None:
+            return False
+        node = next((n for n in self.nodes if n.name == kept.node), None)
+        if node is None or task.whole_nodes:
+            return False
+        task.attempts = kept.attempt
+        task.status = TaskStatus.RUNNING
+        task.node = node.name
+        task.start = kept.start or time.time()
+        counts.queued -= 1
+        counts.running += 1
+        gpus = node.take(task)
+        self._running[task.id] = (task, node, gpus)
+        self.emit(TaskStarted(pilot=self.pilot_id, task=task.id, group=task.group, attempt=task.attempts,
+                              node=node.name, gpus=list(gpus)))  # fmt: skip
+        if kept.exit is not None:
+            asyncio.get_running_loop().call_soon(self._exited, kept.exit)
+        else:
+            node.agent.adopt(task.id, kept.attempt, self._exited)
+        return True
 
     def _prepare_ahead(self) -> None:
         """Make the next queued tasks' directories and first log files in a thread."""
@@ -345,10 +377,20 @@ class TaskPool:
             )
         )
 
+    def detach(self) -> None:
+        """The pilot lets go of its agents, which keep their tasks (a batch pilot whose
+        client goes away): from now on nothing is recorded, started or cancelled here;
+        the agents' journals keep what ends for the pilot that comes back."""
+        self._detached = True
+        self._draining = True
+
     def _exited(self, result: TaskExit) -> None:
-        entry = self._running.pop(result.task_id, None)
-        if entry is None:
+        if self._detached:
             return
+        entry = self._running.get(result.task_id)
+        if entry is None or entry[0].attempts != result.attempt:
+            return  # an earlier attempt's (fenced): the task ends once
+        del self._running[result.task_id]
         task, node, gpus = entry
         gang = self._gangs.pop(task.id, None)
         if gang is not None:
@@ -483,6 +525,8 @@ class TaskPool:
         """Start no new task and cancel the queued ones; the running ones finish (drain),
         or with ``terminate`` are stopped too (cancel: SIGTERM, SIGKILL after the grace
         period)."""
+        if self._detached:
+            return
         if not self._draining:
             self._draining = True
             per_group: dict[str, int] = collections.Counter()

@@ -266,6 +266,32 @@ class BatchProvider(Provider):
             data=self.allocation_data(),
         )
 
+    async def reattach(self, job_id: str, ctx: PilotContext) -> Allocation | None:
+        """Come back to the running job ``job_id`` of a pilot that outlived its client:
+        its node agents, which kept their tasks and results, connect to this process
+        again with the token in the run directory (None when the job is no longer running)."""
+        options: BatchOptions = self.options
+        info = await self.job_state(job_id)
+        if info.state is not JobState.RUNNING or not info.nodes:
+            return None
+        explicit = options.callback_host or os.environ.get("PILOTKIT_CALLBACK_HOST")
+        controller = None if explicit else await self.controller()
+        host = await asyncio.to_thread(callback_host, options, controller)
+        self.job_id = job_id
+        self.rdv = Rendezvous(ctx, self.spec, host=host, python=options.python, rejoin=True)
+        await self.rdv.start()
+        self.rdv.job_label = f"{self.system} job {job_id}"
+        self._log(ctx, f"re-attaching to {self.system} job {job_id}: its agents connect to {self.rdv.server.address}")
+        walltime = self.spec.walltime
+        assert walltime is not None
+        return Allocation(
+            provider=self.id,
+            nodes=self.nodes_of(info),
+            job_id=job_id,
+            walltime_end=time.time() + self.time_left(info, walltime),
+            data=self.allocation_data(),
+        )
+
     async def _cancel_queued(self, ctx: PilotContext) -> None:
         assert self.job_id is not None
         try:
