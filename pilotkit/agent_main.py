@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -103,9 +104,10 @@ async def _handshake(
 
 
 async def _rejoin(
-    address: str, token_file: Path, hello: Hello, until: float, stopping: asyncio.Event
+    address: str, token_file: Path, hello: Callable[[], Hello], until: float, stopping: asyncio.Event
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Welcome] | None:
-    """Connect again until ``until`` (monotonic) or ``stopping``; None then.
+    """Connect again until ``until`` (monotonic) or ``stopping``; None then. ``hello``
+    says what the agent carries at the moment it gets through.
 
     :raises Fenced: the pilot refused the agent.
     """
@@ -116,7 +118,7 @@ async def _rejoin(
         try:
             reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), CONNECT_TIMEOUT)
             try:
-                welcome = await asyncio.wait_for(_greet(reader, writer, token_file, hello), CONNECT_TIMEOUT)
+                welcome = await asyncio.wait_for(_greet(reader, writer, token_file, hello()), CONNECT_TIMEOUT)
             except BaseException:
                 writer.close()
                 raise
@@ -283,7 +285,7 @@ class NodeAgent:
                           f"for up to {welcome.linger:g}s while it comes back")  # fmt: skip
                 try:
                     joined = await _rejoin(
-                        self.address, self.token_file, self.rejoin_hello(),
+                        self.address, self.token_file, self.rejoin_hello,
                         time.monotonic() + welcome.linger, self.stopping,
                     )  # fmt: skip
                 except Fenced as exc:
@@ -345,15 +347,17 @@ async def run_head_agent(address: str, token_file: Path, pilot: str, launch: lis
         if sig is not signal.SIGUSR1 and proc.returncode is None:
             proc.send_signal(sig)
 
+    def head_hello() -> Hello:
+        return Hello(token="", pilot=pilot, node=node, role="head", rejoin=True)
+
     async def keep_connected(reader: asyncio.StreamReader, welcome: Welcome) -> None:
         while welcome.linger > 0:
             with contextlib.suppress(asyncio.IncompleteReadError, ConnectionError, FrameError):
                 while True:
                     await read_msg(reader)
             conn[0].close()
-            hello = Hello(token="", pilot=pilot, node=node, role="head", rejoin=True)
             try:
-                joined = await _rejoin(address, token_file, hello, time.monotonic() + welcome.linger, ended)
+                joined = await _rejoin(address, token_file, head_hello, time.monotonic() + welcome.linger, ended)
             except Fenced:
                 return
             if joined is None:
