@@ -154,6 +154,9 @@ class ExitCode(enum.IntEnum):
     BAD_INPUT = 2
     """A bad spec, option or argument (one line names the file, line and key)."""
     WALLTIME_EXPIRED = 3
+    DETACHED = 4
+    """``pilotkit run`` let go of a batch pilot that goes on in its allocation (its
+    terminal went away: SIGHUP); ``pilotkit attach`` comes back to it."""
     CANCELLED = 130
     """Cancelled (Ctrl-C, ``pilotkit cancel``, scancel): 128 + SIGINT."""
 
@@ -185,6 +188,9 @@ TASKS_DIR = "tasks"
 """``tasks/<task id>/attempt-<n>.out|err``: each attempt's output."""
 TOKEN_FILE = "token"
 """In the daemon's runtime directory: the secret a TCP client presents."""
+ATTACH_FILE = "attach.json"
+"""In a batch pilot's run directory (``pilotkit run``): what ``pilotkit attach`` needs to
+come back to it."""
 PILOT_TOKEN_FILE = ".pilot-token"
 """In a batch pilot's run directory: the secret its node agents present (0600)."""
 PILOT_ADDRESS_FILE = ".pilot-address"

@@ -113,7 +113,7 @@ def detachable(spec: ResolvedSpec) -> tuple[ResolvedSpec, DetachFlag]:
     return dataclasses.replace(spec, provider_cls=wrapped), flag
 
 
-def _bound(spec: ResolvedSpec, job_id: str) -> ResolvedSpec:
+def bound(spec: ResolvedSpec, job_id: str) -> ResolvedSpec:
     """``spec`` with its provider's claim re-attaching to the job ``job_id`` instead of
     submitting one (on the pilot's own provider, with the pilot's context)."""
     import dataclasses
@@ -159,7 +159,7 @@ async def reattach(
         spec = await asyncio.to_thread(parse_spec, record.spec, record.spec_path, plugins)
     except PilotkitError as exc:
         return None, None, f"re-attaching failed: {exc}"
-    spec, flag = detachable(_bound(spec, record.job_id))
+    spec, flag = detachable(bound(spec, record.job_id))
     pilot = Pilot(spec, plugins, pilot_id=record.id, workdir=Path(record.workdir), resume=resume)
     pilot.ctx.linger = linger(spec)
     return pilot, flag, f"re-attaching to {job}"
