@@ -222,15 +222,22 @@ class TaskPool:
         if kept is None:
             return False
         node = next((n for n in self.nodes if n.name == kept.node), None)
-        if node is None or task.whole_nodes:
-            return False
+        if node is None and kept.exit is not None and self.nodes:
+            node = self.nodes[0]  # ended on a node that did not come back: only to record it
+        if node is None:
+            return False  # it ran on a node that is gone, and went with it: run again
         task.attempts = kept.attempt
         task.status = TaskStatus.RUNNING
-        task.node = node.name
+        task.node = kept.node
         task.start = kept.start or time.time()
         counts.queued -= 1
         counts.running += 1
-        gpus = node.take(task)
+        gpus: tuple[str, ...] = ()
+        if task.whole_nodes:
+            # Its other nodes are not known here: they may take other tasks meanwhile.
+            self._gangs[task.id] = [(node, node.take_all())]
+        else:
+            gpus = node.take(task)
         self._running[task.id] = (task, node, gpus)
         self.emit(TaskStarted(pilot=self.pilot_id, task=task.id, group=task.group, attempt=task.attempts,
                               node=node.name, gpus=list(gpus)))  # fmt: skip

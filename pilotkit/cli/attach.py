@@ -64,9 +64,9 @@ def find_workdir(target: str) -> Path:
     for candidate in (Path(target), Path("pilotkit-runs") / target):
         if (candidate / ATTACH_FILE).is_file():
             return candidate.absolute()
+    also = f" (nor in pilotkit-runs/{target})" if "/" not in target else ""
     raise PilotkitError(
-        f"{target}: no {ATTACH_FILE} there (nor in pilotkit-runs/{target}): not the run directory of a "
-        "batch pilot started by pilotkit run"
+        f"{target}: no {ATTACH_FILE} there{also}: not the run directory of a batch pilot started by pilotkit run"
     )
 
 

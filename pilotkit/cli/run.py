@@ -14,6 +14,7 @@ import msgspec
 
 from ..errors import PilotkitError
 from ..events import AllocationClaimed, Event, Log, encode
+from ..interfaces import Provider
 from ..pilot import Pilot, PilotOutcome
 from ..plugins import Plugins, get_plugins
 from ..progress import Progress
@@ -237,7 +238,7 @@ async def _run(
     if reattach is not None:
         resolved = bound(resolved, reattach)
     flag = None
-    if resolved.provider_cls.id != "local":
+    if resolved.provider_cls.reattach is not Provider.reattach:  # a batch system's job
         resolved, flag = detachable(resolved)
     pilot = Pilot(resolved, plugins, workdir=workdir, resume=resume, pilot_id=pilot_id)
     if flag is not None:
