@@ -385,6 +385,7 @@ class PilotContext:
         self.emit = emit
         self.draining = asyncio.Event()
         self._drain: Callable[[str, bool], None] = lambda reason, terminate: None
+        self._join: Callable[[Agent], None] = lambda agent: None
         self.linger = 0.0
         """Seconds a batch pilot's node agents keep running their tasks, keep their
         results and wait for the pilot to come back once its process is gone (the
@@ -393,6 +394,11 @@ class PilotContext:
     def request_drain(self, reason: str, terminate: bool = False) -> None:
         """Ask the pilot to drain (a provider relaying the batch system's warning)."""
         self._drain(reason, terminate)
+
+    def join(self, agent: Agent) -> None:
+        """Add a node that came after the pilot started (not yet started: the pilot
+        starts it), such as a replacement for a lost node; its tasks start there."""
+        self._join(agent)
 
 
 class AppContext:

@@ -152,8 +152,10 @@ class Pilot:
         self._unwritten: Path | None = None
         """Where results the workdir could not take went (a full disk)."""
         self._detached = False
+        self._joining: set[asyncio.Future[None]] = set()
         self.ctx = PilotContext(self.id, spec, workdir, self.emit)
         self.ctx._drain = self._drain_request
+        self.ctx._join = self._join
         self.grace = spec.seconds(spec.spec.pilot.grace) or 0.0
         self.margin = spec.seconds(spec.spec.pilot.drain_margin) or 0.0
 
@@ -189,6 +191,25 @@ class Pilot:
     def cancel(self, reason: str = "cancelled") -> None:
         """Stop everything: queued tasks are cancelled, running ones terminated."""
         self._stop(PilotState.CANCELLED, reason, terminate=True)
+
+    def _join(self, agent: Agent) -> None:
+        async def start() -> None:
+            try:
+                node = await agent.start()
+            except Exception as exc:
+                self._log("warn", f"a node that joined could not start: {exc}")
+                return
+            if self.state.terminal or self.state is PilotState.EVICTING:
+                await agent.stop(self.grace)
+                return
+            self._agents.append(agent)
+            self.nodes.append(node)
+            self.emit(NodeReady(pilot=self.id, node=node))
+            self._log("info", f"{node.name} joined the pilot")
+            if self.pool is not None:
+                self.pool.add_node(agent)
+
+        self._joining.add(asyncio.ensure_future(start()))
 
     def detach(self) -> None:
         """Let go of the allocation without ending it (a batch pilot whose client goes
@@ -425,7 +446,7 @@ class Pilot:
             self._poller.cancel()
         if self.pool is not None and not self._detached:
             self.pool.drain(terminate=True, grace=self.grace)
-        for agent in self._agents:
+        for agent in self._agents if not self._detached else []:
             try:
                 await agent.stop(self.grace)
             except Exception as exc:

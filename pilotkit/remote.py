@@ -229,12 +229,16 @@ class AgentServer:
         on_lost: Callable[[RemoteAgent, str], None] | None = None,
         token: str | None = None,
         linger: float = 0.0,
+        on_join: Callable[[RemoteAgent], None] | None = None,
     ) -> None:
         self.pilot_id = pilot_id
         self.host = host
         self.port = port
         self.token = token or secrets.token_hex(32)
         self.linger = linger
+        self.on_join = on_join
+        """Called with each node agent that connects after :meth:`wait_for` returned."""
+        self._waited = False
         """Seconds agents keep their tasks and wait for this pilot to come back once
         its process is gone (see :attr:`pilotkit.wire.Welcome.linger`)."""
         self.heartbeat = heartbeat
@@ -294,8 +298,12 @@ class AgentServer:
             return
         agent = RemoteAgent(hello.node, reader, writer, self.heartbeat_timeout, self.on_lost, hello)
         async with self._arrived:
+            earlier = self.agents.get(hello.node.name)
+            late = self._waited and (earlier is None or earlier.lost is not None)
             self.agents[hello.node.name] = agent
             self._arrived.notify_all()
+        if late and self.on_join is not None:
+            self.on_join(agent)
 
     async def _serve_head(self, reader: asyncio.StreamReader) -> None:
         with contextlib.suppress(
@@ -314,6 +322,7 @@ class AgentServer:
                 await self._arrived.wait_for(lambda: len(self.agents) >= count)
 
         await asyncio.wait_for(enough(), timeout)
+        self._waited = True
         return list(self.agents.values())
 
     async def close(self) -> None:

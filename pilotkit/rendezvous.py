@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 
 from .events import NodeLost
 from .interfaces import PilotContext
@@ -40,9 +41,12 @@ class Rendezvous:
             token=token,
             port=port,
             linger=ctx.linger,
+            on_join=ctx.join,
         )
         self.python = python or sys.executable
         self.on_signal_hook: list[object] = []
+        self.on_node_lost: list[Callable[[str], None]] = []
+        """Called with the name of each node declared lost (a provider replacing it)."""
         self.job_label = "the batch job"
         """What the job is called in messages; a provider sets ``Slurm job 12`` once it
         has submitted it."""
@@ -115,6 +119,8 @@ class Rendezvous:
 
     def _lost(self, agent: RemoteAgent, reason: str) -> None:
         self.ctx.emit(NodeLost(pilot=self.ctx.pilot_id, node=agent.node.name, reason=reason))
+        for hook in self.on_node_lost:
+            hook(agent.node.name)
 
     async def close(self) -> None:
         await self.server.close()

@@ -162,6 +162,12 @@ class TaskPool:
 
     # ---------------------------------------------------------------- adding work
 
+    def add_node(self, agent: Agent) -> None:
+        """A node that joined the pilot while it runs (a replacement for a lost one)."""
+        self.nodes.append(_Node(agent, agent.node, self._gpu_share))
+        self._dispatch()
+        self._check_done()
+
     def set_gpu_share(self, share: int) -> None:
         """Let ``share`` tasks use one GPU at once (before any task runs)."""
         self._gpu_share = share

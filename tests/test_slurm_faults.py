@@ -19,7 +19,7 @@ from typing import Any
 import psutil
 import pytest
 
-from pilotkit.events import NodeLost, TaskStarted
+from pilotkit.events import AllocationClaimed, NodeLost, NodeReady, TaskStarted
 from pilotkit.pilot import Pilot
 from pilotkit.states import PilotState
 from pilotkit.testing.plugin import RunSpec
@@ -379,3 +379,41 @@ async def test_a_cut_off_node_stops_its_tasks_so_none_runs_twice(
     print(
         f"node loss: declared {lost[0] - cut[0]:.1f}s after the cut; its task ran again {rerun[0] - lost[0]:.1f}s later"
     )
+
+
+async def test_a_lost_node_is_replaced_when_asked(slurm: dict[str, str], run_spec: RunSpec) -> None:
+    """replace_lost_nodes: a 2-node pilot loses a node (its network cut); Slurm is asked
+    for a replacement node, whose agent joins the pilot and runs tasks; every task once."""
+    cut: list[str] = []
+    lost: list[float] = []
+    joined: list[tuple[str, float]] = []
+    pilot_nodes: list[str] = []
+
+    def on_pilot(pilot: Pilot) -> None:
+        def watch(event: Any) -> None:
+            if isinstance(event, AllocationClaimed):
+                pilot_nodes.extend(event.allocation.nodes)
+            elif isinstance(event, TaskStarted) and not cut and event.node == pilot_nodes[-1]:
+                cut.append(event.node)
+                subprocess.run(["ip", "link", "set", f"ptkv{event.node.removeprefix('node')}", "down"], check=True)
+            elif isinstance(event, NodeLost) and not lost:
+                lost.append(time.monotonic())
+            elif isinstance(event, NodeReady) and pilot_nodes and event.node.name not in pilot_nodes:
+                joined.append((event.node.name, time.monotonic()))
+
+        pilot.bus.subscribe(watch)
+
+    text = spec(12, 3.0, extra="replace_lost_nodes = true").replace("nodes = 3\n", "nodes = 2\n")
+    try:
+        run = await run_spec(text, on_pilot=on_pilot)
+    finally:
+        for node in cut:
+            subprocess.run(["ip", "link", "set", f"ptkv{node.removeprefix('node')}", "up"], check=True)
+    assert cut and lost and joined, (cut, lost, joined)
+    assert run.state is PilotState.DONE, run.reason
+    results = run.results()
+    counts = Counter(r.task for r in results)
+    assert len(counts) == 12 and set(counts.values()) == {1} and {r.status for r in results} == {"ok"}
+    new = joined[0][0]
+    assert new in {r.node for r in results}, "the replacement node ran tasks"
+    print(f"node replaced: {new} joined {joined[0][1] - lost[0]:.1f}s after {cut[0]} was declared lost")
