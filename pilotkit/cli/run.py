@@ -26,9 +26,9 @@ from ..vocab import ATTACH_FILE, ExitCode, exit_code
 from .attach import AttachRecord, this_client, write_record
 from .hangup import hangup_ignored, release_terminal
 
-_DETACHABLE = (PilotState.PROBING, PilotState.STAGING, PilotState.DEPLOYING, PilotState.RUNNING)
-"""States in which SIGHUP detaches a batch pilot (its agents are up); before (the job
-queued) and after (draining, evicting) it cancels, as Ctrl-C does."""
+_DETACHABLE = (PilotState.STAGING, PilotState.DEPLOYING, PilotState.RUNNING)
+"""States in which SIGHUP detaches a batch pilot (every agent connected); before (the
+job queued, agents connecting) and after (draining, evicting) it cancels, as Ctrl-C does."""
 
 
 async def _unless_detached(running: asyncio.Future[PilotOutcome], detached: list[str]) -> PilotOutcome | None:
