@@ -314,6 +314,10 @@ class AgentServer:
                 if isinstance(msg, Signalled):
                     self.on_signal(msg.signal)
 
+    def stop_waiting(self) -> None:
+        """Take the agents there are as the pilot's: later ones join (:attr:`on_join`)."""
+        self._waited = True
+
     async def wait_for(self, count: int, timeout: float) -> list[RemoteAgent]:
         """Until ``count`` node agents have connected (or raise TimeoutError)."""
 

@@ -8,7 +8,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from .events import NodeLost
+from .events import Log, NodeLost
 from .interfaces import PilotContext
 from .remote import AgentServer, RemoteAgent
 from .spec import ResolvedSpec
@@ -18,6 +18,10 @@ from .vocab import PILOT_ADDRESS_FILE, PILOT_TOKEN_FILE
 class Rendezvous:
     """Starts an agent server for one pilot and waits for its node agents."""
 
+    REJOIN_WAIT = 20.0
+    """Seconds a pilot that comes back waits for the agents it left (they try every 2 s);
+    it goes on with those that came, the others' nodes lost."""
+
     def __init__(
         self, ctx: PilotContext, spec: ResolvedSpec, *, host: str, python: str | None = None, rejoin: bool = False
     ) -> None:
@@ -25,6 +29,7 @@ class Rendezvous:
         the token in the run directory is kept, and the port of the address file is
         tried first."""
         self.ctx = ctx
+        self.rejoin = rejoin
         pilot = spec.spec.pilot
         self.token_file = ctx.workdir / PILOT_TOKEN_FILE
         self.address_file = ctx.workdir / PILOT_ADDRESS_FILE
@@ -94,12 +99,20 @@ class Rendezvous:
         ]  # fmt: skip
 
     async def wait(self, count: int, timeout: float) -> list[RemoteAgent]:
+        if self.rejoin:
+            timeout = min(timeout, self.REJOIN_WAIT)
         try:
             agents = await self.server.wait_for(count, timeout)
         except TimeoutError:
             from .errors import PilotkitError
 
             have = sorted(self.server.agents)
+            if self.rejoin and have:
+                self.server.stop_waiting()
+                self.ctx.emit(Log(pilot=self.ctx.pilot_id, level="warn", source="pilot", message=(
+                    f"re-attached with {len(have)} of {count} node agents ({', '.join(have)}); "
+                    f"the others did not come back within {timeout:g}s")))  # fmt: skip
+                return sorted(self.server.agents.values(), key=lambda a: a.node.name)
             raise PilotkitError(
                 f"only {len(have)} of {count} node agents connected within {timeout:g}s"
                 + (f" ({', '.join(have)})" if have else "")
@@ -108,8 +121,6 @@ class Rendezvous:
         return sorted(agents, key=lambda a: a.node.name)
 
     def _signalled(self, signame: str) -> None:
-        from .events import Log
-
         self.ctx.emit(Log(pilot=self.ctx.pilot_id, level="info", message=f"batch system sent {signame}", source="head"))
         if signame == "SIGUSR1":
             self.ctx.request_drain(f"{signame}: the allocation ends soon")

@@ -306,8 +306,9 @@ def test_run_detach_then_attach_takes_over(slurm: dict[str, str], tmp_path: Path
     assert started.returncode == 0, started.stderr
     assert f"pilotkit attach {workdir}" in started.stdout
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if (workdir / "results.jsonl").exists() and (workdir / "attach.json").exists():
+    results = workdir / "results.jsonl"
+    while time.monotonic() < deadline:  # the scan runs: every agent connected
+        if results.exists() and results.read_text().strip() and (workdir / "attach.json").exists():
             break
         time.sleep(0.2)
     client = json.loads((workdir / "attach.json").read_text())["client_pid"]
