@@ -283,8 +283,9 @@ class AgentServer:
                 await writer.drain()
             writer.close()
             return
-        if hello.role == "node" and hello.rejoin and hello.node.name in self.agents:
-            # Declared lost by this very pilot, which runs its tasks elsewhere: fenced.
+        if hello.role == "node" and hello.rejoin and (hello.node.name in self.agents or self._waited):
+            # Declared lost by this very pilot, or back after it stopped waiting: its
+            # tasks run elsewhere, so they stop there (fenced).
             writer.write(pack(Refused(reason=f"{hello.node.name} was declared lost; its tasks run elsewhere")))
             with contextlib.suppress(ConnectionError):
                 await writer.drain()
