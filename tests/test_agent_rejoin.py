@@ -97,3 +97,30 @@ async def test_a_torn_last_journal_line_is_skipped(tmp_path: Path) -> None:
     with open(path, "ab") as f:
         f.write(b'{"seq":2,"result":{"task_id":"b","att')  # the agent died mid-write
     assert [e.result.task_id for e in read_journal(path)] == ["a"]
+
+
+async def test_an_agent_back_after_the_pilot_stopped_waiting_is_refused(tmp_path: Path) -> None:
+    """The pilot came back and went on without this agent (stopped while the pilot
+    waited): its tasks ran elsewhere, so when it gets through it is refused and stops."""
+    import os
+    import signal
+
+    first = await _serve(tmp_path)
+    proc, agent = await _agent(tmp_path, first)
+    agent.launch(_launch(tmp_path, "long", 30.0), lambda result: None)
+    await asyncio.sleep(0.3)
+    assert proc.pid is not None
+    os.kill(proc.pid, signal.SIGSTOP)  # away while the pilot comes back
+    await first.close()
+    _gone(agent)
+    second = await _serve(tmp_path, token=first.token)
+    try:
+        await second.wait_for(1, 1.0)
+        raise AssertionError("the stopped agent cannot have rejoined")
+    except TimeoutError:
+        second.stop_waiting()  # the pilot goes on with the agents that came back
+    os.kill(proc.pid, signal.SIGCONT)
+    assert await asyncio.wait_for(proc.wait(), 20) == 1, "fenced: the agent stops"
+    (entry,) = read_journal(journal_file(tmp_path, "n1"))
+    assert entry.result.task_id == "long" and entry.result.status == "killed"
+    await second.close()
