@@ -53,6 +53,10 @@ class LocalAgent(Agent):
     def running(self) -> int:
         return len(self._running)
 
+    def attempts(self) -> list[tuple[str, int, float]]:
+        """(task id, attempt, start) of each attempt that runs now."""
+        return [(e.launch.task_id, e.launch.attempt, e.start) for e in self._running.values()]
+
     def launch(self, launch: TaskLaunch, on_exit: ExitCallback) -> None:
         runner = self._runner
         assert runner is not None, "agent not started"

@@ -23,7 +23,7 @@ from .detect import find_program
 from .specfile.model import Bind as Bind  # re-exported: its home before 0.2
 from .specfile.model import PilotSpec
 from .task import Task
-from .types import Allocation, NodeInfo, TaskExit, TaskLaunch
+from .types import Allocation, CarriedAttempt, NodeInfo, TaskExit, TaskLaunch
 
 if TYPE_CHECKING:
     from .errors import SpecProblem
@@ -127,6 +127,16 @@ class Agent(abc.ABC):
     @abc.abstractmethod
     def running(self) -> int:
         """How many attempts run now."""
+
+    def carried(self) -> list[CarriedAttempt]:
+        """Attempts this agent ran before the pilot (re)attached to it, running or ended
+        (an agent that rejoined a restarted daemon); none by default."""
+        return []
+
+    def adopt(self, task_id: str, attempt: int, on_exit: ExitCallback) -> None:
+        """Take over a carried attempt that still runs: ``on_exit`` is called once when
+        it ends (at once if it has). Only agents with :meth:`carried` attempts need it."""
+        raise NotImplementedError(f"{type(self).__name__} carries no attempts")
 
 
 # --------------------------------------------------------------------------- providers
@@ -375,10 +385,20 @@ class PilotContext:
         self.emit = emit
         self.draining = asyncio.Event()
         self._drain: Callable[[str, bool], None] = lambda reason, terminate: None
+        self._join: Callable[[Agent], None] = lambda agent: None
+        self.linger = 0.0
+        """Seconds a batch pilot's node agents keep running their tasks, keep their
+        results and wait for the pilot to come back once its process is gone (the
+        daemon sets it: a restarted daemon re-attaches); 0: they stop at once."""
 
     def request_drain(self, reason: str, terminate: bool = False) -> None:
         """Ask the pilot to drain (a provider relaying the batch system's warning)."""
         self._drain(reason, terminate)
+
+    def join(self, agent: Agent) -> None:
+        """Add a node that came after the pilot started (not yet started: the pilot
+        starts it), such as a replacement for a lost node; its tasks start there."""
+        self._join(agent)
 
 
 class AppContext:

@@ -29,13 +29,14 @@ from .interfaces import (
     Provider,
     StagedImage,
 )
+from .journal import read_journals
 from .plugins import Plugins
 from .protocol import state_dir
 from .results import ResultsWriter
 from .scheduler import Resume, Task, TaskPool, task_env
 from .spec import ResolvedSpec
-from .types import Allocation, NodeInfo
-from .vocab import RESULTS_FILE, Counts, PilotState, task_dir
+from .types import Allocation, CarriedAttempt, NodeInfo
+from .vocab import JOURNAL_DIR, RESULTS_FILE, Counts, PilotState, task_dir
 
 log = logging.getLogger("pilotkit.pilot")
 
@@ -76,6 +77,32 @@ def outside_end(ended: str) -> tuple[PilotState, str]:
 def unwritten_results(pilot_id: str) -> Path:
     """Where the results a full workdir could not take are kept."""
     return state_dir() / "unwritten" / f"{pilot_id}-results.jsonl"
+
+
+def carried_attempts(agents: list[Agent], workdir: Path, resume: Resume) -> dict[str, CarriedAttempt]:
+    """What the agents of a re-attached pilot ran while it was away: for each task not
+    finished in ``resume``, its latest attempt, running or ended (from the agents that
+    rejoined and from their journals in ``workdir``), at least as new as the last one
+    recorded. An ended attempt wins over the same attempt still said to run."""
+    found: dict[str, CarriedAttempt] = {}
+
+    def consider(attempt: CarriedAttempt) -> None:
+        prior = resume.results.get(attempt.task_id)
+        if prior is not None and prior.outcome != "cancelled":
+            return  # recorded already: never twice
+        if attempt.attempt < resume.attempts.get(attempt.task_id, 0):
+            return
+        have = found.get(attempt.task_id)
+        if have is None or (attempt.attempt, attempt.exit is not None) > (have.attempt, have.exit is not None):
+            found[attempt.task_id] = attempt
+
+    for agent in agents:
+        for attempt in agent.carried():
+            consider(attempt)
+    for result in read_journals(workdir / JOURNAL_DIR):
+        consider(CarriedAttempt(task_id=result.task_id, attempt=result.attempt, node=result.node,
+                                start=result.start, exit=result))  # fmt: skip
+    return found
 
 
 def new_pilot_id(name: str) -> str:
@@ -124,8 +151,11 @@ class Pilot:
         self._work_failed = False
         self._unwritten: Path | None = None
         """Where results the workdir could not take went (a full disk)."""
+        self._detached = False
+        self._joining: set[asyncio.Future[None]] = set()
         self.ctx = PilotContext(self.id, spec, workdir, self.emit)
         self.ctx._drain = self._drain_request
+        self.ctx._join = self._join
         self.grace = spec.seconds(spec.spec.pilot.grace) or 0.0
         self.margin = spec.seconds(spec.spec.pilot.drain_margin) or 0.0
 
@@ -167,6 +197,33 @@ class Pilot:
     def cancel(self, reason: str = "cancelled") -> None:
         """Stop everything: queued tasks are cancelled, running ones terminated."""
         self._stop(PilotState.CANCELLED, reason, terminate=True)
+
+    def _join(self, agent: Agent) -> None:
+        async def start() -> None:
+            try:
+                node = await agent.start()
+            except Exception as exc:
+                self._log("warn", f"a node that joined could not start: {exc}")
+                return
+            if self.state.terminal or self.state is PilotState.EVICTING:
+                await agent.stop(self.grace)
+                return
+            self._agents.append(agent)
+            self.nodes.append(node)
+            self.emit(NodeReady(pilot=self.id, node=node))
+            self._log("info", f"{node.name} joined the pilot")
+            if self.pool is not None:
+                self.pool.add_node(agent)
+
+        self._joining.add(asyncio.ensure_future(start()))
+
+    def detach(self) -> None:
+        """Let go of the allocation without ending it (a batch pilot whose client goes
+        away): queued tasks are not cancelled, and the provider (wrapped by the caller)
+        keeps the agents and the allocation; cancel the run afterwards."""
+        self._detached = True
+        if self.pool is not None:
+            self.pool.detach()
 
     def kill(self) -> None:
         """SIGKILL every running task now (second Ctrl-C)."""
@@ -269,6 +326,14 @@ class Pilot:
             self.emit(NodeReady(pilot=self.id, node=node))
             if node.containment:
                 self._log("info", f"{node.name}: task processes contained by {node.containment}")
+
+        if self.resume is not None:
+            carried = await asyncio.to_thread(carried_attempts, self._agents, self.workdir, self.resume)
+            if carried:
+                self.resume.carried = carried
+                running = sum(1 for c in carried.values() if c.exit is None)
+                self._log("info", f"re-attached: {running} task(s) still running and "
+                                  f"{len(carried) - running} finished while no client was connected")  # fmt: skip
 
         wrap = None
         if self.spec.runtime_cls is not None and self.spec.spec.image is not None:
@@ -386,9 +451,9 @@ class Pilot:
             timer.cancel()
         if self._poller is not None:
             self._poller.cancel()
-        if self.pool is not None:
+        if self.pool is not None and not self._detached:
             self.pool.drain(terminate=True, grace=self.grace)
-        for agent in self._agents:
+        for agent in self._agents if not self._detached else []:
             try:
                 await agent.stop(self.grace)
             except Exception as exc:

@@ -20,7 +20,7 @@ import time
 from collections.abc import Callable
 
 from .interfaces import Agent, ExitCallback
-from .types import NodeInfo, TaskExit, TaskLaunch
+from .types import CarriedAttempt, NodeInfo, TaskExit, TaskLaunch
 from .wire import (
     Bye,
     Exited,
@@ -51,6 +51,7 @@ class RemoteAgent(Agent):
         writer: asyncio.StreamWriter,
         heartbeat_timeout: float,
         on_lost: Callable[[RemoteAgent, str], None],
+        hello: Hello | None = None,
     ) -> None:
         self.node = node
         self._reader = reader
@@ -65,6 +66,22 @@ class RemoteAgent(Agent):
         self._closed = asyncio.Event()
         self._reader_task: asyncio.Task[None] | None = None
         self._watchdog: asyncio.Task[None] | None = None
+        self._acked = 0
+        """The highest result number received (acknowledged in the pilot's heartbeats)."""
+        self._carried: list[CarriedAttempt] = []
+        self._unclaimed: dict[str, TaskExit] = {}
+        """Results of attempts this pilot did not launch (a rejoin): kept for :meth:`adopt`."""
+        if hello is not None and hello.rejoin:
+            self._carried = [
+                CarriedAttempt(task_id=c.task_id, attempt=c.attempt, node=node.name, start=c.start)
+                for c in hello.running
+            ]
+            for done in hello.finished:
+                self._acked = max(self._acked, done.seq)
+                self._carried.append(
+                    CarriedAttempt(task_id=done.result.task_id, attempt=done.result.attempt, node=node.name,
+                                   start=done.result.start, exit=done.result)
+                )  # fmt: skip
 
     async def start(self) -> NodeInfo:
         if self._reader_task is None:
@@ -75,6 +92,21 @@ class RemoteAgent(Agent):
     @property
     def running(self) -> int:
         return len(self._callbacks)
+
+    def carried(self) -> list[CarriedAttempt]:
+        return list(self._carried)
+
+    def adopt(self, task_id: str, attempt: int, on_exit: ExitCallback) -> None:
+        done = self._unclaimed.pop(task_id, None)
+        if done is not None and done.attempt == attempt:
+            asyncio.get_running_loop().call_soon(on_exit, done)
+            return
+        stub = TaskLaunch(task_id=task_id, attempt=attempt, argv=[], cwd="", stdout="", stderr="")
+        if self.lost is not None:
+            self._callbacks[task_id] = (stub, on_exit)
+            self._fail_running("lost", self.lost)
+            return
+        self._callbacks[task_id] = (stub, on_exit)
 
     def _send(self, msg: Launch | Terminate | Kill | Stop | Heartbeat) -> None:
         if self.lost is None and not self._writer.is_closing():
@@ -118,9 +150,12 @@ class RemoteAgent(Agent):
                 msg = await read_msg(self._reader)
                 self.last_heartbeat = time.monotonic()
                 if isinstance(msg, Exited):
+                    self._acked = max(self._acked, msg.seq)
                     entry = self._callbacks.pop(msg.result.task_id, None)
                     if entry is not None:
                         entry[1](msg.result)
+                    elif any(c.task_id == msg.result.task_id for c in self._carried):
+                        self._unclaimed[msg.result.task_id] = msg.result  # adopted later
                 elif isinstance(msg, Heartbeat):
                     self.metrics = msg
                 elif isinstance(msg, Bye):
@@ -139,7 +174,8 @@ class RemoteAgent(Agent):
         while not self._closed.is_set():
             await asyncio.sleep(min(1.0, self._timeout / 4))
             if not self._stopping:
-                self._send(Heartbeat(t=time.time(), running=len(self._callbacks)))  # the agent's fence
+                # The agent's fence, and which of its results are recorded.
+                self._send(Heartbeat(t=time.time(), running=len(self._callbacks), acked=self._acked))
             silent = time.monotonic() - self.last_heartbeat
             if silent > self._timeout:
                 self._declare_lost(f"no heartbeat from {self.node.name} for {silent:.0f}s")
@@ -191,11 +227,20 @@ class AgentServer:
         heartbeat_timeout: float = 16.0,
         on_signal: Callable[[str], None] | None = None,
         on_lost: Callable[[RemoteAgent, str], None] | None = None,
+        token: str | None = None,
+        linger: float = 0.0,
+        on_join: Callable[[RemoteAgent], None] | None = None,
     ) -> None:
         self.pilot_id = pilot_id
         self.host = host
         self.port = port
-        self.token = secrets.token_hex(32)
+        self.token = token or secrets.token_hex(32)
+        self.linger = linger
+        self.on_join = on_join
+        """Called with each node agent that connects after :meth:`wait_for` returned."""
+        self._waited = False
+        """Seconds agents keep their tasks and wait for this pilot to come back once
+        its process is gone (see :attr:`pilotkit.wire.Welcome.linger`)."""
         self.heartbeat = heartbeat
         self.heartbeat_timeout = heartbeat_timeout
         self.on_signal = on_signal or (lambda sig: None)
@@ -208,7 +253,14 @@ class AgentServer:
         """Head agents that have connected."""
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        try:
+            self._server = await asyncio.start_server(self._accept, self.host, self.port)
+        except OSError:
+            if not self.port:
+                raise
+            # The port of an earlier run is taken: any port (the agents read the new one
+            # from the run directory's address file).
+            self._server = await asyncio.start_server(self._accept, self.host, 0)
         self.port = self._server.sockets[0].getsockname()[1]
 
     @property
@@ -231,16 +283,28 @@ class AgentServer:
                 await writer.drain()
             writer.close()
             return
-        writer.write(pack(Welcome(heartbeat=self.heartbeat, silence=self.heartbeat_timeout)))
+        if hello.role == "node" and hello.rejoin and (hello.node.name in self.agents or self._waited):
+            # Declared lost by this very pilot, or back after it stopped waiting: its
+            # tasks run elsewhere, so they stop there (fenced).
+            writer.write(pack(Refused(reason=f"{hello.node.name} was declared lost; its tasks run elsewhere")))
+            with contextlib.suppress(ConnectionError):
+                await writer.drain()
+            writer.close()
+            return
+        writer.write(pack(Welcome(heartbeat=self.heartbeat, silence=self.heartbeat_timeout, linger=self.linger)))
         if hello.role == "head":
             self._heads.append(writer)
             self.heads += 1
             await self._serve_head(reader)
             return
-        agent = RemoteAgent(hello.node, reader, writer, self.heartbeat_timeout, self.on_lost)
+        agent = RemoteAgent(hello.node, reader, writer, self.heartbeat_timeout, self.on_lost, hello)
         async with self._arrived:
+            earlier = self.agents.get(hello.node.name)
+            late = self._waited and (earlier is None or earlier.lost is not None)
             self.agents[hello.node.name] = agent
             self._arrived.notify_all()
+        if late and self.on_join is not None:
+            self.on_join(agent)
 
     async def _serve_head(self, reader: asyncio.StreamReader) -> None:
         with contextlib.suppress(
@@ -251,6 +315,10 @@ class AgentServer:
                 if isinstance(msg, Signalled):
                     self.on_signal(msg.signal)
 
+    def stop_waiting(self) -> None:
+        """Take the agents there are as the pilot's: later ones join (:attr:`on_join`)."""
+        self._waited = True
+
     async def wait_for(self, count: int, timeout: float) -> list[RemoteAgent]:
         """Until ``count`` node agents have connected (or raise TimeoutError)."""
 
@@ -259,6 +327,7 @@ class AgentServer:
                 await self._arrived.wait_for(lambda: len(self.agents) >= count)
 
         await asyncio.wait_for(enough(), timeout)
+        self._waited = True
         return list(self.agents.values())
 
     async def close(self) -> None:

@@ -27,7 +27,7 @@ from .events import Event, GroupAdded, Log, TaskCancelled, TaskFinished, TaskSta
 from .interfaces import Agent
 from .results import ResultsWriter, TaskResult
 from .task import Task as Task  # re-exported: its home before 0.2
-from .types import NodeInfo, TaskExit, TaskLaunch
+from .types import CarriedAttempt, NodeInfo, TaskExit, TaskLaunch
 from .vocab import (
     PIDS_DIR,
     TASKS_DIR,
@@ -53,6 +53,9 @@ class Resume:
 
     results: dict[str, TaskResult] = field(default_factory=dict)
     attempts: dict[str, int] = field(default_factory=dict)
+    carried: dict[str, CarriedAttempt] = field(default_factory=dict)
+    """Attempts the node agents of a re-attached batch pilot kept while it was away:
+    taken over (still running) or recorded (ended), not run again."""
 
 
 class CampaignLink(Protocol):
@@ -177,6 +180,7 @@ class TaskPool:
         self._preparing: asyncio.Future[None] | None = None
         self._draining = False
         self._cancelling: asyncio.Future[None] | None = None
+        self._detached = False
         self._done = asyncio.get_running_loop().create_future()
         self._task_root = workdir / TASKS_DIR
         self.resume = resume
@@ -188,6 +192,12 @@ class TaskPool:
         self._preempting: set[str] = set()
 
     # ---------------------------------------------------------------- adding work
+
+    def add_node(self, agent: Agent) -> None:
+        """A node that joined the pilot while it runs (a replacement for a lost one)."""
+        self.nodes.append(_Node(agent, agent.node, self._gpu_share))
+        self._dispatch()
+        self._check_done()
 
     def set_gpu_share(self, share: int) -> None:
         """Let ``share`` tasks use one GPU at once (before any task runs)."""
@@ -221,7 +231,11 @@ class TaskPool:
             return  # what is not made yet is cancelled by _cancel_unmade
         resume = self.resume
         waiting = 0  # sources in a row with nothing to give yet
-        while self._sources and waiting < len(self._sources) and len(self.queue) < self.FILL_AHEAD:
+        while (
+            self._sources
+            and waiting < len(self._sources)
+            and (len(self.queue) < self.FILL_AHEAD or (resume is not None and resume.carried))
+        ):  # a re-attached pilot finds every attempt it takes over before it places others
             counts, source = self._sources[0]
             item = next(source, _END)
             if item is _END:
@@ -234,6 +248,8 @@ class TaskPool:
             waiting = 0
             task = cast(Task, item)
             self.tasks[task.id] = task
+            if resume is not None and resume.carried and self._adopt(task, counts, resume.carried):
+                continue
             if resume is not None and self._ended_before(task, counts, resume):
                 continue
             self.queue.append(task)
@@ -255,6 +271,37 @@ class TaskPool:
             counts.done += 1
         else:
             counts.failed += 1
+        return True
+
+    def _adopt(self, task: Task, counts: Counts, carried: dict[str, CarriedAttempt]) -> bool:
+        """Take over ``task``'s attempt that an agent kept while the pilot was away."""
+        kept = carried.pop(task.id, None)
+        if kept is None:
+            return False
+        node = next((n for n in self.nodes if n.name == kept.node), None)
+        if node is None and kept.exit is not None and self.nodes:
+            node = self.nodes[0]  # ended on a node that did not come back: only to record it
+        if node is None:
+            return False  # it ran on a node that is gone, and went with it: run again
+        task.attempts = kept.attempt
+        task.status = TaskStatus.RUNNING
+        task.node = kept.node
+        task.start = kept.start or time.time()
+        counts.queued -= 1
+        counts.running += 1
+        gpus: tuple[str, ...] = ()
+        if task.whole_nodes:
+            # Its other nodes are not known here: they may take other tasks meanwhile.
+            self._gangs[task.id] = [(node, node.take_all())]
+        else:
+            gpus = node.take(task)
+        self._running[task.id] = (task, node, gpus)
+        self.emit(TaskStarted(pilot=self.pilot_id, task=task.id, group=task.group, attempt=task.attempts,
+                              node=node.name, gpus=list(gpus)))  # fmt: skip
+        if kept.exit is not None:
+            asyncio.get_running_loop().call_soon(self._exited, kept.exit)
+        else:
+            node.agent.adopt(task.id, kept.attempt, self._exited)
         return True
 
     def _prepare_ahead(self) -> None:
@@ -397,10 +444,20 @@ class TaskPool:
             )
         )
 
+    def detach(self) -> None:
+        """The pilot lets go of its agents, which keep their tasks (a batch pilot whose
+        client goes away): from now on nothing is recorded, started or cancelled here;
+        the agents' journals keep what ends for the pilot that comes back."""
+        self._detached = True
+        self._draining = True
+
     def _exited(self, result: TaskExit) -> None:
-        entry = self._running.pop(result.task_id, None)
-        if entry is None:
+        if self._detached:
             return
+        entry = self._running.get(result.task_id)
+        if entry is None or entry[0].attempts != result.attempt:
+            return  # an earlier attempt's (fenced): the task ends once
+        del self._running[result.task_id]
         task, node, gpus = entry
         if self.campaign is not None and self._given_back(task, node, gpus, result):
             return
@@ -551,6 +608,8 @@ class TaskPool:
         """Start no new task and cancel the queued ones; the running ones finish (drain),
         or with ``terminate`` are stopped too (cancel: SIGTERM, SIGKILL after the grace
         period)."""
+        if self._detached:
+            return
         if not self._draining:
             self._draining = True
             per_group: dict[str, int] = collections.Counter()

@@ -100,3 +100,14 @@ class TaskExit(msgspec.Struct, omit_defaults=True):
     start: float = 0.0
     end: float = 0.0
     message: str | None = None
+
+
+class CarriedAttempt(msgspec.Struct, omit_defaults=True):
+    """An attempt a node agent kept while its pilot was away (a daemon restart, a
+    detached run): still running (``exit`` None) or ended (how)."""
+
+    task_id: str
+    attempt: int
+    node: str
+    start: float = 0.0
+    exit: TaskExit | None = None

@@ -160,6 +160,9 @@ class ExitCode(enum.IntEnum):
     BAD_INPUT = 2
     """A bad spec, option or argument (one line names the file, line and key)."""
     WALLTIME_EXPIRED = 3
+    DETACHED = 4
+    """``pilotkit run`` let go of a batch pilot that goes on in its allocation (its
+    terminal went away: SIGHUP); ``pilotkit attach`` comes back to it."""
     CANCELLED = 130
     """Cancelled (Ctrl-C, ``pilotkit cancel``, scancel): 128 + SIGINT."""
 
@@ -193,6 +196,17 @@ SEARCH_DIR = "search"
 """``tasks/<task id>/attempt-<n>.out|err``: each attempt's output."""
 TOKEN_FILE = "token"
 """In the daemon's runtime directory: the secret a TCP client presents."""
+ATTACH_FILE = "attach.json"
+"""In a batch pilot's run directory (``pilotkit run``): what ``pilotkit attach`` needs to
+come back to it."""
+PILOT_TOKEN_FILE = ".pilot-token"
+"""In a batch pilot's run directory: the secret its node agents present (0600)."""
+PILOT_ADDRESS_FILE = ".pilot-address"
+"""In a batch pilot's run directory: ``host:port`` its agents call back to; an agent
+whose connection dropped reads it again, so a pilot that comes back elsewhere is found."""
+JOURNAL_DIR = ".journal"
+"""``.journal/<node>.jsonl``: each node agent's finished attempts, appended and fsynced
+before they are sent (:mod:`pilotkit.journal`)."""
 
 Stream = Literal["out", "err"]
 
@@ -213,6 +227,11 @@ def metrics_file(attempt: int) -> str:
 def pid_file(workdir: Path, task_id: str, attempt: int) -> Path:
     """Where a running attempt's pid, start time and mark are recorded."""
     return workdir / PIDS_DIR / f"{task_id}.{attempt}"
+
+
+def journal_file(workdir: Path, node: str) -> Path:
+    """A node agent's journal of finished attempts in a run directory."""
+    return workdir / JOURNAL_DIR / f"{node}.jsonl"
 
 
 def task_dir(workdir: Path, task_id: str) -> Path:

@@ -36,6 +36,21 @@ class Hello(Msg, tag="hello"):
     protocol: int = PROTOCOL
     role: str = "node"
     """``node``: runs tasks; ``head``: the batch script's process (relays signals)."""
+    rejoin: bool = False
+    """The agent connected before and lost its connection (its pilot went away and came
+    back): what it carries follows."""
+    running: list[Carried] = []
+    """Attempts the agent runs now (a rejoin)."""
+    finished: list[Exited] = []
+    """Attempts that ended and that no pilot has acknowledged yet (a rejoin)."""
+
+
+class Carried(msgspec.Struct, kw_only=True):
+    """An attempt a rejoining agent runs."""
+
+    task_id: str
+    attempt: int
+    start: float
 
 
 class Welcome(Msg, tag="welcome"):
@@ -46,6 +61,11 @@ class Welcome(Msg, tag="welcome"):
     which a node agent, once the pilot has spoken to it, stops its tasks and leaves: the
     pilot has declared it lost by then and runs its tasks elsewhere, so they must not go
     on here too. 0: never."""
+    linger: float = 0.0
+    """Seconds a node agent whose connection *closed* (the pilot's process ended: a
+    daemon killed or stopped) keeps running its tasks, keeps their results and tries to
+    connect again, for the pilot to come back; past them it stops its tasks and leaves.
+    0: it stops them at once."""
 
 
 class Refused(Msg, tag="refused"):
@@ -74,6 +94,9 @@ class Stop(Msg, tag="stop"):
 
 class Exited(Msg, tag="exited"):
     result: TaskExit
+    seq: int = 0
+    """The agent's number for this result (1, 2, ...); the pilot acknowledges results
+    by number in its heartbeats."""
 
 
 class Heartbeat(Msg, tag="heartbeat"):
@@ -82,6 +105,8 @@ class Heartbeat(Msg, tag="heartbeat"):
     cpu_percent: float | None = None
     memory_used: int | None = None
     gpus: list[dict[str, float | int | None]] = []
+    acked: int = 0
+    """From the pilot: results up to this number are recorded; the agent forgets them."""
 
 
 class Signalled(Msg, tag="signalled"):

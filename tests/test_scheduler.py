@@ -71,3 +71,28 @@ async def test_terminated_service_is_stopped_not_failed(tmp_path: Path) -> None:
     await pool.wait()
     (result,) = read_results(tmp_path / "results.jsonl")
     assert result.status == "stopped" and pool.failed == 0
+
+
+async def test_a_resumed_pool_records_what_ended_while_it_was_away_and_runs_the_rest(tmp_path: Path) -> None:
+    """Attempts a node agent kept for a re-attached pilot: one ended (recorded once, not
+    run again, even from a node that did not come back), one ran on a node that is gone
+    (run again with the next attempt number)."""
+    from pilotkit.scheduler import Resume
+    from pilotkit.types import CarriedAttempt, TaskExit
+
+    events: list[Event] = []
+    pool = await make_pool(tmp_path, events)
+    ended = TaskExit(task_id="t0", attempt=1, node="gone", status="ok", exit_code=0, start=1.0, end=2.0)
+    pool.resume = Resume(attempts={"t0": 1, "t1": 1}, carried={
+        "t0": CarriedAttempt(task_id="t0", attempt=1, node="gone", start=1.0, exit=ended),
+        "t1": CarriedAttempt(task_id="t1", attempt=1, node="gone", start=1.0),
+    })  # fmt: skip
+    pool.add_group("g", [Task(id=f"t{i}", group="g", argv=["true"]) for i in range(3)])
+    await pool.wait()
+    pool.results.close()
+    results = {r.task: r for r in read_results(tmp_path / "results.jsonl")}
+    assert len(read_results(tmp_path / "results.jsonl")) == 3
+    assert results["t0"].status == "ok" and results["t0"].attempts == 1 and results["t0"].node == "gone"
+    assert results["t1"].status == "ok" and results["t1"].attempts == 2
+    started = [e.task for e in events if isinstance(e, TaskStarted) and e.task != "t0"]
+    assert sorted(started) == ["t1", "t2"]

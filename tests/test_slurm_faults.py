@@ -16,9 +16,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
-from pilotkit.events import NodeLost, TaskStarted
+from pilotkit.events import AllocationClaimed, NodeLost, NodeReady, TaskStarted
 from pilotkit.pilot import Pilot
 from pilotkit.states import PilotState
 from pilotkit.testing.plugin import RunSpec
@@ -188,15 +189,51 @@ async def test_an_unreachable_callback_address_fails_in_seconds(
     print(f"unreachable callback address: failed after {elapsed:.1f}s: {reason}")
 
 
-def test_sighup_of_pilotkit_run_cancels_cleanly_and_loses_nothing(
+PILOTKIT = [sys.executable, "-m", "pilotkit.cli.main"]
+
+
+def _attach(workdir: Path) -> float:
+    """``pilotkit attach WORKDIR`` to the end; seconds from its start to the pilot
+    re-attached (its agents rejoined)."""
+    started = time.monotonic()
+    proc = subprocess.Popen(
+        [*PILOTKIT, "attach", "--json", str(workdir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert proc.stdout is not None
+    reattached = None
+    for line in proc.stdout:
+        event = json.loads(line)
+        if reattached is None and event["type"] == "pilot-state" and event["state"] == "deploying":
+            reattached = time.monotonic() - started
+    _, err = proc.communicate(timeout=90)
+    assert proc.returncode == 0, err
+    assert "Traceback" not in err
+    assert reattached is not None
+    return reattached
+
+
+def _every_task_once(workdir: Path, tasks: int) -> None:
+    """Each task's last result is ``ok``, recorded ``ok`` once, and it ran once."""
+    lines = [json.loads(line) for line in (workdir / "results.jsonl").read_text().splitlines()]
+    latest = {line["task"]: line for line in lines}
+    assert len(latest) == tasks and {r["status"] for r in latest.values()} == {"ok"}, latest
+    ok = Counter(line["task"] for line in lines if line["status"] == "ok")
+    assert set(ok.values()) == {1}, f"a result recorded twice: {ok}"
+    ran = Counter(p.parent.name for p in (workdir / "tasks").glob("*/attempt-*.out") if p.read_text().strip())
+    assert len(ran) == tasks and set(ran.values()) == {1}, f"a task ran twice: {ran}"
+
+
+def test_sighup_of_pilotkit_run_detaches_and_attach_gets_every_result(
     slurm: dict[str, str], tmp_path: Path
 ) -> None:
-    """The SSH session to the login node drops: stderr's reader is gone, then SIGHUP."""
+    """The SSH session to the login node drops: stderr's reader is gone, then SIGHUP.
+    The pilot goes on in its allocation; `pilotkit attach` comes back to it."""
     path = tmp_path / "pilot.toml"
     path.write_text(spec(18, 2.0))
     workdir = tmp_path / "w"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pilotkit.cli.main", "run", "--workdir", str(workdir), str(path)],
+        [*PILOTKIT, "run", "--workdir", str(workdir), str(path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     results = workdir / "results.jsonl"
@@ -211,24 +248,25 @@ def test_sighup_of_pilotkit_run_cancels_cleanly_and_loses_nothing(
     proc.stdout.close()
     proc.stderr.close()
     proc.send_signal(signal.SIGHUP)
-    assert proc.wait(timeout=60) == 130
-    lines = [json.loads(line) for line in results.read_text().splitlines()]
-    counts = Counter(line["task"] for line in lines)
-    assert len(counts) == 18 and set(counts.values()) == {1}, "every task reported exactly once"
-    assert {line["status"] for line in lines} <= {"ok", "cancelled"}
-    assert "ok" in {line["status"] for line in lines}
+    assert proc.wait(timeout=60) == 4, "detached"
+    assert squeue_state(job) == "RUNNING", "the pilot goes on in its allocation"
+    assert json.loads((workdir / "attach.json").read_text())["detached"]
+    time.sleep(2.5)  # tasks end while no client is attached
+    reattached = _attach(workdir)
+    _every_task_once(workdir, 18)
     assert not (workdir / ".pilot-token").exists(), "the token file is removed"
     assert wait_state(job, {"COMPLETED", "CANCELLED"}, 30) in ("COMPLETED", "CANCELLED")
+    print(f"SIGHUP then attach: re-attached {reattached:.1f}s after `pilotkit attach` started; 0 lost, 0 run twice")
 
 
 def test_kill_9_of_pilotkit_run_loses_no_finished_result(slurm: dict[str, str], tmp_path: Path) -> None:
-    """Every task whose end was announced is on disk, and the job does not outlive the
-    killed run (its agents stop when the connection drops)."""
+    """Every task whose end was announced is on disk; the pilot goes on in its
+    allocation, and `pilotkit attach` gets every other result, none twice."""
     path = tmp_path / "pilot.toml"
     path.write_text(spec(18, 1.0))
     workdir = tmp_path / "w"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "pilotkit.cli.main", "run", "--json", "--workdir", str(workdir), str(path)],
+        [*PILOTKIT, "run", "--json", "--workdir", str(workdir), str(path)],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     assert proc.stdout is not None
@@ -248,7 +286,36 @@ def test_kill_9_of_pilotkit_run_loses_no_finished_result(slurm: dict[str, str], 
     recorded = [json.loads(line) for line in (workdir / "results.jsonl").read_text().splitlines()]
     assert announced <= {r["task"] for r in recorded}, "every announced result is on disk"
     assert len(recorded) == len({r["task"] for r in recorded})
+    assert squeue_state(job) == "RUNNING", "the pilot goes on in its allocation"
+    reattached = _attach(workdir)
+    _every_task_once(workdir, 18)
     assert wait_state(job, {"COMPLETED", "CANCELLED", "FAILED"}, 60) in ("COMPLETED", "CANCELLED", "FAILED")
+    print(f"kill -9 then attach: re-attached {reattached:.1f}s after `pilotkit attach` started; 0 lost, 0 run twice")
+
+
+def test_run_detach_then_attach_takes_over(slurm: dict[str, str], tmp_path: Path) -> None:
+    """`pilotkit run --detach` runs the pilot in the background with no terminal; `pilotkit
+    attach` asks that client to let go and follows the pilot to its end."""
+    path = tmp_path / "pilot.toml"
+    path.write_text(spec(18, 2.0))
+    workdir = tmp_path / "w"
+    started = subprocess.run(
+        [*PILOTKIT, "run", "--detach", "--workdir", str(workdir), str(path)],
+        capture_output=True, text=True, timeout=30, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert started.returncode == 0, started.stderr
+    assert f"pilotkit attach {workdir}" in started.stdout
+    deadline = time.monotonic() + 60
+    results = workdir / "results.jsonl"
+    while time.monotonic() < deadline:  # the scan runs: every agent connected
+        if results.exists() and results.read_text().strip() and (workdir / "attach.json").exists():
+            break
+        time.sleep(0.2)
+    client = json.loads((workdir / "attach.json").read_text())["client_pid"]
+    _attach(workdir)
+    assert not psutil.pid_exists(client) or psutil.Process(client).status() == psutil.STATUS_ZOMBIE
+    _every_task_once(workdir, 18)
+    assert "detached from pilot" in (workdir / "run.log").read_text()
 
 
 def _sleeps_in(netns: str, marker: str) -> list[int]:
@@ -313,3 +380,41 @@ async def test_a_cut_off_node_stops_its_tasks_so_none_runs_twice(
     print(
         f"node loss: declared {lost[0] - cut[0]:.1f}s after the cut; its task ran again {rerun[0] - lost[0]:.1f}s later"
     )
+
+
+async def test_a_lost_node_is_replaced_when_asked(slurm: dict[str, str], run_spec: RunSpec) -> None:
+    """replace_lost_nodes: a 2-node pilot loses a node (its network cut); Slurm is asked
+    for a replacement node, whose agent joins the pilot and runs tasks; every task once."""
+    cut: list[str] = []
+    lost: list[float] = []
+    joined: list[tuple[str, float]] = []
+    pilot_nodes: list[str] = []
+
+    def on_pilot(pilot: Pilot) -> None:
+        def watch(event: Any) -> None:
+            if isinstance(event, AllocationClaimed):
+                pilot_nodes.extend(event.allocation.nodes)
+            elif isinstance(event, TaskStarted) and not cut and event.node == pilot_nodes[-1]:
+                cut.append(event.node)
+                subprocess.run(["ip", "link", "set", f"ptkv{event.node.removeprefix('node')}", "down"], check=True)
+            elif isinstance(event, NodeLost) and not lost:
+                lost.append(time.monotonic())
+            elif isinstance(event, NodeReady) and pilot_nodes and event.node.name not in pilot_nodes:
+                joined.append((event.node.name, time.monotonic()))
+
+        pilot.bus.subscribe(watch)
+
+    text = spec(12, 3.0, extra="replace_lost_nodes = true").replace("nodes = 3\n", "nodes = 2\n")
+    try:
+        run = await run_spec(text, on_pilot=on_pilot)
+    finally:
+        for node in cut:
+            subprocess.run(["ip", "link", "set", f"ptkv{node.removeprefix('node')}", "up"], check=True)
+    assert cut and lost and joined, (cut, lost, joined)
+    assert run.state is PilotState.DONE, run.reason
+    results = run.results()
+    counts = Counter(r.task for r in results)
+    assert len(counts) == 12 and set(counts.values()) == {1} and {r.status for r in results} == {"ok"}
+    new = joined[0][0]
+    assert new in {r.node for r in results}, "the replacement node ran tasks"
+    print(f"node replaced: {new} joined {joined[0][1] - lost[0]:.1f}s after {cut[0]} was declared lost")

@@ -221,9 +221,12 @@ def _summary(resolved: Any) -> dict[str, Any]:
 @click.option("--resume", is_flag=True,
               help="The workdir holds an earlier run of this spec: run only the tasks without an ok result.")
 @click.option("--fresh", is_flag=True, help="The workdir holds an earlier run: move it aside to WORKDIR.<time>.")
+@click.option("--detach", is_flag=True,
+              help="Run in the background with no terminal (output in WORKDIR/run.log); `pilotkit attach` follows it.")
+@click.option("--pilot-id", hidden=True)
 def run(
     spec: Path, as_json: bool, workdir: Path | None, quiet: bool, progress_interval: float, profile: str | None,
-    resume: bool, fresh: bool,
+    resume: bool, fresh: bool, detach: bool, pilot_id: str | None,
 ) -> None:
     """Run a pilot spec to completion: claim, probe, stage, deploy, run, drain, evict.
 
@@ -239,19 +242,48 @@ def run(
     A workdir that holds an earlier run is refused unless --resume (keep every ok
     result, run the other tasks; refused when the spec changed) or --fresh.
 
+    A batch pilot (Slurm...) outlives this command: when the terminal goes away
+    (SIGHUP: an SSH session dropped) it detaches: the pilot goes on in its allocation,
+    its agents keep running their tasks and keep their results, and `pilotkit attach
+    WORKDIR` comes back to it (so does it after a kill -9). --detach starts it in the
+    background with no terminal.
+
     Exit codes: 0 done; 1 tasks failed; 2 bad input; 3 walltime expired with work
-    left; 130 cancelled.
+    left; 4 detached (SIGHUP; `pilotkit attach` comes back); 130 cancelled.
     """
-    from .run import run_pilot
+    from .run import run_detached, run_pilot
 
     if resume and fresh:
         raise click.UsageError("--resume and --fresh exclude each other")
+    rerun = "resume" if resume else "fresh" if fresh else None
+    if detach:
+        sys.exit(run_detached(spec, workdir=workdir, profile=profile, rerun=rerun, progress_interval=progress_interval))
     sys.exit(
         run_pilot(
             spec, as_json=as_json, workdir=workdir, quiet=quiet, progress_interval=progress_interval,
-            profile=profile, rerun="resume" if resume else "fresh" if fresh else None,
+            profile=profile, rerun=rerun, pilot_id=pilot_id,
         )
     )
+
+
+@cli.command()
+@click.argument("pilot", metavar="WORKDIR|PILOT_ID")
+@click.option("--json", "as_json", is_flag=True, help="Stream lifecycle events as JSON lines.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress view; only the summary.")
+@click.option("--progress-interval", type=INTERVAL, default="30s", show_default=True,
+              help="Outside a terminal: print a progress line this often (10s, 5m).")
+def attach(pilot: str, as_json: bool, quiet: bool, progress_interval: float) -> None:
+    """Come back to a batch pilot that `pilotkit run` let go of (its terminal went away,
+    it was killed, or it runs with --detach).
+
+    The pilot's agents kept running their tasks and kept their results; they connect
+    to this command, which takes over the scan until its end, every result recorded
+    once. A client still attached is asked to let go first. Ctrl-C cancels the pilot,
+    SIGHUP detaches again. Exit codes as for `pilotkit run`.
+    """
+    from .run import attach_pilot
+
+    sys.exit(attach_pilot(pilot, as_json=as_json, quiet=quiet, progress_interval=progress_interval))
 
 
 @cli.command()

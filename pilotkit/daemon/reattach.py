@@ -10,10 +10,12 @@ stopping or signalling the node agents are skipped; the daemon then cancels the 
 run and keeps its record (state, job id, allocation) as it was.
 
 Re-attaching is the provider's part: :meth:`pilotkit.api.Provider.reattach` gets the
-job id and returns the allocation if the job still runs. :func:`reattach` then builds a
-Pilot (same id and workdir) whose provider hands out that allocation instead of claiming
-a new one. The default :meth:`~pilotkit.api.Provider.reattach` cannot re-attach: the
-record is kept waiting, and the reason says why.
+job id and returns the allocation if the job still runs. :func:`reattach` builds a Pilot
+(same id and workdir, resuming from what was recorded) whose provider's claim does that
+instead of submitting a job; the node agents, which kept running their tasks and kept
+their results (``linger``), connect to it again and hand over what they carry. The
+default :meth:`~pilotkit.api.Provider.reattach` cannot re-attach: the record is kept
+waiting, and the reason says why.
 """
 
 from __future__ import annotations
@@ -24,11 +26,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
 from ..interfaces import Agent, ExitCallback, PilotContext, Provider
-from ..types import Allocation, NodeInfo, TaskLaunch
+from ..types import Allocation, CarriedAttempt, NodeInfo, TaskLaunch
 
 if TYPE_CHECKING:
     from ..pilot import Pilot
     from ..plugins import Plugins
+    from ..scheduler import Resume
     from ..spec import ResolvedSpec
     from .records import PilotRecord
 
@@ -71,6 +74,16 @@ class _DetachableAgent(Agent):
         if not self._flag.detached:
             self._inner.kill_all()
 
+    def carried(self) -> list[CarriedAttempt]:
+        return self._inner.carried()
+
+    def adopt(self, task_id: str, attempt: int, on_exit: ExitCallback) -> None:
+        self._inner.adopt(task_id, attempt, on_exit)
+
+    @property
+    def lost(self) -> str | None:  # type: ignore[override]
+        return self._inner.lost
+
     @property
     def running(self) -> int:
         return self._inner.running
@@ -100,13 +113,20 @@ def detachable(spec: ResolvedSpec) -> tuple[ResolvedSpec, DetachFlag]:
     return dataclasses.replace(spec, provider_cls=wrapped), flag
 
 
-def _bound(spec: ResolvedSpec, allocation: Allocation) -> ResolvedSpec:
-    """``spec`` with its provider's claim returning ``allocation`` (re-attached)."""
+def bound(spec: ResolvedSpec, job_id: str) -> ResolvedSpec:
+    """``spec`` with its provider's claim re-attaching to the job ``job_id`` instead of
+    submitting one (on the pilot's own provider, with the pilot's context)."""
     import dataclasses
+
+    from ..errors import PilotkitError
 
     base = spec.provider_cls
 
     async def claim(self: Provider, ctx: PilotContext) -> Allocation:
+        allocation = await self.reattach(job_id, ctx)
+        if allocation is None:
+            raise PilotkitError(f"not re-attached: job {job_id} is no longer running (it ended while the "
+                                "daemon was away)")  # fmt: skip
         return allocation
 
     wrapped = cast(
@@ -115,30 +135,31 @@ def _bound(spec: ResolvedSpec, allocation: Allocation) -> ResolvedSpec:
     return dataclasses.replace(spec, provider_cls=wrapped)
 
 
-async def reattach(record: PilotRecord, provider_cls: type[Provider] | None, plugins: Plugins) -> tuple[
-    Pilot | None, str
-]:
-    """Ask the provider to re-attach to ``record``'s job: (the pilot or None, a reason)."""
+def linger(spec: ResolvedSpec) -> float:
+    """How long a daemon's batch pilot's agents wait for a restarted daemon: the whole
+    walltime (the batch system ends the job then anyway)."""
+    return spec.walltime or 0.0
+
+
+async def reattach(
+    record: PilotRecord, provider_cls: type[Provider] | None, plugins: Plugins, resume: Resume | None = None
+) -> tuple[Pilot | None, DetachFlag | None, str]:
+    """A pilot that re-attaches to ``record``'s job when it runs (its claim does), or
+    None and why not: (the pilot, its detach flag, a reason)."""
     from ..errors import PilotkitError
     from ..pilot import Pilot
     from ..spec import parse_spec
 
     job = f"job {record.job_id}" if record.job_id else "no job id recorded"
     if provider_cls is None:
-        return None, f"not re-attached: provider '{record.provider}' is not installed ({job})"
+        return None, None, f"not re-attached: provider '{record.provider}' is not installed ({job})"
     if provider_cls.reattach is Provider.reattach or record.job_id is None:
-        return None, f"waiting to re-attach: provider '{record.provider}' cannot re-attach yet ({job})"
+        return None, None, f"waiting to re-attach: provider '{record.provider}' cannot re-attach yet ({job})"
     try:
         spec = await asyncio.to_thread(parse_spec, record.spec, record.spec_path, plugins, profile=record.profile)
-        provider = provider_cls(spec, spec.provider_options)
-        ctx = PilotContext(record.id, spec, Path(record.workdir), lambda event: None)
-        allocation = await provider.reattach(record.job_id, ctx)
     except PilotkitError as exc:
-        return None, f"re-attaching failed: {exc}"
-    except Exception as exc:
-        log.exception("re-attaching pilot %s failed", record.id)
-        return None, f"re-attaching failed: {type(exc).__name__}: {exc}"
-    if allocation is None:
-        return None, f"not re-attached: {job} is gone"
-    pilot = Pilot(_bound(spec, allocation), plugins, pilot_id=record.id, workdir=Path(record.workdir))
-    return pilot, f"re-attached to {job}"
+        return None, None, f"re-attaching failed: {exc}"
+    spec, flag = detachable(bound(spec, record.job_id))
+    pilot = Pilot(spec, plugins, pilot_id=record.id, workdir=Path(record.workdir), resume=resume)
+    pilot.ctx.linger = linger(spec)
+    return pilot, flag, f"re-attaching to {job}"

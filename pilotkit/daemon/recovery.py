@@ -109,14 +109,30 @@ class Recovery:
             provider_cls = self.plugins.provider(record.provider)
         except PilotkitError:
             provider_cls = None
-        pilot, reason = await reattach(record, provider_cls, self.plugins)
+        resume = None
+        if provider_cls is not None and record.job_id is not None:
+            resume = await self._recorded(record)
+        pilot, flag, reason = await reattach(record, provider_cls, self.plugins, resume)
         record.reason = reason
         record.attached = pilot is not None
         await self.records.save(record)
         if pilot is not None:
-            self.runs.launch(LivePilot(record, pilot, None))
+            self.recorder.pilot_log(record, "info", reason)
+            self.runs.launch(LivePilot(record, pilot, flag))
         else:
             log.info("pilot %s: %s", record.id, reason)
+
+    async def _recorded(self, record: PilotRecord) -> Resume:
+        """What a batch pilot's earlier run recorded: its results and attempt numbers
+        (the attempts its agents kept are added when they rejoin)."""
+        results = await asyncio.to_thread(repair_results, record.results_path, record.log_path)
+        latest = latest_results(results)
+        attempts = await self.records.attempt_numbers(record.id)
+        done = {t for t, r in latest.items() if r.status != "cancelled"}
+        launched = await asyncio.to_thread(launched_attempts, Path(record.workdir), done)
+        for task, n in launched.items():
+            attempts[task] = max(n, attempts.get(task, 0))
+        return Resume(results=latest, attempts=attempts)
 
     async def retry(self, record: PilotRecord, failed: bool) -> int:
         """Run a finished pilot again: its unfinished tasks, and (``failed``) its failed

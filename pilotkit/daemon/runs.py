@@ -25,7 +25,7 @@ from ..scheduler import Resume
 from ..spec import ResolvedSpec, parse_spec
 from .events import EventRecorder
 from .metrics import MetricsBuffer
-from .reattach import DetachFlag, detachable
+from .reattach import DetachFlag, detachable, linger
 from .records import TERMINAL, PilotRecord, Records
 
 log = logging.getLogger("pilotkit.daemon.runs")
@@ -112,6 +112,8 @@ class Runs:
             record.updated = time.time()
             await self.records.save(record)
         pilot = Pilot(resolved, self.plugins, pilot_id=record.id, workdir=Path(record.workdir), resume=resume)
+        if detach is not None:
+            pilot.ctx.linger = linger(resolved)  # its agents wait for a restarted daemon
         self.launch(LivePilot(record, pilot, detach))
 
     def launch(self, live: LivePilot) -> None:
@@ -187,6 +189,7 @@ class Runs:
             if live.detach is not None:
                 record.progress = progress(record, live)
                 live.detach.detached = True
+                live.pilot.detach()
                 record.attached = False
                 job = f"job {record.job_id}" if record.job_id else "its allocation"
                 record.reason = f"detached: the daemon stopped; {job} keeps running"

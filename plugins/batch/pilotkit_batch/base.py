@@ -63,6 +63,9 @@ class BatchOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=Tru
     queue_timeout: float | None = None
     """Give up when the job has not started after this many seconds (default: wait)."""
     poll_interval: float = 5.0
+    replace_lost_nodes: bool = False
+    """When a node is lost, ask the batch system for a replacement allocation of one
+    node (for the rest of the walltime), whose agent joins the pilot."""
 
 
 def callback_host(options: BatchOptions, controller: str | None = None) -> str:
@@ -162,6 +165,45 @@ class BatchProvider(Provider):
         super().__init__(spec, options)
         self.rdv: Rendezvous | None = None
         self.job_id: str | None = None
+        self.replacements: list[str] = []
+        """Job ids of the replacement allocations asked for lost nodes."""
+        self._replacing: set[asyncio.Future[None]] = set()
+        self._walltime_end: float | None = None
+
+    def replacement_argv(self, rdv: Rendezvous, nodes: int) -> list[str] | None:
+        """The command a replacement job of ``nodes`` nodes runs (one node agent per
+        node); None: this system cannot replace lost nodes."""
+        return None
+
+    def _replace_lost(self, ctx: PilotContext) -> None:
+        options: BatchOptions = self.options
+        if options.replace_lost_nodes and self.rdv is not None:
+            self.rdv.on_node_lost.append(
+                lambda node: self._replacing.add(asyncio.ensure_future(self._submit_replacement(ctx, node)))
+            )
+
+    async def _submit_replacement(self, ctx: PilotContext, node: str) -> None:
+        if ctx.draining.is_set() or self.rdv is None:
+            return
+        argv = self.replacement_argv(self.rdv, 1)
+        if argv is None:
+            self._log(ctx, f"{node} lost: {self.system} pilots cannot replace lost nodes", "warn")
+            return
+        left = (self._walltime_end or time.time()) - time.time()
+        if left < 60:
+            return  # not worth a job
+        _, output, error = self.job_files(ctx.workdir)
+        job = BatchJob.from_spec(self.spec, command=argv, workdir=str(ctx.workdir), output=output, error=error)
+        job = dataclasses.replace(
+            job, nodes=1, walltime=float(int(left)), comment=f"pilotkit pilot {ctx.pilot_id} (replaces {node})"
+        )
+        try:
+            job_id = await self.submit(self.render(job), ctx.workdir)
+        except (PilotkitError, ValueError) as exc:
+            self._log(ctx, f"{node} lost: asking {self.system} for a replacement failed: {exc}", "error")
+            return
+        self.replacements.append(job_id)
+        self._log(ctx, f"{node} lost: asked {self.system} for a replacement node (job {job_id})")
 
     # ---------------------------------------------------------------- what a system supplies
 
@@ -228,6 +270,7 @@ class BatchProvider(Provider):
         host = await asyncio.to_thread(callback_host, options, controller)
         self.rdv = Rendezvous(ctx, self.spec, host=host, python=options.python)
         await self.rdv.start()
+        self._replace_lost(ctx)
         name, output, error = self.job_files(ctx.workdir)
         job = BatchJob.from_spec(
             self.spec,
@@ -258,11 +301,40 @@ class BatchProvider(Provider):
             await asyncio.shield(self._cancel_queued(ctx))
             raise
         left = self.time_left(info, walltime)
+        self._walltime_end = time.time() + left
         return Allocation(
             provider=self.id,
             nodes=self.nodes_of(info),
             job_id=self.job_id,
             walltime_end=time.time() + left,
+            data=self.allocation_data(),
+        )
+
+    async def reattach(self, job_id: str, ctx: PilotContext) -> Allocation | None:
+        """Come back to the running job ``job_id`` of a pilot that outlived its client:
+        its node agents, which kept their tasks and results, connect to this process
+        again with the token in the run directory (None when the job is no longer running)."""
+        options: BatchOptions = self.options
+        info = await self.job_state(job_id)
+        if info.state is not JobState.RUNNING or not info.nodes:
+            return None
+        explicit = options.callback_host or os.environ.get("PILOTKIT_CALLBACK_HOST")
+        controller = None if explicit else await self.controller()
+        host = await asyncio.to_thread(callback_host, options, controller)
+        self.job_id = job_id
+        self.rdv = Rendezvous(ctx, self.spec, host=host, python=options.python, rejoin=True)
+        await self.rdv.start()
+        self._replace_lost(ctx)
+        self.rdv.job_label = f"{self.system} job {job_id}"
+        self._log(ctx, f"re-attaching to {self.system} job {job_id}: its agents connect to {self.rdv.server.address}")
+        walltime = self.spec.walltime
+        assert walltime is not None
+        self._walltime_end = time.time() + self.time_left(info, walltime)
+        return Allocation(
+            provider=self.id,
+            nodes=self.nodes_of(info),
+            job_id=job_id,
+            walltime_end=self._walltime_end,
             data=self.allocation_data(),
         )
 
@@ -349,6 +421,10 @@ class BatchProvider(Provider):
             return ""
         return lines[-1][-300:] if lines else ""
 
+    def _log_release(self, message: str) -> None:
+        if self.rdv is not None:
+            self._log(self.rdv.ctx, message, "warn")
+
     async def poll(self, allocation: Allocation) -> str | None:
         assert self.job_id is not None
         try:
@@ -361,6 +437,13 @@ class BatchProvider(Provider):
 
     async def release(self, allocation: Allocation) -> None:
         """The agents have stopped, so the job ends by itself; cancel what has not."""
+        for task in self._replacing:
+            task.cancel()
+        for replacement in self.replacements:
+            try:
+                await self.cancel(replacement)
+            except PilotkitError as exc:
+                self._log_release(f"cancelling replacement job {replacement} failed: {exc}")
         if self.job_id is not None:
             deadline = time.monotonic() + self.RELEASE_WAIT
             while True:

@@ -44,9 +44,15 @@ class SlurmProvider(BatchProvider):
     description = "a Slurm batch job; one node agent per node"
 
     def launch_argv(self, rdv: Rendezvous, workdir: Path) -> list[str]:
+        return self._srun_agents(rdv, self.spec.spec.resources.nodes)
+
+    def replacement_argv(self, rdv: Rendezvous, nodes: int) -> list[str] | None:
+        return self._srun_agents(rdv, nodes)
+
+    def _srun_agents(self, rdv: Rendezvous, nodes: int) -> list[str]:
         options: SlurmOptions = self.options
         return [
-            "srun", "--ntasks-per-node=1", f"--nodes={self.spec.spec.resources.nodes}", "--kill-on-bad-exit=0",
+            "srun", "--ntasks-per-node=1", f"--nodes={nodes}", "--kill-on-bad-exit=0",
             "--no-kill", *options.srun_args, *rdv.node_agent_argv(),
         ]  # fmt: skip
 
