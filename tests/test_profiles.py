@@ -161,3 +161,41 @@ def test_bad_keys_in_configuration_files_are_located(
             f"error: {site}:11: profiles.cpu.pilot.grace: 5 has no unit: write '5s' or '5m' "
             "(a bare number is seconds to some tools and minutes to sbatch)",
         ], args
+
+
+def test_every_setting_from_the_environment(
+    files: dict[str, Path], pilotkit_cmd: list[str], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``PILOTKIT__SECTION__KEY`` over the profile's files, under the spec's own values;
+    its origin is the variable; a bad one is located at the variable, exit 2."""
+    env = {
+        **cli_env,
+        "PILOTKIT__ENV__BOTH": "environment",  # over the user file's "user"
+        "PILOTKIT__RESOURCES__WALLTIME": "3h",  # under the spec's own "30m"
+        "PILOTKIT__RESOURCES__CORES": "1",  # over the site's 2: a TOML integer
+        "PILOTKIT__PILOT__HEARTBEAT": '"5s"',  # a TOML string
+    }
+    shown = pk(pilotkit_cmd, env, "config", "show", str(files["spec"]))
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert 'env.BOTH = "environment"  # $PILOTKIT__ENV__BOTH' in lines
+    assert any(line.startswith(f'env.FROM_SITE = "site"  # {files["site"]}:') for line in lines)
+    assert "resources.cores = 1  # $PILOTKIT__RESOURCES__CORES" in lines
+    assert 'pilot.heartbeat = "5s"  # $PILOTKIT__PILOT__HEARTBEAT' in lines
+    assert f'resources.walltime = "30m"  # {files["spec"]}:4' in lines
+    out = pk(pilotkit_cmd, env, "run", "-q", str(files["spec"]))
+    assert out.returncode == 0, out.stderr
+    (run,) = (tmp_path / "runs").iterdir()
+    (result,) = [json.loads(line) for line in (run / "results.jsonl").read_text().splitlines()]
+    assert Path(result["stdout"]).read_text() == "site environment\n"
+
+    for name, value, said in (
+        ("PILOTKIT__RESOURCES__CORSE", "1", "error: $PILOTKIT__RESOURCES__CORSE: resources.corse: unknown key "
+         "(did you mean 'cores'?)"),
+        ("PILOTKIT__RESOURCES__CORES", "many", "error: $PILOTKIT__RESOURCES__CORES: resources.cores: expected an "
+         "integer, got a string"),
+        ("PILOTKIT__RESOURCE__CORES", "1", "error: $PILOTKIT__RESOURCE__CORES: not a setting: "
+         "PILOTKIT__SECTION__KEY with SECTION one of PROVIDER, RESOURCES, IMAGE, CONTAINER, PILOT, ENV"),
+    ):  # fmt: skip
+        bad = pk(pilotkit_cmd, {**cli_env, name: value}, "validate", str(files["spec"]))
+        assert bad.returncode == 2 and bad.stderr == said + "\n", bad.stderr

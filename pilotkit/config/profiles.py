@@ -10,6 +10,7 @@ from ..errors import PilotkitError, SpecError, SpecProblem
 from ..specfile.layers import Layer, lay
 from ..specfile.lines import KeyLines
 from ..specfile.parsing import LayersFor
+from .environment import env_layers
 from .files import ConfigFile, read_configs, site_file, user_file
 
 
@@ -22,9 +23,13 @@ def profile_layers(name: str, configs: list[ConfigFile]) -> list[Layer]:
 
 def layers_for(chosen: str | None) -> LayersFor:
     """What :func:`pilotkit.specfile.parsing.start` lays under a spec: the profile named
-    by ``chosen`` (``--profile``, ``$PILOTKIT_PROFILE``), else by the spec's ``profile``."""
+    by ``chosen`` (``--profile``, ``$PILOTKIT_PROFILE``), else by the spec's ``profile``,
+    then the ``PILOTKIT__SECTION__KEY`` variables of the environment."""
 
     def pick(data: dict[str, Any], lines: KeyLines, fname: str) -> list[Layer]:
+        return profile(data, lines, fname) + env_layers()
+
+    def profile(data: dict[str, Any], lines: KeyLines, fname: str) -> list[Layer]:
         written = data.get("profile")
         name = chosen or written
         if not isinstance(name, str):
@@ -86,7 +91,7 @@ def _merged(name: str) -> tuple[dict[str, Any], KeyLines]:
     if not layers:
         raise PilotkitError(f"--profile: no profile '{name}' in {site_file()} or {user_file()}")
     lines = KeyLines("")
-    return lay({}, lines, layers), lines
+    return lay({}, lines, layers + env_layers()), lines
 
 
 def merged_profile(name: str) -> list[Setting]:
