@@ -12,7 +12,7 @@ def pk(cmd: list[str], env: dict[str, str], *args: str, cwd: Path) -> subprocess
     return subprocess.run([*cmd, *args], env=env, capture_output=True, text=True, timeout=120, cwd=cwd)
 
 
-@pytest.mark.parametrize("app", ["tasks", "dask", "mpi", "jupyter", "k3s"])
+@pytest.mark.parametrize("app", ["tasks", "dask", "mpi", "ray", "jupyter", "k3s"])
 def test_init_writes_a_valid_spec(
     app: str, tmp_path: Path, pilotkit_cmd: list[str], cli_env: dict[str, str]
 ) -> None:

@@ -10,7 +10,7 @@ import click
 
 from ..errors import PilotkitError
 
-APPS = ("tasks", "dask", "mpi", "jupyter", "k3s")
+APPS = ("tasks", "dask", "mpi", "ray", "jupyter", "k3s")
 
 _HEAD = """\
 # A pilot spec written by `pilotkit init`. Check it with `pilotkit validate {file}` and
@@ -88,6 +88,24 @@ type = "mpi"                       # needs pilotkit-mpi
 command = "hostname"               # each rank runs it; e.g. "python3 {spec_dir}/prog.py"
 ranks_per_node = 2
 # launcher = "mpirun"              # one from `pilotkit plugins` (default: auto)
+""",
+    ),
+    "ray": (
+        "a Ray cluster for interactive work",
+        "1h",
+        """\
+
+[pilot]
+grace = "10s"
+drain_margin = "2m"                # stop starting work this long before the walltime ends
+
+[app]
+type = "ray"                       # needs pilotkit-ray
+mode = "interactive"               # a Ray head on the first node and Ray on every node,
+                                   # with the cores, GPUs and memory found there, until
+                                   # drained; `pilotkit ray connect <workdir or id>`
+                                   # prints the address. Or: script = "analysis.py"
+# object_store_memory = "2GiB"     # per node (default: 30% of its memory)
 """,
     ),
     "jupyter": (
