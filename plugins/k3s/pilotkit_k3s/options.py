@@ -28,6 +28,15 @@ class K3sOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     """Image archives (OCI or docker-archive ``.tar``, relative to the spec's folder)
     imported into containerd on every node as k3s starts, so nodes without internet run
     them (pods name the image with ``imagePullPolicy: IfNotPresent``)."""
+    nvidia: bool | None = None
+    """On the nodes where pilotkit's NVML probe found GPUs: add the NVIDIA container
+    runtime to k3s's containerd, and apply the RuntimeClass ``nvidia`` and the NVIDIA
+    device plugin (``nvidia.com/gpu``). Default: when a node has GPUs; false: labels only."""
+    nvidia_runtime: str = "nvidia-container-runtime"
+    """The NVIDIA container runtime on GPU nodes (a name on PATH, or a path)."""
+    device_plugin_image: str = "nvcr.io/nvidia/k8s-device-plugin:v0.17.0"
+    """The NVIDIA device plugin's image (name an archive of it in ``images`` for nodes
+    without internet)."""
     namespace: str = "default"
     """Namespace of manifest objects that name none."""
     binary: str = "k3s"

@@ -66,6 +66,8 @@ token = open(token_path).read().strip() if token_path and os.path.exists(token_p
 images = f"{data}/agent/images" if data else ""
 record["images"] = {n: os.path.realpath(f"{images}/{n}") for n in sorted(os.listdir(images))} if images and os.path.isdir(images) else {}
 record["token"] = token
+containerd = f"{data}/agent/etc/containerd" if data else ""
+record["containerd"] = {n: open(f"{containerd}/{n}").read() for n in sorted(os.listdir(containerd))} if containerd and os.path.isdir(containerd) else {}
 
 
 def save():
@@ -217,7 +219,7 @@ class FakeKube:
         meta = manifest.get("metadata", {})
         ns = meta.get("namespace") or namespace
         ref = ObjectRef(manifest["kind"], meta["name"], ns, manifest["apiVersion"])
-        self.record("apply", kind=ref.kind, name=ref.name, namespace=ns)
+        self.record("apply", kind=ref.kind, name=ref.name, namespace=ns, manifest=manifest)
         if ref.kind == "Job":
             container = manifest["spec"]["template"]["spec"]["containers"][0]
             argv = [*container.get("command", []), *container.get("args", [])]

@@ -9,6 +9,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from pilotkit.api import PilotState
 from pilotkit.testing import Pilot, Plugins, RunSpec
 
@@ -158,4 +160,66 @@ async def test_fake_k3s_fake_api_cancel_still_cleans_the_node(
     assert "stopped" in call, "k3s got SIGTERM"
     report = json.loads((tmp_path / "run" / "k3s" / f"cleanup-{call['node']}.json").read_text())
     assert report["stopped"] and not report.get("left") and report["killed"]
+    nothing_left(fake_k3s, tmp_path / "k3s-data")
+
+
+async def test_gpu_node_gets_the_nvidia_runtime_and_device_plugin_fake_nvml(
+    fake_k3s: FakeK3s, pilotkit_plugins: Plugins, run_spec: RunSpec, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """No GPU here: NVML is a fake (one whole GPU, one in MIG mode with 2 instances), and
+    so is the NVIDIA container runtime (an executable that does nothing). k3s finds the
+    runtime in its containerd templates when it starts; the device plugin is applied
+    with the MIG strategy of the node."""
+    from pilotkit import probe
+    from pilotkit.gpu import detect_gpus
+    from pilotkit.testing.fake_nvml import FakeGpu, FakeNVML
+
+    nvml = FakeNVML([FakeGpu(), FakeGpu(mig_enabled=True, mig_instances=2)])
+    monkeypatch.setattr(probe, "gpu_report", lambda: detect_gpus(nvml=nvml, env={}))
+    runtime = fake_k3s.bin / "nvidia-container-runtime"
+    runtime.write_text("#!/bin/sh\nexit 0\n")
+    runtime.chmod(0o755)
+    pilotkit_plugins.register_module("k3s-fakeapi", FAKE_API_PLUGIN)
+    (tmp_path / "ok.yaml").write_text(job_manifest("hello", "echo hello"))
+    run = await run_spec(spec(tmp_path, f'manifests = ["{tmp_path}/ok.yaml"]\n'), workdir=tmp_path / "run")
+    assert run.state is PilotState.DONE, run.reason
+    (server,) = fake_k3s.calls().values()
+    templates = server["containerd"]
+    assert sorted(templates) == ["config-v3.toml.tmpl", "config.toml.tmpl"]
+    for text in templates.values():
+        assert text.startswith('{{ template "base" . }}'), "k3s's own configuration comes first"
+        assert f'BinaryName = "{runtime}"' in text and "pilotkit-nvidia" in text
+    applied = {c["kind"]: c for c in fake_k3s.api_calls() if c["call"] == "apply"}
+    assert applied["RuntimeClass"]["manifest"]["handler"] == "pilotkit-nvidia"
+    daemonset = applied["DaemonSet"]
+    node = server["node"]
+    assert daemonset["namespace"] == "kube-system" and daemonset["name"].startswith("nvidia-device-plugin-")
+    pod = daemonset["manifest"]["spec"]["template"]["spec"]
+    assert pod["runtimeClassName"] == "nvidia" and pod["nodeSelector"]["kubernetes.io/hostname"] == node
+    assert {"name": "MIG_STRATEGY", "value": "mixed"} in pod["containers"][0]["env"], "a whole GPU and MIG slices"
+    (volume,) = pod["volumes"]
+    assert volume["hostPath"]["path"] == f"{tmp_path / 'k3s-data'}/pilotkit-k3s-{run.pilot_id}/{node}/kubelet/device-plugins"
+    labels = [c["labels"] for c in fake_k3s.api_calls() if c["call"] == "label"]
+    assert labels[0]["pilotkit.io/gpu.count"] == "3" and labels[0]["pilotkit.io/gpu.mig"] == "true"
+    nothing_left(fake_k3s, tmp_path / "k3s-data")
+
+
+async def test_gpu_node_without_the_nvidia_runtime_is_refused_fake_nvml(
+    fake_k3s: FakeK3s, pilotkit_plugins: Plugins, run_spec: RunSpec, tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from pilotkit import probe
+    from pilotkit.gpu import detect_gpus
+    from pilotkit.testing.fake_nvml import FakeGpu, FakeNVML
+
+    monkeypatch.setattr(probe, "gpu_report", lambda: detect_gpus(nvml=FakeNVML([FakeGpu()]), env={}))
+    pilotkit_plugins.register_module("k3s-fakeapi", FAKE_API_PLUGIN)
+    missing = tmp_path / "no-such" / "nvidia-container-runtime"
+    run = await run_spec(
+        spec(tmp_path, f'mode = "interactive"\nnvidia_runtime = "{missing}"\n'), workdir=tmp_path / "run"
+    )
+    assert run.state is PilotState.FAILED
+    assert f"no NVIDIA container runtime '{missing}' on this GPU node" in (run.reason or ""), run.reason
+    assert not fake_k3s.calls(), "k3s was not started"
     nothing_left(fake_k3s, tmp_path / "k3s-data")
