@@ -18,8 +18,9 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any
 
-from pilotkit.api import App, AppContext, SpecProblem
+from pilotkit.api import App, AppContext, PilotkitError, SpecProblem
 
+from .archives import archive_suffix
 from .kube import KubeApi, load_manifests
 from .options import K3sOptions, check_options, manifest_path
 
@@ -29,6 +30,8 @@ class K3sApp(App):
 
     id = "k3s"
     Options = K3sOptions
+    runs_images = True
+    """The spec's ``[image]`` (an image archive) is preloaded into containerd."""
     description = "a k3s (Kubernetes) cluster across the nodes: run Jobs from manifests, or serve kubectl"
 
     @classmethod
@@ -49,6 +52,25 @@ class K3sApp(App):
             objects += load_manifests(manifest_path(manifest, self.spec.base_dir), f"app.manifests[{index}]")
         return objects
 
+    async def stage_image(self, ctx: AppContext) -> Path | None:
+        """The spec's ``[image]``, staged by its stager: an image archive (OCI or
+        docker-archive tar) to preload on every node; None without ``[image]``."""
+        section = self.spec.spec.image
+        if section is None or self.spec.stager_cls is None:
+            return None
+        stager = self.spec.stager_cls(self.spec.stager_options)
+        image = await stager.stage(section.ref, ctx.pilot)
+        try:
+            suffix = await asyncio.to_thread(archive_suffix, image.path)
+        except OSError as exc:
+            raise PilotkitError(f"image.ref: cannot read the staged image {image.path}: {exc.strerror or exc}") from None
+        if suffix is None:
+            raise PilotkitError(
+                f"image.ref: '{section.ref}' was staged as {image.format} ({image.path}), not an image archive "
+                "(an OCI or docker-archive tar) that k3s can import into containerd"
+            )
+        return image.path.resolve()
+
     async def run(self, ctx: AppContext) -> None:
         from .cluster import K3sCluster
         from .jobs import apply_all, run_jobs
@@ -56,6 +78,9 @@ class K3sApp(App):
         options: K3sOptions = self.options
         objects = await asyncio.to_thread(self.load)  # a bad manifest fails before k3s starts
         images = [manifest_path(image, self.spec.base_dir).resolve() for image in options.images]
+        staged = await self.stage_image(ctx)
+        if staged is not None:
+            images.append(staged)
         cluster = K3sCluster(ctx, options, self.make_api, images)
         try:
             if not await _unless_draining(ctx, cluster.start()):

@@ -137,9 +137,11 @@ def _remove(path: Path, report: CleanupReport) -> None:
 def link_images(folder: Path, archives: list[Path]) -> None:
     """k3s imports every archive in ``<data-dir>/agent/images`` into containerd as it
     starts: link the pilot's archives there (no copy on the node)."""
+    from .archives import link_name
+
     folder.mkdir(parents=True, exist_ok=True)
     for archive in archives:
-        link = folder / archive.name
+        link = folder / link_name(archive)
         link.unlink(missing_ok=True)
         link.symlink_to(archive)
 

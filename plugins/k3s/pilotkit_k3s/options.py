@@ -9,6 +9,8 @@ import msgspec
 
 from pilotkit.api import Duration, SpecProblem, parse_duration
 
+from .archives import SUFFIXES
+
 if TYPE_CHECKING:
     from pilotkit.api import ResolvedSpec
 
@@ -88,12 +90,20 @@ def check_options(options: K3sOptions, spec: ResolvedSpec) -> list[SpecProblem]:
         path = manifest_path(image, spec.base_dir)
         if not path.is_file():
             problems.append(SpecProblem(f"app.images[{index}]", f"no such file: {path}"))
-        elif not path.name.endswith((".tar", ".tar.gz", ".tgz", ".tar.zst", ".tar.lz4", ".tar.bz2")):
+        elif not path.name.endswith(SUFFIXES):
             problems.append(
                 SpecProblem(
                     f"app.images[{index}]", f"{path.name}: not an image archive (.tar, .tar.gz, .tar.zst...)"
                 )
             )
+    if spec.spec.container is not None:
+        problems.append(
+            SpecProblem(
+                "container",
+                "the k3s app runs its pods' images itself: remove [container] "
+                "(an [image] that stages an image archive is preloaded into containerd on every node)",
+            )
+        )
     for key in DURATIONS:
         value = getattr(options, key)
         if value is None:

@@ -5,13 +5,18 @@ preflight refusal, drain, and a node that keeps nothing."""
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import os
+import shutil
+import tarfile
+import types
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from pilotkit.api import PilotState
+from pilotkit.api import PilotContext, PilotState, Register, StagedImage, Stager, hookimpl
 from pilotkit.testing import Pilot, Plugins, RunSpec
 
 from .conftest import FAKE_API_PLUGIN, FakeK3s, job_manifest
@@ -223,3 +228,77 @@ async def test_gpu_node_without_the_nvidia_runtime_is_refused_fake_nvml(
     assert f"no NVIDIA container runtime '{missing}' on this GPU node" in (run.reason or ""), run.reason
     assert not fake_k3s.calls(), "k3s was not started"
     nothing_left(fake_k3s, tmp_path / "k3s-data")
+
+
+class CopyStager(Stager):
+    """A stager for the test: "stages" a local file by copying it into the pilot's
+    workdir (where the shipped stagers make SIF files or directories, not archives)."""
+
+    id = "k3s-test-copy"
+
+    async def stage(self, ref: str, ctx: PilotContext) -> StagedImage:
+        target = ctx.workdir / "staged" / Path(ref).name
+        target.parent.mkdir(exist_ok=True)
+        shutil.copyfile(ref, target)
+        return StagedImage(ref, target, "oci-archive" if Path(ref).suffix == ".oci" else "sif")
+
+
+@hookimpl
+def _register_copy_stager(register: Register[Any]) -> None:
+    register(CopyStager)
+
+
+def oci_archive(path: Path) -> Path:
+    """A small OCI image layout as a tar file (no suffix k3s would recognise)."""
+    with tarfile.open(path, "w") as tar:
+        for name, data in (("oci-layout", b'{"imageLayoutVersion": "1.0.0"}'), ("index.json", b'{"manifests": []}')):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+async def test_the_staged_image_archive_is_preloaded_on_the_node(
+    fake_k3s: FakeK3s, pilotkit_plugins: Plugins, tmp_path: Path
+) -> None:
+    from pilotkit.testing import parse_spec
+
+    pilotkit_plugins.register_module("k3s-fakeapi", FAKE_API_PLUGIN)
+    pilotkit_plugins.register_module(
+        "k3s-test-copy", types.SimpleNamespace(pilotkit_register_stagers=_register_copy_stager)
+    )
+    archive = oci_archive(tmp_path / "app.oci")
+    listed = tmp_path / "other.tar"
+    shutil.copyfile(archive, listed)
+    image = f'\n[image]\nref = "{archive}"\nstager = "k3s-test-copy"\n'
+    text = spec(tmp_path, f'mode = "interactive"\nimages = ["{listed}"]\n') + image
+    pilot = Pilot(parse_spec(text, tmp_path / "spec.toml", pilotkit_plugins), pilotkit_plugins, workdir=tmp_path / "run")
+    running = asyncio.ensure_future(pilot.run())
+    for _ in range(300):
+        if any(c["call"] == "label" for c in fake_k3s.api_calls()):
+            break
+        await asyncio.sleep(0.05)
+    pilot.drain("test done")
+    outcome = await asyncio.wait_for(running, 60)
+    assert outcome.state is PilotState.DONE, outcome.reason
+    (server,) = fake_k3s.calls().values()
+    staged = tmp_path / "run" / "staged" / "app.oci"
+    assert server["images"] == {"app.oci.tar": str(staged), "other.tar": str(listed)}, "named so k3s reads it"
+    nothing_left(fake_k3s, tmp_path / "k3s-data")
+
+
+async def test_a_staged_image_that_is_no_archive_is_refused(
+    fake_k3s: FakeK3s, pilotkit_plugins: Plugins, run_spec: RunSpec, tmp_path: Path
+) -> None:
+    pilotkit_plugins.register_module("k3s-fakeapi", FAKE_API_PLUGIN)
+    pilotkit_plugins.register_module(
+        "k3s-test-copy", types.SimpleNamespace(pilotkit_register_stagers=_register_copy_stager)
+    )
+    sif = tmp_path / "app.sif"
+    sif.write_bytes(b"\0" * 32 + b"SIF_MAGIC" + b"\0" * 600)
+    image = f'\n[image]\nref = "{sif}"\nstager = "k3s-test-copy"\n'
+    run = await run_spec(spec(tmp_path, 'mode = "interactive"\n') + image, workdir=tmp_path / "run")
+    assert run.state is PilotState.FAILED
+    assert run.reason is not None and run.reason.startswith("image.ref: "), run.reason
+    assert "was staged as sif" in run.reason and "not an image archive" in run.reason
+    assert not fake_k3s.calls(), "k3s was not started"

@@ -112,6 +112,10 @@ def test_a_jobs_exit_code() -> None:
         ('mode = "interactive"\nbogus = 1\n', "bogus"),
         ('mode = "interactive"\nimages = ["spec.toml"]\n', "app.images[0]: spec.toml: not an image archive"),
         ('mode = "interactive"\nimages = ["none.tar"]\n', "app.images[0]: no such file"),
+        (
+            'mode = "interactive"\n[image]\nref = "/tmp/app.sif"\n[container]\nruntime = "apptainer"\n',
+            "container: the k3s app runs its pods' images itself: remove [container]",
+        ),
     ],
 )
 def test_bad_specs_are_one_located_line(tmp_path: Path, app: str, message: str) -> None:
