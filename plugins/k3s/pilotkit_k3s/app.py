@@ -16,13 +16,15 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from pilotkit.api import App, AppContext, PilotkitError, SpecProblem
 
 from .archives import archive_suffix
 from .kube import KubeApi, load_manifests
 from .options import K3sOptions, check_options, manifest_path
+
+T = TypeVar("T")
 
 
 class K3sApp(App):
@@ -88,12 +90,14 @@ class K3sApp(App):
             ctx.running()
             supervisor = asyncio.ensure_future(cluster.supervise())
             try:
+                refs = await apply_all(cluster, objects) if objects else []
+                if options.charts:
+                    from .helm import install_charts
+
+                    refs += await _first(install_charts(cluster, self.spec.base_dir), supervisor)
                 if options.mode == "batch":
-                    refs = await apply_all(cluster, objects)
                     await _first(run_jobs(cluster, refs), supervisor)
                 else:
-                    if objects:
-                        await apply_all(cluster, objects)
                     cluster.say(
                         "info",
                         f"k3s cluster up until drained; KUBECONFIG={cluster.kubeconfig} kubectl get nodes",
@@ -107,15 +111,15 @@ class K3sApp(App):
             await cluster.shutdown()
 
 
-async def _first(main: Awaitable[object], watcher: asyncio.Future[None]) -> None:
+async def _first(main: Awaitable[T], watcher: asyncio.Future[None]) -> T:
     """Wait for ``main``; if ``watcher`` ends first (it raised), raise its error."""
-    work: asyncio.Future[object] = asyncio.ensure_future(main)
+    work: asyncio.Future[T] = asyncio.ensure_future(main)
     pending: set[asyncio.Future[Any]] = {work, watcher}
     try:
         await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
         if not work.done() and watcher.done() and watcher.exception() is not None:
             watcher.result()
-        await work
+        return await work
     finally:
         work.cancel()
 

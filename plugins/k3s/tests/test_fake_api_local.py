@@ -19,7 +19,7 @@ import pytest
 from pilotkit.api import PilotContext, PilotState, Register, StagedImage, Stager, hookimpl
 from pilotkit.testing import Pilot, Plugins, RunSpec
 
-from .conftest import FAKE_API_PLUGIN, FakeK3s, job_manifest
+from .conftest import FAKE_API_PLUGIN, FakeK3s, job_manifest, write_fake_helm
 
 LOCAL = """
 [provider]
@@ -302,3 +302,51 @@ async def test_a_staged_image_that_is_no_archive_is_refused(
     assert run.reason is not None and run.reason.startswith("image.ref: "), run.reason
     assert "was staged as sif" in run.reason and "not an image archive" in run.reason
     assert not fake_k3s.calls(), "k3s was not started"
+
+
+def a_chart(tmp_path: Path) -> tuple[Path, Path]:
+    chart = tmp_path / "mychart"
+    (chart / "templates").mkdir(parents=True)
+    (chart / "Chart.yaml").write_text("apiVersion: v2\nname: mychart\nversion: 0.1.0\n")
+    (chart / "templates" / "job.yaml").write_text(job_manifest("charted", "echo hello from the chart"))
+    values = tmp_path / "values.yaml"
+    values.write_text("replicas: 1\n")
+    return chart, values
+
+
+async def test_helm_charts_installed_and_their_jobs_followed_fake_helm(
+    fake_k3s: FakeK3s, pilotkit_plugins: Plugins, run_spec: RunSpec, tmp_path: Path
+) -> None:
+    """A fake helm (helm is not installed here): what it is asked, and the chart's Job
+    followed to a task result like a manifest's."""
+    write_fake_helm(fake_k3s)
+    pilotkit_plugins.register_module("k3s-fakeapi", FAKE_API_PLUGIN)
+    chart, values = a_chart(tmp_path)
+    app = 'charts = [{name = "rel", chart = "./mychart", values = "values.yaml", version = "0.1.0"}]\n'
+    run = await run_spec(spec(tmp_path, app), workdir=tmp_path / "run")
+    assert run.state is PilotState.DONE, run.reason
+    (result,) = [r for r in run.results() if r.task.startswith("job-")]
+    assert result.task == "job-charted" and result.exit_code == 0
+    assert "hello from the chart" in (tmp_path / "run" / "tasks" / "job-charted" / "attempt-1.out").read_text()
+    calls = [json.loads(line) for line in (fake_k3s.state / "helm.jsonl").read_text().splitlines()]
+    kubeconfig = str(tmp_path / "run" / "kubeconfig")
+    assert calls == [
+        ["upgrade", "--install", "rel", str(chart), "--namespace", "default", "--create-namespace",
+         "--kubeconfig", kubeconfig, "--version", "0.1.0", "--values", str(values)],
+        ["get", "manifest", "rel", "--namespace", "default", "--kubeconfig", kubeconfig],
+    ]  # fmt: skip
+    nothing_left(fake_k3s, tmp_path / "k3s-data")
+
+
+async def test_a_failing_helm_fails_the_pilot_with_the_chart_named_fake_helm(
+    fake_k3s: FakeK3s, pilotkit_plugins: Plugins, run_spec: RunSpec, tmp_path: Path
+) -> None:
+    write_fake_helm(fake_k3s)
+    (fake_k3s.state / "helm-fails").write_text("")
+    pilotkit_plugins.register_module("k3s-fakeapi", FAKE_API_PLUGIN)
+    a_chart(tmp_path)
+    run = await run_spec(spec(tmp_path, 'charts = [{name = "rel", chart = "./mychart"}]\n'), workdir=tmp_path / "run")
+    assert run.state is PilotState.FAILED
+    assert (run.reason or "").startswith("app.charts[0]: helm could not install './mychart'"), run.reason
+    assert "fake helm failing on purpose" in (run.reason or "")
+    nothing_left(fake_k3s, tmp_path / "k3s-data")

@@ -113,6 +113,22 @@ def test_a_jobs_exit_code() -> None:
         ('mode = "interactive"\nimages = ["spec.toml"]\n', "app.images[0]: spec.toml: not an image archive"),
         ('mode = "interactive"\nimages = ["none.tar"]\n', "app.images[0]: no such file"),
         (
+            'charts = [{name = "rel", chart = "./nochart"}]\nhelm = "/no/such/helm"\n',
+            "app.charts: no '/no/such/helm' on PATH: install Helm",
+        ),
+        (
+            'mode = "interactive"\ncharts = [{name = "Bad_Name", chart = "repo/x"}]\nhelm = "sh"\n',
+            "app.charts[0].name",
+        ),
+        (
+            'mode = "interactive"\ncharts = [{name = "a", chart = "./nochart"}]\nhelm = "sh"\n',
+            "app.charts[0].chart: no such chart",
+        ),
+        (
+            'mode = "interactive"\ncharts = [{name = "a", chart = "repo/x", values = "v.yaml"}]\nhelm = "sh"\n',
+            "app.charts[0].values: no such file",
+        ),
+        (
             'mode = "interactive"\n[image]\nref = "/tmp/app.sif"\n[container]\nruntime = "apptainer"\n',
             "container: the k3s app runs its pods' images itself: remove [container]",
         ),
