@@ -5,7 +5,7 @@ Everything a plugin needs is here, under a stable name:
 - **hooks**: :data:`hookimpl` marks a plugin's hook implementations, :data:`hookspec`
   the specifications (``pilotkit_register_providers``, ``..._launchers``,
   ``..._runtimes``, ``..._stagers``, ``..._apps``, ``pilotkit_add_commands``,
-  ``pilotkit_event``); a registration hook gets a :class:`Register`.
+  ``pilotkit_event``, ``pilotkit_probe_checks``); a registration hook gets a :class:`Register`.
 - **the classes a plugin implements**: :class:`Provider` (and the :class:`Agent` per
   node it hands out), :class:`Launcher`, :class:`ContainerRuntime`, :class:`Stager`,
   :class:`App`. Every method pilotkit may call is declared on these base classes, typed,
@@ -93,7 +93,7 @@ from .scan import render as render_command
 from .spec import Duration, ResolvedSpec, Resources, Size
 from .ssh import forward_port, import_asyncssh, read_remote_file, ssh_connect, until_interrupted
 from .task import Task
-from .types import Allocation, GpuInfo, NodeInfo, TaskExit, TaskLaunch
+from .types import Allocation, GpuInfo, NodeInfo, ProbeCheck, TaskExit, TaskLaunch
 from .units import format_duration, format_size, parse_duration, parse_size, slurm_time
 from .vocab import Outcome, PilotState, TaskStatus, attempt_log, task_dir
 
@@ -146,6 +146,7 @@ __all__ = [
     "PilotStateChanged",
     "PilotkitError",
     "PluginError",
+    "ProbeCheck",
     "Provider",
     "RandomSamples",
     "Register",

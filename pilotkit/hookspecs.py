@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
     from .events import Event
     from .registry import Register
+    from .types import ProbeCheck
 
 hookspec = pluggy.HookspecMarker("pilotkit")
 hookimpl = pluggy.HookimplMarker("pilotkit")
@@ -95,6 +96,22 @@ def pilotkit_add_commands(cli: click.Group) -> None:
 
     :param cli: the top-level click group; call ``cli.add_command(...)``.
     """
+
+
+# ----------------------------------------------------------------- probe
+
+
+@hookspec
+def pilotkit_probe_checks() -> list[ProbeCheck]:
+    """Lines for ``pilotkit probe``: whether this node has what the plugin needs (a
+    binary, a kernel feature...), each a :class:`pilotkit.types.ProbeCheck`.
+
+    Called only by ``pilotkit probe``, never while a pilot runs, so it may block briefly
+    (read files, look up PATH). Import the module that does the work inside the function,
+    so that loading the plugin stays cheap. An implementation that raises becomes one
+    ``error`` line naming the plugin.
+    """
+    return []
 
 
 # ----------------------------------------------------------------- observers

@@ -311,6 +311,12 @@ class Stager(_Plugin):
 class App(_Plugin, abc.ABC):
     """What runs on the allocation: a bag of tasks, a Dask cluster, an MPI job..."""
 
+    runs_images: ClassVar[bool] = False
+    """True: the app runs the spec's ``[image]`` itself (k3s preloads it into
+    containerd), so a spec may name an image without a ``[container]`` runtime; pilotkit
+    then stages nothing and wraps no task, and the app stages it with
+    ``spec.stager_cls``."""
+
     def __init__(self, spec: SpecView, options: Any) -> None:
         self.spec = spec
         self.options = options

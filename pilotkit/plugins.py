@@ -33,6 +33,7 @@ from .errors import PluginError
 from .interfaces import App, ContainerRuntime, Launcher, Provider, SearchSampler, Stager
 from .registry import Register as Register  # re-exported: plugins written for 0.1 import it here
 from .registry import Registered
+from .types import ProbeCheck
 
 if TYPE_CHECKING:
     import click
@@ -294,6 +295,22 @@ class Plugins:
                 impl.function(cli=cli)
             except Exception as exc:
                 self._fail(impl.plugin_name, f"pilotkit_add_commands raised {type(exc).__name__}: {exc}")
+
+    def probe_checks(self) -> list[tuple[str, ProbeCheck]]:
+        """Every plugin's ``pilotkit_probe_checks`` lines, with the plugin's name; one
+        that raises or returns something else gives one ``error`` line instead."""
+        lines: list[tuple[str, ProbeCheck]] = []
+        for impl in self.pm.hook.pilotkit_probe_checks.get_hookimpls():
+            try:
+                answer: Any = impl.function()
+                checks = list(answer)
+                if not all(isinstance(c, ProbeCheck) for c in checks):
+                    raise TypeError("it returned something other than ProbeCheck lines")
+            except Exception as exc:
+                message = f"pilotkit_probe_checks raised {type(exc).__name__}: {exc}"
+                checks = [ProbeCheck(impl.plugin_name, "error", message)]
+            lines += [(impl.plugin_name, c) for c in checks]
+        return lines
 
     def emit(self, event: Event) -> None:
         """Hand ``event`` to every ``pilotkit_event`` implementation; one that raises is

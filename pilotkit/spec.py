@@ -208,6 +208,8 @@ def _resolved(parsed: ParsedSpec, classes: dict[str, Any], checker: Checker) -> 
     if spec.image is not None and classes.get("image") is not None:
         resolved.stager_cls = classes["image"]
         resolved.stager_options = msgspec.convert(spec.image.options, resolved.stager_cls.Options)
+    if spec.image is not None and spec.container is None and not resolved.app_cls.runs_images:
+        checker.problem("container", "an image is set but no [container] runtime to run it with")
     problems = list(checker.problems)
     for cls in (resolved.provider_cls, resolved.app_cls, resolved.runtime_cls, resolved.stager_cls):
         if cls is not None:

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import msgspec
 
+from .vocab import CheckLevel
+
 
 class GpuInfo(msgspec.Struct, omit_defaults=True):
     """One GPU, or one MIG instance of a GPU, as NVML reports it."""
@@ -111,3 +113,16 @@ class CarriedAttempt(msgspec.Struct, omit_defaults=True):
     node: str
     start: float = 0.0
     exit: TaskExit | None = None
+
+
+class ProbeCheck(msgspec.Struct, omit_defaults=True):
+    """One line a plugin adds to ``pilotkit probe`` (hook ``pilotkit_probe_checks``):
+    whether this node has something the plugin needs."""
+
+    name: str
+    level: CheckLevel
+    """``ok``, ``warning`` (the plugin's feature would not work here) or ``error``."""
+    message: str
+    """What was found."""
+    hint: str | None = None
+    """What to do (or ask the site for) when it is not ok."""

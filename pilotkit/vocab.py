@@ -210,6 +210,9 @@ before they are sent (:mod:`pilotkit.journal`)."""
 
 Stream = Literal["out", "err"]
 
+CheckLevel = Literal["ok", "warning", "error"]
+"""How one check of ``pilotkit doctor`` or ``pilotkit probe`` came out."""
+
 ATTEMPT_FILE = re.compile(r"attempt-(\d+)\.(?:out|err)")
 
 

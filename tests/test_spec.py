@@ -120,3 +120,28 @@ def test_parse_then_resolve_is_parse_spec(plugins: Plugins) -> None:
 
     for path in sorted(EXAMPLES.glob("*.toml")):
         assert resolve(load(path), plugins) == load_spec(path, plugins)
+
+
+def test_an_image_needs_a_container_runtime_unless_the_app_runs_images() -> None:
+    from pilotkit.api import App, AppContext, hookimpl
+
+    class ImageApp(App):
+        id = "runs-images"
+        runs_images = True
+
+        async def run(self, ctx: AppContext) -> None:
+            return None
+
+    @hookimpl
+    def register(register: object) -> None:
+        register(ImageApp)  # type: ignore[operator]
+
+    import types
+
+    plugins = Plugins().load()
+    plugins.register_module("runs-images", types.SimpleNamespace(pilotkit_register_apps=register))
+    image = '\n[image]\nref = "/tmp/app.sif"\nstager = "local"\n'
+    found = problems('name = "x"\n[[app.groups]]\nname = "g"\ncommands = ["true"]\n' + image, plugins)
+    assert any("container: an image is set but no [container] runtime" in p for p in found), found
+    spec = parse_spec('name = "x"\n[app]\ntype = "runs-images"\n' + image, None, plugins)
+    assert spec.stager_cls is not None and spec.runtime_cls is None

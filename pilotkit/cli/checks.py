@@ -10,11 +10,12 @@ import socket
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ..units import format_size, parse_duration, slurm_time
+from ..vocab import CheckLevel
 
-Level = Literal["ok", "warning", "error"]
+Level = CheckLevel
 
 COMMAND_TIMEOUT = 15.0
 """Seconds a batch command may take to answer."""

@@ -136,21 +136,28 @@ def echo_json(data: Any) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 @click.option("--no-gpu", is_flag=True, help="Skip GPU detection.")
 def probe(as_json: bool, no_gpu: bool) -> None:
-    """Show what this node has: cores, memory, GPUs (through NVML)."""
+    """Show what this node has: cores, memory, GPUs (through NVML), and the plugins'
+    checks (whether this node could run k3s...)."""
     import msgspec
 
     from ..gpu import detect_gpus
+    from ..plugins import get_plugins
     from ..probe import probe_node
     from ..types import GpuReport
 
     node = probe_node(gpus=False)
     report = GpuReport(reason="GPU detection skipped") if no_gpu else detect_gpus()
+    checks = get_plugins().probe_checks()
     if as_json:
-        echo_json({"node": msgspec.to_builtins(node), "gpus": msgspec.to_builtins(report)})
+        echo_json({
+            "node": msgspec.to_builtins(node),
+            "gpus": msgspec.to_builtins(report),
+            "checks": [{"plugin": plugin, **msgspec.to_builtins(check)} for plugin, check in checks],
+        })
         return
     from .render import print_probe
 
-    print_probe(node, report)
+    print_probe(node, report, checks)
 
 
 @cli.command()

@@ -15,10 +15,12 @@ from ..units import format_size
 from ..vocab import TASKS_DIR
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..pilot import PilotOutcome
     from ..plugins import Plugins
     from ..progress import Progress
-    from ..types import GpuReport, NodeInfo
+    from ..types import GpuReport, NodeInfo, ProbeCheck
     from ..vocab import Counts
 
 err_console = Console(stderr=True)
@@ -175,7 +177,7 @@ def print_summary(outcome: PilotOutcome, progress: Progress, *, plain: bool = Fa
         err_console.print(Text(best, style="bold"), soft_wrap=True)
 
 
-def print_probe(node: NodeInfo, report: GpuReport) -> None:
+def print_probe(node: NodeInfo, report: GpuReport, checks: Sequence[tuple[str, ProbeCheck]] = ()) -> None:
     table = Table(title=f"node {node.name}", title_justify="left", show_header=False, box=None)
     table.add_column(style="dim")
     table.add_column()
@@ -201,6 +203,15 @@ def print_probe(node: NodeInfo, report: GpuReport) -> None:
                 else ("on" if g.mig_mode else "off" if g.mig_mode is False else "N/A"),
             )
         out_console.print(gpus)
+    if checks:  # one line each, like `pilotkit doctor`'s (the plugin's name is in --json)
+        styles = {"ok": "green", "warning": "yellow", "error": "red"}
+        out_console.print("plugin checks", style="italic")
+        for _plugin, check in checks:
+            line = Text(f"{check.level:<7}", style=styles[check.level])
+            line.append(f" {check.name}: {check.message}")
+            if check.hint and check.level != "ok":
+                line.append(f"; {check.hint}")
+            out_console.print(line, soft_wrap=True)
 
 
 def print_plugins(plugins: Plugins) -> None:

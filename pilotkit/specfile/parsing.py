@@ -137,8 +137,6 @@ def finish(data: dict[str, Any], checker: Checker, path: str | Path | None) -> P
     walltime = spec.resources.walltime
     if walltime is not None and _seconds(walltime) == 0:
         checker.problem("resources.walltime", "must be more than 0 (leave it out for no walltime)", fatal=False)
-    if spec.image is not None and spec.container is None:
-        checker.problem("container", "an image is set but no [container] runtime to run it with")
     if spec.campaign is not None:
         _check_campaign(spec, checker)
     if checker.fatal:

@@ -106,6 +106,8 @@ class K3sCluster:
         self.grace = parse_duration(options.grace)
         self.started: list[NodePlan] = []
         self.drained = False
+        self.gpu_nodes = {n.name: n for n in ctx.nodes if n.gpus}
+        self.nvidia = bool(self.gpu_nodes) if options.nvidia is None else options.nvidia
 
     # ------------------------------------------------------------------ reporting
 
@@ -154,12 +156,36 @@ class K3sCluster:
         await self._wait_ready(deadline)
         for plan in self.plans:
             await self.api.label_node(plan.node, plan.labels)
+        await self._deploy_device_plugin()
         await asyncio.to_thread(self.publish, "running")
         mode = "rootless" if self.rootless else "rootful"
         self.say(
             "info",
             f"k3s cluster ready in {time.monotonic() - started:.1f}s ({mode}): server {self.server}, "
             f"{len(self.plans)} node(s) Ready; kubeconfig {self.kubeconfig}",
+        )
+
+    async def _deploy_device_plugin(self) -> None:
+        """The RuntimeClass ``nvidia`` and a device plugin DaemonSet per GPU node."""
+        if not self.nvidia:
+            return
+        if not self.gpu_nodes:
+            self.say("warn", "nvidia = true, but pilotkit's NVML probe found no GPU on any node")
+            return
+        from .nvidia import device_plugin, mig_strategy, runtime_class
+
+        assert self.api is not None
+        await self.api.apply(runtime_class(self.pilot), "kube-system")
+        for plan in self.plans:
+            node = self.gpu_nodes.get(plan.node)
+            if node is not None:
+                manifest = device_plugin(node, f"{plan.data_dir}/kubelet", self.options.device_plugin_image, self.pilot)
+                await self.api.apply(manifest, "kube-system")
+        strategies = sorted({mig_strategy([n]) for n in self.gpu_nodes.values()})
+        self.say(
+            "info",
+            f"NVIDIA device plugin on {len(self.gpu_nodes)} GPU node(s) (MIG strategy {', '.join(strategies)}); "
+            "pods ask for nvidia.com/gpu with runtimeClassName: nvidia",
         )
 
     def _prepare(self) -> None:
@@ -211,6 +237,7 @@ class K3sCluster:
                     self.workdir,
                     self.stop_timeout,
                     self.images,
+                    self.options.nvidia_runtime if self.nvidia and plan.node in self.gpu_nodes else None,
                 ),
                 cores=0,
                 pin=plan.node,

@@ -136,9 +136,13 @@ def node_argv(
     workdir: Path,
     stop_timeout: float,
     images: Sequence[Path] = (),
+    nvidia_runtime: str | None = None,
 ) -> list[str]:
-    """The node wrapper (:mod:`pilotkit_k3s.node`) around one node's k3s."""
+    """The node wrapper (:mod:`pilotkit_k3s.node`) around one node's k3s;
+    ``nvidia_runtime``: add it to containerd (a GPU node)."""
     preload = [arg for image in images for arg in ("--preload", str(image))]
+    if nvidia_runtime:
+        preload += ["--nvidia-runtime", nvidia_runtime]
     return [
         python, "-m", "pilotkit_k3s.node",
         "--data-dir", plan.data_dir,

@@ -34,6 +34,7 @@ def manifest(image: str, kind: str, replicas: int, gpus: int, command: tuple[str
         container["resources"] = {"limits": {"nvidia.com/gpu": gpus}}
     labels = {"app.kubernetes.io/name": name, "app.kubernetes.io/managed-by": "pilotkit"}
     pod_labels = dict(labels)  # a copy: one YAML object each, no anchors
+    gpu_runtime = {"runtimeClassName": "nvidia"} if gpus else {}  # the app's RuntimeClass (nvidia.py)
     if kind == "job":
         return {
             "apiVersion": "batch/v1",
@@ -45,7 +46,7 @@ def manifest(image: str, kind: str, replicas: int, gpus: int, command: tuple[str
                 "backoffLimit": 0,
                 "template": {
                     "metadata": {"labels": pod_labels},
-                    "spec": {"restartPolicy": "Never", "containers": [container]},
+                    "spec": {"restartPolicy": "Never", **gpu_runtime, "containers": [container]},
                 },
             },
         }
@@ -56,7 +57,7 @@ def manifest(image: str, kind: str, replicas: int, gpus: int, command: tuple[str
         "spec": {
             "replicas": replicas,
             "selector": {"matchLabels": {"app.kubernetes.io/name": name}},
-            "template": {"metadata": {"labels": pod_labels}, "spec": {"containers": [container]}},
+            "template": {"metadata": {"labels": pod_labels}, "spec": {**gpu_runtime, "containers": [container]}},
         },
     }
 
@@ -76,7 +77,7 @@ def spec_text(image: str, kind: str, nodes: int, provider: str | None, walltime:
 @click.option("--app", "image", required=True, metavar="IMAGE", help="The container image to run.")
 @click.option("--replicas", type=click.IntRange(min=1), default=1, show_default=True, help="Pods at once.")
 @click.option("--gpus-per-replica", type=click.IntRange(min=0), default=0, show_default=True,
-              help="GPUs each pod asks for (nvidia.com/gpu; needs the NVIDIA device plugin in the cluster).")  # fmt: skip
+              help="GPUs each pod asks for (nvidia.com/gpu, runtimeClassName nvidia: the app deploys the NVIDIA device plugin on GPU nodes).")  # fmt: skip
 @click.option("--command", "command", multiple=True, metavar="ARG",
               help="The container's command, one --command per word (default: the image's).")  # fmt: skip
 @click.option("--kind", type=click.Choice(["job", "deployment"]), default="job", show_default=True,

@@ -11,6 +11,9 @@ everything it left on the node:
   flannel state, ``/run/k3s``, and ``/etc/rancher`` when k3s created it;
 - the data directory itself.
 
+On a GPU node (``--nvidia-runtime``) it first writes k3s's containerd templates with the
+NVIDIA runtime (:mod:`pilotkit_k3s.nvidia`), and refuses to start k3s without it.
+
 What it removed, and anything it could not, goes to ``--report`` (JSON) for the pilot.
 Exit status: k3s's own when it ended by itself, 0 when it was told to stop.
 """
@@ -134,11 +137,31 @@ def _remove(path: Path, report: CleanupReport) -> None:
 def link_images(folder: Path, archives: list[Path]) -> None:
     """k3s imports every archive in ``<data-dir>/agent/images`` into containerd as it
     starts: link the pilot's archives there (no copy on the node)."""
+    from .archives import link_name
+
     folder.mkdir(parents=True, exist_ok=True)
     for archive in archives:
-        link = folder / archive.name
+        link = folder / link_name(archive)
         link.unlink(missing_ok=True)
         link.symlink_to(archive)
+
+
+def write_nvidia_templates(folder: Path, runtime: str) -> Path:
+    """Write k3s's containerd templates with the NVIDIA runtime into ``folder``
+    (``<data-dir>/agent/etc/containerd``); ``runtime``: a name on PATH or a path. Raises
+    FileNotFoundError naming it when it is not there."""
+    from .nvidia import containerd_templates
+
+    found = shutil.which(runtime)
+    if found is None:
+        raise FileNotFoundError(
+            f"no NVIDIA container runtime '{runtime}' on this GPU node (install nvidia-container-toolkit, "
+            "set [app] nvidia_runtime to its path, or nvidia = false)"
+        )
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, text in containerd_templates(os.path.abspath(found)).items():
+        (folder / name).write_text(text)
+    return Path(found)
 
 
 def write_report(path: Path, report: CleanupReport) -> None:
@@ -160,6 +183,11 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ARCHIVE",
         help="an image archive to link into k3s's agent/images (imported at start)",
     )
+    parser.add_argument(
+        "--nvidia-runtime",
+        metavar="RUNTIME",
+        help="add this NVIDIA container runtime to k3s's containerd (a GPU node)",
+    )
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -171,6 +199,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.preload:
         link_images(Path(args.data_dir) / "k3s" / "agent" / "images", [Path(p) for p in args.preload])
     report = CleanupReport(node=args.node, data_dir=args.data_dir)
+    if args.nvidia_runtime:
+        try:
+            write_nvidia_templates(Path(args.data_dir) / "k3s" / "agent" / "etc" / "containerd", args.nvidia_runtime)
+        except FileNotFoundError as exc:
+            sys.stderr.write(f"{args.node}: {exc}\n")
+            cleanup(report, rootful, made_etc)
+            write_report(Path(args.report), report)
+            return 2
     stop = {"asked": False}
 
     def asked(signum: int, frame: object) -> None:

@@ -25,6 +25,8 @@ from pathlib import Path
 
 import msgspec
 
+from pilotkit.api import ProbeCheck
+
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 ROOTLESS_CONTROLLERS = ("cpu", "cpuset", "io", "memory", "pids")
 """The cgroup v2 controllers rootless k3s needs in the user's own cgroup."""
@@ -242,6 +244,27 @@ def render(report: Report) -> str:
     else:
         lines.append("nothing missing: this node can run k3s")
     return "\n".join(lines)
+
+
+def probe_checks(machine: Machine | None = None) -> list[ProbeCheck]:
+    """The preflight as ``pilotkit probe`` lines: one saying whether this node could run
+    k3s (rootless or rootful, as this user would), then each check; what is missing is a
+    warning (pilotkit itself runs here), with what to ask the site for."""
+    report = run_checks(machine=machine)
+    mode = "rootless" if report.rootless else "rootful"
+    missing = report.missing
+    summary = ProbeCheck(
+        "k3s",
+        "warning" if missing else "ok",
+        f"this node could run k3s ({mode})"
+        if not missing
+        else f"this node cannot run k3s ({mode}): missing {', '.join(c.name for c in missing)}",
+        "pilotkit k3s preflight names what to ask the site for" if missing else None,
+    )
+    return [summary] + [
+        ProbeCheck(f"k3s {c.name}", "ok" if c.ok else "warning", c.found, None if c.ok else c.ask)
+        for c in report.checks
+    ]
 
 
 def _user() -> str:

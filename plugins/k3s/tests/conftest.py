@@ -66,6 +66,8 @@ token = open(token_path).read().strip() if token_path and os.path.exists(token_p
 images = f"{data}/agent/images" if data else ""
 record["images"] = {n: os.path.realpath(f"{images}/{n}") for n in sorted(os.listdir(images))} if images and os.path.isdir(images) else {}
 record["token"] = token
+containerd = f"{data}/agent/etc/containerd" if data else ""
+record["containerd"] = {n: open(f"{containerd}/{n}").read() for n in sorted(os.listdir(containerd))} if containerd and os.path.isdir(containerd) else {}
 
 
 def save():
@@ -143,6 +145,42 @@ sys.exit(1)
 '''
 
 
+FAKE_HELM = r'''#!/usr/bin/env python3
+"""A stand-in for helm in pilotkit's tests: records each call; "installs" a local chart
+by leaving its templates/*.yaml (as they are: no templating) where the fake API finds
+them, and prints them back for `get manifest`."""
+import glob, json, os, sys
+
+STATE = __STATE__
+args = sys.argv[1:]
+with open(f"{STATE}/helm.jsonl", "a") as f:
+    f.write(json.dumps(args) + "\n")
+os.makedirs(f"{STATE}/helm-releases", exist_ok=True)
+if os.path.exists(f"{STATE}/helm-fails"):
+    print("Error: INSTALLATION FAILED: fake helm failing on purpose", file=sys.stderr)
+    sys.exit(1)
+if args[:2] == ["upgrade", "--install"]:
+    name, chart = args[2], args[3]
+    docs = [open(p).read() for p in sorted(glob.glob(f"{chart}/templates/*.yaml"))]
+    with open(f"{STATE}/helm-releases/{name}.yaml", "w") as f:
+        f.write("\n---\n".join(docs))
+    print(f'Release "{name}" has been upgraded. Happy Helming!')
+elif args[:2] == ["get", "manifest"]:
+    print(open(f"{STATE}/helm-releases/{args[2]}.yaml").read())
+else:
+    print(f"fake helm: unexpected call {args}", file=sys.stderr)
+    sys.exit(2)
+'''
+
+
+def write_fake_helm(fake: FakeK3s) -> Path:
+    """A fake ``helm`` next to the fake k3s (so on PATH too)."""
+    script = fake.bin / "helm"
+    script.write_text(FAKE_HELM.replace("__STATE__", repr(str(fake.state))))
+    script.chmod(0o755)
+    return script
+
+
 @dataclass
 class FakeK3s:
     """The fake k3s of one test: ``bin`` goes on PATH, ``state`` holds what it recorded."""
@@ -217,7 +255,7 @@ class FakeKube:
         meta = manifest.get("metadata", {})
         ns = meta.get("namespace") or namespace
         ref = ObjectRef(manifest["kind"], meta["name"], ns, manifest["apiVersion"])
-        self.record("apply", kind=ref.kind, name=ref.name, namespace=ns)
+        self.record("apply", kind=ref.kind, name=ref.name, namespace=ns, manifest=manifest)
         if ref.kind == "Job":
             container = manifest["spec"]["template"]["spec"]["containers"][0]
             argv = [*container.get("command", []), *container.get("args", [])]
@@ -239,6 +277,11 @@ class FakeKube:
         await pod.process.wait()
 
     async def job(self, namespace: str, name: str) -> JobState:
+        if (namespace, name) not in self.pods:  # a Job the fake helm "installed"
+            for path in sorted((self.state / "helm-releases").glob("*.yaml")):
+                for doc in yaml.safe_load_all(path.read_text()):
+                    if isinstance(doc, dict) and doc.get("kind") == "Job" and doc["metadata"]["name"] == name:
+                        await self.apply(doc, namespace)
         pod = self.pods[(namespace, name)]
         code = pod.process.returncode
         if code is None or (pod.reader is not None and not pod.reader.done()):

@@ -35,6 +35,7 @@ def test_dry_run_writes_a_job_spec(tmp_path: Path) -> None:
     (container,) = job["spec"]["template"]["spec"]["containers"]
     assert container["image"] == "daskdev/dask:latest" and container["command"] == ["sh", "-c", "echo hi"]
     assert container["resources"] == {"limits": {"nvidia.com/gpu": 1}}
+    assert job["spec"]["template"]["spec"]["runtimeClassName"] == "nvidia"
     assert "&id" not in (out / "app.yaml").read_text()
     spec = load_spec(out / "pilot.toml", plugins_with(entry_points=True))
     assert spec.spec.resources.nodes == 3 and spec.app_options.mode == "batch"

@@ -115,3 +115,37 @@ def test_undelegated_controllers_are_named(tmp_path: Path) -> None:
     (check,) = report.missing
     assert check.name == "delegated cgroup controllers"
     assert "lacking cpu cpuset io" in check.found
+
+
+def test_pilotkit_probe_shows_whether_this_node_could_run_k3s() -> None:
+    """``pilotkit probe``, for real, in a subprocess with every installed plugin: the k3s
+    lines agree with the preflight on this machine."""
+    report = run_checks()
+    env = {k: v for k, v in os.environ.items() if k != "PILOTKIT_EVENTLOG"}
+    result = subprocess.run(
+        [sys.executable, "-m", "pilotkit.cli.main", "probe", "--no-gpu", "--json"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [c for c in json.loads(result.stdout)["checks"] if c["plugin"] == "k3s"]
+    summary, *checks = lines
+    mode = "rootless" if report.rootless else "rootful"
+    if report.missing:
+        assert summary["level"] == "warning"
+        assert summary["message"] == (
+            f"this node cannot run k3s ({mode}): missing {', '.join(c.name for c in report.missing)}"
+        )
+    else:
+        assert summary == {"plugin": "k3s", "name": "k3s", "level": "ok",
+                           "message": f"this node could run k3s ({mode})"}
+    assert [(c["name"], c["level"]) for c in checks] == [
+        (f"k3s {c.name}", "ok" if c.ok else "warning") for c in report.checks
+    ]
+    for line, check in zip(checks, report.checks, strict=True):
+        assert line.get("hint") == (None if check.ok else check.ask)
+    text = subprocess.run(
+        [sys.executable, "-m", "pilotkit.cli.main", "probe", "--no-gpu"],
+        capture_output=True, text=True, env={**env, "COLUMNS": "200"}, timeout=60, check=False,
+    )
+    assert text.returncode == 0, text.stderr
+    assert summary["message"] in text.stdout

@@ -112,6 +112,26 @@ def test_a_jobs_exit_code() -> None:
         ('mode = "interactive"\nbogus = 1\n', "bogus"),
         ('mode = "interactive"\nimages = ["spec.toml"]\n', "app.images[0]: spec.toml: not an image archive"),
         ('mode = "interactive"\nimages = ["none.tar"]\n', "app.images[0]: no such file"),
+        (
+            'charts = [{name = "rel", chart = "./nochart"}]\nhelm = "/no/such/helm"\n',
+            "app.charts: no '/no/such/helm' on PATH: install Helm",
+        ),
+        (
+            'mode = "interactive"\ncharts = [{name = "Bad_Name", chart = "repo/x"}]\nhelm = "sh"\n',
+            "app.charts[0].name",
+        ),
+        (
+            'mode = "interactive"\ncharts = [{name = "a", chart = "./nochart"}]\nhelm = "sh"\n',
+            "app.charts[0].chart: no such chart",
+        ),
+        (
+            'mode = "interactive"\ncharts = [{name = "a", chart = "repo/x", values = "v.yaml"}]\nhelm = "sh"\n',
+            "app.charts[0].values: no such file",
+        ),
+        (
+            'mode = "interactive"\n[image]\nref = "/tmp/app.sif"\n[container]\nruntime = "apptainer"\n',
+            "container: the k3s app runs its pods' images itself: remove [container]",
+        ),
     ],
 )
 def test_bad_specs_are_one_located_line(tmp_path: Path, app: str, message: str) -> None:
@@ -121,3 +141,30 @@ def test_bad_specs_are_one_located_line(tmp_path: Path, app: str, message: str) 
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+def test_mig_strategy_from_the_nvml_probe() -> None:
+    from pilotkit_k3s.nvidia import daemonset_name, mig_strategy
+
+    whole = GpuInfo(0, "GPU-1", name="NVIDIA A100-SXM4-40GB")
+
+    def mig(profile: str) -> GpuInfo:
+        return GpuInfo(0, f"MIG-{profile}", name=f"NVIDIA A100-SXM4-40GB MIG {profile}", mig_parent="GPU-1")
+
+    assert mig_strategy([NODES[0]]) == "none"
+    assert mig_strategy([NodeInfo("g", 8, GIB, gpus=[whole, whole])]) == "none"
+    assert mig_strategy([NodeInfo("g", 8, GIB, gpus=[mig("1g.5gb"), mig("1g.5gb")])]) == "single"
+    assert mig_strategy([NodeInfo("g", 8, GIB, gpus=[mig("1g.5gb"), mig("3g.20gb")])]) == "mixed"
+    assert mig_strategy([NodeInfo("g", 8, GIB, gpus=[whole, mig("1g.5gb")])]) == "mixed"
+    assert daemonset_name("GPU_Node.07") == "nvidia-device-plugin-gpu-node-07"
+    assert len(daemonset_name("n" * 100)) == 63
+
+
+def test_no_nvidia_runtime_flag_without_gpus() -> None:
+    from pilotkit_k3s.commands import node_argv
+
+    (plan,) = plan_nodes([NODES[0]], K3sOptions(), "p")
+    assert "--nvidia-runtime" not in node_argv("python3", plan, ["k3s"], Path("/w"), 5.0)
+    argv = node_argv("python3", plan, ["k3s"], Path("/w"), 5.0, (), "nvidia-container-runtime")
+    assert argv[argv.index("--nvidia-runtime") + 1] == "nvidia-container-runtime"
+    assert argv.index("--nvidia-runtime") < argv.index("--")
