@@ -159,10 +159,14 @@ def test_open_by_pilot_id_through_the_daemon(tmp_path: Path) -> None:
         data = json.loads(opened.stdout)
         assert data["pilot"] == pilot and data["open"] == read_info(workdir).url
         assert "no browser to open here" in opened.stderr
+        described = cli("describe", pilot)
+        assert described.returncode == 0, described.stderr
+        assert f"Services\n  Jupyter          {data['open']}\nFiles" in described.stdout, described.stdout
         assert cli("drain", pilot).returncode == 0
         until(lambda: _state(workdir) == "stopped", 60, "the server to stop")
         stopped = cli("jupyter", "open", "--no-browser", pilot)
         assert stopped.returncode == 2 and "is stopped" in stopped.stderr
+        assert "Services" not in cli("describe", pilot).stdout, "a stopped server serves nothing"
     finally:
         daemon.send_signal(signal.SIGTERM)
         try:

@@ -209,3 +209,23 @@ def test_entry_point(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "http://10.213.0.11:8888/lab?token=tok"
+
+
+def test_services_are_the_url_and_the_cluster_while_running(tmp_path: Path) -> None:
+    assert JupyterApp.services(tmp_path) == [], "nothing before jupyter.json is written"
+    write_info(tmp_path, _info())
+    assert [(s.name, s.url) for s in JupyterApp.services(tmp_path)] == [
+        ("Jupyter", "http://10.213.0.11:8888/lab?token=tok"),
+        ("Dask scheduler", "tcp://10.213.0.11:40001"),
+        ("Dask dashboard", "http://10.213.0.11:8888/proxy/8787/status"),
+    ]
+    ray = _info()
+    ray.backend, ray.dask_scheduler, ray.dask_dashboard = "ray", None, None
+    ray.ray_address, ray.ray_client = "10.213.0.11:6379", "ray://10.213.0.11:10001"
+    ray.ray_dashboard = "/proxy/10.213.0.11:8265/"
+    write_info(tmp_path, ray)
+    assert [s.name for s in JupyterApp.services(tmp_path)] == ["Jupyter", "Ray client", "Ray dashboard"]
+    write_info(tmp_path, _info("stopped"))
+    assert JupyterApp.services(tmp_path) == []
+    (tmp_path / "jupyter.json").write_text("{not json")
+    assert JupyterApp.services(tmp_path) == [], "a bad file is no service, not an error"

@@ -146,6 +146,13 @@ def test_interactive_by_pilot_id_through_the_daemon_and_drain_waits_for_running_
         assert [n["name"] for n in data["nodes"]] == [n.name for n in read_info(workdir).nodes]
         plain = cli("ray", "connect", pilot)
         assert plain.stdout.strip() == data["client"] and data["address"] in plain.stderr
+        described = cli("describe", pilot)
+        assert described.returncode == 0, described.stderr
+        services = described.stdout.split("\nServices\n", 1)[1].split("\nFiles", 1)[0].splitlines()
+        assert [line.split() for line in services] == [
+            ["Ray", "client", data["client"]], ["Ray", "address", data["address"]],
+            ["Ray", "dashboard", data["dashboard"]],
+        ], described.stdout  # fmt: skip
         # A driver on this machine, outside the pilot's tasks (the Ray Client through a
         # tunnel is tested in test_connect.py), with a task still running at the drain.
         driver = subprocess.Popen(
@@ -169,6 +176,7 @@ def test_interactive_by_pilot_id_through_the_daemon_and_drain_waits_for_running_
         assert info.temp_dir is not None and not Path(info.temp_dir).exists()
         stopped = cli("ray", "connect", pilot)
         assert stopped.returncode == 2 and "is stopped" in stopped.stderr
+        assert "Services" not in cli("describe", pilot).stdout, "a stopped cluster serves nothing"
     finally:
         daemon.send_signal(signal.SIGTERM)
         try:
