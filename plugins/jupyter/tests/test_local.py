@@ -19,7 +19,7 @@ from pilotkit_jupyter.connection import read_info
 from pilotkit.api import PilotState
 from pilotkit.testing import Pilot, RunSpec, need
 
-from .conftest import Sshd, check_lab_with_dask, need_jupyter, processes_of
+from .conftest import RAY_CELL, Sshd, check_lab_with_dask, need_jupyter, processes_of, ray_processes
 from .conftest import wait_for as wait
 
 pytestmark = [pytest.mark.dask]
@@ -177,33 +177,6 @@ def test_open_by_pilot_id_through_the_daemon(tmp_path: Path) -> None:
     assert processes_of(workdir) == []
 
 
-RAY_CELL = """
-import os, ray
-ray.init()
-@ray.remote
-def square(x):
-    return x * x
-print("RESULT", sum(ray.get([square.remote(i) for i in range(100)])), os.environ["RAY_ADDRESS"])
-ray.shutdown()
-"""
-"""A cell that computes on the Ray cluster the kernel finds in ``RAY_ADDRESS``."""
-
-
-def _ray_processes(pilot: str) -> list[str]:
-    """Processes carrying the Ray app's mark for ``pilot`` in their environment."""
-    mark = f"PILOTKIT_RAY_PILOT={pilot}".encode()
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        try:
-            if mark in (entry / "environ").read_bytes().split(b"\0"):
-                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
-        except OSError:
-            continue
-    return found
-
-
 @pytest.mark.ray
 async def test_lab_with_ray_runs_a_cell_on_ray_and_proxies_its_dashboard(
     run_spec: RunSpec, tmp_path: Path
@@ -248,4 +221,4 @@ async def test_lab_with_ray_runs_a_cell_on_ray_and_proxies_its_dashboard(
     assert read_info(workdir).state == "stopped"
     assert json.loads((workdir / "ray.json").read_text())["state"] == "stopped"
     assert processes_of(workdir) == [], "no Jupyter server or kernel left"
-    await wait(lambda: _ray_processes(run.pilot_id) == [], 10, "Ray's processes to end")
+    await wait(lambda: ray_processes(run.pilot_id) == [], 10, "Ray's processes to end")
