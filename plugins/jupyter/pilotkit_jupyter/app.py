@@ -96,26 +96,15 @@ class JupyterApp(App):
         proxy_hosts: tuple[str, ...] = ()
         try:
             if options.backend != "none":
-                name = options.backend
-                table = options.dask if name == "dask" else options.ray
+                table = options.dask if options.backend == "dask" else options.ray
                 cluster_up = asyncio.Event()
                 cluster_ctx = AppContext(ctx.pilot, ctx.nodes, ctx.pool, cluster_up.set)
-                cluster_app = make_backend_app(name, table, self.spec)
+                cluster_app = make_backend_app(options.backend, table, self.spec)
                 cluster_run = asyncio.ensure_future(cluster_app.run(cluster_ctx))
                 if not await _until(ctx, cluster_up.wait(), cluster_run):
                     return
-                published = await asyncio.to_thread(read_connection, name, workdir)
-                if name == "dask":
-                    env.update(dask_env(published["scheduler"], published.get("dashboard")))
-                    info.dask_scheduler = published["scheduler"]
-                    info.dask_dashboard = dashboard_proxy_path(published.get("dashboard"))
-                else:
-                    env.update(ray_env(published["address"]))
-                    info.ray_address = published["address"]
-                    info.ray_client = published.get("client")
-                    info.ray_dashboard = remote_proxy_path(published.get("dashboard"))
-                    dashboard_host = urlsplit(published.get("dashboard") or "").hostname
-                    proxy_hosts = (dashboard_host,) if dashboard_host else ()
+                published = await asyncio.to_thread(read_connection, options.backend, workdir)
+                proxy_hosts = _use_cluster(options.backend, published, env, info)
             argv = server_argv(
                 python_for(options, containerised), lab=lab, host=host, port=options.port, root_dir=root,
                 proxy_hosts=proxy_hosts,
@@ -159,6 +148,22 @@ class JupyterApp(App):
                 info.state = "stopped"
                 with contextlib.suppress(OSError):
                     await asyncio.to_thread(write_info, workdir, info)
+
+
+def _use_cluster(name: str, published: dict[str, Any], env: dict[str, str], info: ConnectionInfo) -> tuple[str, ...]:
+    """Point the kernels (``env``) and ``jupyter.json`` (``info``) at the cluster the
+    ``name`` app published; returns the hosts besides localhost the proxy must reach."""
+    if name == "dask":
+        env.update(dask_env(published["scheduler"], published.get("dashboard")))
+        info.dask_scheduler = published["scheduler"]
+        info.dask_dashboard = dashboard_proxy_path(published.get("dashboard"))
+        return ()
+    env.update(ray_env(published["address"]))
+    info.ray_address = published["address"]
+    info.ray_client = published.get("client")
+    info.ray_dashboard = remote_proxy_path(published.get("dashboard"))
+    dashboard_host = urlsplit(published.get("dashboard") or "").hostname
+    return (dashboard_host,) if dashboard_host else ()
 
 
 async def _until(ctx: AppContext, main: Awaitable[Any], *watchers: asyncio.Future[Any]) -> Any:

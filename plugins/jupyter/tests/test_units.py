@@ -229,3 +229,14 @@ def test_services_are_the_url_and_the_cluster_while_running(tmp_path: Path) -> N
     assert JupyterApp.services(tmp_path) == []
     (tmp_path / "jupyter.json").write_text("{not json")
     assert JupyterApp.services(tmp_path) == [], "a bad file is no service, not an error"
+
+
+def test_open_prints_the_ray_dashboard_through_the_proxy(tmp_path: Path) -> None:
+    info = _info()
+    info.backend, info.dask_scheduler, info.dask_dashboard = "ray", None, None
+    info.ray_address, info.ray_dashboard = "10.213.0.11:6379", "/proxy/10.213.0.11:8265/"
+    write_info(tmp_path, info)
+    out = CliRunner().invoke(cli, ["jupyter", "open", "--no-browser", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    assert out.stdout.strip() == "http://10.213.0.11:8888/lab?token=tok"
+    assert "Ray dashboard: http://10.213.0.11:8888/proxy/10.213.0.11:8265/" in out.stderr
