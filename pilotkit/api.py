@@ -93,7 +93,7 @@ from .scan import render as render_command
 from .spec import Duration, ResolvedSpec, Resources, Size
 from .ssh import forward_port, import_asyncssh, read_remote_file, ssh_connect, until_interrupted
 from .task import Task
-from .types import Allocation, GpuInfo, NodeInfo, ProbeCheck, TaskExit, TaskLaunch
+from .types import Allocation, GpuInfo, NodeInfo, ProbeCheck, Service, TaskExit, TaskLaunch
 from .units import format_duration, format_size, parse_duration, parse_size, slurm_time
 from .vocab import Outcome, PilotState, TaskStatus, attempt_log, task_dir
 
@@ -157,6 +157,7 @@ __all__ = [
     "SearchSampler",
     "SearchSpec",
     "SearchTrial",
+    "Service",
     "Size",
     "SpecError",
     "SpecProblem",

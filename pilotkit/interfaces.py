@@ -23,7 +23,7 @@ from .detect import find_program
 from .specfile.model import Bind as Bind  # re-exported: its home before 0.2
 from .specfile.model import PilotSpec
 from .task import Task
-from .types import Allocation, CarriedAttempt, NodeInfo, TaskExit, TaskLaunch
+from .types import Allocation, CarriedAttempt, NodeInfo, Service, TaskExit, TaskLaunch
 
 if TYPE_CHECKING:
     from .errors import SpecProblem
@@ -325,6 +325,14 @@ class App(_Plugin, abc.ABC):
     async def run(self, ctx: AppContext) -> None:
         """Deploy and run to completion. Call ``ctx.running()`` once deployed. Return
         when the work is done or ``ctx.draining`` is set and the work has stopped."""
+
+    @classmethod
+    def services(cls, workdir: Path) -> list[Service]:
+        """What a pilot of this app serves now (a notebook's URL, a cluster's address, a
+        dashboard), read from the files it wrote in ``workdir``: the daemon returns them
+        with the pilot and the dashboard shows them on its page. Called off the event
+        loop; must not raise on missing or half-written files. Default: none."""
+        return []
 
 
 class TaskPool(Protocol):

@@ -23,7 +23,7 @@ from typing import Any, Literal
 
 import msgspec
 
-from .types import Allocation, NodeInfo
+from .types import Allocation, NodeInfo, Service
 from .vocab import Counts as Counts  # task counts: one definition for the wire and the core
 
 PROTOCOL_VERSION = 1
@@ -307,6 +307,8 @@ class PilotDetail(msgspec.Struct, kw_only=True):
     nodes: list[NodeStatus]
     recent_tasks: list[TaskInfo]
     """The latest attempts, newest first."""
+    services: list[Service] = []
+    """What the pilot's app serves now (a notebook's URL, a cluster's address, a dashboard)."""
 
 
 class TasksParams(msgspec.Struct, kw_only=True):
@@ -457,6 +459,8 @@ class DescribeResult(msgspec.Struct, kw_only=True):
     """The nodes as their agents probed them: the resources resolved."""
     files: dict[str, str] = {}
     """``workdir``, ``pilot_log``, ``results``, ``tasks``: paths on the daemon's machine."""
+    services: list[Service] = []
+    """What the pilot's app serves now (a notebook's URL, a cluster's address, a dashboard)."""
 
     def lines(self, now: float | None = None) -> list[str]:
         """In words, as ``pilotkit describe`` prints it and the dashboard shows it."""
@@ -481,6 +485,9 @@ class DescribeResult(msgspec.Struct, kw_only=True):
                 out.append(f"  {n.name:<16} {n.cores} cores, {n.memory / 2**30:.1f} GiB, {gpus}")
         elif self.allocation is not None and self.allocation.nodes:
             out.append("Nodes      " + " ".join(self.allocation.nodes) + " (not probed yet)")
+        if self.services:
+            out.append("Services")
+            out.extend(f"  {svc.name:<16} {svc.url}" for svc in self.services)
         out.append("Files")
         for key, label in (("workdir", "workdir"), ("pilot_log", "pilot log"), ("results", "results"),
                            ("tasks", "task output")):

@@ -126,3 +126,15 @@ class ProbeCheck(msgspec.Struct, omit_defaults=True):
     """What was found."""
     hint: str | None = None
     """What to do (or ask the site for) when it is not ok."""
+
+
+class Service(msgspec.Struct, omit_defaults=True):
+    """Something a running app serves to its user: a notebook's URL with its token, a
+    cluster's client address, a dashboard. Apps list them (``App.services``), the daemon
+    returns them with the pilot, and the dashboard shows them on the pilot's page."""
+
+    name: str
+    """What it is, in a few words: ``Jupyter``, ``Ray client``, ``Dask dashboard``."""
+    url: str
+    """Where it is, as seen from the pilot's nodes (``pilotkit jupyter open`` and the like
+    tunnel to it from elsewhere)."""

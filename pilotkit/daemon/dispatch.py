@@ -249,7 +249,7 @@ class Api:
         return self.manager.views.queue(params)
 
     async def describe(self, conn: Connection, rid: int | None, params: PilotParams) -> msgspec.Struct:
-        return self.manager.views.describe(params.pilot)
+        return await self.manager.views.describe(params.pilot)
 
     async def failures(self, conn: Connection, rid: int | None, params: FailuresParams) -> msgspec.Struct:
         return await self.manager.views.failures(params)

@@ -4,6 +4,7 @@ live runs and the metrics buffer. Nothing here changes a pilot."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from pathlib import Path
 from typing import Any
@@ -36,12 +37,14 @@ from ..protocol import (
 from ..states import TaskStatus
 from ..task import Task
 from ..timeline import Attempt, lay_out
-from ..types import Allocation
+from ..types import Allocation, Service
 from ..vocab import TASKS_DIR, attempt_log, final_status, pid_file
 from .metrics import MetricsBuffer
 from .records import PilotRecord, Records
 from .runs import Runs, progress
 from .workdir import latest_results, read_results_quietly
+
+log = logging.getLogger("pilotkit.daemon.views")
 
 
 class Views:
@@ -111,7 +114,21 @@ class Views:
             latest = self.metrics.latest(record.id, info.name)
             seen = self.heartbeats.get((record.id, info.name)) or (latest.t if latest else None)
             nodes.append(NodeStatus(info=info, last_seen=seen, latest=latest))
-        return PilotDetail(summary=self.summary(record), spec_path=record.spec_path, nodes=nodes, recent_tasks=recent)
+        return PilotDetail(summary=self.summary(record), spec_path=record.spec_path, nodes=nodes, recent_tasks=recent,
+                           services=await self.services(record))
+
+    async def services(self, record: PilotRecord) -> list[Service]:
+        """What a running pilot's app serves now (its URLs and addresses), as the app
+        reads them from its working directory; none once the pilot no longer runs here."""
+        live = self.runs.get(record.id)
+        if live is None or record.terminal:
+            return []
+        app_cls = live.pilot.spec.app_cls
+        try:
+            return list(await asyncio.to_thread(app_cls.services, Path(record.workdir)))
+        except Exception as exc:  # a plugin's bug must not break the pilot's page
+            log.warning("%s: the %s app's services: %s", record.id, app_cls.id, exc)
+            return []
 
     # ------------------------------------------------------------------ tasks
 
@@ -160,7 +177,7 @@ class Views:
 
     # ------------------------------------------------------------------ describe
 
-    def describe(self, pilot_id: str) -> DescribeResult:
+    async def describe(self, pilot_id: str) -> DescribeResult:
         """A pilot's spec, what it was given, and where its files are."""
         record = self.records.lookup(pilot_id)
         allocation = None
@@ -173,7 +190,8 @@ class Views:
         files = {"workdir": str(workdir), "pilot_log": str(record.log_path), "results": str(record.results_path),
                  "tasks": str(workdir / TASKS_DIR)}
         return DescribeResult(summary=self.summary(record), spec=record.spec, spec_path=record.spec_path,
-                              allocation=allocation, nodes=list(record.nodes), files=files)
+                              allocation=allocation, nodes=list(record.nodes), files=files,
+                              services=await self.services(record))
 
     # ------------------------------------------------------------------ timeline and nodes
 

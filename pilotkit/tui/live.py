@@ -29,7 +29,7 @@ import msgspec
 
 from ..client import Client, DaemonError, Target, open_client
 from ..errors import PilotkitError
-from ..events import TaskCancelled
+from ..events import PilotStateChanged, TaskCancelled
 from ..events import decode as decode_event
 from ..protocol import (
     DescribeResult,
@@ -286,6 +286,20 @@ class LiveSource(DataSource):
         if isinstance(exc, DaemonError) and exc.code == "closed":
             raise exc
 
+    @staticmethod
+    async def _services(client: Client, model: DashboardModel, pid: str) -> None:
+        """What the pilot serves changes with its state (its app writes it once running)."""
+        try:
+            detail = await client.pilot(pid)
+        except DaemonError as exc:
+            if exc.code == "closed":
+                raise
+            return
+        view = model.pilot(pid)
+        if detail.services != view.services:
+            view.services = list(detail.services)
+            view.version += 1
+
     async def _follow(self, client: Client, model: DashboardModel, pid: str, changed: Changed) -> None:
         """Apply ``pid``'s events from where the model left it, then live ones."""
         view = model.pilot(pid)
@@ -312,6 +326,8 @@ class LiveSource(DataSource):
                     if isinstance(event, TaskCancelled):
                         self._cancelled.add(pid)
                         self._poke.set()
+                    if isinstance(event, PilotStateChanged) and item.seq >= upto:
+                        await self._services(client, model, pid)
                     if start == 0 and not view.hydrated and item.seq >= upto:
                         view.hydrated = True
                 elif isinstance(item, StreamDropped):

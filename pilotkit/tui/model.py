@@ -44,7 +44,7 @@ from ..protocol import (
     PilotSummary,
     TaskInfo,
 )
-from ..types import NodeInfo
+from ..types import NodeInfo, Service
 from ..vocab import TERMINAL_STATES
 
 TERMINAL = TERMINAL_STATES
@@ -318,6 +318,8 @@ class PilotView:
         self.walltime_end: float | None = None
         self.workdir: str | None = None
         self.spec_path: str | None = None
+        self.services: list[Service] = []
+        """What the pilot's app serves now (URLs, addresses), from the daemon's detail."""
         self.summary: PilotSummary | None = None
         self.fold = Progress()
         self.hydrated = False
@@ -538,6 +540,7 @@ class PilotView:
         events, which tell every task in order, are about to be followed)."""
         self.apply_summary(d.summary)
         self.spec_path = d.spec_path
+        self.services = list(d.services)
         for status in d.nodes:
             node = self.node(status.info.name)
             node.set_info(status.info)

@@ -264,3 +264,34 @@ async def test_starts_a_daemon_when_none_runs(tmp_path: Path, monkeypatch: Any) 
             assert app.model.daemon is not None
     finally:
         d.cli("shutdown", check=False)
+
+
+async def test_pilot_page_shows_what_the_app_serves(tui_daemon: Any, tmp_path: Path) -> None:
+    """A real Jupyter pilot under the daemon: its URL with the token appears on the pilot's
+    page once the server is up (from the daemon's pilot detail), and goes once it stops."""
+    import importlib.util
+    import json
+
+    from pilotkit.testing import need
+    from pilotkit.tui.widgets import Caption
+
+    for module in ("pilotkit_jupyter", "jupyter_server"):
+        need(module, importlib.util.find_spec(module) is not None, "pip install pilotkit-jupyter")
+    spec = tmp_path / "nb.toml"
+    spec.write_text('name = "nb-services"\n[pilot]\ngrace = "2s"\n[app]\ntype = "jupyter"\nlab = false\n')
+    workdir = tmp_path / "nb-pilot"
+    pilot_id = tui_daemon.submit(spec, "--workdir", str(workdir))
+    app = live_app(tui_daemon)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until(lambda: pilot_id in app.model.pilots)
+        await pilot.press("enter")
+        assert isinstance(app.screen, PilotScreen) and app.screen.pilot_id == pilot_id
+        view = app.model.pilots[pilot_id]
+        await app.until(lambda: bool(view.services), timeout=60)
+        url = json.loads((workdir / "jupyter.json").read_text())["url"]
+        assert [(s.name, s.url) for s in view.services] == [("Jupyter", url)]
+        caption = app.screen.query_one("#pilot-services", Caption)
+        await app.until(lambda: bool(caption.display) and url in str(caption.render()))
+        tui_daemon.cli("drain", pilot_id)
+        await app.until(lambda: view.terminal and not caption.display, timeout=60)
+        assert view.state == "done", view.reason

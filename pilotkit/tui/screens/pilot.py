@@ -56,6 +56,7 @@ class PilotScreen(DashboardScreen):
 
     def body(self) -> ComposeResult:
         yield Caption(id="pilot-title")
+        yield Caption(id="pilot-services")
         with Horizontal(id="nodes-panel"):
             yield NodeTable(id="nodes")
             yield NodeDetail(id="node-detail")
@@ -89,6 +90,7 @@ class PilotScreen(DashboardScreen):
             self.query_one("#pilot-title", Caption).show(f"{self.pilot_id}: unknown to the daemon (yet)")
             return
         self._title(view, model.now())
+        self._services(view)
         nodes = self.query_one(NodeTable)
         nodes.sync(view)
         self._detail(view)
@@ -118,6 +120,23 @@ class PilotScreen(DashboardScreen):
         elif view.ended is not None and view.created is not None:
             text.append(f"  ran {duration(view.ended - view.created)}", p.muted)
         self.query_one("#pilot-title", Caption).show(text)
+
+    def _services(self, view: PilotView) -> None:
+        """One line per URL or address the pilot's app serves; hidden when none."""
+        caption = self.query_one("#pilot-services", Caption)
+        shown = bool(view.services) and not view.terminal
+        if caption.display != shown:
+            caption.display = shown
+        if not shown:
+            return
+        p = palette_of(self)
+        text = Text(no_wrap=True, overflow="ellipsis")
+        for i, service in enumerate(view.services[:4]):
+            text.append("\n" if i else "")
+            text.append(f"{service.name:<15}", p.muted)
+            text.append(f" {service.url}")
+        caption.styles.height = min(4, len(view.services))
+        caption.show(text)
 
     def _detail(self, view: PilotView) -> None:
         name = self.query_one(NodeTable).selected

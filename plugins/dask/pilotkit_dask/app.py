@@ -14,9 +14,10 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pilotkit.api import App, AppContext, SpecProblem, Task, TaskStatus
+from pilotkit.api import App, AppContext, Service, SpecProblem, Task, TaskStatus
 
 from .commands import CONNECTION_FILE, SCRIPT_GROUP, SCRIPT_TASK, python_for, script_argv
 from .options import DaskOptions, check_options
@@ -38,6 +39,13 @@ class DaskApp(App):
     def check(cls, spec: ResolvedSpec) -> list[SpecProblem]:
         options: DaskOptions = spec.app_options
         return check_options(options, spec)
+
+    @classmethod
+    def services(cls, workdir: Path) -> list[Service]:
+        """What the pilot serves now, from its connection file in ``workdir``."""
+        from .connection import services
+
+        return services(workdir)
 
     async def run(self, ctx: AppContext) -> None:
         from .cluster import DaskCluster

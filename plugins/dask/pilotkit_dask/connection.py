@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from pilotkit.api import PilotkitError
+from pilotkit.api import PilotkitError, Service
 
 from .commands import CONNECTION_FILE
 
@@ -112,3 +112,17 @@ def workers_from_identity(identity: dict[str, Any]) -> list[WorkerInfo]:
             )
         )
     return sorted(out, key=lambda w: w.name)
+
+
+def services(workdir: Path) -> list[Service]:
+    """The cluster's addresses while it runs (none before it is up, nor once stopped)."""
+    try:
+        info = read_info(workdir)
+    except PilotkitError:
+        return []
+    if info.state != "running":
+        return []
+    found = [Service(name="Dask scheduler", url=info.scheduler)]
+    if info.dashboard:
+        found.append(Service(name="Dask dashboard", url=info.dashboard))
+    return found

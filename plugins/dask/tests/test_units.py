@@ -297,3 +297,19 @@ def test_entry_point_and_command(tmp_path: Path) -> None:
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "tcp://10.213.0.11:40001"
+
+
+def test_services_while_the_cluster_runs(tmp_path: Path) -> None:
+    from pilotkit_dask.connection import ConnectionInfo, write_info
+
+    assert DaskApp.services(tmp_path) == []
+    info = ConnectionInfo(
+        pilot="p", scheduler="tcp://10.0.0.1:8786", mode="interactive", dashboard="http://10.0.0.1:8787/status"
+    )
+    write_info(tmp_path, info)
+    assert [(s.name, s.url) for s in DaskApp.services(tmp_path)] == [
+        ("Dask scheduler", "tcp://10.0.0.1:8786"), ("Dask dashboard", "http://10.0.0.1:8787/status"),
+    ]  # fmt: skip
+    info.state = "stopped"
+    write_info(tmp_path, info)
+    assert DaskApp.services(tmp_path) == []

@@ -1,6 +1,6 @@
 """pilotkit-jupyter: ``[app] type = "jupyter"`` runs a Jupyter server (JupyterLab when
-installed) on a pilot's first node, with a Dask cluster behind its kernels when
-``backend = "dask"``; ``pilotkit jupyter open`` prints its URL, or tunnels to it over SSH.
+installed) on a pilot's first node, with a Dask (``backend = "dask"``) or
+Ray (``backend = "ray"``) cluster behind its kernels; ``pilotkit jupyter open`` prints its URL, or tunnels to it over SSH.
 
 Heavy imports (``jupyter_server``) happen only on the nodes, in the server's own process.
 """

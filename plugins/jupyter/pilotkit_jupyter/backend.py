@@ -1,13 +1,16 @@
 """The cluster behind the kernels, borrowed from another app through the plugin manager.
 
-``backend = "dask"`` runs the ``dask`` app (the pilotkit-dask plugin) in interactive mode,
-side by side with the server, on the same pilot: this plugin imports none of its code. The
-Dask app publishes its scheduler in ``<workdir>/dask.json``, which is read from here.
+``backend = "dask"`` runs the ``dask`` app (the pilotkit-dask plugin), ``backend = "ray"``
+the ``ray`` app (pilotkit-ray), in interactive mode, side by side with the server, on the
+same pilot: this plugin imports none of their code. Each app publishes its addresses in its
+documented connection file in the working directory (``dask.json``, ``ray.json``), which is
+read from here.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +21,24 @@ from pilotkit.api import App, PilotkitError, SpecProblem, get_plugins
 if TYPE_CHECKING:
     from pilotkit.api import ResolvedSpec
 
-DASK_CONNECTION_FILE = "dask.json"
+
+@dataclass(frozen=True)
+class Backend:
+    """What this plugin knows of a borrowed app: its id, where it publishes its addresses,
+    which key there the kernels need, and how to install it."""
+
+    name: str
+    title: str
+    connection_file: str
+    address_key: str
+    install: str
+
+
+BACKENDS = {
+    "dask": Backend("dask", "Dask", "dask.json", "scheduler", "pip install 'pilotkit-jupyter[dask]'"),
+    "ray": Backend("ray", "Ray", "ray.json", "address", "pip install 'pilotkit-jupyter[ray]'"),
+}
+DASK_CONNECTION_FILE = BACKENDS["dask"].connection_file
 """Where the Dask app publishes its scheduler (its documented connection file)."""
 
 
@@ -33,19 +53,17 @@ class _WithOptions:
         return getattr(self._spec, name)
 
 
-def dask_app_class() -> type[App]:
-    """The registered ``dask`` app; a one-line error without pilotkit-dask."""
+def backend_app_class(name: str) -> type[App]:
+    """The registered app ``name``; a one-line error when its plugin is not installed."""
     try:
-        return get_plugins().app("dask")
+        return get_plugins().app(name)
     except PilotkitError:
-        raise PilotkitError(
-            "backend = \"dask\" needs the Dask app: pip install 'pilotkit-jupyter[dask]'"
-        ) from None
+        raise PilotkitError(f'backend = "{name}" needs the {BACKENDS[name].title} app: {BACKENDS[name].install}') from None
 
 
-def dask_options(table: dict[str, Any]) -> tuple[type[App], Any]:
-    """The Dask app and its typed options for an interactive cluster."""
-    cls = dask_app_class()
+def backend_options(name: str, table: dict[str, Any]) -> tuple[type[App], Any]:
+    """The app and its typed options for an interactive cluster."""
+    cls = backend_app_class(name)
     try:
         options = msgspec.convert({**table, "mode": "interactive"}, cls.Options)
     except msgspec.ValidationError as exc:
@@ -53,39 +71,56 @@ def dask_options(table: dict[str, Any]) -> tuple[type[App], Any]:
     return cls, options
 
 
-def check_dask(table: dict[str, Any], spec: ResolvedSpec) -> list[SpecProblem]:
-    """The Dask app's own problems with ``[app.dask]``, located under ``app.dask``."""
+def check_backend(name: str, table: dict[str, Any], spec: ResolvedSpec) -> list[SpecProblem]:
+    """The borrowed app's own problems with ``[app.NAME]``, located under ``app.NAME``."""
     try:
-        cls, options = dask_options(table)
+        cls, options = backend_options(name, table)
     except PilotkitError as exc:
         message = str(exc)
-        where = "app.dask" if table else "app.backend"
+        where = f"app.{name}" if table else "app.backend"
         if " - at `$." in message:  # msgspec: "Expected ... - at `$.key`"
             text, _, key = message.partition(" - at `$.")
-            return [SpecProblem(f"app.dask.{key.rstrip('`')}", text)]
+            return [SpecProblem(f"app.{name}.{key.rstrip('`')}", text)]
         return [SpecProblem(where, message)]
     problems = cls.check(_WithOptions(spec, options))  # type: ignore[arg-type,unused-ignore]
-    return [SpecProblem(_under_dask(p.key), p.message, suggestion=p.suggestion) for p in problems]
+    return [SpecProblem(_under(name, p.key), p.message, suggestion=p.suggestion) for p in problems]
 
 
-def _under_dask(key: str) -> str:
+def check_dask(table: dict[str, Any], spec: ResolvedSpec) -> list[SpecProblem]:
+    """The Dask app's own problems with ``[app.dask]``, located under ``app.dask``."""
+    return check_backend("dask", table, spec)
+
+
+def _under(name: str, key: str) -> str:
     """``app.threads`` of the Dask app is ``app.dask.threads`` in a Jupyter spec."""
-    return "app.dask" + key[len("app") :] if key == "app" or key.startswith("app.") else key
+    return f"app.{name}" + key[len("app") :] if key == "app" or key.startswith("app.") else key
+
+
+def make_backend_app(name: str, table: dict[str, Any], spec: Any) -> App:
+    """An interactive ``name`` app for this pilot, with the options of ``[app.NAME]``."""
+    cls, options = backend_options(name, table)
+    return cls(spec, options)
 
 
 def make_dask_app(table: dict[str, Any], spec: Any) -> App:
     """An interactive Dask app for this pilot, with the options of ``[app.dask]``."""
-    cls, options = dask_options(table)
-    return cls(spec, options)
+    return make_backend_app("dask", table, spec)
+
+
+def read_connection(name: str, workdir: Path) -> dict[str, Any]:
+    """The borrowed app's connection file as it wrote it (``dask.json``: ``scheduler``,
+    ``dashboard``...; ``ray.json``: ``address``, ``client``, ``dashboard``...)."""
+    backend = BACKENDS[name]
+    path = workdir / backend.connection_file
+    try:
+        data = json.loads(path.read_bytes())
+    except (OSError, ValueError) as exc:
+        raise PilotkitError(f"cannot read the {backend.title} cluster's {path}: {exc}") from None
+    if not isinstance(data, dict) or not isinstance(data.get(backend.address_key), str):
+        raise PilotkitError(f"{path}: no {backend.address_key} address in it")
+    return data
 
 
 def read_dask_connection(workdir: Path) -> dict[str, Any]:
     """``<workdir>/dask.json`` as the Dask app wrote it (``scheduler``, ``dashboard``...)."""
-    path = workdir / DASK_CONNECTION_FILE
-    try:
-        data = json.loads(path.read_bytes())
-    except (OSError, ValueError) as exc:
-        raise PilotkitError(f"cannot read the Dask cluster's {path}: {exc}") from None
-    if not isinstance(data, dict) or not isinstance(data.get("scheduler"), str):
-        raise PilotkitError(f"{path}: no scheduler address in it")
-    return data
+    return read_connection("dask", workdir)

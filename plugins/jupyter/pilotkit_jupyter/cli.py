@@ -110,6 +110,9 @@ def _show(info: ConnectionInfo, as_json: bool, local: str | None) -> str:
     if info.dask_dashboard:
         base = local or info.base_url
         click.echo(f"Dask dashboard: {base.rstrip('/')}{info.dask_dashboard}", err=True)
+    if info.ray_dashboard:
+        base = local or info.base_url
+        click.echo(f"Ray dashboard: {base.rstrip('/')}{info.ray_dashboard}", err=True)
     return url
 
 

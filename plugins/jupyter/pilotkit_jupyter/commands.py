@@ -23,9 +23,15 @@ def python_for(options: JupyterOptions, containerised: bool) -> str:
     return "python3" if containerised else sys.executable
 
 
-def server_argv(python: str, *, lab: bool, host: str, port: int, root_dir: Path) -> list[str]:
+def server_argv(
+    python: str, *, lab: bool, host: str, port: int, root_dir: Path, proxy_hosts: tuple[str, ...] = ()
+) -> list[str]:
     """``jupyter lab`` (or ``jupyter server``) bound to ``host``; the token comes from the
-    environment (``JUPYTER_TOKEN``), never the command line, so ``ps`` does not show it."""
+    environment (``JUPYTER_TOKEN``), never the command line, so ``ps`` does not show it.
+    ``proxy_hosts``: hosts besides localhost that jupyter-server-proxy may forward to
+    (``/proxy/HOST:PORT/``)."""
+    # one argument holding a list: the trait (a list or a callable) takes no repeated values
+    allow = [f"--ServerProxy.host_allowlist={['localhost', '127.0.0.1', *proxy_hosts]!r}"]
     return [
         python,
         "-m",
@@ -38,6 +44,7 @@ def server_argv(python: str, *, lab: bool, host: str, port: int, root_dir: Path)
         "--ServerApp.allow_remote_access=True",
         "--PasswordIdentityProvider.hashed_password=",
         "--ServerApp.allow_root=True",  # containers and test beds run as root; harmless otherwise
+        *(allow if proxy_hosts else []),
     ]
 
 
@@ -69,6 +76,22 @@ def dashboard_proxy_path(dashboard: str | None) -> str | None:
     if url.port is None:
         return None
     return f"/proxy/{url.port}{url.path or '/status'}"
+
+
+def ray_env(address: str) -> dict[str, str]:
+    """What kernels need to use the Ray cluster: ``ray.init()`` connects to ``RAY_ADDRESS``."""
+    return {"RAY_ADDRESS": address}
+
+
+def remote_proxy_path(url: str | None) -> str | None:
+    """``http://10.0.0.1:8265`` -> ``/proxy/10.0.0.1:8265/``: a service that listens on the
+    node's address only (Ray's dashboard), reached by jupyter-server-proxy on that address."""
+    if not url:
+        return None
+    parts = urlsplit(url)
+    if parts.port is None or parts.hostname is None:
+        return None
+    return f"/proxy/{url_host(parts.hostname)}:{parts.port}{parts.path or '/'}"
 
 
 def url_host(host: str) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgspec
 
-from pilotkit.api import PilotkitError
+from pilotkit.api import PilotkitError, Service
 
 CONNECTION_FILE = "jupyter.json"
 """In the pilot's working directory; readable by its owner only (it holds the token)."""
@@ -36,6 +36,12 @@ class ConnectionInfo(msgspec.Struct, omit_defaults=True):
     """``tcp://HOST:PORT`` of the Dask cluster behind the kernels."""
     dask_dashboard: str | None = None
     """The Dask dashboard's path on the server (``/proxy/PORT/status``), through jupyter-server-proxy."""
+    ray_address: str | None = None
+    """``HOST:PORT`` of the Ray cluster's GCS behind the kernels (their ``RAY_ADDRESS``)."""
+    ray_client: str | None = None
+    """``ray://HOST:PORT``: the Ray cluster's client server."""
+    ray_dashboard: str | None = None
+    """The Ray dashboard's path on the server (``/proxy/HOST:PORT/``), through jupyter-server-proxy."""
     updated: float = msgspec.field(default_factory=time.time)
 
     def page(self, base: str) -> str:
@@ -75,3 +81,27 @@ def read_info(workdir: Path) -> ConnectionInfo:
     except OSError as exc:
         raise PilotkitError(f"cannot read {path}: {exc.strerror or exc}") from None
     return parse_info(data, str(path))
+
+
+def services(workdir: Path) -> list[Service]:
+    """The server's URL with its token, and the cluster behind its kernels, while it runs
+    (dashboards through the server's proxy)."""
+    try:
+        info = read_info(workdir)
+    except PilotkitError:
+        return []
+    if info.state != "running" or not info.url:
+        return []
+    base = info.base_url.rstrip("/")
+    found = [Service(name="Jupyter", url=info.url)]
+    if info.dask_scheduler:
+        found.append(Service(name="Dask scheduler", url=info.dask_scheduler))
+    if info.dask_dashboard:
+        found.append(Service(name="Dask dashboard", url=base + info.dask_dashboard))
+    if info.ray_client:
+        found.append(Service(name="Ray client", url=info.ray_client))
+    elif info.ray_address:
+        found.append(Service(name="Ray address", url=info.ray_address))
+    if info.ray_dashboard:
+        found.append(Service(name="Ray dashboard", url=base + info.ray_dashboard))
+    return found

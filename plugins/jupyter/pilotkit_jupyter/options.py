@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 BACKENDS = ("none", "dask", "ray")
 DASK_FIXED = ("mode", "script", "module", "args")
-"""Keys of the Dask app that the Jupyter app sets itself (the cluster serves the kernels)."""
+"""Keys of the Dask (or Ray) app that the Jupyter app sets itself (the cluster serves the kernels)."""
 
 
 class JupyterOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True):
@@ -23,7 +23,8 @@ class JupyterOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     up until the pilot drains, with an optional cluster behind its kernels."""
 
     backend: Literal["none", "dask", "ray"] = "none"
-    """``dask``: a Dask cluster across the nodes; kernels get ``DASK_SCHEDULER_ADDRESS``."""
+    """``dask``: a Dask cluster across the nodes, kernels get ``DASK_SCHEDULER_ADDRESS``;
+    ``ray``: a Ray cluster, kernels get ``RAY_ADDRESS``."""
     lab: bool | None = None
     """JupyterLab (true), the bare Jupyter server (false); default: Lab when installed."""
     notebook_dir: str | None = None
@@ -40,17 +41,17 @@ class JupyterOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=T
     """How long the server gets to start listening."""
     dask: dict[str, Any] = {}
     """Options of the Dask cluster (those of ``[app] type = "dask"``, less mode/script)."""
+    ray: dict[str, Any] = {}
+    """Options of the Ray cluster (those of ``[app] type = "ray"``, less mode/script)."""
 
 
 def check_options(options: JupyterOptions, spec: ResolvedSpec) -> list[SpecProblem]:
     """Problems with the Jupyter options that show before anything runs."""
     problems: list[SpecProblem] = []
-    if options.backend == "ray":
-        problems.append(
-            SpecProblem("app.backend", "the Ray backend is not available yet: use 'dask' or 'none'")
-        )
     if options.dask and options.backend != "dask":
         problems.append(SpecProblem("app.dask", 'Dask options need backend = "dask"'))
+    if options.ray and options.backend != "ray":
+        problems.append(SpecProblem("app.ray", 'Ray options need backend = "ray"'))
     if options.notebook_dir is not None:
         path = notebook_path(options.notebook_dir, spec.base_dir)
         if not path.is_dir():
@@ -60,9 +61,10 @@ def check_options(options: JupyterOptions, spec: ResolvedSpec) -> list[SpecProbl
             problems.append(SpecProblem("app.ready_timeout", "must be more than 0"))
     except ValueError as exc:
         problems.append(SpecProblem("app.ready_timeout", str(exc)))
-    for key in DASK_FIXED:
-        if key in options.dask:
-            problems.append(SpecProblem(f"app.dask.{key}", "set by the Jupyter app: remove it"))
+    for name, table in (("dask", options.dask), ("ray", options.ray)):
+        for key in DASK_FIXED:
+            if key in table:
+                problems.append(SpecProblem(f"app.{name}.{key}", "set by the Jupyter app: remove it"))
     local = spec.spec.container is None
     if local and importlib.util.find_spec("jupyter_server") is None:
         problems.append(

@@ -43,6 +43,33 @@ client.close()
 """A cell that computes on the Dask cluster and says where its workers run."""
 
 
+RAY_CELL = """
+import os, ray
+ray.init()
+@ray.remote
+def square(x):
+    return x * x
+print("RESULT", sum(ray.get([square.remote(i) for i in range(100)])), os.environ["RAY_ADDRESS"])
+ray.shutdown()
+"""
+"""A cell that computes on the Ray cluster the kernel finds in ``RAY_ADDRESS``."""
+
+
+def ray_processes(pilot: str) -> list[str]:
+    """Processes carrying the Ray app's mark for ``pilot`` in their environment."""
+    mark = f"PILOTKIT_RAY_PILOT={pilot}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if mark in (entry / "environ").read_bytes().split(b"\0"):
+                found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"))
+        except OSError:
+            continue
+    return found
+
+
 def need_jupyter() -> None:
     """Skip (fail under PILOTKIT_REQUIRE_REAL=1) without the Jupyter and Dask parts."""
     for module, hint in (

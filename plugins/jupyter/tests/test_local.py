@@ -6,6 +6,7 @@ in headless Chromium; and a walltime drain that ends a bare server cleanly."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import signal
@@ -16,9 +17,9 @@ import pytest
 from pilotkit_jupyter.connection import read_info
 
 from pilotkit.api import PilotState
-from pilotkit.testing import Pilot, RunSpec
+from pilotkit.testing import Pilot, RunSpec, need
 
-from .conftest import Sshd, check_lab_with_dask, need_jupyter, processes_of
+from .conftest import RAY_CELL, Sshd, check_lab_with_dask, need_jupyter, processes_of, ray_processes
 from .conftest import wait_for as wait
 
 pytestmark = [pytest.mark.dask]
@@ -158,10 +159,14 @@ def test_open_by_pilot_id_through_the_daemon(tmp_path: Path) -> None:
         data = json.loads(opened.stdout)
         assert data["pilot"] == pilot and data["open"] == read_info(workdir).url
         assert "no browser to open here" in opened.stderr
+        described = cli("describe", pilot)
+        assert described.returncode == 0, described.stderr
+        assert f"Services\n  Jupyter          {data['open']}\nFiles" in described.stdout, described.stdout
         assert cli("drain", pilot).returncode == 0
         until(lambda: _state(workdir) == "stopped", 60, "the server to stop")
         stopped = cli("jupyter", "open", "--no-browser", pilot)
         assert stopped.returncode == 2 and "is stopped" in stopped.stderr
+        assert "Services" not in cli("describe", pilot).stdout, "a stopped server serves nothing"
     finally:
         daemon.send_signal(signal.SIGTERM)
         try:
@@ -170,3 +175,50 @@ def test_open_by_pilot_id_through_the_daemon(tmp_path: Path) -> None:
             daemon.kill()
             daemon.wait(10)
     assert processes_of(workdir) == []
+
+
+@pytest.mark.ray
+async def test_lab_with_ray_runs_a_cell_on_ray_and_proxies_its_dashboard(
+    run_spec: RunSpec, tmp_path: Path
+) -> None:
+    import aiohttp
+
+    from .conftest import get_text, run_cell
+
+    need("Ray", importlib.util.find_spec("ray") is not None, "pip install 'pilotkit-jupyter[ray]'")
+    need("Ray's dashboard", importlib.util.find_spec("aiohttp_cors") is not None, "pip install 'ray[default]'")
+    pilots: list[Pilot] = []
+    workdir = tmp_path / "pilot"
+    spec = (
+        'name = "nb-ray"\n[pilot]\ngrace = "3s"\n[app]\ntype = "jupyter"\nbackend = "ray"\n'
+        '[app.ray]\ndashboard = true\nobject_store_memory = "80MiB"\n'
+    )
+    running = asyncio.ensure_future(run_spec(spec, workdir=workdir, on_pilot=pilots.append))
+    try:
+        await wait(lambda: running.done() or _state(workdir) == "running", 90, "the server")
+        assert not running.done(), running.result().reason
+        info = read_info(workdir)
+        ray_json = json.loads((workdir / "ray.json").read_text())
+        assert info.backend == "ray" and info.ray_address == ray_json["address"]
+        assert info.ray_client == ray_json["client"] and ray_json["dashboard"]
+        base = info.base_url.rstrip("/")
+        status, out = await run_cell(aiohttp, base, info.token, RAY_CELL)
+        assert status == "ok", out
+        assert out.split("RESULT ", 1)[1].split() == ["328350", ray_json["address"]], out
+        dashboard_host = ray_json["dashboard"].split("://", 1)[1]
+        assert info.ray_dashboard == f"/proxy/{dashboard_host}/"
+        code, page = await get_text(aiohttp, f"{base}{info.ray_dashboard}", info.token)
+        assert code == 200 and "Ray" in page, page[:300]
+        code, version = await get_text(aiohttp, f"{base}{info.ray_dashboard}api/version", info.token)
+        assert code == 200 and "ray_version" in version, version[:300]
+        pilots[0].cancel("test ends")
+        run = await asyncio.wait_for(running, 60)
+    finally:
+        if not running.done():
+            pilots[0].cancel("test failed")
+            await running
+    assert run.state is PilotState.CANCELLED, run.reason
+    assert read_info(workdir).state == "stopped"
+    assert json.loads((workdir / "ray.json").read_text())["state"] == "stopped"
+    assert processes_of(workdir) == [], "no Jupyter server or kernel left"
+    await wait(lambda: ray_processes(run.pilot_id) == [], 10, "Ray's processes to end")

@@ -14,7 +14,14 @@ import pytest
 from click.testing import CliRunner
 from pilotkit_jupyter import JupyterApp
 from pilotkit_jupyter.cli import has_display
-from pilotkit_jupyter.commands import dashboard_proxy_path, dask_env, server_argv, server_env
+from pilotkit_jupyter.commands import (
+    dashboard_proxy_path,
+    dask_env,
+    ray_env,
+    remote_proxy_path,
+    server_argv,
+    server_env,
+)
 from pilotkit_jupyter.connection import ConnectionInfo, read_info, write_info
 
 from pilotkit.api import App, SpecError
@@ -50,6 +57,17 @@ def test_dask_dashboard_goes_through_the_proxy() -> None:
     }
 
 
+def test_ray_dashboard_goes_through_the_proxy_on_the_nodes_address(tmp_path: Path) -> None:
+    assert remote_proxy_path("http://10.213.0.11:8265") == "/proxy/10.213.0.11:8265/"
+    assert remote_proxy_path("http://[fd00::1]:8265") == "/proxy/[fd00::1]:8265/"
+    assert remote_proxy_path(None) is None and remote_proxy_path("http://h") is None
+    assert ray_env("10.213.0.11:6379") == {"RAY_ADDRESS": "10.213.0.11:6379"}
+    argv = server_argv("/py", lab=True, host="h", port=0, root_dir=tmp_path, proxy_hosts=("10.213.0.11",))
+    allowed = [a.split("=", 1)[1] for a in argv if a.startswith("--ServerProxy.host_allowlist=")]
+    assert allowed == ["['localhost', '127.0.0.1', '10.213.0.11']"]
+    assert not any("host_allowlist" in a for a in server_argv("/py", lab=True, host="h", port=0, root_dir=tmp_path))
+
+
 def _problems(text: str, tmp_path: Path, plugins: Plugins) -> list[str]:
     source = tmp_path / "spec.toml"
     source.write_text(text)
@@ -64,8 +82,18 @@ def test_spec_checks(tmp_path: Path, pilotkit_plugins: Plugins) -> None:
     head = 'name = "nb"\n[app]\ntype = "jupyter"\n'
     assert _problems(head, tmp_path, pilotkit_plugins) == []
     assert _problems(head + 'backend = "dask"\n[app.dask]\nthreads = 2\n', tmp_path, pilotkit_plugins) == []
-    assert _problems(head + 'backend = "ray"\n', tmp_path, pilotkit_plugins) == [
-        "app.backend: the Ray backend is not available yet: use 'dask' or 'none'"
+    assert _problems(head + 'backend = "ray"\n[app.ray]\ndashboard = true\n', tmp_path, pilotkit_plugins) == []
+    ray = head + 'backend = "ray"\n[app.ray]\n'
+    assert _problems(ray + 'script = "x.py"\n', tmp_path, pilotkit_plugins)[0] == (
+        "app.ray.script: set by the Jupyter app: remove it"
+    )
+    assert _problems(ray + 'temp_dir = "' + "x" * 41 + '"\n', tmp_path, pilotkit_plugins) == [
+        "app.ray.temp_dir: at most 40 characters: Ray's socket paths below it must stay short"
+    ]
+    wrong = _problems(ray + 'dashboard = "yes"\n', tmp_path, pilotkit_plugins)
+    assert wrong and wrong[0].startswith("app.ray.dashboard: Expected `bool"), wrong
+    assert _problems(head + "[app.ray]\ndashboard = true\n", tmp_path, pilotkit_plugins) == [
+        'app.ray: Ray options need backend = "ray"'
     ]
     assert _problems(head + 'notebook_dir = "nope"\n', tmp_path, pilotkit_plugins) == [
         f"app.notebook_dir: no such folder: {tmp_path / 'nope'}"
@@ -181,3 +209,34 @@ def test_entry_point(tmp_path: Path) -> None:
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "http://10.213.0.11:8888/lab?token=tok"
+
+
+def test_services_are_the_url_and_the_cluster_while_running(tmp_path: Path) -> None:
+    assert JupyterApp.services(tmp_path) == [], "nothing before jupyter.json is written"
+    write_info(tmp_path, _info())
+    assert [(s.name, s.url) for s in JupyterApp.services(tmp_path)] == [
+        ("Jupyter", "http://10.213.0.11:8888/lab?token=tok"),
+        ("Dask scheduler", "tcp://10.213.0.11:40001"),
+        ("Dask dashboard", "http://10.213.0.11:8888/proxy/8787/status"),
+    ]
+    ray = _info()
+    ray.backend, ray.dask_scheduler, ray.dask_dashboard = "ray", None, None
+    ray.ray_address, ray.ray_client = "10.213.0.11:6379", "ray://10.213.0.11:10001"
+    ray.ray_dashboard = "/proxy/10.213.0.11:8265/"
+    write_info(tmp_path, ray)
+    assert [s.name for s in JupyterApp.services(tmp_path)] == ["Jupyter", "Ray client", "Ray dashboard"]
+    write_info(tmp_path, _info("stopped"))
+    assert JupyterApp.services(tmp_path) == []
+    (tmp_path / "jupyter.json").write_text("{not json")
+    assert JupyterApp.services(tmp_path) == [], "a bad file is no service, not an error"
+
+
+def test_open_prints_the_ray_dashboard_through_the_proxy(tmp_path: Path) -> None:
+    info = _info()
+    info.backend, info.dask_scheduler, info.dask_dashboard = "ray", None, None
+    info.ray_address, info.ray_dashboard = "10.213.0.11:6379", "/proxy/10.213.0.11:8265/"
+    write_info(tmp_path, info)
+    out = CliRunner().invoke(cli, ["jupyter", "open", "--no-browser", str(tmp_path)])
+    assert out.exit_code == 0, out.output
+    assert out.stdout.strip() == "http://10.213.0.11:8888/lab?token=tok"
+    assert "Ray dashboard: http://10.213.0.11:8888/proxy/10.213.0.11:8265/" in out.stderr

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import msgspec
 
-from pilotkit.api import PilotkitError
+from pilotkit.api import PilotkitError, Service
 
 from .commands import CONNECTION_FILE
 
@@ -72,6 +72,20 @@ def read_info(workdir: Path) -> ConnectionInfo:
     except OSError as exc:
         raise PilotkitError(f"cannot read {path}: {exc.strerror or exc}") from None
     return parse_info(data, str(path))
+
+
+def services(workdir: Path) -> list[Service]:
+    """The cluster's addresses while it runs (none before it is up, nor once stopped)."""
+    try:
+        info = read_info(workdir)
+    except PilotkitError:
+        return []
+    if info.state != "running":
+        return []
+    found = [Service(name="Ray client", url=info.client), Service(name="Ray address", url=info.address)]
+    if info.dashboard:
+        found.append(Service(name="Ray dashboard", url=info.dashboard))
+    return found
 
 
 def host_of(address: str) -> str:

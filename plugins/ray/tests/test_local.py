@@ -21,7 +21,7 @@ from pilotkit_ray.events import RayProgress
 from pilotkit_ray.progress import SUMMARY_PATH, parse_summary
 
 from pilotkit.api import PilotState
-from pilotkit.testing import Pilot, RunSpec
+from pilotkit.testing import Pilot, RunSpec, need
 
 from .conftest import EXAMPLES, FAST, need_ray, ray_processes
 
@@ -146,6 +146,13 @@ def test_interactive_by_pilot_id_through_the_daemon_and_drain_waits_for_running_
         assert [n["name"] for n in data["nodes"]] == [n.name for n in read_info(workdir).nodes]
         plain = cli("ray", "connect", pilot)
         assert plain.stdout.strip() == data["client"] and data["address"] in plain.stderr
+        described = cli("describe", pilot)
+        assert described.returncode == 0, described.stderr
+        services = described.stdout.split("\nServices\n", 1)[1].split("\nFiles", 1)[0].splitlines()
+        assert [line.split() for line in services] == [
+            ["Ray", "client", data["client"]], ["Ray", "address", data["address"]],
+            ["Ray", "dashboard", data["dashboard"]],
+        ], described.stdout  # fmt: skip
         # A driver on this machine, outside the pilot's tasks (the Ray Client through a
         # tunnel is tested in test_connect.py), with a task still running at the drain.
         driver = subprocess.Popen(
@@ -169,6 +176,7 @@ def test_interactive_by_pilot_id_through_the_daemon_and_drain_waits_for_running_
         assert info.temp_dir is not None and not Path(info.temp_dir).exists()
         stopped = cli("ray", "connect", pilot)
         assert stopped.returncode == 2 and "is stopped" in stopped.stderr
+        assert "Services" not in cli("describe", pilot).stdout, "a stopped cluster serves nothing"
     finally:
         daemon.send_signal(signal.SIGTERM)
         try:
@@ -257,3 +265,22 @@ def visible():
     return os.environ["CUDA_VISIBLE_DEVICES"]
 print(json.dumps({"resources": ray.cluster_resources(), "visible": ray.get([visible.remote() for _ in range(3)])}))
 """
+
+
+async def test_modin_example_runs_pandas_code_on_ray(run_spec: RunSpec, tmp_path: Path) -> None:
+    """share/examples/modin-ray.toml, smaller: Modin's group-by on Ray gives pandas' answer."""
+    need("Modin", importlib.util.find_spec("modin") is not None, "pip install 'pilotkit-ray[modin]'")
+    need("pyarrow", importlib.util.find_spec("pyarrow") is not None, "pip install 'pilotkit-ray[modin]'")
+    example = tomllib.loads((EXAMPLES / "modin-ray.toml").read_text())["app"]
+    spec = (
+        f'name = "modin-ray"\n[pilot]\ngrace = "10s"\n[app]\ntype = "ray"\n'
+        f'script = "{EXAMPLES / example["script"]}"\nargs = ["--rows", "50000"]\n{FAST}'
+    )
+    run = await run_spec(spec)
+    by_task = {r.task: r for r in run.results()}
+    assert run.state is PilotState.DONE, (run.reason, Path(by_task["ray-script"].stderr).read_text()[-2000:])
+    summary = json.loads((run.workdir / "tasks" / "ray-script" / "summary.json").read_text())
+    assert summary["same_as_pandas"] is True and summary["rows"] == 50000
+    assert 0 < summary["selected"] < 50000 and summary["groups"] > 10
+    assert summary["resources"]["CPU"] >= 1
+    assert ray_processes(run.pilot_id) == []

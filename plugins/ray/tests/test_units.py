@@ -110,3 +110,22 @@ def test_state_api_summary_becomes_progress_events() -> None:
     (event,) = tracker.changes(parse_summary(answer({"FINISHED": 4, "FAILED": 1})))
     assert (event.finished, event.failed, event.pending, event.running) == (4, 1, 0, 0)
     assert parse_summary({"result": False, "msg": "no"}) == {}
+
+
+def test_services_while_the_cluster_runs(tmp_path: Path) -> None:
+    from pilotkit_ray import RayApp
+    from pilotkit_ray.connection import write_info
+
+    assert RayApp.services(tmp_path) == []
+    info = ConnectionInfo(
+        pilot="p", address="10.0.0.1:6379", client="ray://10.0.0.1:10001", mode="interactive",
+        dashboard="http://10.0.0.1:8265",
+    )  # fmt: skip
+    write_info(tmp_path, info)
+    assert [(s.name, s.url) for s in RayApp.services(tmp_path)] == [
+        ("Ray client", "ray://10.0.0.1:10001"), ("Ray address", "10.0.0.1:6379"),
+        ("Ray dashboard", "http://10.0.0.1:8265"),
+    ]  # fmt: skip
+    info.state = "stopped"
+    write_info(tmp_path, info)
+    assert RayApp.services(tmp_path) == []
