@@ -242,12 +242,17 @@ class SubmitParams(msgspec.Struct, kw_only=True):
     profile: str | None = None
     """A profile of the daemon's site and user configuration to start from, instead of
     the spec's own ``profile``."""
+    to: str | None = None
+    """A running campaign (its name or id): the spec's task groups are added to its
+    backlog instead of starting anything."""
 
 
 class SubmitResult(msgspec.Struct, kw_only=True):
     pilot: str
     name: str
     workdir: str
+    campaign: bool = False
+    """``pilot`` is a campaign's id (its state: ``campaign.json`` in ``workdir``)."""
 
 
 class ValidateParams(msgspec.Struct, kw_only=True):
