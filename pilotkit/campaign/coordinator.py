@@ -427,12 +427,14 @@ class Campaign:
         if finished and walltime:
             minimum = minimum_allocations(self.core_seconds, cores, walltime - margin)
         running = self.backlog.out
+        resumed = len(self.resume.results) if self.resume is not None else 0
         return CampaignStatus(
             name=self.spec.name, id=self.id,
             state=state or ("paused" if self.paused else "running"), reason=reason or self.paused,
             workdir=str(self.workdir), results=str(self.results.path), started=self.started,
-            ended=time.time() if finished else None, pid=os.getpid(), total=self.backlog.total,
-            waiting=self.backlog.waiting, running=running, done=self.done, failed=self.failed,
+            ended=time.time() if finished else None, pid=os.getpid(), total=self.backlog.total + resumed,
+            waiting=self.backlog.waiting, running=running, done=self.done + resumed, failed=self.failed,
+            resumed=resumed,
             max_allocations=self.config.max_allocations, parallel=self.config.parallel,
             min_allocations=minimum, allocations=list(self.records),
         )  # fmt: skip

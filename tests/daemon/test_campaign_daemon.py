@@ -109,7 +109,10 @@ def test_kill9_of_the_daemon_mid_campaign_resumes_it(daemon: DaemonProcess, tmp_
     before = campaign_status(daemon, "durable")
     assert before is not None
     workdir = Path(before["workdir"])
-    ok_before = [r["params"]["i"] for r in lines_of(workdir / "results.jsonl") if r["outcome"] == "ok"]
+    more = write(tmp_path, "more.toml", 'name = "more"\n' + grid(3, "true", group="extra"))
+    daemon.cli("submit", str(more), "--to", campaign_id)  # kept across the restart
+    ok_before = [r["params"]["i"] for r in lines_of(workdir / "results.jsonl") if r["outcome"] == "ok"
+                 and r["group"] == "t"]  # fmt: skip
     started = [int(pid) for path in marks.iterdir() for pid in path.read_text().split()]
     daemon.kill9()
     daemon.start()
@@ -120,8 +123,9 @@ def test_kill9_of_the_daemon_mid_campaign_resumes_it(daemon: DaemonProcess, tmp_
     assert data["state"] == "done", data
     assert data["id"] == campaign_id
     results = lines_of(workdir / "results.jsonl")
-    assert len(results) == 12 == len({r["task"] for r in results}), "every task once in results.jsonl"
-    assert {r["outcome"] for r in results} == {"ok"}
+    assert len(results) == 15 == len({r["task"] for r in results}), "every task once in results.jsonl"
+    assert {r["outcome"] for r in results} == {"ok"} and data["total"] == 15
+    assert sum(1 for r in results if r["group"] == "extra") == 3
     for index in ok_before:  # ended ok before the crash: not run again
         assert len((marks / str(index)).read_text().split()) == 1, index
     assert not (marks / "overlap").exists(), (marks / "overlap").read_text()
@@ -156,3 +160,40 @@ def test_submit_to_adds_groups_to_a_running_campaign(daemon: DaemonProcess, tmp_
     assert sum(1 for r in results if r["group"] == "extra") == 4
     ended = daemon.cli("submit", str(more), "--to", "grow", check=False)
     assert ended.returncode != 0 and "no running campaign grow" in ended.stderr
+
+
+def test_daemon_stopped_and_started_again_resumes_its_campaign(daemon: DaemonProcess, tmp_path: Path) -> None:
+    spec = write(tmp_path, "calm.toml", HEADER.format(name="calm", walltime="20s") + grid(8, "sleep 1"))
+    campaign_id = daemon.submit(spec)
+    wait_for(lambda: (d := campaign_status(daemon, "calm")) and d["done"] >= 2, 30, "two tasks done")
+    daemon.stop()  # SIGTERM: the campaign's tasks stop, and it runs on when the daemon starts
+    daemon.start()
+    data = wait_end(daemon, "calm", 60)
+    assert data["state"] == "done" and data["id"] == campaign_id, data
+    results = lines_of(Path(data["results"]))
+    assert len(results) == 8 == len({r["task"] for r in results}) and {r["outcome"] for r in results} == {"ok"}
+    assert data["done"] == 8 and data["resumed"] >= 2
+    first = data["allocations"][0]
+    assert first["state"] == "ended" and "the daemon stopped" in first["why"], first
+
+
+def test_submit_wait_follows_a_campaign_and_exits_with_its_status(daemon: DaemonProcess, tmp_path: Path) -> None:
+    spec = write(tmp_path, "mixed.toml", HEADER.format(name="mixed", walltime="20s") + grid(2, "true")
+                 + grid(1, "false", group="bad"))  # fmt: skip
+    out = daemon.cli("submit", str(spec), "--wait", check=False)
+    assert out.returncode == 1, out.stderr
+    assert out.stdout.strip().startswith("mixed-")
+    assert "failed: 1 task(s) failed" in out.stderr and "tasks: 3 total, 2 done, 1 failed" in out.stderr
+    again = daemon.cli("submit", str(spec), "--to", "mixed", check=False)
+    assert again.returncode != 0 and again.stderr.count("\n") == 1
+
+
+def test_a_second_campaign_of_the_same_name_is_refused_while_one_runs(daemon: DaemonProcess, tmp_path: Path) -> None:
+    spec = write(tmp_path, "one.toml", HEADER.format(name="one", walltime="20s") + grid(4, "sleep 1"))
+    campaign_id = daemon.submit(spec)
+    second = daemon.cli("submit", str(spec), check=False)
+    assert second.returncode != 0
+    assert second.stderr == (f"error: campaign one is running already ({campaign_id}): cancel it, or give the spec "
+                             "another name\n")  # fmt: skip
+    daemon.cli("cancel", campaign_id)
+    assert wait_end(daemon, "one", 30)["state"] == "cancelled"
