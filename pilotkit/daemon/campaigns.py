@@ -52,7 +52,7 @@ class CampaignEntry(msgspec.Struct, kw_only=True):
     workdir: str
     added: list[AddedSpec] = []
     desired: str | None = None
-    """``cancel`` once it was asked to."""
+    """``cancel`` or ``drain`` once it was asked to."""
     ended: bool = False
 
 
@@ -129,16 +129,29 @@ class Campaigns:
         await self._save(entry)
         return SubmitResult(pilot=entry.id, name=entry.name, workdir=entry.workdir, campaign=True)
 
-    async def cancel(self, name: str) -> ControlResult | None:
-        """Cancel the running campaign ``name`` (None: there is none)."""
+    async def control(self, name: str, verb: str) -> ControlResult | None:
+        """Cancel (``verb`` ``cancel``) or drain (``drain``: no new allocation or task,
+        the running tasks finish) the running campaign ``name``; None: ``name`` is no
+        campaign of this daemon (a pilot, then). Refused for a campaign that has ended."""
         found = self.find(name)
         if found is None:
+            ended = await asyncio.to_thread(self._ended, name)
+            if ended is not None:
+                raise Refused(f"cannot {verb} campaign {ended.id}: it has ended")
             return None
         entry, campaign = found
-        entry.desired = "cancel"
+        if entry.desired != "cancel":
+            entry.desired = verb
         await self._save(entry)
-        campaign.cancel("cancelled by the user")
-        return ControlResult(pilot=entry.id, state="cancelled" if campaign.closed else "running")
+        if verb == "cancel":
+            campaign.cancel("cancelled by the user")
+        else:
+            campaign.drain("drain requested")
+        return ControlResult(pilot=entry.id, state="running")
+
+    def _ended(self, name: str) -> CampaignEntry | None:
+        ended = [e for e in self._entries() if e.ended and name in (e.id, e.name)]
+        return ended[-1] if ended else None
 
     # ------------------------------------------------------------------ runs
 
@@ -195,6 +208,8 @@ class Campaigns:
              + (f", killed {killed} process(es) the previous daemon left running" if killed else ""))
         if entry.desired == "cancel":
             campaign.cancel("cancelled by the user (the daemon restarted while it was stopping)")
+        elif entry.desired == "drain":
+            campaign.drain("drain requested (before the daemon restarted)")
         self._launch(entry, campaign)
 
     async def shutdown(self, timeout: float) -> None:

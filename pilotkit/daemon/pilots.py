@@ -133,6 +133,9 @@ class PilotManager:
         return live
 
     async def drain(self, pilot_id: str) -> ControlResult:
+        drained = await self.campaigns.control(pilot_id, "drain")
+        if drained is not None:
+            return drained
         record = self.records.lookup(pilot_id)
         live = self._live_for_control(record, "drain")
         record.desired = record.desired or "drain"
@@ -141,7 +144,7 @@ class PilotManager:
         return ControlResult(pilot=record.id, state=record.state)
 
     async def cancel(self, pilot_id: str) -> ControlResult:
-        cancelled = await self.campaigns.cancel(pilot_id)
+        cancelled = await self.campaigns.control(pilot_id, "cancel")
         if cancelled is not None:
             return cancelled
         record = self.records.lookup(pilot_id)

@@ -91,7 +91,20 @@ def test_cancel_a_daemon_campaign(daemon: DaemonProcess, tmp_path: Path) -> None
     assert len(results) == 20 == len({r["task"] for r in results})
     assert "cancelled" in {r["outcome"] for r in results}
     again = daemon.cli("cancel", "long", check=False)
-    assert again.returncode != 0
+    assert again.returncode != 0 and again.stderr == f"error: cannot cancel campaign {campaign_id}: it has ended\n"
+
+
+def test_drain_a_daemon_campaign(daemon: DaemonProcess, tmp_path: Path) -> None:
+    """Drain: no new task; the running ones finish ok, the rest is reported cancelled."""
+    spec = write(tmp_path, "dry.toml", HEADER.format(name="dry", walltime="30s") + grid(10, "sleep 1"))
+    campaign_id = daemon.submit(spec)
+    wait_for(lambda: (d := campaign_status(daemon, "dry")) and d["running"] >= 1, 30, "tasks running")
+    assert daemon.cli("drain", "dry").stdout.strip() == f"{campaign_id}: drain (running)"
+    data = wait_end(daemon, "dry", 30)
+    assert data["state"] == "done" and data["reason"].startswith("drained (drain requested)"), data
+    results = lines_of(Path(data["results"]))
+    assert len(results) == 10 == len({r["task"] for r in results})
+    assert {r["outcome"] for r in results} == {"ok", "cancelled"}
 
 
 def test_kill9_of_the_daemon_mid_campaign_resumes_it(daemon: DaemonProcess, tmp_path: Path) -> None:
