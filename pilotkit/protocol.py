@@ -290,9 +290,32 @@ class StatusParams(msgspec.Struct, kw_only=True):
     pilot: str | None = None
 
 
+class CampaignSummary(msgspec.Struct, kw_only=True):
+    """A campaign the daemon runs, in the ``status`` listing (its whole state:
+    ``campaign.json`` in ``workdir``)."""
+
+    id: str
+    name: str
+    state: str
+    """``running`` or ``paused``."""
+    workdir: str
+    total: int
+    done: int
+    failed: int
+    running: int
+    """Tasks in allocations."""
+    waiting: int
+    allocations: int
+    """Allocations queued or running now."""
+    eta: float | None = None
+    """Seconds until the backlog is through at the rate so far."""
+
+
 class StatusResult(msgspec.Struct, kw_only=True):
     pilots: list[PilotSummary]
     daemon: DaemonInfo
+    campaigns: list[CampaignSummary] = []
+    """The campaigns the daemon runs (only when no pilot was asked for)."""
 
 
 class PilotParams(msgspec.Struct, kw_only=True):

@@ -24,7 +24,7 @@ from .params import DurationType
 
 if TYPE_CHECKING:
     from ..client import Client, EventItem
-    from ..protocol import PilotDetail, PilotSummary
+    from ..protocol import CampaignSummary, PilotDetail, PilotSummary
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -348,10 +348,25 @@ async def status(client: Client, pilot: str | None, as_json: bool) -> None:
     if as_json:
         _echo_json(result)
         return
-    if not result.pilots:
+    if not result.pilots and not result.campaigns:
         click.echo(f"no pilots (daemon pid {result.daemon.pid} on {result.daemon.host})")
         return
-    _print_table(result.pilots)
+    if result.pilots:
+        _print_table(result.pilots)
+    if result.campaigns:
+        if result.pilots:
+            click.echo()
+        _print_campaigns(result.campaigns)
+
+
+def _print_campaigns(campaigns: list[CampaignSummary]) -> None:
+    rows = [("CAMPAIGN", "STATE", "DONE/TOTAL", "FAILED", "RUNNING", "WAITING", "ALLOCATIONS", "ETA")]
+    for c in campaigns:
+        rows.append((c.id, c.state, f"{c.done}/{c.total}", str(c.failed), str(c.running), str(c.waiting),
+                     str(c.allocations), _duration(c.eta)))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
 
 
 def _print_table(pilots: list[PilotSummary]) -> None:

@@ -23,7 +23,7 @@ import msgspec
 from ..campaign import CAMPAIGN_FILE, AllocationRecord, Campaign, read_status
 from ..errors import PilotkitError, SpecError
 from ..plugins import Plugins
-from ..protocol import ControlResult, SubmitParams, SubmitResult
+from ..protocol import CampaignSummary, ControlResult, SubmitParams, SubmitResult
 from ..rundir import earlier_run, resume_results
 from ..scheduler import Resume
 from ..spec import ResolvedSpec, parse_spec
@@ -100,6 +100,18 @@ class Campaigns:
             if name in (entry.id, entry.name):
                 return entry, campaign
         return None
+
+    def summaries(self) -> list[CampaignSummary]:
+        """The running campaigns, for the ``status`` listing."""
+        out: list[CampaignSummary] = []
+        for entry, campaign, _ in self.live.values():
+            status = campaign.status()
+            out.append(CampaignSummary(
+                id=entry.id, name=entry.name, state=status.state, workdir=entry.workdir, total=status.total,
+                done=status.done, failed=status.failed, running=status.running, waiting=status.waiting,
+                allocations=sum(1 for a in status.allocations if a.active), eta=status.eta(),
+            ))  # fmt: skip
+        return out
 
     async def submit(self, params: SubmitParams, resolved: ResolvedSpec, campaign_id: str,
                      workdir: Path) -> SubmitResult:  # fmt: skip

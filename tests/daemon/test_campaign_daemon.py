@@ -66,6 +66,12 @@ def test_daemon_runs_a_campaign_over_several_allocations(daemon: DaemonProcess, 
                        and d["done"] >= 1 and d, 30, "a task done")  # fmt: skip
     assert running["id"] == campaign_id and running["pid"] == daemon.pid
     assert running["eta"] is not None and running["total"] == 10 and running["allocations"]
+    (listed,) = json.loads(daemon.cli("status", "--json").stdout)["campaigns"]
+    assert listed["id"] == campaign_id and listed["total"] == 10 and listed["state"] == "running"
+    table = daemon.cli("status").stdout.splitlines()
+    assert table[0].split() == ["CAMPAIGN", "STATE", "DONE/TOTAL", "FAILED", "RUNNING", "WAITING", "ALLOCATIONS",
+                                "ETA"]  # fmt: skip
+    assert table[1].split()[:2] == [campaign_id, "running"]
     data = wait_end(daemon, "scan")
     assert data["state"] == "done" and data["done"] == 10
     names = [a["name"] for a in data["allocations"]]
@@ -143,6 +149,7 @@ def test_kill9_of_the_daemon_mid_campaign_resumes_it(daemon: DaemonProcess, tmp_
         assert len((marks / str(index)).read_text().split()) == 1, index
     assert not (marks / "overlap").exists(), (marks / "overlap").read_text()
     assert "resumed after the daemon restarted" in daemon.output()
+    assert "process(es) the previous daemon left running" in daemon.output()
     names = [a["name"] for a in data["allocations"]]
     assert len(names) == len(set(names)) >= 2, "the earlier allocations are listed, the new ones numbered on"
     assert "the daemon died" in (data["allocations"][0]["why"] or "")
