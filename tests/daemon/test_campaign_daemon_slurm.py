@@ -4,8 +4,8 @@ once, the tasks that ended ok not run again."""
 
 from __future__ import annotations
 
+import itertools
 import json
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -82,7 +82,7 @@ def test_kill9_of_the_daemon_mid_slurm_campaign(
     assert {r["outcome"] for r in results} == {"ok"}
     for task_dir in (workdir / "tasks").iterdir():  # attempts of a task never overlap
         spans = sorted(_intervals(p) for p in task_dir.glob("attempt-*.out") if p.read_text().strip())
-        for (_, end), (start, _) in zip(spans, spans[1:], strict=False):
+        for (_, end), (start, _) in itertools.pairwise(spans):
             assert end is None or start >= end, (task_dir.name, spans)
     names = [a["name"] for a in final["allocations"]]
     assert len(names) == len(set(names)) >= 2
