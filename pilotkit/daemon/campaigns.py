@@ -130,16 +130,23 @@ class Campaigns:
 
     async def add(self, name: str, params: SubmitParams) -> SubmitResult:
         """Add the groups of ``params``' spec to the running campaign ``name``."""
-        found = self.find(name)
-        if found is None or found[1].closed or found[1].stopping or found[1].draining:
-            raise Refused(f"no running campaign {name}: 'pilotkit submit --to' adds tasks to a campaign this "
-                          "daemon runs")  # fmt: skip
-        entry, campaign = found
+        found = self._taking(name)
         more = await self._parse(params.spec, params.path, params.profile)
+        entry, campaign = self._taking(name)  # still, after the parse
+        if campaign is not found[1]:
+            raise Refused(f"campaign {name} was replaced while {params.path or 'the spec'} was read: try again")
         campaign.add_groups(more, params.spec)
         entry.added.append(AddedSpec(spec=params.spec, path=params.path))
         await self._save(entry)
         return SubmitResult(pilot=entry.id, name=entry.name, workdir=entry.workdir, campaign=True)
+
+    def _taking(self, name: str) -> tuple[CampaignEntry, Campaign]:
+        """The running campaign ``name`` that can take more tasks."""
+        found = self.find(name)
+        if found is None or found[1].closed or found[1].stopping or found[1].draining:
+            raise Refused(f"no running campaign {name}: 'pilotkit submit --to' adds tasks to a campaign this "
+                          "daemon runs")  # fmt: skip
+        return found
 
     async def control(self, name: str, verb: str) -> ControlResult | None:
         """Cancel (``verb`` ``cancel``) or drain (``drain``: no new allocation or task,
