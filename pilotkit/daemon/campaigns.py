@@ -115,18 +115,22 @@ class Campaigns:
 
     async def submit(self, params: SubmitParams, resolved: ResolvedSpec, campaign_id: str,
                      workdir: Path) -> SubmitResult:  # fmt: skip
-        running = self.find(resolved.name)
-        if running is not None:
-            raise Refused(f"campaign {resolved.name} is running already ({running[0].id}): cancel it, or give "
-                          "the spec another name")  # fmt: skip
+        self._one_of_its_name(resolved.name)
         if await asyncio.to_thread(earlier_run, workdir):
             raise BadParams(f"workdir {workdir} holds an earlier run: give another one")
+        self._one_of_its_name(resolved.name)  # no other submit of it started meanwhile
         campaign = Campaign(resolved, self.plugins, campaign_id=campaign_id, workdir=workdir, say=_say)
         entry = CampaignEntry(id=campaign.id, name=resolved.name, spec=params.spec, spec_path=params.path,
                               profile=params.profile, workdir=str(workdir))  # fmt: skip
-        await self._save(entry)
         self._launch(entry, campaign)
+        await self._save(entry)
         return SubmitResult(pilot=campaign.id, name=resolved.name, workdir=str(workdir), campaign=True)
+
+    def _one_of_its_name(self, name: str) -> None:
+        running = self.find(name)
+        if running is not None:
+            raise Refused(f"campaign {name} is running already ({running[0].id}): cancel it, or give "
+                          "the spec another name")  # fmt: skip
 
     async def add(self, name: str, params: SubmitParams) -> SubmitResult:
         """Add the groups of ``params``' spec to the running campaign ``name``."""
