@@ -301,9 +301,10 @@ class Client:
     # ------------------------------------------------------------------ methods
 
     async def submit(
-        self, spec: str, *, path: str | None = None, workdir: str | None = None, profile: str | None = None
+        self, spec: str, *, path: str | None = None, workdir: str | None = None, profile: str | None = None,
+        to: str | None = None,
     ) -> SubmitResult:
-        params = SubmitParams(spec=spec, path=path, workdir=workdir, profile=profile)
+        params = SubmitParams(spec=spec, path=path, workdir=workdir, profile=profile, to=to)
         return await self.call("submit", params, SubmitResult)
 
     async def validate(self, spec: str, *, path: str | None = None, profile: str | None = None) -> ValidateResult:

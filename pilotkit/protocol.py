@@ -242,12 +242,17 @@ class SubmitParams(msgspec.Struct, kw_only=True):
     profile: str | None = None
     """A profile of the daemon's site and user configuration to start from, instead of
     the spec's own ``profile``."""
+    to: str | None = None
+    """A running campaign (its name or id): the spec's task groups are added to its
+    backlog instead of starting anything."""
 
 
 class SubmitResult(msgspec.Struct, kw_only=True):
     pilot: str
     name: str
     workdir: str
+    campaign: bool = False
+    """``pilot`` is a campaign's id (its state: ``campaign.json`` in ``workdir``)."""
 
 
 class ValidateParams(msgspec.Struct, kw_only=True):
@@ -285,9 +290,32 @@ class StatusParams(msgspec.Struct, kw_only=True):
     pilot: str | None = None
 
 
+class CampaignSummary(msgspec.Struct, kw_only=True):
+    """A campaign the daemon runs, in the ``status`` listing (its whole state:
+    ``campaign.json`` in ``workdir``)."""
+
+    id: str
+    name: str
+    state: str
+    """``running`` or ``paused``."""
+    workdir: str
+    total: int
+    done: int
+    failed: int
+    running: int
+    """Tasks in allocations."""
+    waiting: int
+    allocations: int
+    """Allocations queued or running now."""
+    eta: float | None = None
+    """Seconds until the backlog is through at the rate so far."""
+
+
 class StatusResult(msgspec.Struct, kw_only=True):
     pilots: list[PilotSummary]
     daemon: DaemonInfo
+    campaigns: list[CampaignSummary] = []
+    """The campaigns the daemon runs (only when no pilot was asked for)."""
 
 
 class PilotParams(msgspec.Struct, kw_only=True):

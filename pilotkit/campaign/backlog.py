@@ -29,6 +29,12 @@ class Backlog:
         self.total -= count
         self._unmade -= count
 
+    def add(self, source: Iterator[Task], total: int) -> None:
+        """More tasks, after the ones there are (``pilotkit submit --to``)."""
+        self._sources.append((source, total))
+        self.total += total
+        self._unmade += total
+
     @property
     def waiting(self) -> int:
         """Tasks that wait for an allocation."""

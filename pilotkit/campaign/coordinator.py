@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from ..errors import SpecError, SpecProblem
 from ..events import (
     AllocationClaimed,
     Event,
@@ -34,6 +35,7 @@ from ..results import ResultsWriter, TaskResult
 from ..scan import TasksOptions, count_tasks, iter_group
 from ..scheduler import Resume
 from ..spec import ResolvedSpec
+from ..specfile.lines import KeyLines
 from ..task import Task
 from ..vocab import RESULTS_FILE, SUCCESS_OUTCOMES, Outcome, PilotState, TaskStatus, exit_code
 from .allocation import AllocationApp, Lender, signal_number
@@ -126,6 +128,9 @@ class Campaign:
         self._final = False
         self._dirty = False
         self.resume = resume
+        self.closed = False
+        """Its loop has ended: no task can be added."""
+        self.groups = {group.name for group in self.tasks_options.groups}
         self.backlog = self._backlog()
         self.results = ResultsWriter(self.workdir / RESULTS_FILE)
 
@@ -141,6 +146,42 @@ class Campaign:
         if self.resume is not None:  # their lines stay in results.jsonl
             backlog.skipped(len(self.resume.results))
         return backlog
+
+    def add_groups(self, more: ResolvedSpec, text: str) -> int:
+        """Add the task groups of another spec (``pilotkit submit more.toml --to NAME``)
+        to the backlog; their tasks run in this campaign's directory with its options.
+        ``text``: ``more``'s TOML text. Returns how many tasks were added. Raises :class:`~pilotkit.errors.SpecError`
+        naming the file and line of a group that cannot be added."""
+        problems: list[SpecProblem] = []
+        lines = KeyLines(text)
+        fname = str(more.source) if more.source else "<spec>"
+        options = more.app_options
+        if more.spec.app.type != "tasks" or not isinstance(options, TasksOptions):
+            file, key, line = lines.where("app.type")
+            raise SpecError([SpecProblem(key, f"a campaign runs the tasks app, not '{more.spec.app.type}'",
+                                         file=file or fname, line=line)])  # fmt: skip
+        names: set[str] = set()
+        for i, group in enumerate(options.groups):
+            if group.name in self.groups or group.name in names:
+                file, key, line = lines.where(f"app.groups[{i}].name")
+                problems.append(SpecProblem(key, f"campaign {self.id} has a group '{group.name}' already",
+                                            file=file or fname, line=line))  # fmt: skip
+            names.add(group.name)
+        if not options.groups:
+            problems.append(SpecProblem("app.groups", "no task group to add", file=fname))
+        if problems:
+            raise SpecError(problems)
+        env = {**self.spec.spec.env, **more.spec.env}
+        added = 0
+        for group in options.groups:
+            count = count_tasks(group)
+            tasks = iter_group(group, self.tasks_options, workdir=self.workdir, spec_dir=more.base_dir, base_env=env)
+            self.backlog.add(self._resumed(tasks), count)
+            self.groups.add(group.name)
+            added += count
+        self.say(f"campaign {self.id}: {added} task(s) added from {fname}")
+        self._poke()
+        return added
 
     def _resumed(self, tasks: Iterator[Task]) -> Iterator[Task]:
         """Without the tasks an earlier run finished ok; the others' new attempts are
@@ -344,6 +385,7 @@ class Campaign:
 
     def _finish(self) -> tuple[PilotState, str | None]:
         """Report every task that never got a result and close the results file."""
+        self.closed = True
         left = self.backlog.drop_all()
         unheard = [t for t in self.backlog.lent.values() if t.status in (TaskStatus.QUEUED, TaskStatus.RUNNING)]
         for task in unheard:  # defensive: an allocation ended without a word on them
@@ -385,12 +427,14 @@ class Campaign:
         if finished and walltime:
             minimum = minimum_allocations(self.core_seconds, cores, walltime - margin)
         running = self.backlog.out
+        resumed = len(self.resume.results) if self.resume is not None else 0
         return CampaignStatus(
             name=self.spec.name, id=self.id,
             state=state or ("paused" if self.paused else "running"), reason=reason or self.paused,
             workdir=str(self.workdir), results=str(self.results.path), started=self.started,
-            ended=time.time() if finished else None, pid=os.getpid(), total=self.backlog.total,
-            waiting=self.backlog.waiting, running=running, done=self.done, failed=self.failed,
+            ended=time.time() if finished else None, pid=os.getpid(), total=self.backlog.total + resumed,
+            waiting=self.backlog.waiting, running=running, done=self.done + resumed, failed=self.failed,
+            resumed=resumed,
             max_allocations=self.config.max_allocations, parallel=self.config.parallel,
             min_allocations=minimum, allocations=list(self.records),
         )  # fmt: skip

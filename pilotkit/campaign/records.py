@@ -79,6 +79,9 @@ class CampaignStatus(msgspec.Struct, kw_only=True):
     running: int = 0
     done: int = 0
     failed: int = 0
+    resumed: int = 0
+    """Of ``done``: the tasks an earlier run of it ended ok (``--resume``, a daemon
+    restart)."""
     max_allocations: int = 0
     parallel: int = 0
     min_allocations: int | None = None
@@ -89,7 +92,7 @@ class CampaignStatus(msgspec.Struct, kw_only=True):
     def eta(self, now: float | None = None) -> float | None:
         """Seconds until the backlog is through at the rate tasks have ended so far."""
         now = now or time.time()
-        finished = self.done + self.failed
+        finished = self.done + self.failed - self.resumed
         elapsed = (self.ended or now) - self.started
         if not finished or elapsed <= 0 or self.ended is not None:
             return None

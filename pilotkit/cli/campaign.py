@@ -128,6 +128,7 @@ def summary_lines(status: CampaignStatus) -> list[str]:
         f"campaign {status.id} ({status.name}): {state}",
         f"  tasks: {status.total} total, {status.done} done, {status.failed} failed, "
         f"{status.running} in allocations, {status.waiting} waiting"
+        + (f" ({status.resumed} done before it resumed)" if status.resumed else "")
         + (f"; ETA {_duration(status.eta(now))}" if status.eta(now) is not None else ""),
         f"  allocations: {used} used of at most {status.max_allocations}, {status.parallel} at once"
         + (f"; the work needed at least {status.min_allocations}" if status.min_allocations else ""),

@@ -24,7 +24,7 @@ from .params import DurationType
 
 if TYPE_CHECKING:
     from ..client import Client, EventItem
-    from ..protocol import PilotDetail, PilotSummary
+    from ..protocol import CampaignSummary, PilotDetail, PilotSummary
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -251,10 +251,13 @@ def _accepts(path: Path) -> bool:
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.option("--profile", envvar="PILOTKIT_PROFILE", metavar="NAME",
               help="Start from this profile of the daemon's site and user configuration (instead of the spec's).")
+@click.option("--to", "to", metavar="CAMPAIGN",
+              help="Add the spec's task groups to this running campaign (its name or id) instead.")
 @connection_options
 @with_client
 async def submit(
-    client: Client, spec: Path, workdir: Path | None, wait: bool, as_json: bool, profile: str | None
+    client: Client, spec: Path, workdir: Path | None, wait: bool, as_json: bool, profile: str | None,
+    to: str | None,
 ) -> None:
     """Hand a pilot spec to the daemon; prints the pilot's id.
 
@@ -263,19 +266,29 @@ async def submit(
 
     With --wait, exit codes are those of 'pilotkit run': 0 done, 1 failed, 3 walltime
     expired, 130 cancelled.
+
+    A spec with a [campaign] table starts a campaign the daemon owns (prints its id;
+    'pilotkit status NAME' shows it, 'pilotkit cancel NAME' cancels it). With --to NAME,
+    the spec's task groups are added to the running campaign NAME.
     """
     from ..specfile.parsing import read_text
 
+    if to is not None and (workdir is not None or wait):
+        raise click.UsageError("--to adds tasks to a running campaign: --workdir and --wait do not apply")
     text = read_text(spec)  # a small local file, read before anything else happens
     result = await client.submit(
-        text, path=str(spec.resolve()), workdir=str(workdir.resolve()) if workdir else None, profile=profile
+        text, path=str(spec.resolve()), workdir=str(workdir.resolve()) if workdir else None, profile=profile, to=to
     )
     if as_json:
         _echo_json(result)
+    elif to is not None:
+        click.echo(f"added to campaign {result.pilot}", err=True)
     else:
         click.echo(result.pilot)
     if not wait:
         return
+    if result.campaign:
+        sys.exit(await _wait_campaign(Path(result.workdir)))
 
     def on_state(state: str, reason: str | None) -> None:
         because = f" ({reason})" if reason else ""
@@ -289,6 +302,27 @@ async def submit(
         err=True,
     )
     sys.exit(exit_code(summary.state))
+
+
+async def _wait_campaign(workdir: Path) -> int:
+    """Follow a campaign's ``campaign.json`` (on this machine) to its end; its exit code."""
+    import asyncio
+
+    import msgspec
+
+    from ..campaign import CAMPAIGN_FILE, read_status
+    from .campaign import summary_lines
+
+    while True:
+        try:
+            status = await asyncio.to_thread(read_status, workdir / CAMPAIGN_FILE)
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError):
+            status = None
+        if status is not None and status.state not in ("running", "paused"):
+            for line in summary_lines(status):
+                click.echo(line, err=True)
+            return exit_code(status.state)
+        await asyncio.sleep(0.5)
 
 
 # --------------------------------------------------------------------------- status
@@ -314,10 +348,25 @@ async def status(client: Client, pilot: str | None, as_json: bool) -> None:
     if as_json:
         _echo_json(result)
         return
-    if not result.pilots:
+    if not result.pilots and not result.campaigns:
         click.echo(f"no pilots (daemon pid {result.daemon.pid} on {result.daemon.host})")
         return
-    _print_table(result.pilots)
+    if result.pilots:
+        _print_table(result.pilots)
+    if result.campaigns:
+        if result.pilots:
+            click.echo()
+        _print_campaigns(result.campaigns)
+
+
+def _print_campaigns(campaigns: list[CampaignSummary]) -> None:
+    rows = [("CAMPAIGN", "STATE", "DONE/TOTAL", "FAILED", "RUNNING", "WAITING", "ALLOCATIONS", "ETA")]
+    for c in campaigns:
+        rows.append((c.id, c.state, f"{c.done}/{c.total}", str(c.failed), str(c.running), str(c.waiting),
+                     str(c.allocations), _duration(c.eta)))  # fmt: skip
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(r, widths, strict=True)).rstrip())
 
 
 def _print_table(pilots: list[PilotSummary]) -> None:

@@ -237,7 +237,8 @@ class Api:
         return await self.manager.validate(params)
 
     def status(self, conn: Connection, rid: int | None, params: StatusParams) -> StatusResult:
-        return StatusResult(pilots=self.manager.views.status(params.pilot), daemon=self.info())
+        campaigns = self.manager.campaigns.summaries() if params.pilot is None else []
+        return StatusResult(pilots=self.manager.views.status(params.pilot), daemon=self.info(), campaigns=campaigns)
 
     async def pilot(self, conn: Connection, rid: int | None, params: PilotParams) -> msgspec.Struct:
         return await self.manager.views.detail(params.pilot)

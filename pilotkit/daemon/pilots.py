@@ -33,6 +33,7 @@ from ..protocol import (
 )
 from ..rundir import earlier_run
 from ..spec import ResolvedSpec, parse_spec
+from .campaigns import Campaigns
 from .events import EventRecorder
 from .faults import BadParams, Refused, ShuttingDown, UnknownPilot
 from .metrics import MetricsBuffer
@@ -59,6 +60,7 @@ class PilotManager:
         self.views = Views(self.records, self.runs, metrics)
         self.runs.on_end = self.views.forget
         self.recovery = Recovery(self.records, self.recorder, self.runs, plugins)
+        self.campaigns = Campaigns(plugins, state_dir)
 
     async def load(self) -> None:
         await self.records.load()
@@ -66,12 +68,15 @@ class PilotManager:
 
     async def recover(self, crashed: bool) -> None:
         await self.recovery.recover(crashed)
+        await self.campaigns.recover()
 
     # ------------------------------------------------------------------ calls
 
     async def submit(self, params: SubmitParams) -> SubmitResult:
         if self.runs.stopping:
             raise ShuttingDown
+        if params.to is not None:
+            return await self.campaigns.add(params.to, params)
         try:
             resolved = await asyncio.to_thread(
                 parse_spec, params.spec, params.path, self.plugins, profile=params.profile
@@ -81,7 +86,9 @@ class PilotManager:
         except PilotkitError as exc:  # --profile names no profile of the daemon's files
             raise BadParams(exc.message) from None
         if resolved.spec.campaign is not None:
-            raise BadParams("a spec with [campaign] runs with 'pilotkit run' only: the daemon does not run campaigns yet")
+            campaign_id = new_pilot_id(resolved.name)
+            workdir = self._workdir(resolved, campaign_id, params.workdir)
+            return await self.campaigns.submit(params, resolved, campaign_id, workdir)
         pilot_id = new_pilot_id(resolved.name)
         while pilot_id in self.records:
             pilot_id = new_pilot_id(resolved.name)
@@ -126,6 +133,9 @@ class PilotManager:
         return live
 
     async def drain(self, pilot_id: str) -> ControlResult:
+        drained = await self.campaigns.control(pilot_id, "drain")
+        if drained is not None:
+            return drained
         record = self.records.lookup(pilot_id)
         live = self._live_for_control(record, "drain")
         record.desired = record.desired or "drain"
@@ -134,6 +144,9 @@ class PilotManager:
         return ControlResult(pilot=record.id, state=record.state)
 
     async def cancel(self, pilot_id: str) -> ControlResult:
+        cancelled = await self.campaigns.control(pilot_id, "cancel")
+        if cancelled is not None:
+            return cancelled
         record = self.records.lookup(pilot_id)
         live = self._live_for_control(record, "cancel")
         record.desired = "cancel"
@@ -164,4 +177,4 @@ class PilotManager:
         await self.runs.snapshot_progress()
 
     async def shutdown(self, timeout: float, force: asyncio.Event) -> None:
-        await self.runs.shutdown(timeout, force)
+        await asyncio.gather(self.runs.shutdown(timeout, force), self.campaigns.shutdown(timeout))

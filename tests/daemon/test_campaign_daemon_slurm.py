@@ -1,0 +1,89 @@
+"""A campaign the daemon owns on the project's real 3-node Slurm cluster, the daemon
+killed with -9 in the middle and started again: nothing lost, no task run twice at
+once, the tasks that ended ok not run again."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .conftest import DaemonProcess, wait_for
+
+pytestmark = pytest.mark.slurm
+
+TASKS = 18
+
+SPEC = f"""name = "slurm-daemon-campaign"
+[provider]
+type = "slurm"
+[resources]
+nodes = 3
+cores = 1
+walltime = "1m"
+[pilot]
+drain_margin = "40s"
+grace = "2s"
+heartbeat = "0.5s"
+heartbeat_timeout = "3s"
+[campaign]
+max_allocations = 6
+parallel = 1
+idle_timeout = "2s"
+[[app.groups]]
+name = "g"
+shell = true
+command = "echo start $(date +%s.%N); sleep 1; echo end $(date +%s.%N)"
+[app.groups.grid]
+i = {list(range(TASKS))}
+"""
+
+
+def _status(d: DaemonProcess) -> dict[str, Any] | None:
+    out = d.cli("status", "slurm-daemon-campaign", "--json", check=False)
+    return json.loads(out.stdout) if out.returncode == 0 else None
+
+
+def _intervals(path: Path) -> tuple[float, float | None]:
+    start = end = None
+    for line in path.read_text().splitlines():
+        word, _, value = line.partition(" ")
+        if word == "start":
+            start = float(value)
+        elif word == "end":
+            end = float(value)
+    assert start is not None, path
+    return start, end
+
+
+def test_kill9_of_the_daemon_mid_slurm_campaign(
+    slurm: dict[str, str], daemon_factory: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    d = daemon_factory()
+    d.start()
+    spec = tmp_path / "campaign.toml"
+    spec.write_text(SPEC)
+    campaign_id = d.submit(spec)
+    wait_for(lambda: (s := _status(d)) and s["done"] >= 4 and s["running"] >= 1, 90, "tasks done on Slurm")
+    before = _status(d)
+    assert before is not None
+    workdir = Path(before["workdir"])
+    d.kill9()
+    d.start()
+    final = wait_for(lambda: (s := _status(d)) and s["state"] not in ("running", "paused") and s, 150,
+                     "the campaign to end")  # fmt: skip
+    assert final["state"] == "done" and final["id"] == campaign_id, final
+    results = [json.loads(line) for line in (workdir / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["task"] for r in results) == sorted(f"g-{i:02d}" for i in range(TASKS)), "one line per task"
+    assert {r["outcome"] for r in results} == {"ok"}
+    for task_dir in (workdir / "tasks").iterdir():  # attempts of a task never overlap
+        spans = sorted(_intervals(p) for p in task_dir.glob("attempt-*.out") if p.read_text().strip())
+        for (_, end), (start, _) in itertools.pairwise(spans):
+            assert end is None or start >= end, (task_dir.name, spans)
+    names = [a["name"] for a in final["allocations"]]
+    assert len(names) == len(set(names)) >= 2
+    print(d.cli("status", "slurm-daemon-campaign").stdout)  # the figures, with -s
