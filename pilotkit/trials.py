@@ -229,6 +229,39 @@ def to_csv(trials: Sequence[Trial]) -> str:
     return out.getvalue()
 
 
+def to_parquet(trials: Sequence[Trial], path: Path) -> None:
+    """Write the trials to a Parquet file, the columns of :func:`to_csv` with their types
+    (a column whose values have no common type is written as text). Needs pyarrow."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise PilotkitError("--parquet needs pyarrow: pip install 'pilotkit[parquet]'") from None
+    params, metrics = columns(trials)
+    data: dict[str, list[Any]] = {
+        "task": [t.task for t in trials],
+        "group": [t.group for t in trials],
+        "outcome": [t.outcome for t in trials],
+        "duration": [t.duration for t in trials],
+        "attempts": [t.attempts for t in trials],
+        "node": [t.node for t in trials],
+    }
+    for p in params:
+        data[p] = [t.params.get(p) for t in trials]
+    for m, header in zip(metrics, _metric_headers(params, metrics), strict=True):
+        data[header] = [t.metrics.get(m) for t in trials]
+    arrays = {}
+    for name, values in data.items():
+        try:
+            arrays[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            arrays[name] = pa.array([None if v is None else _cell(v) for v in values], pa.string())
+    try:
+        pq.write_table(pa.table(arrays), str(path))
+    except OSError as exc:
+        raise PilotkitError(f"--parquet: cannot write {path}: {exc.strerror or exc}") from None
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""

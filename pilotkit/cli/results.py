@@ -37,13 +37,15 @@ def _latest_run(root: Path) -> Path:
               help="Only trials where KEY compares so (<, <=, >, >=, =, !=; repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the trials as JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the trials as CSV.")
+@click.option("--parquet", "parquet_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write the trials to a Parquet file (needs pyarrow: pilotkit[parquet]).")
 @click.option("--plot", "as_plot", is_flag=True,
               help="Draw the objective against trial and against each parameter (needs plotext).")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write a self-contained HTML report (the table and the objective's plots) to FILE.")
 @connection_options
 def results(target: str | None, sort_key: str | None, desc: bool, top: int | None, wheres: tuple[str, ...],
-            as_json: bool, as_csv: bool, as_plot: bool, html_file: str | None,
+            as_json: bool, as_csv: bool, parquet_file: str | None, as_plot: bool, html_file: str | None,
             **connection: str | None) -> None:  # fmt: skip
     """The trials of a run: parameters, metrics, outcome and duration, best first.
 
@@ -56,6 +58,16 @@ def results(target: str | None, sort_key: str | None, desc: bool, top: int | Non
         rows, objective = t.read_trials(workdir), t.objective_of(workdir)
     else:
         rows, objective = _from_daemon(pilot=target, **connection)
+    if parquet_file is not None:
+        tests = [t.parse_where(w) for w in wheres]
+        chosen = [r for r in rows if all(test(r) for test in tests)]
+        key = sort_key or (objective.key if objective else None)
+        if key is not None:
+            descending = desc or (sort_key is None and objective is not None and objective.descending)
+            chosen = t.sort_trials(chosen, key, descending=descending)
+        t.to_parquet(chosen[:top] if top else chosen, Path(parquet_file))
+        click.echo(f"wrote {parquet_file} ({len(chosen[:top] if top else chosen)} trials)", err=True)
+        return
     if html_file is not None:
         from ..trialsreport import report
 
