@@ -242,7 +242,8 @@ class SearchRun:
         if task.status is TaskStatus.CANCELLED:
             return  # never told: ``--resume`` runs it again
         state, values = self._judge(task.id, task.outcome, task.metrics)
-        future = asyncio.get_running_loop().run_in_executor(self._executor, self._tell, entry[1], state, values)
+        last = (task.id, entry[1], task.attempts)
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._tell_ended, last, state, values)
         future.add_done_callback(lambda f: self._failed("tell the sampler how a trial ended", f))
 
     def _failed(self, what: str, future: asyncio.Future[Any]) -> None:
@@ -250,6 +251,14 @@ class SearchRun:
         if error is not None:
             self.emit(Log(pilot=self.pilot_id, level="error", source="search",
                           message=f"search {self.name}: could not {what}: {type(error).__name__}: {error}"))  # fmt: skip
+
+    def _tell_ended(self, trial: tuple[str, int, int], state: str, values: list[float] | None) -> None:
+        """The reports the poller had not read yet (a trial quicker than
+        ``report_interval`` leaves all of them), then the tell."""
+        with contextlib.suppress(Exception):  # the tell matters more than the curve
+            self._read([trial])
+        self._tails.pop((trial[0], trial[2]), None)
+        self._tell(trial[1], state, values)
 
     def _tell(self, number: int, state: str, values: list[float] | None) -> None:
         t0 = time.perf_counter()
