@@ -94,13 +94,38 @@ def objective_of(workdir: Path) -> Objective | None:
     return objective_in(spec)
 
 
+def _searches(app: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(study name, search table) of the tasks app's groups and of the mpi app."""
+    found_options = app.get("options")
+    options: dict[str, Any] = found_options if isinstance(found_options, dict) else {}  # spec.json
+    groups = app.get("groups") or options.get("groups")
+    found = [(str(g.get("name")), g.get("search")) for g in groups or [] if isinstance(g, dict)]
+    single = app.get("search") or options.get("search")
+    if single is not None:
+        found.append((str(app.get("name") or options.get("name") or "mpi"), single))
+    return found
+
+
+def searches_in(spec: Any) -> list[tuple[str, str]]:
+    """(study name, sampler) of each search of a spec (TOML or the run's spec.json)."""
+    app = spec.get("app") if isinstance(spec, dict) else None
+    if not isinstance(app, dict):
+        return []
+    return [(name, str(s.get("sampler", "tpe"))) for name, s in _searches(app) if isinstance(s, dict)]
+
+
+def searches_of(workdir: Path) -> list[tuple[str, str]]:
+    try:
+        return searches_in(json.loads((workdir / SPEC_RECORD).read_text()))
+    except (OSError, ValueError):
+        return []
+
+
 def objective_in(spec: Any) -> Objective | None:
     app = spec.get("app") if isinstance(spec, dict) else None
     if not isinstance(app, dict):
         return None
-    groups = app.get("groups") or (app.get("options") or {}).get("groups")  # TOML; spec.json
-    for group in groups or []:
-        search = group.get("search") if isinstance(group, dict) else None
+    for _, search in _searches(app):
         if not isinstance(search, dict) or not search.get("objective"):
             continue
         key, direction = search["objective"], search.get("direction", "minimize")

@@ -53,6 +53,7 @@ def results(target: str | None, sort_key: str | None, desc: bool, top: int | Non
     a pilot the daemon runs or ran."""
     from .. import trials as t
 
+    workdir: Path | None = None
     if target is None or Path(target).is_dir():
         workdir = Path(target) if target is not None else _latest_run(Path("pilotkit-runs"))
         rows, objective = t.read_trials(workdir), t.objective_of(workdir)
@@ -79,7 +80,8 @@ def results(target: str | None, sort_key: str | None, desc: bool, top: int | Non
             chosen = t.sort_trials(chosen, key, descending=descending)
         title = f"pilotkit results: {target or 'newest run'}"
         try:
-            Path(html_file).write_text(report(chosen[:top] if top else chosen, key, title, descending))
+            plots = _sampler_plots(workdir) if workdir is not None else []
+            Path(html_file).write_text(report(chosen[:top] if top else chosen, key, title, descending, plots))
         except OSError as exc:
             raise PilotkitError(f"--html: cannot write {html_file}: {exc.strerror or exc}") from None
         click.echo(f"wrote {html_file}", err=True)
@@ -93,6 +95,23 @@ def results(target: str | None, sort_key: str | None, desc: bool, top: int | Non
         click.echo(plot(chosen, key, color=sys.stdout.isatty()), nl=False)
         return
     show(rows, objective, sort_key=sort_key, desc=desc, top=top, wheres=wheres, as_json=as_json, as_csv=as_csv)
+
+
+def _sampler_plots(workdir: Path) -> list[str]:
+    """The search samplers' own plots of the run's studies (Optuna's, with plotly), or []."""
+    from .. import trials as t
+    from ..errors import PluginError
+    from ..plugins import get_plugins
+    from ..vocab import SEARCH_DIR
+
+    plots: list[str] = []
+    for study, name in t.searches_of(workdir):
+        try:
+            sampler = get_plugins().sampler(name)
+        except PluginError:
+            continue
+        plots += sampler.html_plots(workdir / SEARCH_DIR, study)
+    return plots
 
 
 @with_client
