@@ -120,3 +120,12 @@ def test_parquet_without_pyarrow_names_the_extra_fake_missing_module(rundir: Pat
     assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
     assert "pilotkit[parquet]" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "r.parquet").exists()
+
+
+def test_the_mpi_apps_search_is_found_in_a_spec() -> None:
+    from pilotkit.trials import Objective, objective_in, searches_in
+
+    toml = {"app": {"type": "mpi", "search": {"sampler": "gp", "objective": "t", "direction": "maximize"}}}
+    recorded = {"app": {"type": "mpi", "options": {"name": "sweep", "search": {"objective": ["t", "m"]}}}}
+    assert objective_in(toml) == Objective("t", "maximize") and searches_in(toml) == [("mpi", "gp")]
+    assert objective_in(recorded) == Objective("t", "minimize") and searches_in(recorded) == [("sweep", "tpe")]
