@@ -90,6 +90,7 @@ from .scan import (
     parameter_points,
 )
 from .scan import render as render_command
+from .search import SearchRun
 from .spec import Duration, ResolvedSpec, Resources, Size
 from .ssh import forward_port, import_asyncssh, read_remote_file, ssh_connect, until_interrupted
 from .task import Task
@@ -154,6 +155,7 @@ __all__ = [
     "ResolvedSpec",
     "Resources",
     "RuntimeInfo",
+    "SearchRun",
     "SearchSampler",
     "SearchSpec",
     "SearchTrial",

@@ -502,3 +502,9 @@ class SearchSampler(abc.ABC):
 
     def close(self) -> None:  # noqa: B027 - optional
         """Release what :meth:`open` took."""
+
+    @classmethod
+    def html_plots(cls, directory: Path, study: str) -> list[str]:
+        """HTML fragments of the sampler's own plots of the search kept in ``directory``
+        (``pilotkit results --html``); [] when it has none (the report draws its own)."""
+        return []

@@ -21,11 +21,12 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from .errors import PilotkitError
 from .events import Event, GroupAdded, Log, TaskReport
 from .interfaces import SearchSampler, SearchTrial
+from .interfaces import TaskPool as PoolView
 from .scan import TaskGroup, TasksOptions, render
 from .task import Task
 from .taskmetrics import Tail
@@ -49,19 +50,25 @@ class SearchRun:
         options: TasksOptions,
         sampler_cls: type[SearchSampler],
         *,
-        pool: TaskPool,
+        pool: PoolView,
         nodes: list[NodeInfo],
         workdir: Path,
         spec_dir: Path,
         base_env: dict[str, str],
         emit: Callable[[Event], None],
         pilot_id: str,
+        make: Callable[[int, dict[str, Any]], Task] | None = None,
+        slots: int | None = None,
     ) -> None:
+        """``make`` and ``slots`` are for an app whose trials are not plain tasks (the
+        mpi app's trials take ``k`` whole nodes): ``make(number, params)`` builds trial
+        ``number``'s task and ``slots`` says how many run at once. Without them each
+        trial is the group's command on ``group.cores`` cores (``group.gpus`` GPUs)."""
         assert group.search is not None and group.command is not None
         self.group = group
         self.search: SearchSpec = group.search
         self.name = group.name
-        self.pool = pool
+        self.pool = cast("TaskPool", pool)  # the pilot's own pool: its group counts, wake, resume
         self.emit = emit
         self.pilot_id = pilot_id
         self.sampler = sampler_cls(self.search, workdir / SEARCH_DIR, group.name)
@@ -75,7 +82,8 @@ class SearchRun:
         self._fixed = {"group": group.name, "spec_dir": str(spec_dir), "workdir": str(workdir)}
         command = group.command
         self._command = command if group.shell or not isinstance(command, str) else shlex.split(command)
-        self.slots = _slots(nodes, group, options.gpu_share)
+        self._make = make
+        self.slots = slots if slots is not None else _slots(nodes, group, options.gpu_share)
         """How many trials run at once: as many as the nodes hold."""
         self._pending: collections.deque[Task] = collections.deque()
         """Trials of an earlier run, handed to the pool first (it skips the finished)."""
@@ -200,6 +208,11 @@ class SearchRun:
         self.pool.wake()
 
     def _task(self, trial: SearchTrial) -> Task:
+        if self._make is not None:
+            task = self._make(trial.number, dict(trial.params))
+            task.on_end = self.ended
+            self._trials[task.id] = (task, trial.number)
+            return task
         task_id = f"{self.name}-{trial.number:0{self._width}d}"
         values = {"task_id": task_id, "task_dir": str(self._task_root / task_id), "index": trial.number,
                   **self._fixed, **trial.params}  # fmt: skip
@@ -229,7 +242,8 @@ class SearchRun:
         if task.status is TaskStatus.CANCELLED:
             return  # never told: ``--resume`` runs it again
         state, values = self._judge(task.id, task.outcome, task.metrics)
-        future = asyncio.get_running_loop().run_in_executor(self._executor, self._tell, entry[1], state, values)
+        last = (task.id, entry[1], task.attempts)
+        future = asyncio.get_running_loop().run_in_executor(self._executor, self._tell_ended, last, state, values)
         future.add_done_callback(lambda f: self._failed("tell the sampler how a trial ended", f))
 
     def _failed(self, what: str, future: asyncio.Future[Any]) -> None:
@@ -237,6 +251,14 @@ class SearchRun:
         if error is not None:
             self.emit(Log(pilot=self.pilot_id, level="error", source="search",
                           message=f"search {self.name}: could not {what}: {type(error).__name__}: {error}"))  # fmt: skip
+
+    def _tell_ended(self, trial: tuple[str, int, int], state: str, values: list[float] | None) -> None:
+        """The reports the poller had not read yet (a trial quicker than
+        ``report_interval`` leaves all of them), then the tell."""
+        with contextlib.suppress(Exception):  # the tell matters more than the curve
+            self._read([trial])
+        self._tails.pop((trial[0], trial[2]), None)
+        self._tell(trial[1], state, values)
 
     def _tell(self, number: int, state: str, values: list[float] | None) -> None:
         t0 = time.perf_counter()

@@ -94,13 +94,38 @@ def objective_of(workdir: Path) -> Objective | None:
     return objective_in(spec)
 
 
+def _searches(app: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(study name, search table) of the tasks app's groups and of the mpi app."""
+    found_options = app.get("options")
+    options: dict[str, Any] = found_options if isinstance(found_options, dict) else {}  # spec.json
+    groups = app.get("groups") or options.get("groups")
+    found = [(str(g.get("name")), g.get("search")) for g in groups or [] if isinstance(g, dict)]
+    single = app.get("search") or options.get("search")
+    if single is not None:
+        found.append((str(app.get("name") or options.get("name") or "mpi"), single))
+    return found
+
+
+def searches_in(spec: Any) -> list[tuple[str, str]]:
+    """(study name, sampler) of each search of a spec (TOML or the run's spec.json)."""
+    app = spec.get("app") if isinstance(spec, dict) else None
+    if not isinstance(app, dict):
+        return []
+    return [(name, str(s.get("sampler", "tpe"))) for name, s in _searches(app) if isinstance(s, dict)]
+
+
+def searches_of(workdir: Path) -> list[tuple[str, str]]:
+    try:
+        return searches_in(json.loads((workdir / SPEC_RECORD).read_text()))
+    except (OSError, ValueError):
+        return []
+
+
 def objective_in(spec: Any) -> Objective | None:
     app = spec.get("app") if isinstance(spec, dict) else None
     if not isinstance(app, dict):
         return None
-    groups = app.get("groups") or (app.get("options") or {}).get("groups")  # TOML; spec.json
-    for group in groups or []:
-        search = group.get("search") if isinstance(group, dict) else None
+    for _, search in _searches(app):
         if not isinstance(search, dict) or not search.get("objective"):
             continue
         key, direction = search["objective"], search.get("direction", "minimize")
@@ -227,6 +252,39 @@ def to_csv(trials: Sequence[Trial]) -> str:
         writer.writerow([t.task, t.group, t.outcome or "", "" if t.duration is None else t.duration, t.attempts,
                          *(_cell(t.params.get(p)) for p in params), *(_cell(t.metrics.get(m)) for m in metrics)])  # fmt: skip
     return out.getvalue()
+
+
+def to_parquet(trials: Sequence[Trial], path: Path) -> None:
+    """Write the trials to a Parquet file, the columns of :func:`to_csv` with their types
+    (a column whose values have no common type is written as text). Needs pyarrow."""
+    try:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+    except ImportError:
+        raise PilotkitError("--parquet needs pyarrow: pip install 'pilotkit[parquet]'") from None
+    params, metrics = columns(trials)
+    data: dict[str, list[Any]] = {
+        "task": [t.task for t in trials],
+        "group": [t.group for t in trials],
+        "outcome": [t.outcome for t in trials],
+        "duration": [t.duration for t in trials],
+        "attempts": [t.attempts for t in trials],
+        "node": [t.node for t in trials],
+    }
+    for p in params:
+        data[p] = [t.params.get(p) for t in trials]
+    for m, header in zip(metrics, _metric_headers(params, metrics), strict=True):
+        data[header] = [t.metrics.get(m) for t in trials]
+    arrays = {}
+    for name, values in data.items():
+        try:
+            arrays[name] = pa.array(values)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+            arrays[name] = pa.array([None if v is None else _cell(v) for v in values], pa.string())
+    try:
+        pq.write_table(pa.table(arrays), str(path))
+    except OSError as exc:
+        raise PilotkitError(f"--parquet: cannot write {path}: {exc.strerror or exc}") from None
 
 
 def _cell(value: Any) -> str:

@@ -58,8 +58,11 @@ td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#eee}
 .label{font-size:12px}.plots svg{margin:0 1em 1em 0}"""
 
 
-def report(trials: Sequence[Trial], key: str | None, title: str, descending: bool = False) -> str:
-    """The whole report: plots of ``key`` (when trials report it) and the table."""
+def report(
+    trials: Sequence[Trial], key: str | None, title: str, descending: bool = False, plots: Sequence[str] = ()
+) -> str:
+    """The whole report: plots of ``key`` (when trials report it) and the table.
+    ``plots``: a sampler's own plots (HTML fragments), drawn instead of the SVG ones."""
     params, metrics = columns(trials)
     out = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
            f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>"]  # fmt: skip
@@ -74,12 +77,16 @@ def report(trials: Sequence[Trial], key: str | None, title: str, descending: boo
                 top = scored[best][0]
                 out.append(f"<p>best trial: <b>{html.escape(top.task)}</b> {html.escape(key)} = {values[best]:.6g}</p>")
             out.append("<div class='plots'>")
-            out.append(scatter([float(i) for i in range(len(scored))], values, "trial", key, best))
-            for name in params:
-                xs = [t.params.get(name) for t, _ in scored]
-                if all(_is_number(x) for x in xs):
-                    out.append(scatter([float(x or 0) for x in xs], values, name, key, best))
-            out.append("</div>")
+            if plots:
+                out.extend(plots)
+                out.append("</div>")
+            else:
+                out.append(scatter([float(i) for i in range(len(scored))], values, "trial", key, best))
+                for name in params:
+                    xs = [t.params.get(name) for t, _ in scored]
+                    if all(_is_number(x) for x in xs):
+                        out.append(scatter([float(x or 0) for x in xs], values, name, key, best))
+                out.append("</div>")
     header = ["task", "outcome", "duration", *params, *metrics]
     out.append("<table><tr>" + "".join(f"<th>{html.escape(h)}</th>" for h in header) + "</tr>")
     for t in trials:

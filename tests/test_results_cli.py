@@ -93,3 +93,39 @@ def test_html_report_is_self_contained(rundir: Path, tmp_path: Path) -> None:
     assert "<script" not in text and "src=" not in text and "href=" not in text
     bad = results(str(rundir), "--html", str(tmp_path / "no" / "such" / "r.html"))
     assert bad.returncode == 2 and "cannot write" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_parquet_export_keeps_the_columns_and_their_types(rundir: Path, tmp_path: Path) -> None:
+    need("pyarrow", importlib.util.find_spec("pyarrow") is not None, "pip install 'pilotkit[parquet]'")
+    import pyarrow.parquet as pq
+
+    out = results(str(rundir), "--parquet", str(tmp_path / "r.parquet"), "--sort", "loss", "--where", "outcome=ok")
+    assert out.returncode == 0, out.stderr
+    table = pq.read_table(tmp_path / "r.parquet")
+    assert table.column_names == ["task", "group", "outcome", "duration", "attempts", "node", "a", "b", "loss", "acc"]
+    rows = table.to_pylist()
+    assert [r["task"] for r in rows] == ["g-2", "g-3", "g-0", "g-1"]
+    assert rows[0]["loss"] == 0.25 and rows[0]["acc"] == 1 and isinstance(rows[0]["duration"], float)
+    assert str(table.schema.field("loss").type) == "double" and str(table.schema.field("acc").type) == "int64"
+    bad = results(str(rundir), "--parquet", str(tmp_path / "no" / "such" / "r.parquet"))
+    assert bad.returncode == 2 and "cannot write" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_parquet_without_pyarrow_names_the_extra_fake_missing_module(rundir: Path, tmp_path: Path) -> None:
+    """pyarrow is installed here, so its absence is made with ``sys.modules['pyarrow'] = None``."""
+    code = ("import sys; sys.modules['pyarrow'] = None; sys.argv[0] = 'pilotkit'; "
+            "from pilotkit.cli.main import main; main()")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code, "results", str(rundir), "--parquet", str(tmp_path / "r.parquet")],
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 2 and out.stderr.count("\n") == 1, out.stderr
+    assert "pilotkit[parquet]" in out.stderr and "Traceback" not in out.stderr
+    assert not (tmp_path / "r.parquet").exists()
+
+
+def test_the_mpi_apps_search_is_found_in_a_spec() -> None:
+    from pilotkit.trials import Objective, objective_in, searches_in
+
+    toml = {"app": {"type": "mpi", "search": {"sampler": "gp", "objective": "t", "direction": "maximize"}}}
+    recorded = {"app": {"type": "mpi", "options": {"name": "sweep", "search": {"objective": ["t", "m"]}}}}
+    assert objective_in(toml) == Objective("t", "maximize") and searches_in(toml) == [("mpi", "gp")]
+    assert objective_in(recorded) == Objective("t", "minimize") and searches_in(recorded) == [("sweep", "tpe")]

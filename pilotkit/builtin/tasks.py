@@ -84,7 +84,7 @@ class TasksApp(App):
             for group in options.groups:
                 if group.search is not None:
                     search = SearchRun(
-                        group, options, get_plugins().sampler(group.search.sampler), pool=pool,
+                        group, options, get_plugins().sampler(group.search.sampler), pool=ctx.pool,
                         nodes=ctx.nodes, workdir=ctx.pilot.workdir, spec_dir=self.spec.base_dir,
                         base_env=base_env, emit=ctx.emit, pilot_id=ctx.pilot.pilot_id,
                     )  # fmt: skip

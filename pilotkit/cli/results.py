@@ -37,13 +37,15 @@ def _latest_run(root: Path) -> Path:
               help="Only trials where KEY compares so (<, <=, >, >=, =, !=; repeatable).")
 @click.option("--json", "as_json", is_flag=True, help="Print the trials as JSON.")
 @click.option("--csv", "as_csv", is_flag=True, help="Print the trials as CSV.")
+@click.option("--parquet", "parquet_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
+              help="Write the trials to a Parquet file (needs pyarrow: pilotkit[parquet]).")
 @click.option("--plot", "as_plot", is_flag=True,
               help="Draw the objective against trial and against each parameter (needs plotext).")
 @click.option("--html", "html_file", type=click.Path(dir_okay=False, writable=True), metavar="FILE",
               help="Write a self-contained HTML report (the table and the objective's plots) to FILE.")
 @connection_options
 def results(target: str | None, sort_key: str | None, desc: bool, top: int | None, wheres: tuple[str, ...],
-            as_json: bool, as_csv: bool, as_plot: bool, html_file: str | None,
+            as_json: bool, as_csv: bool, parquet_file: str | None, as_plot: bool, html_file: str | None,
             **connection: str | None) -> None:  # fmt: skip
     """The trials of a run: parameters, metrics, outcome and duration, best first.
 
@@ -51,11 +53,22 @@ def results(target: str | None, sort_key: str | None, desc: bool, top: int | Non
     a pilot the daemon runs or ran."""
     from .. import trials as t
 
+    workdir: Path | None = None
     if target is None or Path(target).is_dir():
         workdir = Path(target) if target is not None else _latest_run(Path("pilotkit-runs"))
         rows, objective = t.read_trials(workdir), t.objective_of(workdir)
     else:
         rows, objective = _from_daemon(pilot=target, **connection)
+    if parquet_file is not None:
+        tests = [t.parse_where(w) for w in wheres]
+        chosen = [r for r in rows if all(test(r) for test in tests)]
+        key = sort_key or (objective.key if objective else None)
+        if key is not None:
+            descending = desc or (sort_key is None and objective is not None and objective.descending)
+            chosen = t.sort_trials(chosen, key, descending=descending)
+        t.to_parquet(chosen[:top] if top else chosen, Path(parquet_file))
+        click.echo(f"wrote {parquet_file} ({len(chosen[:top] if top else chosen)} trials)", err=True)
+        return
     if html_file is not None:
         from ..trialsreport import report
 
@@ -67,7 +80,8 @@ def results(target: str | None, sort_key: str | None, desc: bool, top: int | Non
             chosen = t.sort_trials(chosen, key, descending=descending)
         title = f"pilotkit results: {target or 'newest run'}"
         try:
-            Path(html_file).write_text(report(chosen[:top] if top else chosen, key, title, descending))
+            plots = _sampler_plots(workdir) if workdir is not None else []
+            Path(html_file).write_text(report(chosen[:top] if top else chosen, key, title, descending, plots))
         except OSError as exc:
             raise PilotkitError(f"--html: cannot write {html_file}: {exc.strerror or exc}") from None
         click.echo(f"wrote {html_file}", err=True)
@@ -81,6 +95,23 @@ def results(target: str | None, sort_key: str | None, desc: bool, top: int | Non
         click.echo(plot(chosen, key, color=sys.stdout.isatty()), nl=False)
         return
     show(rows, objective, sort_key=sort_key, desc=desc, top=top, wheres=wheres, as_json=as_json, as_csv=as_csv)
+
+
+def _sampler_plots(workdir: Path) -> list[str]:
+    """The search samplers' own plots of the run's studies (Optuna's, with plotly), or []."""
+    from .. import trials as t
+    from ..errors import PluginError
+    from ..plugins import get_plugins
+    from ..vocab import SEARCH_DIR
+
+    plots: list[str] = []
+    for study, name in t.searches_of(workdir):
+        try:
+            sampler = get_plugins().sampler(name)
+        except PluginError:
+            continue
+        plots += sampler.html_plots(workdir / SEARCH_DIR, study)
+    return plots
 
 
 @with_client

@@ -101,3 +101,31 @@ async def test_metric_column_and_best_trial_from_reported_values() -> None:
     plain.tasks.add("t-0", "g")
     plain.apply_values([Reported("t-0")])  # type: ignore[list-item]
     assert not plain.tasks.param_keys and not plain.tasks.metric_keys
+
+
+async def test_best_so_far_is_the_objective_over_time() -> None:
+    """The caption of a table sorted by a metric draws that metric's best value so far,
+    in the order the tasks ended (not the order of their names); reversed, the greatest."""
+    view = PilotView("tune-20260101-120000-abcd")
+    losses = {"t-0": 5.0, "t-1": 3.0, "t-2": 4.0, "t-3": 1.0, "t-4": 2.0}
+    ends = {"t-0": 10.0, "t-1": 20.0, "t-2": 30.0, "t-3": 50.0, "t-4": 40.0}
+    for name in losses:
+        view.tasks.add(name, "t")
+        view.tasks.end[view.tasks.ids[name]] = ends[name]
+    view.apply_values([Reported(name, {}, {"loss": loss}) for name, loss in losses.items()])  # type: ignore[misc]
+    app = PilotkitApp(LiveSource(Target(socket="/nonexistent/pilotkit.sock"), retries=0))
+    async with app.run_test(size=SIZE):
+        table = TaskTable(id="values")
+        await app.screen.mount(table)
+        table.sync(view, 0.0)
+        table.set_sort("metric:loss")
+        # ended: 5, 3, 4, 2, 1 -> best so far 5, 3, 3, 2, 1
+        assert table.best_so_far("loss") == "█▅▅▃▁"
+        assert table.describe_view().startswith("best loss █▅▅▃▁: t-3 (1, least); 5 task(s)")
+        assert table.best_so_far("loss", width=3) == "█▅▁"
+        table.set_sort("metric:loss", reverse=True)
+        assert table.best_so_far("loss") == "▁▁▁▁▁"  # the first was the greatest
+        view.tasks.end[view.tasks.ids["t-4"]] = None  # still running: not drawn
+        view.tasks_version += 1
+        table.set_sort("metric:loss", reverse=False)
+        assert table.best_so_far("loss") == "█▅▅▁"

@@ -14,6 +14,7 @@ the view down by as many rows, so the rows on screen and the cursor stay where t
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Hashable, Sequence
 from typing import Any, ClassVar
@@ -27,6 +28,12 @@ from ..format import clock, seconds
 from ..model import PilotView, TaskRow, Tasks
 from . import palette_of, set_virtual_size
 from .virtual import VirtualTable
+
+_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 SORTS: dict[str, Callable[[Tasks], Callable[[int], Any]]] = {
     "recent": lambda t: lambda i: i,
@@ -105,6 +112,8 @@ class TaskTable(VirtualTable):
         self._rows: list[int] | None = None
         """The filtered/sorted view (row indices); None: every task, newest first."""
         self._tasks_version = -1
+        self._trend: tuple[tuple[str, int, str, bool, int], str] = (("", -1, "", False, 0), "")
+        """best_so_far's last answer, for (tasks version, metric, reverse, width)."""
         self._computed = 0.0
         self._cost = 0.0
         """Seconds the last filter/sort took: while tasks stream in, it runs again after
@@ -333,8 +342,37 @@ class TaskTable(VirtualTable):
         best = self.best()
         if best is not None:
             name, task, value = best
-            what = f"best {name}: {task} ({cell(value)}, {'greatest' if self.reverse else 'least'}); {what}"
+            trend = self.best_so_far(name)  # the objective over time, before the task (narrow screens cut the end)
+            what = f"best {name}{' ' + trend if trend else ''}: {task} ({cell(value)}, " \
+                   f"{'greatest' if self.reverse else 'least'}); {what}"
         return what
+
+    def best_so_far(self, name: str, width: int = 8) -> str:
+        """Metric ``name``'s best value so far, as the tasks that report it ended (the
+        objective over time): a sparkline of up to ``width`` blocks, low values low; ""
+        with fewer than two such tasks."""
+        if self.pilot is None:
+            return ""
+        key = (self.pilot.id, self.pilot.tasks_version, name, self.reverse, width)
+        if self._trend[0] != key:
+            self._trend = (key, self._sparkline(name, width))
+        return self._trend[1]
+
+    def _sparkline(self, name: str, width: int) -> str:
+        assert self.pilot is not None
+        t = self.pilot.tasks
+        ended = sorted((end, float(v)) for i in t.metrics
+                       if (end := t.end[i]) is not None and _is_number(v := t.value("metric", i, name)))  # fmt: skip
+        if len(ended) < 2:
+            return ""
+        pick = max if self.reverse else min
+        best: list[float] = []
+        for _, v in ended:
+            best.append(v if not best else pick(best[-1], v))
+        n = min(width, len(best))
+        points = [best[round(k * (len(best) - 1) / (n - 1))] for k in range(n)]
+        lo, hi = min(points), max(points)
+        return "".join(_BLOCKS[round((p - lo) / (hi - lo) * 7) if hi > lo else 0] for p in points)
 
     # -------------------------------------------------------------- keys
 

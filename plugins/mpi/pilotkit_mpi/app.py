@@ -30,11 +30,14 @@ from pilotkit.api import (
     Log,
     PilotkitError,
     PluginError,
+    SearchRun,
     SpecProblem,
     Task,
     TaskFinished,
+    TasksOptions,
     TaskStatus,
     attempt_log,
+    get_plugins,
     parameter_points,
     task_dir,
 )
@@ -83,6 +86,9 @@ class MpiApp(App):
         env = {**spec.spec.env, **options.env}
         launcher = self._launcher(lay.launcher)
         config = trials.wrapper_config(options, lay, python=python, env=env, built=launcher is None)
+        if options.search is not None:
+            await self._search(ctx, lay, config, python, env, launcher)
+            return
         source, window, total = self._source(lay)
         width = None if options.scan is None else max(1, len(str(max(total - 1, 0))))
         ctx.running()
@@ -100,6 +106,43 @@ class MpiApp(App):
             )  # fmt: skip
 
         await self._drive(ctx, source, window, total, make)
+
+    async def _search(
+        self, ctx: AppContext, lay: Layout, config: dict[str, Any], python: str, env: dict[str, str],
+        launcher: Launcher | None,
+    ) -> None:
+        """``[app.search]``: the core's adaptive search, each trial one MPI job on its
+        group of nodes, as many at once as there are groups."""
+        options: MpiOptions = self.options
+        spec = self.spec
+        assert options.search is not None
+        budget = options.search.trials
+        width = max(1, len(str(budget - 1)))
+        ctx.running()
+        self._log(
+            ctx,
+            f"{options.name}: a {options.search.sampler} search of {budget} run(s) with {lay.launcher}, "
+            + (f"{lay.nodes} node(s)" if lay.nodes else f"{lay.gpus} GPU(s)")
+            + f" and {lay.ranks_per_node} rank(s) per node each, {lay.slots} at once",
+        )
+
+        def make(index: int, params: dict[str, Any]) -> Task:
+            return trials.make_trial(
+                options, lay, config, index=index, width=width, params=params, python=python,
+                workdir=ctx.pilot.workdir, spec_dir=spec.base_dir, env=env, launcher=launcher,
+            )  # fmt: skip
+
+        search = SearchRun(
+            as_task_group(options), TasksOptions(), get_plugins().sampler(options.search.sampler),
+            pool=ctx.pool, nodes=ctx.nodes, workdir=ctx.pilot.workdir, spec_dir=spec.base_dir,
+            base_env=env, emit=ctx.emit, pilot_id=ctx.pilot.pilot_id, make=make, slots=lay.slots,
+        )  # fmt: skip
+        await search.start()
+        try:
+            ctx.pool.add_group(options.name, search.tasks(), total=budget)
+            await ctx.pool.wait()
+        finally:
+            await search.close()
 
     def _launcher(self, ident: str) -> Launcher | None:
         """The launcher registered as ``ident``, made with its options; None for srun and

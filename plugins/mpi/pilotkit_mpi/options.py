@@ -13,6 +13,7 @@ from pilotkit.api import (
     Launcher,
     PluginError,
     RandomSamples,
+    SearchSpec,
     SpecProblem,
     TaskGroup,
     TasksOptions,
@@ -104,6 +105,9 @@ class MpiOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
     time_limit: Duration | None = None
     retries: Annotated[int, msgspec.Meta(ge=0)] = 0
     scan: ScanOptions | None = None
+    search: SearchSpec | None = None
+    """``[app.search]``: an adaptive search (the tasks app's ``[app.groups.search]``):
+    a sampler plugin proposes each trial's parameters as a group of nodes comes free."""
 
 
 def as_task_group(options: MpiOptions) -> TaskGroup:
@@ -125,6 +129,7 @@ def as_task_group(options: MpiOptions) -> TaskGroup:
         command=options.command,
         grid=grid,
         random=draw,
+        search=options.search,
         time_limit=options.time_limit,
         env=options.env,
         shell=options.shell,
@@ -184,6 +189,24 @@ def check(spec: ResolvedSpec) -> list[SpecProblem]:
         )
     if scan is not None:
         problems += _check_scan(scan)
+    if options.search is not None:
+        problems += _check_search(options.search, scan is not None)
+    return problems
+
+
+def _check_search(search: SearchSpec, scanned: bool) -> list[SpecProblem]:
+    """Both ``scan`` and ``search``, an unknown sampler, the sampler's own objections."""
+    problems: list[SpecProblem] = []
+    if scanned:
+        problems.append(SpecProblem("app.search", "set 'scan' or 'search', not both"))
+    plugins = get_plugins()
+    try:
+        sampler = plugins.sampler(search.sampler)
+    except PluginError as exc:
+        hint = "" if plugins.tables["samplers"] else " (pip install pilotkit-optuna for tpe, random, cmaes, gp...)"
+        return [*problems, SpecProblem("app.search.sampler", f"{exc.message}{hint}")]
+    for where, message in sampler.check(search):
+        problems.append(SpecProblem(f"app.search.{where}" if where else "app.search", message))
     return problems
 
 

@@ -149,3 +149,21 @@ class TestAppContract(AppContract):
 def test_the_examples_are_valid(name: str, pilotkit_plugins: Plugins) -> None:
     resolved = load_spec(EXAMPLES / name, pilotkit_plugins)
     assert resolved.app_cls is MpiApp
+
+
+def test_a_search_is_checked_as_in_the_tasks_app(pilotkit_plugins: Plugins) -> None:
+    search = '[app.search]\nsampler = "{sampler}"\ntrials = 4\nobjective = "loss"\npruner = "{pruner}"\n'
+    space = "[app.search.params]\nlr = { loguniform = [1e-4, 1e-1] }\n"
+    app = '[app]\ntype = "mpi"\nnodes = 1\ncommand = "x --lr {lr} {nope}"\n'
+    found = problems(app + search.format(sampler="nope", pruner="often") + space, pilotkit_plugins)
+    assert "nope" in found["app.command"]
+    assert "often" in found["app.search.pruner"]
+    assert "nope" in found["app.search.sampler"]
+    both = '[app.scan]\noptimiser = "random"\ntrials = 2\n[app.scan.params]\nlr = { uniform = [0, 1] }\n'
+    found = problems(
+        app.replace(" {nope}", "") + both + search.format(sampler="random", pruner="none") + space, pilotkit_plugins
+    )
+    assert found["app.search"] == "set 'scan' or 'search', not both"
+    good = resolve(app.replace(" {nope}", "") + search.format(sampler="random", pruner="none") + space,
+                   pilotkit_plugins)  # fmt: skip
+    assert good.app_options.search.trials == 4

@@ -163,3 +163,40 @@ async def test_cancelling_stops_the_ranks_on_every_node(slurm: dict[str, str], r
     assert [r.status for r in run.results()] == ["cancelled"]
     left = subprocess.run(["pgrep", "-f", f"sleep {marker}"], capture_output=True, text=True).stdout.split()
     assert not left, f"ranks left running: {left}"
+
+
+async def test_a_tpe_search_drives_trials_of_two_whole_nodes(slurm: dict[str, str], run_spec: RunSpec) -> None:
+    """``[app.search]``: the core's adaptive search (real Optuna TPE) over MPI trials of
+    two nodes each, one group of nodes at a time on three; every trial runs once and its
+    rank 0's metrics reach the study."""
+    try:
+        import optuna
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+    except ImportError:
+        need("optuna", False, "pip install pilotkit-optuna")
+    run = await run_spec(
+        spec(
+            f'command = "python3 {ALLREDUCE} --scale {{scale}} --metric \\"$PILOTKIT_METRICS\\""\n'
+            "shell = true\nnodes = 2\n"
+            '[app.search]\nsampler = "tpe"\ntrials = 4\nobjective = "metric"\nseed = 1\n'
+            '[app.search.params]\nscale = { uniform = [1, 10] }\n'
+        )
+    )
+    assert run.state is PilotState.DONE, run.reason
+    results = sorted(run.results(), key=lambda r: r.task)
+    assert [r.task for r in results] == ["mpi-0", "mpi-1", "mpi-2", "mpi-3"]
+    assert {r.status for r in results} == {"ok"}
+    for r in results:  # 2 ranks, one a node: 1 + 2
+        assert r.metrics is not None and r.metrics["metric"] == pytest.approx(3 * r.params["scale"])
+        launched = json.loads((run.workdir / "tasks" / r.task / "launch.json").read_text())
+        assert len(launched["nodes"]) == 2
+    assert len({r.params["scale"] for r in results}) == 4
+    started = [e.task for e in run.events if isinstance(e, TaskStarted)]
+    assert sorted(started) == ["mpi-0", "mpi-1", "mpi-2", "mpi-3"]  # each once
+    peak, _ = concurrency(run.events)
+    assert peak == 1  # 3 nodes hold one 2-node trial
+    storage = JournalStorage(JournalFileBackend(str(run.workdir / "search" / "mpi.journal")))
+    study = optuna.load_study(study_name="mpi", storage=storage)
+    told = sorted((t.number, t.state.name, t.value) for t in study.trials)
+    assert told == [(i, "COMPLETE", pytest.approx(3 * results[i].params["scale"])) for i in range(4)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import warnings
+from pathlib import Path
 from typing import Any, ClassVar
 
 import optuna
@@ -101,6 +102,34 @@ class OptunaSampler(SearchSampler):
         if pruner == "hyperband":
             return optuna.pruners.HyperbandPruner()
         return optuna.pruners.NopPruner()
+
+    @classmethod
+    def html_plots(cls, directory: Path, study: str) -> list[str]:
+        """Optuna's plots of the study (optimisation history, slices, parameter
+        importances, intermediate values when trials reported steps), with plotly.js
+        inlined once; [] without plotly or a study."""
+        try:
+            import plotly  # noqa: F401
+        except ImportError:
+            return []
+        path = directory / f"{study}.journal"
+        if not path.is_file():
+            return []
+        from optuna import visualization as vis
+
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            loaded = optuna.load_study(study_name=study, storage=JournalStorage(JournalFileBackend(str(path))))
+            done = [t for t in loaded.get_trials(deepcopy=False) if t.state == TrialState.COMPLETE]
+            if not done or len(loaded.directions) > 1:
+                return []
+            figures = [vis.plot_optimization_history(loaded), vis.plot_slice(loaded)]
+            if len(done) > 1 and len(done[0].params) > 1:
+                figures.append(vis.plot_param_importances(loaded))
+            if any(t.intermediate_values for t in loaded.get_trials(deepcopy=False)):
+                figures.append(vis.plot_intermediate_values(loaded))
+        return [fig.to_html(full_html=False, include_plotlyjs=i == 0) for i, fig in enumerate(figures)]
 
     def open(self) -> list[SearchTrial]:
         optuna.logging.set_verbosity(optuna.logging.WARNING)

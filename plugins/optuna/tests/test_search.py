@@ -3,6 +3,7 @@ against random search, ASHA pruning, a kill -9 and --resume, bad search tables."
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import signal
@@ -18,6 +19,7 @@ import pytest
 from pilotkit.events import TaskReport
 from pilotkit.results import read_results
 from pilotkit.states import PilotState
+from pilotkit.testing import need
 from pilotkit.testing.plugin import RunSpec
 
 HERE = Path(__file__).resolve().parent
@@ -208,3 +210,45 @@ def test_bad_search_tables_are_located(tmp_path: Path, change: str, key: str, me
     assert message in out.stderr and str(path) in out.stderr and "Traceback" not in out.stderr
     line = next(x for x in out.stderr.splitlines() if message in x)
     assert "app.groups[0].search" in line and f"{path}:" in line
+
+
+def test_html_report_draws_optunas_plots_with_plotly(tmp_path: Path) -> None:
+    """With plotly, ``pilotkit results --html`` has Optuna's plots of the study (plotly.js
+    inline, nothing fetched); without it (made here with ``sys.modules['plotly'] = None``:
+    a fake absence) the inline SVG ones."""
+    need("plotly", importlib.util.find_spec("plotly") is not None, "pip install 'pilotkit-optuna[plots]'")
+    (tmp_path / "tune.toml").write_text(spec(trials=6, steps=3))
+    workdir = tmp_path / "run"
+    ran = subprocess.run([*PILOTKIT, "run", "--quiet", "--workdir", str(workdir), str(tmp_path / "tune.toml")],
+                         env={**os.environ, "PILOTKIT_SOCKET": "/nonexistent"}, capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert ran.returncode == 0, ran.stderr
+    report = tmp_path / "r.html"
+    out = subprocess.run([*PILOTKIT, "results", str(workdir), "--html", str(report)],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    text = report.read_text()
+    assert text.count("plotly-graph-div") == 4  # history, slices, importances, intermediate values
+    assert "Optimization History Plot" in text and "Intermediate Values Plot" in text
+    assert "loss against trial" not in text  # not the SVG ones
+    assert "src=\"http" not in text and "<td>t-5</td>" in text
+    code = ("import sys; sys.modules['plotly'] = None; sys.argv[0] = 'pilotkit'; "
+            "from pilotkit.cli.main import main; main()")  # fmt: skip
+    out = subprocess.run([sys.executable, "-c", code, "results", str(workdir), "--html", str(report)],
+                         capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    text = report.read_text()
+    assert "plotly-graph-div" not in text and text.count("<title>loss against") == 4  # trial, x, y, z
+
+
+async def test_reports_of_a_trial_quicker_than_the_poller_reach_the_study(run_spec: RunSpec) -> None:
+    """Every intermediate report is told before the trial's end, even when the poller
+    (``report_interval``) never saw the trial running."""
+    text = spec(trials=3, steps=4).replace('report_interval = "0.05s"', 'report_interval = "30s"')
+    run = await run_spec(text)
+    assert run.state is PilotState.DONE, run.reason
+    storage = optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(run.workdir / "search" / "t.journal"))
+    )
+    trials = optuna.load_study(study_name="t", storage=storage).trials
+    assert [sorted(t.intermediate_values) for t in trials] == [[0, 1, 2, 3]] * 3
