@@ -230,7 +230,7 @@ def test_sighup_of_pilotkit_run_detaches_and_attach_gets_every_result(
     """The SSH session to the login node drops: stderr's reader is gone, then SIGHUP.
     The pilot goes on in its allocation; `pilotkit attach` comes back to it."""
     path = tmp_path / "pilot.toml"
-    path.write_text(spec(18, 2.0))
+    path.write_text(spec(18, 5.0))
     workdir = tmp_path / "w"
     proc = subprocess.Popen(
         [*PILOTKIT, "run", "--workdir", str(workdir), str(path)],
@@ -297,7 +297,7 @@ def test_run_detach_then_attach_takes_over(slurm: dict[str, str], tmp_path: Path
     """`pilotkit run --detach` runs the pilot in the background with no terminal; `pilotkit
     attach` asks that client to let go and follows the pilot to its end."""
     path = tmp_path / "pilot.toml"
-    path.write_text(spec(18, 2.0))
+    path.write_text(spec(18, 5.0))  # long enough to be running still when attach comes, under load too
     workdir = tmp_path / "w"
     started = subprocess.run(
         [*PILOTKIT, "run", "--detach", "--workdir", str(workdir), str(path)],

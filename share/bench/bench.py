@@ -163,11 +163,10 @@ class Context:
     def hq_skip(self) -> str | None:
         """Why HyperQueue cannot run here, or None."""
         if self._hq_skip is False:
-            peerbench = benchlib.find_peerbench()
-            if peerbench is None:
+            # The peer first (what a user installs), then the driver beside the repository.
+            self._hq_skip = benchlib.peer_missing(self.args.peers_python, "hyperqueue", "HyperQueue")
+            if self._hq_skip is None and benchlib.find_peerbench() is None:
                 self._hq_skip = f"HyperQueue: peerbench.py not found (shared/peers): {benchlib.PEERS_README}"
-            else:
-                self._hq_skip = benchlib.peer_missing(self.args.peers_python, "hyperqueue", "HyperQueue")
         return self._hq_skip if isinstance(self._hq_skip, str) else None
 
     def hq(self, workload: str, n: int) -> dict[str, Any]:
