@@ -233,7 +233,7 @@ def test_sighup_of_pilotkit_run_detaches_and_attach_gets_every_result(
     path.write_text(spec(18, 5.0))
     workdir = tmp_path / "w"
     proc = subprocess.Popen(
-        [*PILOTKIT, "run", "--workdir", str(workdir), str(path)],
+        [*PILOTKIT, "run", "--progress-interval", "1s", "--workdir", str(workdir), str(path)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     results = workdir / "results.jsonl"
@@ -244,19 +244,24 @@ def test_sighup_of_pilotkit_run_detaches_and_attach_gets_every_result(
         time.sleep(0.2)
     assert proc.poll() is None, "the scan was still running"
     job = next(workdir.glob("slurm-*.out")).stem.split("-", 1)[1]
-    assert proc.stdout is not None and proc.stderr is not None
-    proc.stdout.close()
-    proc.stderr.close()
-    proc.send_signal(signal.SIGHUP)
-    assert proc.wait(timeout=60) == 4, "detached"
-    assert squeue_state(job) == "RUNNING", "the pilot goes on in its allocation"
-    assert json.loads((workdir / "attach.json").read_text())["detached"]
-    time.sleep(2.5)  # tasks end while no client is attached
-    reattached = _attach(workdir)
-    _every_task_once(workdir, 18)
-    assert not (workdir / ".pilot-token").exists(), "the token file is removed"
-    assert wait_state(job, {"COMPLETED", "CANCELLED"}, 30) in ("COMPLETED", "CANCELLED")
-    print(f"SIGHUP then attach: re-attached {reattached:.1f}s after `pilotkit attach` started; 0 lost, 0 run twice")
+    try:
+        assert proc.stdout is not None and proc.stderr is not None
+        proc.stdout.close()
+        proc.stderr.close()
+        time.sleep(2.5)  # progress lines are written to the closed pipe before SIGHUP comes
+        assert proc.poll() is None, "a write to the closed stderr does not end the pilot"
+        proc.send_signal(signal.SIGHUP)
+        assert proc.wait(timeout=60) == 4, "detached"
+        assert squeue_state(job) == "RUNNING", "the pilot goes on in its allocation"
+        assert json.loads((workdir / "attach.json").read_text())["detached"]
+        time.sleep(2.5)  # tasks end while no client is attached
+        reattached = _attach(workdir)
+        _every_task_once(workdir, 18)
+        assert not (workdir / ".pilot-token").exists(), "the token file is removed"
+        assert wait_state(job, {"COMPLETED", "CANCELLED"}, 30) in ("COMPLETED", "CANCELLED")
+        print(f"SIGHUP then attach: re-attached {reattached:.1f}s after `pilotkit attach` started; 0 lost, 0 run twice")
+    finally:  # a failed check leaves no pilot job holding the shared cluster
+        subprocess.run(["scancel", job], capture_output=True)
 
 
 def test_kill_9_of_pilotkit_run_loses_no_finished_result(slurm: dict[str, str], tmp_path: Path) -> None:

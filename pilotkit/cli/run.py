@@ -180,7 +180,10 @@ def on_terminal() -> bool:
 
 
 def _echo_err(line: str) -> None:
-    click.echo(line, err=True)
+    """A plain line on stderr. Once its reader has gone (an SSH session that dropped: the
+    SIGHUP follows) lines are dropped, and the pilot goes on."""
+    with contextlib.suppress(OSError):
+        click.echo(line, err=True)
 
 
 def configured_workdir(resolved: ResolvedSpec) -> Path | None:
