@@ -423,3 +423,45 @@ async def test_a_lost_node_is_replaced_when_asked(slurm: dict[str, str], run_spe
     new = joined[0][0]
     assert new in {r.node for r in results}, "the replacement node ran tasks"
     print(f"node replaced: {new} joined {joined[0][1] - lost[0]:.1f}s after {cut[0]} was declared lost")
+
+
+def test_attach_after_the_job_ended_records_its_results_and_runs_the_rest(
+    slurm: dict[str, str], tmp_path: Path
+) -> None:
+    """The job ends while no client is attached (here `scancel`): `pilotkit attach` records
+    what its agents finished, from their journals, and runs the tasks left in a new job."""
+    path = tmp_path / "pilot.toml"
+    path.write_text(spec(12, 3.0))
+    workdir = tmp_path / "w"
+    proc = subprocess.Popen(
+        [*PILOTKIT, "run", "--workdir", str(workdir), str(path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    results = workdir / "results.jsonl"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if results.exists() and len(results.read_text().splitlines()) >= 1:
+            break
+        time.sleep(0.2)
+    job = next(workdir.glob("slurm-*.out")).stem.split("-", 1)[1]
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=60) == 4, "detached"
+    time.sleep(4.0)  # a wave of tasks ends while no client is attached: only in the journals
+    journaled = {json.loads(line)["result"]["task_id"] for f in (workdir / ".journal").glob("*.jsonl")
+                 for line in f.read_text().splitlines() if line.strip()}  # fmt: skip
+    recorded = {json.loads(line)["task"] for line in results.read_text().splitlines()}
+    assert journaled - recorded, "some task finished while no client was attached"
+    subprocess.run(["scancel", job], check=True, env={**os.environ, **slurm})
+    assert wait_state(job, {"CANCELLED", "COMPLETED", "FAILED"}, 60)
+    out = subprocess.run(
+        [*PILOTKIT, "attach", str(workdir)], capture_output=True, text=True, timeout=180, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert f"job {job} ended while no client was attached" in out.stderr
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    latest = {line["task"]: line for line in lines}
+    assert len(latest) == 12 and {r["outcome"] for r in latest.values()} == {"ok"}, latest
+    ok = Counter(line["task"] for line in lines if line["outcome"] == "ok")
+    assert set(ok.values()) == {1}, f"a result recorded twice: {ok}"
+    for task in journaled - recorded:  # finished in the old job: recorded from there, not run again
+        assert latest[task]["attempts"] == 1, latest[task]

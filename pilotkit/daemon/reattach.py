@@ -115,19 +115,26 @@ def detachable(spec: ResolvedSpec) -> tuple[ResolvedSpec, DetachFlag]:
 
 def bound(spec: ResolvedSpec, job_id: str) -> ResolvedSpec:
     """``spec`` with its provider's claim re-attaching to the job ``job_id`` instead of
-    submitting one (on the pilot's own provider, with the pilot's context)."""
+    submitting one (on the pilot's own provider, with the pilot's context), or, when that
+    job has ended, submitting one for the tasks left."""
     import dataclasses
-
-    from ..errors import PilotkitError
 
     base = spec.provider_cls
 
     async def claim(self: Provider, ctx: PilotContext) -> Allocation:
         allocation = await self.reattach(job_id, ctx)
-        if allocation is None:
-            raise PilotkitError(f"not re-attached: job {job_id} is no longer running (it ended while the "
-                                "daemon was away)")  # fmt: skip
-        return allocation
+        if allocation is not None:
+            return allocation
+        # The job ended while no client was attached (its walltime, a cancel from
+        # outside). What its agents finished is in their journals and is recorded from
+        # there, once; the tasks left run in a new allocation: nothing is lost.
+        from ..events import Log
+
+        ctx.emit(Log(pilot=ctx.pilot_id, level="warn", source="pilot", message=(
+            f"job {job_id} ended while no client was attached: its finished tasks are recorded "
+            "from the agents' journals, and a new job runs the tasks left"
+        )))  # fmt: skip
+        return await base.claim(self, ctx)
 
     wrapped = cast(
         "type[Provider]", type(base.__name__, (base,), {"claim": claim, "__module__": base.__module__})
