@@ -192,6 +192,12 @@ async def test_an_unreachable_callback_address_fails_in_seconds(
 PILOTKIT = [sys.executable, "-m", "pilotkit.cli.main"]
 
 
+def _hangup_default() -> None:
+    """SIGHUP as a login session's processes get it: a test suite run under ``nohup``
+    would hand its SIG_IGN on, and ``pilotkit run`` rightly keeps an ignored SIGHUP ignored."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
+
+
 def _attach(workdir: Path) -> float:
     """``pilotkit attach WORKDIR`` to the end; seconds from its start to the pilot
     re-attached (its agents rejoined)."""
@@ -234,7 +240,7 @@ def test_sighup_of_pilotkit_run_detaches_and_attach_gets_every_result(
     workdir = tmp_path / "w"
     proc = subprocess.Popen(
         [*PILOTKIT, "run", "--progress-interval", "1s", "--workdir", str(workdir), str(path)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, preexec_fn=_hangup_default,
     )  # fmt: skip
     results = workdir / "results.jsonl"
     deadline = time.monotonic() + 120
@@ -435,7 +441,7 @@ def test_attach_after_the_job_ended_records_its_results_and_runs_the_rest(
     workdir = tmp_path / "w"
     proc = subprocess.Popen(
         [*PILOTKIT, "run", "--workdir", str(workdir), str(path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, preexec_fn=_hangup_default,
     )  # fmt: skip
     results = workdir / "results.jsonl"
     deadline = time.monotonic() + 120

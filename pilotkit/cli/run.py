@@ -139,11 +139,17 @@ def run_detached(
     log = target / "run.log"
     with open(log, "ab") as out:
         proc = subprocess.Popen(
-            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+            argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_hangup_default,  # `pilotkit attach` asks it to let go with SIGHUP, even under nohup
         )
     click.echo(f"pilotkit: pilot {pilot_id} runs in the background (pid {proc.pid}; output in {log})")
     click.echo(f"pilotkit: follow it with: pilotkit attach {target}")
     return 0
+
+
+def _hangup_default() -> None:
+    """In the child of ``--detach``: SIGHUP handled again, whatever its parent ignored."""
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
 
 
 def attach_pilot(target: str, *, as_json: bool, quiet: bool, progress_interval: float = 30.0) -> int:
