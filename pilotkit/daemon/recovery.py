@@ -24,7 +24,7 @@ from .faults import Refused
 from .reattach import reattach
 from .records import FAILED_OUTCOMES, PilotRecord, Records
 from .runs import LivePilot, Runs
-from .workdir import kill_orphans, latest_results, launched_attempts, repair_results
+from .workdir import kill_orphans, latest_results, launched_attempts, recorded_attempts, repair_results
 
 log = logging.getLogger("pilotkit.daemon.recovery")
 
@@ -54,6 +54,7 @@ class Recovery:
     async def _resume_local(self, record: PilotRecord, crashed: bool) -> None:
         pilot_log = self.recorder.pilot_log
         results = await asyncio.to_thread(repair_results, record.results_path, record.log_path)
+        started = await asyncio.to_thread(recorded_attempts, Path(record.workdir))
         killed = await asyncio.to_thread(kill_orphans, Path(record.workdir))
         if killed:
             pilot_log(record, "warn", f"killed {killed} process(es) left running by the previous daemon")
@@ -89,6 +90,9 @@ class Recovery:
         # lose the start of an attempt; its files in the task dir cannot be lost.
         done = {t for t, r in latest.items() if r.status != "cancelled"}
         launched = await asyncio.to_thread(launched_attempts, Path(record.workdir), done)
+        for task, n in started.items():
+            if task not in done:
+                launched[task] = max(n, launched.get(task, 0))
         unrecorded = sorted(f"{t} #{n}" for t, n in launched.items() if n > attempts.get(t, 0))
         for task, n in launched.items():
             attempts[task] = max(n, attempts.get(task, 0))

@@ -144,6 +144,22 @@ def read_pid_records(workdir: Path) -> list[tuple[Path, int, int | None, str]]:
     return out
 
 
+def recorded_attempts(workdir: Path) -> dict[str, int]:
+    """The highest attempt of each task whose process was recorded as started
+    (``pids/<task>.<attempt>``): an attempt that wrote nothing yet still ran. Read before
+    :func:`kill_orphans` removes the records."""
+    out: dict[str, int] = {}
+    try:
+        names = os.listdir(workdir / PIDS_DIR)
+    except FileNotFoundError:
+        return out
+    for name in names:
+        task, _, number = name.rpartition(".")
+        if task and number.isdigit():
+            out[task] = max(out.get(task, 0), int(number))
+    return out
+
+
 def kill_orphans(workdir: Path) -> int:
     """Kill the task processes a dead daemon (or ``pilotkit run``) left running: the
     records whose owner is gone, exactly the recorded attempts

@@ -47,6 +47,8 @@ def test_submit_profile_survives_a_daemon_kill(
     pilot = daemon.submit(write_spec(tmp_path, SPEC), "--profile", "quick")
     wait_for(lambda: daemon.status(pilot)["progress"]["running"] == 2, 30, "both tasks to run")
     workdir = Path(daemon.status(pilot)["workdir"])
+    marks = [workdir / "tasks" / t / "ran-before" for t in ("g-0", "g-1")]
+    wait_for(lambda: all(m.exists() for m in marks), 30, "both tasks' first attempts to start their command")
     daemon.kill9()
     daemon.start()
     summary = daemon.wait_state(pilot, {"done", "failed"}, timeout=30)

@@ -264,6 +264,7 @@ async def test_detached_provider_keeps_its_allocation(tmp_path: Path) -> None:
     flag.detached = False
     await provider.release(allocation)
     assert released == [allocation.job_id]
+    await agent.stop(1.0)  # the agent's own end: this test process is no subreaper after it
 
 
 def test_launched_attempts_from_task_dirs(tmp_path: Path) -> None:
@@ -281,3 +282,23 @@ def test_launched_attempts_from_task_dirs(tmp_path: Path) -> None:
             (tasks / name / file).write_text(text)
     assert launched_attempts(tmp_path, skip={"done"}) == {"ran": 1, "retried": 2}
     assert launched_attempts(tmp_path / "nowhere", skip=set()) == {}
+
+
+def test_recorded_attempts_count_a_silent_attempt_that_started(tmp_path: Path) -> None:
+    """An attempt that wrote nothing yet (``exec sleep 60``) still ran once its process
+    was recorded: after a crash it is not run again under the same number."""
+    from pilotkit.daemon.workdir import kill_orphans, launched_attempts, recorded_attempts
+
+    (tmp_path / "tasks" / "g-1").mkdir(parents=True)
+    for name in ("attempt-1.out", "attempt-1.err"):
+        (tmp_path / "tasks" / "g-1" / name).write_text("")
+    pids = tmp_path / "pids"
+    pids.mkdir()
+    (pids / "g-1.1").write_text("999999999 None pilotkit-test-gone\n")
+    (pids / "a.b.3").write_text("999999998 None pilotkit-test-gone\n")
+    (pids / "junk").write_text("")
+    assert launched_attempts(tmp_path, skip=set()) == {}, "the empty files alone say nothing"
+    assert recorded_attempts(tmp_path) == {"g-1": 1, "a.b": 3}
+    kill_orphans(tmp_path)
+    assert recorded_attempts(tmp_path) == {}, "kill_orphans removes the records it read"
+    assert recorded_attempts(tmp_path / "nowhere") == {}
