@@ -151,12 +151,14 @@ class OptunaSampler(SearchSampler):
         out = []
         for t in trials:
             state = _STATES.get(t.state, "failed")
-            if state == "running" and set(t.params) != set(self._dists):  # killed while asking
-                self._study.tell(t.number, state=TrialState.FAIL, skip_if_finished=True)
-                continue
+            params = dict(t.params)
             if state == "running":
-                self._live[t.number] = optuna.Trial(self._study, t._trial_id)
-            out.append(SearchTrial(number=t.number, params=dict(t.params), state=state))
+                trial = self._live[t.number] = optuna.Trial(self._study, t._trial_id)
+                if set(params) != set(self._dists):  # killed while asking: ask the rest now
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore")
+                        params = {name: _suggest(trial, name, d) for name, d in self._dists.items()}
+            out.append(SearchTrial(number=t.number, params=params, state=state))
         return out
 
     def ask(self) -> SearchTrial | None:
@@ -187,6 +189,16 @@ class OptunaSampler(SearchSampler):
                 self._study.tell(number, state=TrialState.PRUNED, skip_if_finished=True)
             else:
                 self._study.tell(number, state=TrialState.FAIL, skip_if_finished=True)
+
+
+def _suggest(trial: optuna.Trial, name: str, dist: BaseDistribution) -> Any:
+    """``trial``'s value of ``name``: the one it has, or a new one drawn from ``dist``."""
+    if isinstance(dist, FloatDistribution):
+        return trial.suggest_float(name, dist.low, dist.high, log=dist.log, step=dist.step)
+    if isinstance(dist, IntDistribution):
+        return trial.suggest_int(name, dist.low, dist.high, log=dist.log, step=dist.step)
+    assert isinstance(dist, CategoricalDistribution)
+    return trial.suggest_categorical(name, list(dist.choices))
 
 
 def _size(space: dict[str, list[Any]]) -> int:
