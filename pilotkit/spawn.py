@@ -23,6 +23,9 @@ import subprocess
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from . import cgroup as cgroups
+from .cgroup import TaskCgroups
+
 ExitHandler = Callable[[int, int], None]
 """Called with (pid, wait status)."""
 
@@ -32,6 +35,7 @@ MARK_VAR = "PILOTKIT_TASK_MARK"
 """In each task's environment: which runner and task its processes belong to."""
 _PR_SET_CHILD_SUBREAPER = 36
 
+CONTAINMENT_CGROUP = "a cgroup v2 per task + child subreaper + process group"
 CONTAINMENT_SUBREAPER = "child subreaper + process group"
 CONTAINMENT_GROUP = "process group only (no child subreaper: a setsid descendant may escape)"
 
@@ -103,8 +107,9 @@ def owner_alive(mark: str) -> bool:
         return False
 
 
-def write_record(path: str, pid: int, mark: str) -> None:
-    """``pid start-time mark`` of a running task, for a restart to find its processes."""
+def write_record(path: str, pid: int, mark: str, cgroup: str | None = None) -> None:
+    """``pid start-time mark [cgroup]`` of a running task, for a restart to find its
+    processes."""
     with contextlib.suppress(OSError):  # a full disk: the mark still finds it
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
         try:
@@ -113,7 +118,8 @@ def write_record(path: str, pid: int, mark: str) -> None:
             os.makedirs(os.path.dirname(path), exist_ok=True)
             fd = os.open(path, flags, 0o644)
         try:
-            os.write(fd, f"{pid} {start_time(pid)} {mark}\n".encode())
+            tail = f" {cgroup}" if cgroup is not None else ""
+            os.write(fd, f"{pid} {start_time(pid)} {mark}{tail}\n".encode())
         finally:
             os.close(fd)
 
@@ -153,6 +159,15 @@ def _mark_of(pid: int) -> str | None:
     return None
 
 
+def _remove_dead_runners(home: str) -> None:
+    """Remove the empty cgroups of runners whose process has gone (one killed with -9
+    leaves its own behind). Nothing is killed here: a restart kills what its records
+    name (:func:`pilotkit.daemon.workdir.kill_orphans`)."""
+    for path, token in cgroups.runner_bases(home):
+        if not owner_alive(token.replace("-", ".", 2) + ":"):
+            cgroups.remove_empty(path)
+
+
 class ProcessRunner:
     """Spawns processes and calls a handler with their wait status when they exit."""
 
@@ -175,7 +190,20 @@ class ProcessRunner:
         self._sweep_soon: asyncio.TimerHandle | None = None
         self._sweep_later: asyncio.TimerHandle | None = None
         self.subreaper = become_subreaper()
-        self.containment = CONTAINMENT_SUBREAPER if self.subreaper else CONTAINMENT_GROUP
+        self.cgroups = TaskCgroups.open(self._token.replace(".", "-"))
+        """A cgroup per task where this process may make them (None where not)."""
+        if self.cgroups is not None:
+            _remove_dead_runners(self.cgroups.home)
+        self._cgroup_of: dict[int, str] = {}
+        self._killed: dict[int, int | None] = {}
+        """Processes of tasks' cgroups killed at their task's end (pid: start time): reaped
+        when they come to this process (a subreaper), whatever their environment."""
+        self._emptying: set[str] = set()
+        """Task cgroups killed and not yet removed (their processes were still leaving)."""
+        if self.cgroups is not None:
+            self.containment = CONTAINMENT_CGROUP
+        else:
+            self.containment = CONTAINMENT_SUBREAPER if self.subreaper else CONTAINMENT_GROUP
         """How this runner keeps a task's processes from outliving it."""
 
     def spawn(
@@ -200,17 +228,23 @@ class ProcessRunner:
                 if stderr == stdout
                 else os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
             )
+            cgroup = self.cgroups.make() if self.cgroups is not None else None
             try:
-                proc = subprocess.Popen(
-                    argv,
-                    cwd=cwd,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out_fd,
-                    stderr=err_fd,
-                    close_fds=True,
-                    process_group=0,
-                )
+                with self.cgroups.inside(cgroup) if self.cgroups is not None else contextlib.nullcontext():
+                    proc = subprocess.Popen(
+                        argv,
+                        cwd=cwd,
+                        env=env,
+                        stdin=subprocess.DEVNULL,
+                        stdout=out_fd,
+                        stderr=err_fd,
+                        close_fds=True,
+                        process_group=0,
+                    )
+            except BaseException:
+                if cgroup is not None:
+                    cgroups.remove(cgroup)
+                raise
             finally:
                 if err_fd != out_fd:
                     os.close(err_fd)
@@ -218,8 +252,10 @@ class ProcessRunner:
             os.close(out_fd)
         pid = proc.pid
         self._children[pid] = proc
+        if cgroup is not None:
+            self._cgroup_of[pid] = cgroup
         if record is not None:
-            write_record(record, pid, mark)
+            write_record(record, pid, mark, cgroup)
         if _HAVE_PIDFD:
             fd = os.pidfd_open(pid)
             self.loop.add_reader(fd, self._reap, pid, fd, on_exit, mark, record)
@@ -243,9 +279,20 @@ class ProcessRunner:
             os.killpg(pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):
             pass
+        # Everything else it started, wherever it went: its cgroup.
+        cgroup = self._cgroup_of.pop(pid, None)
+        if cgroup is not None:
+            left = cgroups.procs(cgroup)
+            if left:
+                for other in left:
+                    self._killed[other] = start_time(other)
+                cgroups.kill(cgroup)
+                self._emptying.add(cgroup)  # removed once its processes have gone
+            elif self.cgroups is not None:
+                self.cgroups.release(cgroup)
         # And what left the group: orphans carrying the task's mark.
         self._ended.add(mark)
-        if self.subreaper:
+        if self.subreaper or self._emptying:
             # Swept a moment later, once for all the tasks that end meanwhile: reading
             # /proc at every task's end costs more than the task when tasks are short.
             if self._sweep_soon is None:
@@ -261,9 +308,13 @@ class ProcessRunner:
         """Kill every orphan (a child of this process that is no task) whose task has
         ended; returns how many were found. Each is reaped when it exits, and its own
         children, orphaned in turn, are swept then."""
+        for cgroup in list(self._emptying):
+            if cgroups.remove(cgroup):
+                self._emptying.discard(cgroup)
         found = 0
         for pid in _own_children() - self._children.keys() - self._orphans:
-            if _mark_of(pid) not in self._ended:
+            killed = pid in self._killed and self._killed.pop(pid) == start_time(pid)
+            if not killed and _mark_of(pid) not in self._ended:
                 continue  # not a task's, or its task still runs
             found += 1
             with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -277,6 +328,9 @@ class ProcessRunner:
                 self._reap_orphan(pid, -1)
                 continue
             self.loop.add_reader(fd, self._reap_orphan, pid, fd)
+        for pid, started in list(self._killed.items()):
+            if start_time(pid) != started:  # gone, reaped by a parent of its own
+                del self._killed[pid]
         return found
 
     def _soon_sweep(self) -> None:
@@ -300,6 +354,7 @@ class ProcessRunner:
         """Sweep until no orphan of an ended task is left (or ``timeout``); returns how
         many were still there at the end."""
         if not self.subreaper:
+            self.sweep()  # the task cgroups killed and not removed yet
             return 0
         deadline = self.loop.time() + timeout
         while True:
@@ -309,7 +364,10 @@ class ProcessRunner:
             await asyncio.sleep(0.05)
 
     def close(self) -> None:
-        """No task runs any more: stop being a subreaper for this runner."""
+        """No task runs any more: its cgroups go, and this runner stops being a subreaper."""
+        if self.cgroups is not None:
+            self.cgroups.close()
+            self.cgroups = None
         if self.subreaper:
             self.subreaper = False
             for timer in (self._sweep_soon, self._sweep_later):

@@ -9,9 +9,11 @@ from typing import Any
 
 import pytest
 
+from pilotkit import cgroup
 from pilotkit.errors import PilotkitError
-from pilotkit.events import AllocationClaimed, NodeLost, TaskStarted
+from pilotkit.events import AllocationClaimed, NodeLost, NodeReady, TaskStarted
 from pilotkit.pilot import Pilot
+from pilotkit.spawn import CONTAINMENT_CGROUP
 from pilotkit.states import PilotState
 from pilotkit.testing.plugin import RunSpec
 
@@ -53,6 +55,8 @@ async def test_scan_runs_across_all_nodes(slurm: dict[str, str], run_spec: RunSp
             assert f.read().strip().endswith(f"on {r.node}"), "the task ran on the node it was placed on"
     (claimed,) = [e for e in run.events if isinstance(e, AllocationClaimed)]
     assert claimed.allocation.nodes == ["node1", "node2", "node3"] and claimed.allocation.job_id
+    if cgroup.available():  # the test cluster's agents run as root, as this test does
+        assert {e.node.containment for e in run.events if isinstance(e, NodeReady)} == {CONTAINMENT_CGROUP}
 
 
 async def test_lost_node_is_survived(slurm: dict[str, str], run_spec: RunSpec) -> None:

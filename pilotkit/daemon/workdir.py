@@ -14,6 +14,7 @@ from pathlib import Path
 
 import msgspec
 
+from .. import cgroup as cgroups
 from ..results import TaskResult, read_results
 from ..spawn import owner_alive, task_processes
 from ..vocab import ATTEMPT_FILE, PIDS_DIR, TASKS_DIR
@@ -127,18 +128,21 @@ def launched_attempts(workdir: Path, skip: set[str]) -> dict[str, int]:
     return out
 
 
-def read_pid_records(workdir: Path) -> list[tuple[Path, int, int | None, str]]:
+def read_pid_records(workdir: Path) -> list[tuple[Path, int, int | None, str, str | None]]:
     """The running attempts a pilot recorded (``pids/<task>.<attempt>``): file, pid,
-    start time, mark."""
-    out: list[tuple[Path, int, int | None, str]] = []
+    start time, mark, cgroup (None without one)."""
+    out: list[tuple[Path, int, int | None, str, str | None]] = []
     try:
         entries = list(os.scandir(workdir / PIDS_DIR))
     except FileNotFoundError:
         return out
     for entry in entries:
         try:
-            pid, started, mark = Path(entry.path).read_text().split()
-            out.append((Path(entry.path), int(pid), None if started == "None" else int(started), mark))
+            pid, started, mark, *rest = Path(entry.path).read_text().split(maxsplit=3)
+            cgroup = rest[0].strip() if rest else None
+            out.append(
+                (Path(entry.path), int(pid), None if started == "None" else int(started), mark, cgroup)
+            )
         except (OSError, ValueError):
             continue
     return out
@@ -163,13 +167,19 @@ def recorded_attempts(workdir: Path) -> dict[str, int]:
 def kill_orphans(workdir: Path) -> int:
     """Kill the task processes a dead daemon (or ``pilotkit run``) left running: the
     records whose owner is gone, exactly the recorded attempts
-    (pid and start time) and every process carrying one of their marks (what each task
-    started, wherever it went), never anything chosen by name or directory. Returns how
-    many processes were killed."""
+    (pid and start time), every process carrying one of their marks (what each task
+    started, wherever it went) and every process in their cgroups, never anything chosen
+    by name or directory. Returns how many processes were killed."""
     records = [r for r in read_pid_records(workdir) if not owner_alive(r[3])]
     if not records:
         return 0
-    pids = task_processes([(pid, started, mark) for _, pid, started, mark in records], uid=os.getuid())
+    pids = set(
+        task_processes([(pid, started, mark) for _, pid, started, mark, _ in records], uid=os.getuid())
+    )
+    groups = [cgroup for *_, cgroup in records if cgroup is not None and _is_task_cgroup(cgroup)]
+    for cgroup in groups:
+        pids.update(cgroups.procs(cgroup))
+        cgroups.kill(cgroup)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)
@@ -177,10 +187,25 @@ def kill_orphans(workdir: Path) -> int:
     deadline = time.monotonic() + 5.0
     while any(_alive(pid) for pid in pids) and time.monotonic() < deadline:
         time.sleep(0.02)
+    for base in {cgroups.cgroup_base(cgroup) for cgroup in groups}:
+        cgroups.remove_empty(base)  # the dead runner's, once its killed processes left
     for path, *_ in records:
         with contextlib.suppress(OSError):
             path.unlink()
     return len(pids)
+
+
+def _is_task_cgroup(path: str) -> bool:
+    """Whether ``path`` is a task cgroup a runner made (``.../pilotkit-<token>/t<n>`` in a
+    cgroup file system): a record never names anything else to kill."""
+    p = Path(path)
+    return (
+        p.is_absolute()
+        and p.parent.name.startswith("pilotkit-")
+        and p.name[:1] == "t"
+        and p.name[1:].isdigit()
+        and (p / "cgroup.procs").is_file()
+    )
 
 
 def _alive(pid: int) -> bool:

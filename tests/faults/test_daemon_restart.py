@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
+import pytest
+
+from pilotkit import cgroup
+from pilotkit.testing import need
 
 from ..daemon.conftest import DaemonProcess, daemon, daemon_factory, wait_for, write_spec  # noqa: F401
 
@@ -29,10 +34,25 @@ i = [1]
 
 
 def sleeps() -> list[int]:
-    return [p.pid for p in psutil.process_iter(["cmdline"]) if p.info["cmdline"] in (["sleep", "300"], ["sleep", "301"])]
+    return [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if p.info["cmdline"] in (["sleep", "300"], ["sleep", "301"])
+    ]
 
 
-def test_kill_9_restart_kills_exactly_the_tasks_processes(daemon: DaemonProcess, tmp_path: Path) -> None:  # noqa: F811
+@pytest.mark.parametrize("cgroups", ["cgroup", "off"])
+def test_kill_9_restart_kills_exactly_the_tasks_processes(
+    daemon_factory: Callable[..., DaemonProcess],  # noqa: F811
+    tmp_path: Path,
+    cgroups: str,
+) -> None:
+    daemon = daemon_factory()  # noqa: F811
+    if cgroups == "off":  # then the recorded pid, start time and mark alone find them
+        daemon.env["PILOTKIT_CGROUP"] = "off"
+    else:
+        need("a cgroup v2 this process may make cgroups in", cgroup.available())
+    daemon.start()
     spec = write_spec(tmp_path, SPEC)
     pilot = daemon.submit(spec)
     wait_for(lambda: len(sleeps()) == 2, 30, "the task and its setsid child to run")
@@ -59,3 +79,49 @@ def test_kill_9_restart_kills_exactly_the_tasks_processes(daemon: DaemonProcess,
         for pid in sleeps():
             psutil.Process(pid).kill()
         time.sleep(0.1)
+
+
+CLEARED = """
+name = "cleared"
+[resources]
+cores = 2
+[pilot]
+grace = "1s"
+[[app.groups]]
+name = "c"
+shell = true
+command = "echo $$ >> {spec_dir}/starts-{i}; env -i setsid sleep 305 & exec sleep 306"
+[app.groups.grid]
+i = [1]
+"""
+
+
+def cleared() -> list[int]:
+    return [
+        p.pid
+        for p in psutil.process_iter(["cmdline"])
+        if p.info["cmdline"] in (["sleep", "305"], ["sleep", "306"])
+    ]
+
+
+def test_kill_9_restart_kills_a_cleared_environment_child_by_its_cgroup(
+    daemon: DaemonProcess,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    """A child with no mark (``env -i``) in its own session: after a kill -9 only the
+    task's recorded cgroup finds it, and the restart kills it before the task runs again."""
+    need("a cgroup v2 this process may make cgroups in", cgroup.available())
+    pilot = daemon.submit(write_spec(tmp_path, CLEARED))
+    try:
+        wait_for(lambda: len(cleared()) == 2, 30, "the task and its cleared-environment child to run")
+        first = cleared()
+        daemon.kill9()
+        daemon.start()
+        wait_for(lambda: len((tmp_path / "starts-1").read_text().split()) == 2, 30, "the task to start again")
+        assert not set(first) & set(cleared()), "both processes from before the restart were killed"
+        daemon.cli("cancel", pilot)
+        daemon.wait_state(pilot, {"cancelled"}, timeout=30)
+        wait_for(lambda: not cleared(), 10, "every process of the pilot to end")
+    finally:
+        for pid in cleared():
+            psutil.Process(pid).kill()
