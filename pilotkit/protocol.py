@@ -511,6 +511,8 @@ class DescribeResult(msgspec.Struct, kw_only=True):
             for n in self.nodes:
                 gpus = ", ".join(g.name or g.uuid for g in n.gpus) if n.gpus else f"no GPU ({n.gpu_reason or 'none'})"
                 out.append(f"  {n.name:<16} {n.cores} cores, {n.memory / 2**30:.1f} GiB, {gpus}")
+                if n.containment:
+                    out.append(f"  {'':<16} task processes contained by {n.containment}")
         elif self.allocation is not None and self.allocation.nodes:
             out.append("Nodes      " + " ".join(self.allocation.nodes) + " (not probed yet)")
         if self.services:

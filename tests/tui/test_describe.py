@@ -39,6 +39,8 @@ async def test_describe_and_failures(tui_daemon: Any, tmp_path: Path) -> None:
     text = tui_daemon.cli("describe", pilot).stdout
     assert f"Pilot      {pilot}" in text and f"job {s['job_id']}" in text and str(workdir / "pilot.log") in text
     assert 'name = "demo"' in text and "Nodes" in text
+    (node,) = d["nodes"]
+    assert node["containment"] and f"task processes contained by {node['containment']}" in text
     bad = tui_daemon.cli("describe", "no-such-pilot", check=False)
     assert bad.returncode == 2 and "no-such-pilot" in bad.stderr and "Traceback" not in bad.stderr
 
