@@ -36,6 +36,7 @@ from ..scan import TasksOptions, count_tasks, iter_group
 from ..scheduler import Resume
 from ..spec import ResolvedSpec
 from ..specfile.lines import KeyLines
+from ..specfile.parsing import SEARCH_IN_CAMPAIGN
 from ..task import Task
 from ..vocab import RESULTS_FILE, SUCCESS_OUTCOMES, Outcome, PilotState, TaskStatus, exit_code
 from .allocation import AllocationApp, Lender, signal_number
@@ -167,6 +168,9 @@ class Campaign:
                 problems.append(SpecProblem(key, f"campaign {self.id} has a group '{group.name}' already",
                                             file=file or fname, line=line))  # fmt: skip
             names.add(group.name)
+            if group.search is not None:
+                file, key, line = lines.where(f"app.groups[{i}].search")
+                problems.append(SpecProblem(key, SEARCH_IN_CAMPAIGN, file=file or fname, line=line))
         if not options.groups:
             problems.append(SpecProblem("app.groups", "no task group to add", file=fname))
         if problems:

@@ -145,6 +145,12 @@ def finish(data: dict[str, Any], checker: Checker, path: str | Path | None) -> P
                       lines=checker.lines)
 
 
+SEARCH_IN_CAMPAIGN = (
+    "an adaptive search does not run in a campaign yet (its study would need one sampler for "
+    "all the allocations): run it as one pilot, without [campaign]"
+)
+
+
 def _check_campaign(spec: PilotSpec, checker: Checker) -> None:
     """What the ``[campaign]`` table needs of the rest of the spec."""
     campaign = spec.campaign
@@ -164,6 +170,9 @@ def _check_campaign(spec: PilotSpec, checker: Checker) -> None:
     walltime = _seconds(spec.resources.walltime) if spec.resources.walltime is not None else None
     margin = _seconds(spec.pilot.drain_margin) or 0.0
     groups = spec.app.options.get("groups")
+    for i, group in enumerate(groups if isinstance(groups, list) else []):
+        if isinstance(group, dict) and "search" in group:
+            checker.problem(f"app.groups[{i}].search", SEARCH_IN_CAMPAIGN, fatal=False)
     if walltime is not None and isinstance(groups, list):
         for i, group in enumerate(groups):
             limit = group.get("time_limit") if isinstance(group, dict) else None

@@ -78,6 +78,17 @@ def test_campaign_needs_what_each_allocation_can_hold(plugins: Plugins) -> None:
     ]
 
 
+def test_a_search_group_is_refused_in_a_campaign(plugins: Plugins) -> None:
+    search = BASE.replace('commands = ["true"]', 'command = "true {x}"') + (
+        '[app.groups.search]\ntrials = 4\nobjective = "loss"\n[app.groups.search.params]\nx = { uniform = [0, 1] }\n'
+    )
+    assert problems(search + "[campaign]\n", plugins) == [
+        "spec.toml:10: app.groups[0].search: an adaptive search does not run in a campaign yet (its study "
+        "would need one sampler for all the allocations): run it as one pilot, without [campaign]",
+    ]
+    assert parse_spec(search, "spec.toml", plugins).spec.campaign is None, "without [campaign] it runs"
+
+
 def test_validate_exits_2_with_one_line_per_problem(
     tmp_path: Path, pilotkit_cmd: list[str], cli_env: dict[str, str]
 ) -> None:

@@ -167,6 +167,12 @@ def test_submit_to_adds_groups_to_a_running_campaign(daemon: DaemonProcess, tmp_
     bad = daemon.cli("submit", str(same), "--to", "grow", check=False)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr
     assert "same.toml:3: app.groups[0].name: " in bad.stderr and f"campaign {campaign_id} has a group 't' already" in bad.stderr
+    search = write(tmp_path, "search.toml", 'name = "s"\n[[app.groups]]\nname = "s"\ncommand = "true {x}"\n'
+                   '[app.groups.search]\ntrials = 4\nobjective = "loss"\n'
+                   '[app.groups.search.params]\nx = { uniform = [0, 1] }\n')  # fmt: skip
+    bad = daemon.cli("submit", str(search), "--to", "grow", check=False)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert "search.toml:5: app.groups[0].search: an adaptive search does not run in a campaign yet" in bad.stderr
     broken = write(tmp_path, "broken.toml", 'name = "broken"\n[[app.groups]]\nname = "x"\ncommand = 3\n')
     bad = daemon.cli("submit", str(broken), "--to", "grow", check=False)
     assert bad.returncode == 2 and "broken.toml:4" in bad.stderr and "Traceback" not in bad.stderr
