@@ -53,6 +53,11 @@ class LocalAgent(Agent):
     def running(self) -> int:
         return len(self._running)
 
+    @property
+    def busy_cores(self) -> int:
+        """The cores the attempts that run now asked for."""
+        return sum(e.launch.cores for e in self._running.values())
+
     def attempts(self) -> list[tuple[str, int, float]]:
         """(task id, attempt, start) of each attempt that runs now."""
         return [(e.launch.task_id, e.launch.attempt, e.start) for e in self._running.values()]

@@ -10,6 +10,7 @@ and relays the batch system's signals (USR1 before the walltime ends, TERM) to t
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import os
 import signal
@@ -25,7 +26,7 @@ from .agent import LocalAgent
 from .errors import PilotkitError
 from .journal import Journal
 from .probe import probe_node
-from .types import NodeInfo, TaskExit
+from .types import NodeInfo, TaskExit, TaskLaunch
 from .vocab import PILOT_ADDRESS_FILE, journal_file
 from .wire import (
     Bye,
@@ -37,6 +38,7 @@ from .wire import (
     Kill,
     Launch,
     Msg,
+    Queue,
     Refused,
     Signalled,
     Stop,
@@ -104,10 +106,17 @@ async def _handshake(
 
 
 async def _rejoin(
-    address: str, token_file: Path, hello: Callable[[], Hello], until: float, stopping: asyncio.Event
+    address: str,
+    token_file: Path,
+    hello: Callable[[], Hello],
+    until: float,
+    stopping: asyncio.Event,
+    refused: Callable[[], None] = lambda: None,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Welcome] | None:
     """Connect again until ``until`` (monotonic) or ``stopping``; None then. ``hello``
-    says what the agent carries at the moment it gets through.
+    says what the agent carries at the moment it gets through; ``refused`` is called
+    when a connection made got no welcome (the hello was said to no one: a pilot that
+    was going away, whose port still took the connection).
 
     :raises Fenced: the pilot refused the agent.
     """
@@ -119,8 +128,12 @@ async def _rejoin(
             reader, writer = await asyncio.wait_for(asyncio.open_connection(host, int(port)), CONNECT_TIMEOUT)
             try:
                 welcome = await asyncio.wait_for(_greet(reader, writer, token_file, hello()), CONNECT_TIMEOUT)
+            except Fenced:
+                writer.close()
+                raise
             except BaseException:
                 writer.close()
+                refused()
                 raise
             return reader, writer, welcome
         except Fenced:
@@ -160,6 +173,10 @@ class NodeAgent:
         self.seq = 0
         self.unacked: dict[int, TaskExit] = {}
         self._results: asyncio.Queue[TaskExit] = asyncio.Queue()
+        self.queued: collections.deque[TaskLaunch] = collections.deque()
+        """Attempts the pilot handed over as it let go, started here while it is away."""
+        self.away = False
+        """No pilot is attached: the handed-over attempts start as cores come free."""
 
     def send(self, msg: Msg) -> None:
         writer = self.writer
@@ -168,6 +185,28 @@ class NodeAgent:
 
     def exited(self, result: TaskExit) -> None:
         self._results.put_nowait(result)
+        if self.away and self.queued:
+            asyncio.get_running_loop().call_soon(self._start_queued)
+
+    def _start_queued(self) -> None:
+        """Start the handed-over attempts that fit in the cores free now (in order)."""
+        busy = self.agent.busy_cores
+        while self.away and self.queued and busy + self.queued[0].cores <= max(1, self.node.cores):
+            launch = self.queued.popleft()
+            busy += launch.cores
+            self.agent.launch(launch, self.exited)
+
+    def _no_welcome(self) -> None:
+        """A rejoin got no welcome: no pilot is attached yet, handed-over tasks start again."""
+        self.away = True
+        self._start_queued()
+
+    def _drop_queued(self) -> int:
+        """A pilot is attached again (or this agent stops): nothing more starts on its own."""
+        self.away = False
+        dropped = len(self.queued)
+        self.queued.clear()
+        return dropped
 
     async def _deliver(self) -> None:
         """Journal each result, then send it (in the order they ended)."""
@@ -191,6 +230,7 @@ class NodeAgent:
             del self.unacked[seq]
 
     def rejoin_hello(self) -> Hello:
+        self.away = False  # nothing starts on its own while the pilot may be taking over
         return Hello(
             token="", pilot=self.pilot, node=self.node, rejoin=True,
             running=[Carried(task_id=t, attempt=a, start=s) for t, a, s in self.agent.attempts()],
@@ -243,6 +283,8 @@ class NodeAgent:
                 heard = time.monotonic()
                 if isinstance(msg, Launch):
                     self.agent.launch(msg.launch, self.exited)
+                elif isinstance(msg, Queue):
+                    self.queued.extend(msg.launches)
                 elif isinstance(msg, Heartbeat):
                     self._acked(msg.acked)
                 elif isinstance(msg, Terminate):
@@ -282,11 +324,14 @@ class NodeAgent:
                     code = 1  # the pilot is gone: stop our tasks
                     break
                 self._say(f"the pilot went away: keeping {self.agent.running} task(s) and their results "
-                          f"for up to {welcome.linger:g}s while it comes back")  # fmt: skip
+                          f"for up to {welcome.linger:g}s while it comes back"
+                          + (f"; {len(self.queued)} handed-over task(s) to start meanwhile" if self.queued else ""))  # fmt: skip
+                self.away = True
+                self._start_queued()
                 try:
                     joined = await _rejoin(
                         self.address, self.token_file, self.rejoin_hello,
-                        time.monotonic() + welcome.linger, self.stopping,
+                        time.monotonic() + welcome.linger, self.stopping, self._no_welcome,
                     )  # fmt: skip
                 except Fenced as exc:
                     self._say(f"{exc}: stopping this node's tasks")
@@ -299,10 +344,13 @@ class NodeAgent:
                         code = 1
                     break
                 reader, writer, welcome = joined
+                dropped = self._drop_queued()  # the pilot places tasks again: it knows all that runs
                 self.writer = writer
                 self._say(f"the pilot is back: rejoined with {self.agent.running} task(s) running and "
-                          f"{len(self.unacked)} result(s) not yet acknowledged")  # fmt: skip
+                          f"{len(self.unacked)} result(s) not yet acknowledged"
+                          + (f"; {dropped} handed-over task(s) not started are the pilot's again" if dropped else ""))  # fmt: skip
         finally:
+            self._drop_queued()
             await self.agent.stop(grace)
             await self._results.join()  # every result journaled (and sent, if connected)
             deliver.cancel()

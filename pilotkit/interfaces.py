@@ -138,6 +138,16 @@ class Agent(abc.ABC):
         it ends (at once if it has). Only agents with :meth:`carried` attempts need it."""
         raise NotImplementedError(f"{type(self).__name__} carries no attempts")
 
+    def hand_over(self, launches: list[TaskLaunch]) -> bool:
+        """Before the pilot lets go of this agent (its client went away, its daemon
+        stopped), the attempts to start on its own, in order, as its cores come free,
+        until a pilot is attached again (then the ones not started are dropped). True
+        when the agent took them; by default it cannot."""
+        return False
+
+    async def flush(self) -> None:  # noqa: B027 - optional: an in-process agent has nothing to send
+        """Until what was sent to the agent (a :meth:`hand_over`) has left this process."""
+
 
 # --------------------------------------------------------------------------- providers
 

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from .errors import PilotkitError
 from .events import AllocationClaimed, Event, EventBus, Log, NodeReady, PilotStateChanged
 from .interfaces import (
@@ -36,7 +38,7 @@ from .results import ResultsWriter
 from .scheduler import Resume, Task, TaskPool, task_env
 from .spec import ResolvedSpec
 from .types import Allocation, CarriedAttempt, NodeInfo
-from .vocab import JOURNAL_DIR, RESULTS_FILE, Counts, PilotState, task_dir
+from .vocab import JOURNAL_DIR, RESULTS_FILE, Counts, Outcome, PilotState, task_dir
 
 log = logging.getLogger("pilotkit.pilot")
 
@@ -87,6 +89,12 @@ def carried_attempts(agents: list[Agent], workdir: Path, resume: Resume) -> dict
     found: dict[str, CarriedAttempt] = {}
 
     def consider(attempt: CarriedAttempt) -> None:
+        if attempt.exit is not None and attempt.exit.status == Outcome.KILLED:
+            # No pilot asked for it: its agent stopped it (the job ended, a signal). It
+            # did not end by itself: it runs again, as one lost with its node.
+            attempt = msgspec.structs.replace(attempt, exit=msgspec.structs.replace(
+                attempt.exit, status=Outcome.LOST.value,
+                message="stopped by its node agent while no client was attached (the job ended)"))  # fmt: skip
         prior = resume.results.get(attempt.task_id)
         if prior is not None and prior.outcome != "cancelled":
             return  # recorded already: never twice
@@ -223,7 +231,16 @@ class Pilot:
         keeps the agents and the allocation; cancel the run afterwards."""
         self._detached = True
         if self.pool is not None:
+            handed = self.pool.hand_over()
+            if handed:
+                self._log("info", f"{handed} queued task(s) handed to the node agents, to start while no "
+                                  "client is attached")  # fmt: skip
             self.pool.detach()
+
+    async def flush(self) -> None:
+        """Until what was sent to the agents (the tasks handed over as the pilot was
+        detached) has left this process: await it before exiting."""
+        await asyncio.gather(*(agent.flush() for agent in self._agents), return_exceptions=True)
 
     def kill(self) -> None:
         """SIGKILL every running task now (second Ctrl-C)."""

@@ -29,6 +29,7 @@ from .wire import (
     Hello,
     Kill,
     Launch,
+    Queue,
     Refused,
     Signalled,
     Stop,
@@ -108,7 +109,21 @@ class RemoteAgent(Agent):
             return
         self._callbacks[task_id] = (stub, on_exit)
 
-    def _send(self, msg: Launch | Terminate | Kill | Stop | Heartbeat) -> None:
+    HAND_OVER_FRAME = 200
+    """Launches per ``queue`` frame (each well under the frame limit)."""
+
+    def hand_over(self, launches: list[TaskLaunch]) -> bool:
+        if self.lost is not None or self._writer.is_closing():
+            return False
+        for i in range(0, len(launches), self.HAND_OVER_FRAME):
+            self._send(Queue(launches=launches[i : i + self.HAND_OVER_FRAME]))
+        return True
+
+    async def flush(self) -> None:
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            await asyncio.wait_for(self._writer.drain(), 10.0)
+
+    def _send(self, msg: Launch | Queue | Terminate | Kill | Stop | Heartbeat) -> None:
         if self.lost is None and not self._writer.is_closing():
             self._writer.write(pack(msg))
 

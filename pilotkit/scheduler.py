@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -83,6 +84,12 @@ class _Node:
         self.name = info.name
         self.free_cores = info.cores
         self.gpu_free: dict[str, int] = {g.uuid: gpu_share for g in info.gpus}
+
+    @classmethod
+    def gone(cls, name: str) -> _Node:
+        """A node of an earlier allocation, not in this pool: an attempt that ended there
+        is recorded against it; nothing is ever placed on it."""
+        return cls(cast(Agent, None), NodeInfo(name=name, cores=0, memory=0), 1)
 
     def fits(self, task: Task) -> bool:
         if task.cores > self.free_cores or self.agent.lost is not None:
@@ -279,8 +286,8 @@ class TaskPool:
         if kept is None:
             return False
         node = next((n for n in self.nodes if n.name == kept.node), None)
-        if node is None and kept.exit is not None and self.nodes:
-            node = self.nodes[0]  # ended on a node that did not come back: only to record it
+        if node is None and kept.exit is not None:  # ended on a node that did not come back
+            node = _Node.gone(kept.node)  # only to record it
         if node is None:
             return False  # it ran on a node that is gone, and went with it: run again
         task.attempts = kept.attempt
@@ -303,6 +310,63 @@ class TaskPool:
         else:
             node.agent.adopt(task.id, kept.attempt, self._exited)
         return True
+
+    def _launch_of(self, task: Task, env: dict[str, str], gpus: tuple[str, ...]) -> TaskLaunch:
+        """What an agent runs for ``task``'s attempt ``task.attempts``."""
+        tdir = self._task_root / task.id
+        return TaskLaunch(
+            task_id=task.id,
+            attempt=task.attempts,
+            argv=task.argv if self.wrap is None else self.wrap(task.argv, task, gpus),
+            cwd=str(tdir),
+            stdout=str(tdir / attempt_file(task.attempts, "out")),
+            stderr=str(tdir / attempt_file(task.attempts, "err")),
+            env=task_env(env, task, tdir),
+            cores=task.cores,
+            gpus=list(gpus),
+            time_limit=task.time_limit,
+            pid_file=str(pid_file(self.workdir, task.id, task.attempts)),
+        )
+
+    HAND_OVER_LIMIT = 4096
+    """The most queued tasks handed over to the agents when the pilot lets go of them."""
+
+    def hand_over(self) -> int:
+        """Before the pilot lets go of its agents (:meth:`detach`): hand each agent that
+        can take them the next queued tasks, spread over the nodes by cores, for it to
+        start on its own while no pilot is attached, so the allocation stays busy. Only
+        plain tasks go (no GPU, no gang of nodes; at most :attr:`HAND_OVER_LIMIT`); the
+        pilot that comes back learns from the agents and their journals which ones ran.
+        Returns how many were handed over."""
+        nodes = [n for n in self.nodes if n.agent.lost is None and n.info.cores > 0]
+        if not nodes or self._detached:
+            return 0
+        load = {n.name: float(n.info.cores - n.free_cores) for n in nodes}
+        plan: dict[str, list[Task]] = {}
+        for task in itertools.islice(self.queue, self.HAND_OVER_LIMIT):
+            if task.gpus or task.whole_nodes or task.status is not TaskStatus.QUEUED:
+                continue
+            fits = [n for n in nodes if n.info.cores >= task.cores and task.pin in (None, n.name)]
+            if not fits:
+                continue
+            node = min(fits, key=lambda n: load[n.name] / n.info.cores)
+            load[node.name] += task.cores
+            plan.setdefault(node.name, []).append(task)
+        handed = 0
+        for node in nodes:
+            tasks = plan.get(node.name, [])
+            if not tasks:
+                continue
+            launches = []
+            for task in tasks:
+                task.attempts += 1  # the attempt number the agent starts it as
+                launches.append(self._launch_of(task, task.env, ()))
+            if node.agent.hand_over(launches):
+                handed += len(launches)
+            else:
+                for task in tasks:
+                    task.attempts -= 1
+        return handed
 
     def _prepare_ahead(self) -> None:
         """Make the next queued tasks' directories and first log files in a thread."""
@@ -413,22 +477,7 @@ class TaskPool:
         counts = self.groups[task.group]
         counts.queued -= 1
         counts.running += 1
-        tdir = self._task_root / task.id
-        env = task_env(env, task, tdir)
-        argv = task.argv if self.wrap is None else self.wrap(task.argv, task, gpus)
-        launch = TaskLaunch(
-            task_id=task.id,
-            attempt=task.attempts,
-            argv=argv,
-            cwd=str(tdir),
-            stdout=str(tdir / attempt_file(task.attempts, "out")),
-            stderr=str(tdir / attempt_file(task.attempts, "err")),
-            env=env,
-            cores=task.cores,
-            gpus=list(gpus),
-            time_limit=task.time_limit,
-            pid_file=str(pid_file(self.workdir, task.id, task.attempts)),
-        )
+        launch = self._launch_of(task, env, gpus)
         self._running[task.id] = (task, node, gpus)
         if task.start is None:
             task.start = time.time()

@@ -76,6 +76,13 @@ class Launch(Msg, tag="launch"):
     launch: TaskLaunch
 
 
+class Queue(Msg, tag="queue"):
+    """From the pilot as it lets go: attempts for the agent to start on its own while no
+    pilot is attached (see :meth:`pilotkit.interfaces.Agent.hand_over`)."""
+
+    launches: list[TaskLaunch]
+
+
 class Terminate(Msg, tag="terminate"):
     task_id: str
     grace: float
@@ -120,7 +127,7 @@ class Bye(Msg, tag="bye"):
 
 
 AgentMsg = Union[  # noqa: UP007
-    Hello, Welcome, Refused, Launch, Terminate, Kill, Stop, Exited, Heartbeat, Signalled, Bye
+    Hello, Welcome, Refused, Launch, Queue, Terminate, Kill, Stop, Exited, Heartbeat, Signalled, Bye
 ]
 
 _encoder = msgspec.json.Encoder()

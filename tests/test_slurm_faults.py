@@ -471,3 +471,104 @@ def test_attach_after_the_job_ended_records_its_results_and_runs_the_rest(
     assert set(ok.values()) == {1}, f"a result recorded twice: {ok}"
     for task in journaled - recorded:  # finished in the old job: recorded from there, not run again
         assert latest[task]["attempts"] == 1, latest[task]
+
+
+def _scancel_jobs(workdir: Path, slurm: dict[str, str]) -> None:
+    """Leave the shared test cluster free whatever happened: cancel the run's jobs."""
+    jobs = [p.stem.split("-", 1)[1] for p in workdir.glob("slurm-*.out")]
+    if jobs:
+        subprocess.run(["scancel", *jobs], env={**os.environ, **slurm}, check=False)
+
+
+def test_attach_after_the_job_ended_with_nothing_left_submits_no_job(
+    slurm: dict[str, str], tmp_path: Path
+) -> None:
+    """Every task finished while no client was attached, then the job ended: `pilotkit
+    attach` records the results from the journals, once, and submits no new job."""
+    path = tmp_path / "pilot.toml"
+    path.write_text(spec(6, 2.0))  # 6 slots on the 3 nodes: every task starts at once
+    workdir = tmp_path / "w"
+    proc = subprocess.Popen(
+        [*PILOTKIT, "run", "--workdir", str(workdir), str(path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, preexec_fn=_hangup_default,
+    )  # fmt: skip
+    outs = [workdir / "tasks" / f"g-{i}" / "attempt-1.out" for i in range(6)]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if all(out.exists() and out.stat().st_size for out in outs):  # each echoed: all started
+            break
+        time.sleep(0.1)
+    (job_file,) = workdir.glob("slurm-*.out")
+    job = job_file.stem.split("-", 1)[1]
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=60) == 4, "detached"
+
+    def journaled() -> set[str]:
+        return {json.loads(line)["result"]["task_id"] for f in (workdir / ".journal").glob("*.jsonl")
+                for line in f.read_text().splitlines() if line.strip()}  # fmt: skip
+
+    deadline = time.monotonic() + 30
+    while len(journaled()) < 6 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert len(journaled()) == 6, "every task ended while no client was attached"
+    subprocess.run(["scancel", job], check=True, env={**os.environ, **slurm})
+    assert wait_state(job, {"CANCELLED", "COMPLETED", "FAILED"}, 60)
+    out = subprocess.run(
+        [*PILOTKIT, "attach", str(workdir)], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    assert "every task has its result" in out.stderr and "no new job is needed" in out.stderr
+    assert [p.name for p in workdir.glob("slurm-*.out")] == [job_file.name], "no job was submitted"
+    lines = [json.loads(line) for line in (workdir / "results.jsonl").read_text().splitlines()]
+    assert sorted(line["task"] for line in lines) == [f"g-{i}" for i in range(6)], "each recorded once"
+    assert {line["outcome"] for line in lines} == {"ok"} and {line["attempts"] for line in lines} == {1}
+
+
+def test_tasks_keep_starting_while_no_client_is_attached(slurm: dict[str, str], tmp_path: Path) -> None:
+    """SIGHUP with a whole wave still queued: the pilot hands the queued tasks to its node
+    agents as it lets go, they start them as cores free, and `pilotkit attach` finds
+    every task done, each once, in the same job."""
+    path = tmp_path / "pilot.toml"
+    path.write_text(spec(12, 2.0))  # two waves on the 3 nodes' 6 cores
+    workdir = tmp_path / "w"
+    proc = subprocess.Popen(
+        [*PILOTKIT, "run", "--workdir", str(workdir), str(path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+        preexec_fn=_hangup_default,
+    )  # fmt: skip
+    try:
+        outs = [workdir / "tasks" / f"g-{i:02d}" / "attempt-1.out" for i in range(12)]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if sum(1 for out in outs if out.exists() and out.stat().st_size) >= 6:  # the first wave runs
+                break
+            time.sleep(0.05)
+        (job_file,) = workdir.glob("slurm-*.out")
+        hangup = time.time()
+        proc.send_signal(signal.SIGHUP)
+        _, err = proc.communicate(timeout=60)
+        assert proc.returncode == 4, err
+
+        def journaled() -> list[dict[str, Any]]:
+            return [json.loads(line)["result"] for f in (workdir / ".journal").glob("*.jsonl")
+                    for line in f.read_text().splitlines() if line.strip()]  # fmt: skip
+
+        deadline = time.monotonic() + 30
+        while len(journaled()) < 12 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        ran = journaled()
+        away = [r for r in ran if r["start"] > hangup]  # the first wave holds every core until then
+        assert len(ran) == 12 and away, "tasks started and ended while no client was attached"
+        out = subprocess.run(
+            [*PILOTKIT, "attach", str(workdir)], capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert [p.name for p in workdir.glob("slurm-*.out")] == [job_file.name], "the same job: no new one"
+        lines = [json.loads(line) for line in (workdir / "results.jsonl").read_text().splitlines()]
+        assert sorted(line["task"] for line in lines) == [f"g-{i:02d}" for i in range(12)], "each recorded once"
+        assert {line["outcome"] for line in lines} == {"ok"} and {line["attempts"] for line in lines} == {1}
+        print(f"{len(away)} task(s) started while no client was attached")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _scancel_jobs(workdir, slurm)

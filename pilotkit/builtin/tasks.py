@@ -68,7 +68,9 @@ class TasksApp(App):
         base_env = dict(self.spec.spec.env)
         cores = max((n.cores for n in ctx.nodes), default=0)
         gpus = max((len(n.gpus) for n in ctx.nodes), default=0)
-        for i, group in enumerate(options.groups):
+        # No node at all: a re-attached pilot whose job ended with every task done
+        # (it only records their results).
+        for i, group in enumerate(options.groups if ctx.nodes else []):
             # What the nodes reported at probe time: a task no node can hold would wait forever.
             if group.gpus > gpus:
                 raise PilotkitError(

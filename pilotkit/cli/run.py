@@ -302,6 +302,7 @@ async def _run(
             pilot.kill()
 
     detached: list[str] = []
+    letting_go: list[asyncio.Future[None]] = []
 
     def on_hangup() -> None:
         if flag is not None and pilot.allocation is not None and pilot.state in _DETACHABLE:
@@ -309,9 +310,11 @@ async def _run(
             detached.append(time.strftime("%Y-%m-%d %H:%M:%S"))
             flag.detached = True
             pilot.detach()
-            running.cancel()
             _note_detached(pilot, detached[0])
             release_terminal()
+            # The tasks handed to the agents reach them before the connections go.
+            letting_go.append(asyncio.ensure_future(pilot.flush()))
+            letting_go[0].add_done_callback(lambda _: running.cancel())
             return
         release_terminal()
         on_interrupt("SIGHUP: the terminal went away")

@@ -80,6 +80,12 @@ class _DetachableAgent(Agent):
     def adopt(self, task_id: str, attempt: int, on_exit: ExitCallback) -> None:
         self._inner.adopt(task_id, attempt, on_exit)
 
+    def hand_over(self, launches: list[TaskLaunch]) -> bool:
+        return self._inner.hand_over(launches)
+
+    async def flush(self) -> None:
+        await self._inner.flush()
+
     @property
     def lost(self) -> str | None:  # type: ignore[override]
         return self._inner.lost
@@ -116,10 +122,15 @@ def detachable(spec: ResolvedSpec) -> tuple[ResolvedSpec, DetachFlag]:
 def bound(spec: ResolvedSpec, job_id: str) -> ResolvedSpec:
     """``spec`` with its provider's claim re-attaching to the job ``job_id`` instead of
     submitting one (on the pilot's own provider, with the pilot's context), or, when that
-    job has ended, submitting one for the tasks left."""
+    job has ended, submitting one for the tasks left. When no task is left, no job is
+    submitted: the claim gives an allocation without nodes, and the pilot only records
+    what the ended job's agents finished."""
     import dataclasses
 
+    from ..events import Log
+
     base = spec.provider_cls
+    ended: list[Allocation] = []
 
     async def claim(self: Provider, ctx: PilotContext) -> Allocation:
         allocation = await self.reattach(job_id, ctx)
@@ -128,18 +139,55 @@ def bound(spec: ResolvedSpec, job_id: str) -> ResolvedSpec:
         # The job ended while no client was attached (its walltime, a cancel from
         # outside). What its agents finished is in their journals and is recorded from
         # there, once; the tasks left run in a new allocation: nothing is lost.
-        from ..events import Log
-
+        if await asyncio.to_thread(nothing_left, spec, ctx.workdir):
+            ctx.emit(Log(pilot=ctx.pilot_id, level="info", source="pilot", message=(
+                f"job {job_id} ended while no client was attached, and every task has its result: "
+                "they are recorded from the agents' journals; no new job is needed"
+            )))  # fmt: skip
+            ended.append(Allocation(provider=base.id, nodes=[], job_id=job_id, data={"ended": "yes"}))
+            return ended[-1]
         ctx.emit(Log(pilot=ctx.pilot_id, level="warn", source="pilot", message=(
             f"job {job_id} ended while no client was attached: its finished tasks are recorded "
             "from the agents' journals, and a new job runs the tasks left"
         )))  # fmt: skip
         return await base.claim(self, ctx)
 
-    wrapped = cast(
-        "type[Provider]", type(base.__name__, (base,), {"claim": claim, "__module__": base.__module__})
-    )
+    async def agents(self: Provider, allocation: Allocation, ctx: PilotContext) -> list[Agent]:
+        if allocation in ended:
+            return []
+        return await base.agents(self, allocation, ctx)
+
+    async def poll(self: Provider, allocation: Allocation) -> str | None:
+        if allocation in ended:
+            return None
+        return await base.poll(self, allocation)
+
+    async def release(self: Provider, allocation: Allocation) -> None:
+        if allocation in ended:
+            return
+        await base.release(self, allocation)
+
+    methods = {"claim": claim, "agents": agents, "poll": poll, "release": release, "__module__": base.__module__}
+    wrapped = cast("type[Provider]", type(base.__name__, (base,), methods))
     return dataclasses.replace(spec, provider_cls=wrapped)
+
+
+def nothing_left(spec: ResolvedSpec, workdir: Path) -> bool:
+    """Whether every task of ``spec`` (a tasks app) has an ``ok`` result in ``workdir``,
+    recorded or in the agents' journals. False when that cannot be told."""
+    from ..journal import read_journals
+    from ..scan import TasksOptions, count_tasks
+    from ..vocab import JOURNAL_DIR, RESULTS_FILE, Outcome
+    from .workdir import read_results_quietly
+
+    options = spec.app_options
+    if not isinstance(options, TasksOptions):
+        return False
+    total = sum(count_tasks(group) for group in options.groups)
+    final = (Outcome.OK, Outcome.PRUNED)
+    finished = {r.task for r in read_results_quietly(workdir / RESULTS_FILE) if r.outcome in final}
+    finished.update(r.task_id for r in read_journals(workdir / JOURNAL_DIR) if r.status in final)
+    return len(finished) >= total
 
 
 def linger(spec: ResolvedSpec) -> float:

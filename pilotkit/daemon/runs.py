@@ -190,6 +190,7 @@ class Runs:
                 record.progress = progress(record, live)
                 live.detach.detached = True
                 live.pilot.detach()
+                await live.pilot.flush()  # the tasks handed to its agents reach them first
                 record.attached = False
                 job = f"job {record.job_id}" if record.job_id else "its allocation"
                 record.reason = f"detached: the daemon stopped; {job} keeps running"

@@ -52,22 +52,23 @@ def _runs(workdir: Path) -> Counter[str]:
 def _through_a_restart(
     slurm: dict[str, str], daemon_factory: Callable[..., DaemonProcess], tmp_path: Path,
     stop: Callable[[DaemonProcess], None], away: float,
-) -> tuple[float, int, int]:  # fmt: skip
+) -> tuple[float, int, int, int]:  # fmt: skip
     """Run a scan, ``stop`` the daemon once 6 results are in, start it again ``away``
     seconds later; (seconds from the restart to re-attached, results carried over
-    finished, still running)."""
+    finished, still running, tasks that started while no daemon ran)."""
     d = daemon_factory()
     d.start()
     pilot = d.submit(write_spec(tmp_path, spec(TASKS, 5.0)))
     summary = d.wait_state(pilot, {"running"}, timeout=60)
     workdir, job = Path(summary["workdir"]), summary["job_id"]
     wait_for(lambda: len(_results(workdir)) >= 6, timeout=60, what="6 results")
+    stopped = time.time()
     stop(d)
     time.sleep(away)
     assert _squeue(job) == "RUNNING", "the job outlives the daemon"
     log = workdir / "pilot.log"
     before = log.read_text() if log.exists() else ""
-    restarted = time.monotonic()
+    restarted, back = time.monotonic(), time.time()
     d.start()
     said = wait_for(
         lambda: next((line for line in log.read_text()[len(before):].splitlines() if "re-attached:" in line), None),
@@ -88,13 +89,14 @@ def _through_a_restart(
     assert not (workdir / ".pilot-token").exists(), "the token file is removed at the end"
     words = said.split("re-attached: ", 1)[1].split()
     running, finished = int(words[0]), int(words[5])
-    return reattached, finished, running
+    started_away = sum(1 for r in latest.values() if stopped < r["start"] < back)
+    return reattached, finished, running, started_away
 
 
 def test_kill_9_of_the_daemon_mid_scan_then_restart(
     slurm: dict[str, str], daemon_factory: Callable[..., DaemonProcess], tmp_path: Path
 ) -> None:
-    reattached, finished, running = _through_a_restart(
+    reattached, finished, running, _ = _through_a_restart(
         slurm, daemon_factory, tmp_path, lambda d: d.kill9(), away=1.0
     )
     print(f"daemon kill -9: re-attached {reattached:.1f}s after the restart "
@@ -108,7 +110,11 @@ def test_daemon_shutdown_mid_scan_then_start_again(
         d.signal(signal.SIGTERM)
         assert d.wait_exit(20) == 0
 
-    reattached, finished, running = _through_a_restart(slurm, daemon_factory, tmp_path, shut_down, away=6.0)
+    reattached, finished, running, started_away = _through_a_restart(
+        slurm, daemon_factory, tmp_path, shut_down, away=6.0
+    )
     assert finished > 0, "tasks ended while no daemon ran, and their results were kept"
+    assert started_away > 0, "the tasks handed to the agents at the shutdown started while no daemon ran"
     print(f"daemon shutdown: re-attached {reattached:.1f}s after the start "
-          f"({running} task(s) still running, {finished} finished meanwhile); 0 lost, 0 run twice")  # fmt: skip
+          f"({running} task(s) still running, {finished} finished meanwhile, {started_away} started "
+          "meanwhile); 0 lost, 0 run twice")  # fmt: skip
