@@ -55,8 +55,8 @@ Say = Callable[[str], None]
 
 
 def registry_path(name: str) -> Path:
-    """Where the last campaign named ``name`` is registered: the path of its
-    ``campaign.json`` (so ``pilotkit status NAME`` finds it)."""
+    """Where the last campaign named ``name`` (or the campaign whose id is ``name``) is
+    registered: the path of its ``campaign.json`` (so ``pilotkit status NAME`` finds it)."""
     return state_dir() / "campaigns" / name
 
 
@@ -460,7 +460,9 @@ class Campaign:
         self._writing.add_done_callback(written)
 
     def _register(self) -> None:
-        path = registry_path(self.spec.name)
-        with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(str(self.workdir / CAMPAIGN_FILE) + "\n")
+        """Register it under its name (the last campaign of that name) and its id."""
+        for key in (self.spec.name, self.id):
+            path = registry_path(key)
+            with contextlib.suppress(OSError):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(str(self.workdir / CAMPAIGN_FILE) + "\n")

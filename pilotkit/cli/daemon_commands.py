@@ -336,7 +336,7 @@ async def _wait_campaign(workdir: Path) -> int:
 @with_client
 async def status(client: Client, pilot: str | None, as_json: bool) -> None:
     """Pilots: states, progress, resources, walltime left (one pilot: its details; a
-    campaign's name or directory: its allocations, backlog and ETA)."""
+    campaign's name, id or directory: its allocations, backlog and ETA)."""
     if pilot is not None:
         detail = await client.pilot(pilot)
         if as_json:
