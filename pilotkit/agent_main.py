@@ -39,6 +39,7 @@ from .wire import (
     Msg,
     Refused,
     Signalled,
+    SignalTask,
     Stop,
     Terminate,
     Welcome,
@@ -247,6 +248,8 @@ class NodeAgent:
                     self._acked(msg.acked)
                 elif isinstance(msg, Terminate):
                     self.agent.terminate(msg.task_id, msg.grace)
+                elif isinstance(msg, SignalTask):
+                    self.agent.signal(msg.task_id, msg.signal)
                 elif isinstance(msg, Kill):
                     self.agent.kill_all()
                 elif isinstance(msg, Stop):

@@ -31,6 +31,7 @@ from .wire import (
     Launch,
     Refused,
     Signalled,
+    SignalTask,
     Stop,
     Terminate,
     Welcome,
@@ -108,7 +109,7 @@ class RemoteAgent(Agent):
             return
         self._callbacks[task_id] = (stub, on_exit)
 
-    def _send(self, msg: Launch | Terminate | Kill | Stop | Heartbeat) -> None:
+    def _send(self, msg: Launch | Terminate | SignalTask | Kill | Stop | Heartbeat) -> None:
         if self.lost is None and not self._writer.is_closing():
             self._writer.write(pack(msg))
 
@@ -130,6 +131,12 @@ class RemoteAgent(Agent):
 
     def terminate(self, task_id: str, grace: float) -> None:
         self._send(Terminate(task_id=task_id, grace=grace))
+
+    def signal(self, task_id: str, sig: int) -> bool:
+        if self.lost is not None or task_id not in self._callbacks:
+            return False
+        self._send(SignalTask(task_id=task_id, signal=sig))
+        return True
 
     def kill_all(self) -> None:
         """Ask the node agent to SIGKILL everything it runs; the attempts end with
