@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from ..errors import PilotkitError
 from .hangup import hangup_ignored, release_terminal
 
 if TYPE_CHECKING:
@@ -145,63 +144,14 @@ def summary_lines(status: CampaignStatus) -> list[str]:
     return lines
 
 
-def find_campaign(name: str) -> Path | None:
-    """The ``campaign.json`` of the campaign registered as ``name`` (its name or its id,
-    or a prefix of one id), or of the campaign directory (or file) ``name`` names."""
-    from ..campaign import registry_path
-
-    path = Path(name)
-    if path.is_dir() and (path / CAMPAIGN_FILE).is_file():
-        return path / CAMPAIGN_FILE
-    if path.name == CAMPAIGN_FILE and path.is_file():
-        return path
-    if not name or "/" in name or name.startswith("."):
-        return None
-    registered = registry_path(name)
-    if registered.is_file():
-        return _registered_target(registered)
-    return _by_id_prefix(name, registered.parent)
-
-
-def _registered_target(entry: Path) -> Path | None:
-    try:
-        target = Path(entry.read_text().strip())
-    except OSError:
-        return None
-    return target if target.is_file() else None
-
-
-def _by_id_prefix(prefix: str, registry: Path) -> Path | None:
-    """The one registered campaign whose id starts with ``prefix`` (campaigns registered
-    before their id was are found through their name, which starts their id)."""
-    from ..campaign import read_status
-
-    try:
-        entries = [e for e in registry.iterdir() if e.name.startswith(prefix) or prefix.startswith(e.name)]
-    except OSError:
-        return None
-    found: dict[str, Path] = {}
-    for entry in entries:
-        target = _registered_target(entry)
-        if target is None:
-            continue
-        try:
-            campaign_id = read_status(target).id
-        except (OSError, ValueError):
-            continue
-        if campaign_id.startswith(prefix):
-            found[campaign_id] = target
-    if len(found) > 1:
-        raise PilotkitError(f"{len(found)} campaigns start with '{prefix}': {', '.join(sorted(found))}")
-    return next(iter(found.values()), None)
-
-
 def campaign_first(fn: Callable[..., T]) -> Callable[..., T | None]:
     """For ``pilotkit status NAME``: a campaign named NAME (or its directory) is shown
     from its ``campaign.json``; anything else goes to the daemon."""
 
     @functools.wraps(fn)
     def wrapper(**kwargs: Any) -> T | None:
+        from ..campaign import find_campaign
+
         name = kwargs.get("pilot")
         found = find_campaign(name) if name and not kwargs.get("host") else None
         if found is None:

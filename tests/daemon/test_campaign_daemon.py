@@ -65,6 +65,7 @@ def test_daemon_runs_a_campaign_over_several_allocations(daemon: DaemonProcess, 
     running = wait_for(lambda: (d := campaign_status(daemon, "scan")) and d["state"] == "running"
                        and d["done"] >= 1 and d, 30, "a task done")  # fmt: skip
     assert running["id"] == campaign_id and running["pid"] == daemon.pid
+    assert (campaign_status(daemon, campaign_id) or {}).get("id") == campaign_id  # by its id too
     assert running["eta"] is not None and running["total"] == 10 and running["allocations"]
     (listed,) = json.loads(daemon.cli("status", "--json").stdout)["campaigns"]
     assert listed["id"] == campaign_id and listed["total"] == 10 and listed["state"] == "running"
