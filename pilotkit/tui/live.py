@@ -409,10 +409,18 @@ class LiveSource(DataSource):
         return client
 
     async def campaign(self, name: str) -> CampaignStatus:
-        if self.remote:
-            raise ActionRefused("the campaign view reads campaign.json on this machine: "
-                                "run the dashboard where the campaign runs")
-        return await super().campaign(name)
+        """From ``campaign.json`` on this machine, else (and always over ``--host``) from
+        the daemon's ``campaign``."""
+        if not self.remote:
+            with contextlib.suppress(PilotkitError):
+                return await super().campaign(name)
+        from ..campaign import CampaignStatus
+
+        result = await self._needs("campaign").campaign(name)
+        try:
+            return msgspec.json.decode(result.campaign, type=CampaignStatus)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise PilotkitError(f"campaign '{name}': unreadable: {exc}") from None
 
     async def queue(self, pilot: str) -> QueueResult:
         return await self._needs("queue").queue(pilot)

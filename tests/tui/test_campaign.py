@@ -59,7 +59,9 @@ async def test_campaign_page_shows_what_status_shows(tui_daemon: Any, tmp_path: 
             row = next(line for line in text.splitlines() if line.startswith(f"{short} "))
             assert allocation["job_id"] in row and "ended" in row and allocation["why"] in row
         assert "queued" in text and "running" in text  # the timeline's legend
+        app.source.remote = True  # as over --host: from the daemon's `campaign`, not the file here
+        assert await app.source.campaign(campaign_id[:-2]) == screen.status
         await app.pop_screen()
         app.open_campaign("no-such-campaign")
         await app.until(lambda: isinstance(app.screen, CampaignScreen) and app.screen.problem is not None)
-        assert app.screen.text().startswith("no campaign 'no-such-campaign' on this machine")
+        assert app.screen.text().startswith("no campaign 'no-such-campaign' in this daemon"), app.screen.text()
