@@ -351,7 +351,10 @@ class Campaign:
             task = pilot.pool.tasks.get(event.task) if pilot.pool is not None else None
             cores = task.cores if task is not None else 1
             record.busy += event.duration * cores
-            self.core_seconds += event.duration * cores if event.status in SUCCESS_OUTCOMES else 0.0
+            kept = event.status in SUCCESS_OUTCOMES or (
+                event.status == Outcome.PREEMPTED and task is not None and task.checkpoint
+            )  # a checkpointing task's attempt up to its drain point is work it keeps
+            self.core_seconds += event.duration * cores if kept else 0.0
             if event.final:
                 self.backlog.ended(event.task)
                 if event.status in SUCCESS_OUTCOMES:

@@ -170,4 +170,5 @@ async def test_checkpoint_signal_reaches_a_task_on_a_batch_node(slurm: dict[str,
     saved = int(signals[-1].split()[2])
     assert saved > 0 and outs[-1].read_text().startswith(f"from {saved}\n"), outs[-1].read_text()
     assert sum(a.preempted for a in outcome.status.allocations) == len(outs) - 1
-    print("\n".join([*lines, *signals]))
+    assert outcome.status.min_allocations == 2, "14 s of work kept, 10 s per allocation"
+    print("\n".join([*lines, *signals, *summary_lines(outcome.status)]))  # the figures, with -s
