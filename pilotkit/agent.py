@@ -115,6 +115,13 @@ class LocalAgent(Agent):
             entry.status = entry.status or "killed"
             self._stop(entry, grace)
 
+    def signal(self, task_id: str, sig: int) -> bool:
+        entry = self._running.get(task_id)
+        if entry is None or entry.status is not None or self._runner is None:
+            return False
+        self._runner.signal(entry.pid, sig)
+        return True
+
     def _stop(self, entry: _Running, grace: float) -> None:
         runner = self._runner
         assert runner is not None

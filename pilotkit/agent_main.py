@@ -41,6 +41,7 @@ from .wire import (
     Queue,
     Refused,
     Signalled,
+    SignalTask,
     Stop,
     Terminate,
     Welcome,
@@ -289,6 +290,8 @@ class NodeAgent:
                     self._acked(msg.acked)
                 elif isinstance(msg, Terminate):
                     self.agent.terminate(msg.task_id, msg.grace)
+                elif isinstance(msg, SignalTask):
+                    self.agent.signal(msg.task_id, msg.signal)
                 elif isinstance(msg, Kill):
                     self.agent.kill_all()
                 elif isinstance(msg, Stop):

@@ -39,6 +39,8 @@ from .events import decode as decode_event
 from .protocol import (
     HEADER,
     MAX_FRAME,
+    CampaignParams,
+    CampaignResult,
     ControlResult,
     DescribeResult,
     ErrorCode,
@@ -322,6 +324,9 @@ class Client:
 
     async def pilot(self, pilot: str) -> PilotDetail:
         return await self.call("pilot", PilotParams(pilot=pilot), PilotDetail)
+
+    async def campaign(self, campaign: str) -> CampaignResult:
+        return await self.call("campaign", CampaignParams(campaign=campaign), CampaignResult)
 
     async def tasks(
         self, pilot: str, *, status: list[str] | None = None, group: str | None = None, offset: int = 0,

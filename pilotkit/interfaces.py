@@ -114,6 +114,11 @@ class Agent(abc.ABC):
     def terminate(self, task_id: str, grace: float) -> None:
         """SIGTERM the attempt's process group, SIGKILL after ``grace`` seconds."""
 
+    def signal(self, task_id: str, sig: int) -> bool:
+        """Send ``sig`` to the attempt's process group, on its node (a campaign's
+        checkpoint signal); False when this agent cannot."""
+        return False
+
     @abc.abstractmethod
     def kill_all(self) -> None:
         """SIGKILL every attempt that runs now, without waiting (a second Ctrl-C or

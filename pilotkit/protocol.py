@@ -311,6 +311,19 @@ class CampaignSummary(msgspec.Struct, kw_only=True):
     """Seconds until the backlog is through at the rate so far."""
 
 
+class CampaignParams(msgspec.Struct, kw_only=True):
+    campaign: str
+    """Its name (the latest campaign of that name), its id or a unique prefix of it."""
+
+
+class CampaignResult(msgspec.Struct, kw_only=True):
+    """One campaign of the daemon, running or ended."""
+
+    campaign: msgspec.Raw
+    """Its ``campaign.json`` (what ``pilotkit status NAME --json`` prints, less the
+    figures it computes): decode it as :class:`pilotkit.campaign.CampaignStatus`."""
+
+
 class StatusResult(msgspec.Struct, kw_only=True):
     pilots: list[PilotSummary]
     daemon: DaemonInfo
@@ -690,6 +703,7 @@ METHODS: dict[str, MethodSpec] = {
         MethodSpec("status", StatusParams, StatusResult),
         MethodSpec("list", StatusParams, StatusResult),
         MethodSpec("pilot", PilotParams, PilotDetail),
+        MethodSpec("campaign", CampaignParams, CampaignResult),
         MethodSpec("tasks", TasksParams, TasksResult),
         MethodSpec("queue", QueueParams, QueueResult),
         MethodSpec("describe", PilotParams, DescribeResult),

@@ -32,6 +32,7 @@ from .wire import (
     Queue,
     Refused,
     Signalled,
+    SignalTask,
     Stop,
     Terminate,
     Welcome,
@@ -123,7 +124,7 @@ class RemoteAgent(Agent):
         with contextlib.suppress(ConnectionError, TimeoutError):
             await asyncio.wait_for(self._writer.drain(), 10.0)
 
-    def _send(self, msg: Launch | Queue | Terminate | Kill | Stop | Heartbeat) -> None:
+    def _send(self, msg: Launch | Queue | Terminate | SignalTask | Kill | Stop | Heartbeat) -> None:
         if self.lost is None and not self._writer.is_closing():
             self._writer.write(pack(msg))
 
@@ -145,6 +146,12 @@ class RemoteAgent(Agent):
 
     def terminate(self, task_id: str, grace: float) -> None:
         self._send(Terminate(task_id=task_id, grace=grace))
+
+    def signal(self, task_id: str, sig: int) -> bool:
+        if self.lost is not None or task_id not in self._callbacks:
+            return False
+        self._send(SignalTask(task_id=task_id, signal=sig))
+        return True
 
     def kill_all(self) -> None:
         """Ask the node agent to SIGKILL everything it runs; the attempts end with

@@ -753,6 +753,12 @@ class TaskPool:
         """The running tasks and their nodes."""
         return [(task, node.info) for task, node, _ in self._running.values()]
 
+    def signal_task(self, task_id: str, sig: int) -> bool:
+        """Send ``sig`` to a running task's process group on its node (through its
+        agent); False when it does not run or its agent cannot."""
+        entry = self._running.get(task_id)
+        return entry is not None and entry[1].agent.signal(task_id, sig)
+
     def preempt(self, task_id: str, grace: float | None = None) -> None:
         """Stop a running task because its allocation ends (SIGTERM, SIGKILL after the
         grace period); a campaign runs it again elsewhere."""

@@ -88,6 +88,14 @@ class Terminate(Msg, tag="terminate"):
     grace: float
 
 
+class SignalTask(Msg, tag="signal-task"):
+    """Send ``signal`` to a running attempt's process group (a campaign's checkpoint
+    signal at its allocation's drain point)."""
+
+    task_id: str
+    signal: int
+
+
 class Kill(Msg, tag="kill"):
     """SIGKILL every running attempt now (a second Ctrl-C or cancel); they report
     ``Exited`` as usual."""
@@ -127,7 +135,8 @@ class Bye(Msg, tag="bye"):
 
 
 AgentMsg = Union[  # noqa: UP007
-    Hello, Welcome, Refused, Launch, Queue, Terminate, Kill, Stop, Exited, Heartbeat, Signalled, Bye
+    Hello, Welcome, Refused, Launch, Queue, Terminate, SignalTask, Kill, Stop, Exited, Heartbeat, Signalled,
+    Bye,
 ]
 
 _encoder = msgspec.json.Encoder()

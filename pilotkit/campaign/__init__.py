@@ -7,6 +7,7 @@ left and gives back what its end interrupts (outcome ``preempted``)."""
 from __future__ import annotations
 
 from .coordinator import Campaign, CampaignOutcome, registry_path
+from .lookup import find_campaign
 from .records import CAMPAIGN_FILE, AllocationRecord, CampaignStatus, read_status
 
 __all__ = [
@@ -15,6 +16,7 @@ __all__ = [
     "Campaign",
     "CampaignOutcome",
     "CampaignStatus",
+    "find_campaign",
     "read_status",
     "registry_path",
 ]

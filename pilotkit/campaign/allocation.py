@@ -157,8 +157,9 @@ class AllocationApp(App):
         assert isinstance(pool, TaskPool)
         campaign = self.lender.campaign
         grace = pool.grace
+        sig = campaign.checkpoint_signal
         for task, node in pool.running_tasks():
-            if task.checkpoint and _signal_local(pool, task, node.name, campaign.checkpoint_signal):
+            if task.checkpoint and (pool.signal_task(task.id, sig) or _signal_local(pool, task, node.name, sig)):
                 asyncio.get_running_loop().call_later(grace, pool.preempt, task.id, grace)
             else:
                 pool.preempt(task.id, grace)
@@ -166,7 +167,8 @@ class AllocationApp(App):
 
 def _signal_local(pool: TaskPool, task: Task, node: str, sig: int) -> bool:
     """Send ``sig`` to a running task's process group when it runs on this machine
-    (found by its pid record, checked against the process's start time)."""
+    (found by its pid record, checked against the process's start time): for an attempt
+    no agent of this process started (one a restarted daemon adopted)."""
     if node not in (socket.gethostname(), os.uname().nodename):
         return False
     try:

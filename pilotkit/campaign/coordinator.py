@@ -56,8 +56,8 @@ Say = Callable[[str], None]
 
 
 def registry_path(name: str) -> Path:
-    """Where the last campaign named ``name`` is registered: the path of its
-    ``campaign.json`` (so ``pilotkit status NAME`` finds it)."""
+    """Where the last campaign named ``name`` (or the campaign whose id is ``name``) is
+    registered: the path of its ``campaign.json`` (so ``pilotkit status NAME`` finds it)."""
     return state_dir() / "campaigns" / name
 
 
@@ -355,7 +355,10 @@ class Campaign:
             task = pilot.pool.tasks.get(event.task) if pilot.pool is not None else None
             cores = task.cores if task is not None else 1
             record.busy += event.duration * cores
-            self.core_seconds += event.duration * cores if event.status in SUCCESS_OUTCOMES else 0.0
+            kept = event.status in SUCCESS_OUTCOMES or (
+                event.status == Outcome.PREEMPTED and task is not None and task.checkpoint
+            )  # a checkpointing task's attempt up to its drain point is work it keeps
+            self.core_seconds += event.duration * cores if kept else 0.0
             if event.final:
                 self.backlog.ended(event.task)
                 if event.status in SUCCESS_OUTCOMES:
@@ -464,7 +467,9 @@ class Campaign:
         self._writing.add_done_callback(written)
 
     def _register(self) -> None:
-        path = registry_path(self.spec.name)
-        with contextlib.suppress(OSError):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(str(self.workdir / CAMPAIGN_FILE) + "\n")
+        """Register it under its name (the last campaign of that name) and its id."""
+        for key in (self.spec.name, self.id):
+            path = registry_path(key)
+            with contextlib.suppress(OSError):
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(str(self.workdir / CAMPAIGN_FILE) + "\n")

@@ -144,48 +144,38 @@ def summary_lines(status: CampaignStatus) -> list[str]:
     return lines
 
 
-def find_campaign(name: str) -> Path | None:
-    """The ``campaign.json`` of the campaign registered as ``name``, or of the campaign
-    directory (or file) ``name`` names."""
-    from ..campaign import registry_path
-
-    path = Path(name)
-    if path.is_dir() and (path / CAMPAIGN_FILE).is_file():
-        return path / CAMPAIGN_FILE
-    if path.name == CAMPAIGN_FILE and path.is_file():
-        return path
-    registered = registry_path(name)
-    if "/" not in name and registered.is_file():
-        target = Path(registered.read_text().strip())
-        return target if target.is_file() else None
-    return None
-
-
 def campaign_first(fn: Callable[..., T]) -> Callable[..., T | None]:
-    """For ``pilotkit status NAME``: a campaign named NAME (or its directory) is shown
-    from its ``campaign.json``; anything else goes to the daemon."""
+    """For ``pilotkit status NAME``: a campaign named NAME (or its directory) on this
+    machine is shown from its ``campaign.json``; anything else goes to the daemon (which
+    knows its own campaigns too: ``--host``)."""
 
     @functools.wraps(fn)
     def wrapper(**kwargs: Any) -> T | None:
+        from ..campaign import find_campaign
+
         name = kwargs.get("pilot")
         found = find_campaign(name) if name and not kwargs.get("host") else None
         if found is None:
             return fn(**kwargs)
-        import msgspec
-
         from ..campaign import read_status
 
-        status = read_status(found)
-        if kwargs.get("as_json"):
-            data = msgspec.to_builtins(status)
-            data["eta"] = status.eta()
-            data["handovers"] = [{"ended": e, "next": n, "gap": g} for e, n, g in status.handovers()]
-            for record, allocation in zip(status.allocations, data["allocations"], strict=True):
-                allocation["idle_core_seconds"] = record.idle_core_seconds()
-            click.echo(json.dumps(data, indent=2))
-        else:
-            for line in summary_lines(status):
-                click.echo(line)
+        show_campaign(read_status(found), as_json=bool(kwargs.get("as_json")))
         return None
 
     return wrapper
+
+
+def show_campaign(status: CampaignStatus, *, as_json: bool) -> None:
+    """Print a campaign as ``pilotkit status NAME`` does (``--json``: with its figures)."""
+    if as_json:
+        import msgspec
+
+        data = msgspec.to_builtins(status)
+        data["eta"] = status.eta()
+        data["handovers"] = [{"ended": e, "next": n, "gap": g} for e, n, g in status.handovers()]
+        for record, allocation in zip(status.allocations, data["allocations"], strict=True):
+            allocation["idle_core_seconds"] = record.idle_core_seconds()
+        click.echo(json.dumps(data, indent=2))
+    else:
+        for line in summary_lines(status):
+            click.echo(line)

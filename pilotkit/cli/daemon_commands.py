@@ -19,11 +19,12 @@ import click
 
 from ..errors import PilotkitError
 from ..vocab import exit_code
-from .campaign import campaign_first
+from .campaign import campaign_first, show_campaign
 from .params import DurationType
 
 if TYPE_CHECKING:
-    from ..client import Client, EventItem
+    from ..campaign import CampaignStatus
+    from ..client import Client, DaemonError, EventItem
     from ..protocol import CampaignSummary, PilotDetail, PilotSummary
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -336,9 +337,16 @@ async def _wait_campaign(workdir: Path) -> int:
 @with_client
 async def status(client: Client, pilot: str | None, as_json: bool) -> None:
     """Pilots: states, progress, resources, walltime left (one pilot: its details; a
-    campaign's name or directory: its allocations, backlog and ETA)."""
+    campaign's name, id or directory: its allocations, backlog and ETA)."""
     if pilot is not None:
-        detail = await client.pilot(pilot)
+        from ..client import DaemonError
+
+        try:
+            detail = await client.pilot(pilot)
+        except DaemonError as exc:
+            status = await _daemon_campaign(client, pilot, exc)
+            show_campaign(status, as_json=as_json)
+            return
         if as_json:
             _echo_json(detail)
         else:
@@ -357,6 +365,30 @@ async def status(client: Client, pilot: str | None, as_json: bool) -> None:
         if result.pilots:
             click.echo()
         _print_campaigns(result.campaigns)
+
+
+async def _daemon_campaign(client: Client, name: str, unknown: DaemonError) -> CampaignStatus:
+    """The daemon's campaign ``name`` (for a name that is no pilot of it); ``unknown``
+    raised again when it is no campaign of it either (or the daemon is too old to say)."""
+    import msgspec
+
+    from ..campaign import CampaignStatus
+    from ..client import DaemonError
+    from ..protocol import ErrorCode
+
+    methods = client.server.methods if client.server is not None else []
+    if unknown.code != ErrorCode.NOT_FOUND or "campaign" not in methods:
+        raise unknown
+    try:
+        result = await client.campaign(name)
+    except DaemonError as exc:
+        if exc.code == ErrorCode.NOT_FOUND:
+            raise unknown from None
+        raise
+    try:
+        return msgspec.json.decode(result.campaign, type=CampaignStatus)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise PilotkitError(f"campaign '{name}': the daemon's campaign.json is unreadable: {exc}") from None
 
 
 def _print_campaigns(campaigns: list[CampaignSummary]) -> None:

@@ -26,6 +26,8 @@ from .daemon_commands import connection_options
 @click.option("--workdir", type=click.Path(file_okay=False, path_type=Path),
               help="Replay: the pilot's run directory, to show its task output.")
 @click.option("--pilot", "pilot_id", metavar="ID", help="Open this pilot's page.")
+@click.option("--campaign", metavar="NAME",
+              help="Open this campaign's page (its name, id or directory): allocations, backlog, ETA.")
 @click.option("--start-daemon", is_flag=True,
               help="Start a daemon (pilotkit daemon --detach) when none runs here; without it the dashboard "
                    "says how to start one and waits.")
@@ -35,7 +37,7 @@ from .daemon_commands import connection_options
                    "tunnel: ssh -L PORT:localhost:PORT HOST.")
 @click.option("--port", type=int, default=8000, show_default=True, help="--serve: the local port.")
 def tui(spec: Path | None, readonly: bool, replay: Path | None, speed: float, instant: bool,
-        workdir: Path | None, pilot_id: str | None, start_daemon: bool, no_start: bool, serve: bool, port: int, **target: Any) -> None:
+        workdir: Path | None, pilot_id: str | None, campaign: str | None, start_daemon: bool, no_start: bool, serve: bool, port: int, **target: Any) -> None:
     """The live dashboard: pilots, nodes, task progress, logs; submit, drain, cancel.
 
     \b
@@ -77,7 +79,7 @@ def tui(spec: Path | None, readonly: bool, replay: Path | None, speed: float, in
             tls_ca=target.pop("tls_ca"),
         )
         source = LiveSource(where, start_daemon=start_daemon and not no_start)
-    app = PilotkitApp(source, readonly=readonly, spec=spec, pilot=pilot_id)
+    app = PilotkitApp(source, readonly=readonly, spec=spec, pilot=pilot_id, campaign=campaign)
     app.run()
 
 

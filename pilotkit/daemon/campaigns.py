@@ -23,11 +23,11 @@ import msgspec
 from ..campaign import CAMPAIGN_FILE, AllocationRecord, Campaign, read_status
 from ..errors import PilotkitError, SpecError
 from ..plugins import Plugins
-from ..protocol import CampaignSummary, ControlResult, SubmitParams, SubmitResult
+from ..protocol import CampaignResult, CampaignSummary, ControlResult, SubmitParams, SubmitResult
 from ..rundir import earlier_run, resume_results
 from ..scheduler import Resume
 from ..spec import ResolvedSpec, parse_spec
-from .faults import BadParams, Refused
+from .faults import BadParams, Refused, UnknownCampaign
 from .workdir import kill_orphans
 
 log = logging.getLogger("pilotkit.daemon.campaigns")
@@ -100,6 +100,28 @@ class Campaigns:
             if name in (entry.id, entry.name):
                 return entry, campaign
         return None
+
+    async def status_of(self, name: str) -> CampaignResult:
+        """A campaign of this daemon, running (its state now) or ended (its
+        ``campaign.json``): by id, name (the latest of that name) or a unique id prefix."""
+        found = self.find(name)
+        if found is not None:
+            return CampaignResult(campaign=msgspec.Raw(msgspec.json.encode(found[1].status())))
+        entries = await asyncio.to_thread(self._entries)
+        named = [e for e in entries if e.id == name] or [e for e in entries if e.name == name]
+        if not named:
+            named = [e for e in entries if e.id.startswith(name)]
+            if len(named) > 1:
+                raise BadParams(f"{len(named)} campaigns start with '{name}': {', '.join(e.id for e in named)}")
+        if not named:
+            raise UnknownCampaign(name)
+        entry = max(named, key=lambda e: e.id)  # of a name: the latest (ids are the name, then the time)
+        path = Path(entry.workdir) / CAMPAIGN_FILE
+        try:
+            data = await asyncio.to_thread(path.read_bytes)
+        except OSError as exc:
+            raise UnknownCampaign(name, f"{path}: {exc.strerror}") from None
+        return CampaignResult(campaign=msgspec.Raw(data))
 
     def summaries(self) -> list[CampaignSummary]:
         """The running campaigns, for the ``status`` listing."""

@@ -30,6 +30,7 @@ from .. import __version__
 from ..protocol import (
     METHODS,
     SUPPORTED_VERSIONS,
+    CampaignParams,
     DaemonInfo,
     FailuresParams,
     HeartbeatParams,
@@ -112,6 +113,7 @@ class Api:
             ("status", self.status, True),
             ("list", self.status, True),
             ("pilot", self.pilot, False),
+            ("campaign", self.campaign, False),
             ("tasks", self.tasks, False),
             ("queue", self.queue, False),
             ("describe", self.describe, False),
@@ -242,6 +244,9 @@ class Api:
 
     async def pilot(self, conn: Connection, rid: int | None, params: PilotParams) -> msgspec.Struct:
         return await self.manager.views.detail(params.pilot)
+
+    async def campaign(self, conn: Connection, rid: int | None, params: CampaignParams) -> msgspec.Struct:
+        return await self.manager.campaigns.status_of(params.campaign)
 
     async def tasks(self, conn: Connection, rid: int | None, params: TasksParams) -> msgspec.Struct:
         return await self.manager.views.tasks(params)

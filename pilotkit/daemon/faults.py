@@ -75,6 +75,12 @@ class UnknownPilot(NotFound):
         self.pilot = pilot
 
 
+class UnknownCampaign(NotFound):
+    def __init__(self, campaign: str, why: str | None = None) -> None:
+        super().__init__(f"no campaign '{campaign}' in this daemon" + (f" ({why})" if why else ""))
+        self.campaign = campaign
+
+
 class Refused(Fault):
     """Not possible in the pilot's state: cancel a finished pilot, retry a running one."""
 

@@ -70,6 +70,9 @@ class _DetachableAgent(Agent):
         if not self._flag.detached:
             await self._inner.stop(grace)
 
+    def signal(self, task_id: str, sig: int) -> bool:
+        return not self._flag.detached and self._inner.signal(task_id, sig)
+
     def kill_all(self) -> None:
         if not self._flag.detached:
             self._inner.kill_all()

@@ -86,6 +86,7 @@ class PilotkitApp(App[None]):
         readonly: bool = False,
         spec: Path | None = None,
         pilot: str | None = None,
+        campaign: str | None = None,
         start_dir: Path | None = None,
         tick: bool = True,
     ) -> None:
@@ -94,6 +95,7 @@ class PilotkitApp(App[None]):
         self.readonly = readonly
         self.spec = spec
         self.initial_pilot = pilot
+        self.initial_campaign = campaign
         self.start_dir = start_dir
         self.model = DashboardModel(frozen_clock=source.mode == "replay")
         self.palette = Palette()
@@ -121,6 +123,8 @@ class PilotkitApp(App[None]):
         self.push_screen(OverviewScreen())
         if self.initial_pilot is not None:
             self.push_screen(PilotScreen(self.initial_pilot))
+        if self.initial_campaign is not None:
+            self.open_campaign(self.initial_campaign)
         self.feed()
         if self._tick:
             self.set_interval(self.TICK, self.repaint)
@@ -213,6 +217,11 @@ class PilotkitApp(App[None]):
         if self.refuse("submit"):
             return
         self.push_screen(SubmitScreen(path, start=self.start_dir))
+
+    def open_campaign(self, campaign: str) -> None:
+        from .screens.campaign import CampaignScreen
+
+        self.push_screen(CampaignScreen(campaign))
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
@@ -335,6 +344,9 @@ class PilotkitApp(App[None]):
         for view in self.model.ordered():
             yield SystemCommand(f"Open {view.id}", f"{view.state}, {view.provider}",
                                 _bind(self.post_message, OpenPilot(view.id)), discover=False)
+        for campaign in self.model.campaigns:
+            yield SystemCommand(f"Open campaign {campaign.id}", f"{campaign.state}, {campaign.done}/{campaign.total} done",
+                                _bind(self.open_campaign, campaign.id), discover=False)
         if current is not None and self.can_act:
             for action in ("drain", "cancel", "retry"):
                 yield SystemCommand(f"{action.capitalize()} {current}", f"{action} this pilot",

@@ -23,7 +23,7 @@ import logging
 import sys
 import time
 from collections.abc import AsyncIterator, Coroutine
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -43,6 +43,9 @@ from ..protocol import (
 )
 from .model import Connection, DashboardModel
 from .source import ActionRefused, Changed, ConnectionCallback, DataSource, Problem, SubmitRefused
+
+if TYPE_CHECKING:
+    from ..campaign import CampaignStatus
 
 log = logging.getLogger("pilotkit.tui")
 
@@ -184,6 +187,7 @@ class LiveSource(DataSource):
         d = status.daemon
         self._description = f"daemon pid {d.pid} on {d.host} ({d.version})"
         model.apply_status(status.pilots, status.daemon)
+        model.campaigns = status.campaigns
         connection(Connection("connected", self._description))
         changed()
         followers: dict[str, asyncio.Task[None]] = {}
@@ -220,6 +224,7 @@ class LiveSource(DataSource):
                     raise client.error
                 status = await client.status_full()
                 model.apply_status(status.pilots, status.daemon)
+                model.campaigns = status.campaigns
                 await self._fetch_cancelled(client, model)
                 await self._fetch_values(client, model)
                 changed()
@@ -402,6 +407,20 @@ class LiveSource(DataSource):
         if method not in methods:
             raise ActionRefused(f"this daemon has no '{method}' method (an older pilotkit): upgrade it")
         return client
+
+    async def campaign(self, name: str) -> CampaignStatus:
+        """From ``campaign.json`` on this machine, else (and always over ``--host``) from
+        the daemon's ``campaign``."""
+        if not self.remote:
+            with contextlib.suppress(PilotkitError):
+                return await super().campaign(name)
+        from ..campaign import CampaignStatus
+
+        result = await self._needs("campaign").campaign(name)
+        try:
+            return msgspec.json.decode(result.campaign, type=CampaignStatus)
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise PilotkitError(f"campaign '{name}': unreadable: {exc}") from None
 
     async def queue(self, pilot: str) -> QueueResult:
         return await self._needs("queue").queue(pilot)

@@ -35,6 +35,7 @@ from ..events import (
 )
 from ..progress import Progress
 from ..protocol import (
+    CampaignSummary,
     Counts,
     DaemonInfo,
     GpuMetric,
@@ -654,6 +655,8 @@ class DashboardModel:
 
     def __init__(self, *, frozen_clock: bool = False) -> None:
         self.pilots: dict[str, PilotView] = {}
+        self.campaigns: list[CampaignSummary] = []
+        """The campaigns the daemon runs (its ``status``)."""
         self.daemon: DaemonInfo | None = None
         self.server: HelloResult | None = None
         self.where = ""

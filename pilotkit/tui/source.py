@@ -10,13 +10,17 @@ are methods the screens call from their own workers.
 from __future__ import annotations
 
 import abc
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import PilotkitError, SpecProblem
 from ..protocol import DescribeResult, FailuresResult, NodesResult, QueueResult, TimelineResult
 from .model import Connection, DashboardModel
+
+if TYPE_CHECKING:
+    from ..campaign import CampaignStatus
 
 ACTIONS = ("drain", "cancel", "retry")
 
@@ -123,6 +127,22 @@ class DataSource(abc.ABC):
     async def nodes(self, pilot: str) -> NodesResult:
         """Each node of ``pilot`` now (the daemon's ``nodes``)."""
         raise ActionRefused("the node view comes from a live daemon")
+
+    async def campaign(self, name: str) -> CampaignStatus:
+        """The campaign ``name`` (its name, id or directory) from its ``campaign.json``
+        on this machine, as ``pilotkit status NAME`` reads it."""
+        from ..campaign import find_campaign, read_status
+
+        def read() -> CampaignStatus:
+            path = find_campaign(name)
+            if path is None:
+                raise PilotkitError(f"no campaign '{name}' on this machine (its name, id or directory)")
+            try:
+                return read_status(path)
+            except (OSError, ValueError) as exc:
+                raise PilotkitError(f"{path}: {exc}") from None
+
+        return await asyncio.to_thread(read)
 
     @abc.abstractmethod
     async def submit(self, text: str, path: str | None) -> str:

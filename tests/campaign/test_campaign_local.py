@@ -103,6 +103,10 @@ def test_tasks_spanning_three_allocations_each_run_once(
     text = subprocess.run([*pilotkit_cmd, "status", "big-scan"], env=cli_env, capture_output=True, text=True,
                           timeout=30).stdout  # fmt: skip
     assert "allocations:" in text and names[0] in text and "hand-over" in text
+    by_id = subprocess.run([*pilotkit_cmd, "status", data["id"], "--json"], env=cli_env, capture_output=True,
+                           text=True, timeout=30)  # fmt: skip
+    assert by_id.returncode == 0, by_id.stderr
+    assert json.loads(by_id.stdout)["id"] == data["id"]
 
 
 async def test_time_limit_that_does_not_fit_waits_for_the_next_allocation(tmp_path: Path, plugins: Plugins) -> None:
@@ -300,3 +304,39 @@ def test_sigusr1_drains_the_campaign(tmp_path: Path, pilotkit_cmd: list[str], cl
     outcomes = [line["outcome"] for line in by_task.values()]
     assert outcomes.count("ok") == 2 and outcomes.count("cancelled") == 8, rest
     assert "draining: SIGUSR1" in rest and "done: drained (SIGUSR1): 8 task(s) not run" in rest
+
+
+def test_status_by_id_prefix_and_directory(tmp_path: Path, pilotkit_cmd: list[str], cli_env: dict[str, str]) -> None:
+    """``pilotkit status`` finds a campaign by its id, a unique prefix of its id (also one
+    registered only by its name, as before ids were registered) or its directory; an
+    ambiguous prefix is one line naming the candidates, exit 2; no daemon is needed."""
+    from pilotkit.campaign.records import CAMPAIGN_FILE, CampaignStatus, write_status
+
+    registry = tmp_path / "state" / "pilotkit" / "campaigns"
+    registry.mkdir(parents=True)
+    ids = ["scan-20261207-101010-aaaa", "scan-20261207-121212-bbbb"]
+    for n, campaign_id in enumerate(ids):
+        workdir = tmp_path / campaign_id
+        workdir.mkdir()
+        write_status(workdir / CAMPAIGN_FILE, CampaignStatus(
+            name="scan", id=campaign_id, state="done", workdir=str(workdir), results=str(workdir / "results.jsonl"),
+            started=1.0, ended=2.0, total=3, done=3))  # fmt: skip
+        if n == 0:  # registered by its id
+            (registry / campaign_id).write_text(f"{workdir / CAMPAIGN_FILE}\n")
+        else:  # registered only by its name (the last campaign of that name)
+            (registry / "scan").write_text(f"{workdir / CAMPAIGN_FILE}\n")
+
+    def status(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([*pilotkit_cmd, "status", *args], env=cli_env, capture_output=True, text=True,
+                              timeout=30, cwd=tmp_path)  # fmt: skip
+
+    for query, expected in [(ids[0], ids[0]), ("scan-20261207-10", ids[0]), (ids[1], ids[1]),
+                            ("scan-20261207-12", ids[1]), ("scan", ids[1]), (str(tmp_path / ids[0]), ids[0])]:
+        out = status(query, "--json")
+        assert out.returncode == 0, (query, out.stderr)
+        assert json.loads(out.stdout)["id"] == expected, query
+    text = status("scan-20261207-1")
+    assert text.returncode == 2 and "Traceback" not in text.stderr
+    assert text.stderr.strip().splitlines() == [f"error: 2 campaigns start with 'scan-20261207-1': {ids[0]}, {ids[1]}"]
+    assert status("scan-2026120").returncode == 2
+    assert f"campaign {ids[0]} (scan): done" in status(ids[0]).stdout

@@ -102,3 +102,73 @@ async def test_refused_submissions_back_off_then_pause(slurm: dict[str, str], tm
     assert gaps[0] >= 0.2 and gaps[1] >= 0.4, gaps  # exponential back-off
     assert sum(1 for line in lines if f"campaign {c.id}: paused: " in line) == 1, lines
     print("\n".join(lines))
+
+
+CHECKPOINT_SPEC = """name = "slurm-checkpoint"
+[provider]
+type = "slurm"
+[resources]
+nodes = 1
+cores = 1
+walltime = "1m"
+[pilot]
+drain_margin = "50s"
+grace = "2s"
+heartbeat = "0.5s"
+heartbeat_timeout = "3s"
+[campaign]
+max_allocations = 4
+parallel = 1
+idle_timeout = "2s"
+[[app.groups]]
+name = "long"
+commands = ["{python} {script}"]
+checkpoint = true
+"""
+
+STEPS = """import os, pathlib, signal, time
+state = pathlib.Path("state")
+n = int(state.read_text()) if state.exists() else 0
+print("from", n, flush=True)
+def save(*_):
+    state.write_text(str(n))
+    with open("signals", "a") as f:
+        f.write(f"{os.environ.get('SLURM_JOB_ID')} {os.environ.get('SLURMD_NODENAME')} {n}\\n")
+signal.signal(signal.SIGUSR1, save)
+while n < 14:
+    time.sleep(1)
+    n += 1
+print("done", n, flush=True)
+"""
+
+
+async def test_checkpoint_signal_reaches_a_task_on_a_batch_node(slurm: dict[str, str], tmp_path: Path) -> None:
+    """A ``checkpoint = true`` task needing more than one allocation's ~10 s: at the drain
+    point its node agent sends it SIGUSR1 (it saves its step), then SIGTERM; the next
+    allocation starts it in the same directory, where it carries on."""
+    import sys
+
+    script = tmp_path / "steps.py"
+    script.write_text(STEPS)
+    text = CHECKPOINT_SPEC.format(python=sys.executable, script=script)
+    path = tmp_path / "spec.toml"
+    path.write_text(text)
+    plugins = Plugins().load()
+    lines: list[str] = []
+    c = Campaign(parse_spec(text, path, plugins), plugins, workdir=tmp_path / "run",
+                 say=lambda line: lines.append(f"{time.time():.1f} {line}"))  # fmt: skip
+    outcome = await asyncio.wait_for(c.run(), 100)
+    assert outcome.state == "done", "\n".join(lines)
+    [result] = [json.loads(line) for line in (tmp_path / "run" / "results.jsonl").read_text().splitlines()]
+    assert result["outcome"] == "ok" and result["attempts"] == 1, result
+    tdir = tmp_path / "run" / "tasks" / result["task"]
+    signals = (tdir / "signals").read_text().splitlines()
+    jobs = {a.job_id for a in outcome.status.allocations}
+    assert signals and all(line.split()[0] in jobs for line in signals), (signals, jobs, "\n".join(lines))
+    outs = sorted(tdir.glob("attempt-*.out"))
+    assert len(outs) >= 2, "it ran in more than one allocation"
+    saved = int(signals[-1].split()[2])
+    assert saved > 0 and outs[-1].read_text().startswith(f"from {saved}\n"), outs[-1].read_text()
+    assert sum(a.preempted for a in outcome.status.allocations) == len(outs) - 1
+    assert outcome.status.min_allocations == 2, "14 s of work kept, 10 s per allocation"
+    print("\n".join([*lines, *signals, *summary_lines(outcome.status)]))  # the figures, with -s

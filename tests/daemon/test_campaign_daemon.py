@@ -65,6 +65,9 @@ def test_daemon_runs_a_campaign_over_several_allocations(daemon: DaemonProcess, 
     running = wait_for(lambda: (d := campaign_status(daemon, "scan")) and d["state"] == "running"
                        and d["done"] >= 1 and d, 30, "a task done")  # fmt: skip
     assert running["id"] == campaign_id and running["pid"] == daemon.pid
+    assert (campaign_status(daemon, campaign_id) or {}).get("id") == campaign_id  # by its id too
+    live = daemon.call("campaign", {"campaign": "scan"})["campaign"]  # the daemon's method: its state now
+    assert live["id"] == campaign_id and live["state"] == "running" and live["total"] == 10
     assert running["eta"] is not None and running["total"] == 10 and running["allocations"]
     (listed,) = json.loads(daemon.cli("status", "--json").stdout)["campaigns"]
     assert listed["id"] == campaign_id and listed["total"] == 10 and listed["state"] == "running"
@@ -83,6 +86,16 @@ def test_daemon_runs_a_campaign_over_several_allocations(daemon: DaemonProcess, 
     assert Path(data["workdir"]) == daemon.state_dir / "runs" / campaign_id
     text = daemon.cli("status", data["workdir"]).stdout  # or by its directory
     assert f"campaign {campaign_id} (scan): done" in text and "allocations:" in text
+    # where campaign.json is not on this machine (--host): the daemon answers, by id,
+    # id prefix or name, for an ended campaign too
+    elsewhere = {**daemon.env, "XDG_STATE_HOME": str(tmp_path / "elsewhere")}
+    for name in (campaign_id, campaign_id[:-3], "scan"):
+        remote = json.loads(daemon.cli("status", name, "--json", env=elsewhere).stdout)
+        assert remote["id"] == campaign_id and remote["state"] == "done" and remote["done"] == 10, name
+        assert [a["name"] for a in remote["allocations"]] == names and remote["handovers"]
+    assert "allocations:" in daemon.cli("status", campaign_id, env=elsewhere).stdout
+    nobody = daemon.cli("status", "nosuch", env=elsewhere, check=False)
+    assert nobody.returncode == 2 and nobody.stderr.strip() == "error: no pilot 'nosuch'"
 
 
 def test_cancel_a_daemon_campaign(daemon: DaemonProcess, tmp_path: Path) -> None:

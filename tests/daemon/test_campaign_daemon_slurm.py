@@ -1,11 +1,13 @@
 """A campaign the daemon owns on the project's real 3-node Slurm cluster, the daemon
-killed with -9 in the middle and started again: nothing lost, no task run twice at
-once, the tasks that ended ok not run again."""
+killed with -9 in the middle and started again, then one of the restarted daemon's
+allocations ``scancel``led from outside: nothing lost, no task run twice at once, the
+tasks that ended ok not run again."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -60,7 +62,7 @@ def _intervals(path: Path) -> tuple[float, float | None]:
     return start, end
 
 
-def test_kill9_of_the_daemon_mid_slurm_campaign(
+def test_kill9_of_the_daemon_then_scancel_mid_slurm_campaign(
     slurm: dict[str, str], daemon_factory: Callable[..., DaemonProcess], tmp_path: Path
 ) -> None:
     d = daemon_factory()
@@ -74,6 +76,15 @@ def test_kill9_of_the_daemon_mid_slurm_campaign(
     workdir = Path(before["workdir"])
     d.kill9()
     d.start()
+    earlier = {a["name"] for a in before["allocations"]}
+
+    def running_after_restart() -> dict[str, Any] | None:
+        s = _status(d)
+        new = [a for a in (s or {}).get("allocations", []) if a["name"] not in earlier]
+        return next((a for a in new if a["state"] == "running" and a["job_id"] and a["ok"] >= 1), None)
+
+    victim = wait_for(running_after_restart, 90, "an allocation of the restarted daemon running tasks")
+    subprocess.run(["scancel", victim["job_id"]], check=True)  # from outside
     final = wait_for(lambda: (s := _status(d)) and s["state"] not in ("running", "paused") and s, 150,
                      "the campaign to end")  # fmt: skip
     assert final["state"] == "done" and final["id"] == campaign_id, final
@@ -86,4 +97,11 @@ def test_kill9_of_the_daemon_mid_slurm_campaign(
             assert end is None or start >= end, (task_dir.name, spans)
     names = [a["name"] for a in final["allocations"]]
     assert len(names) == len(set(names)) >= 2
+    (cancelled,) = [a for a in final["allocations"] if a["name"] == victim["name"]]
+    assert "cancelled from outside" in (cancelled["why"] or ""), cancelled
+    assert names.index(victim["name"]) < len(names) - 1, "replaced"
+    ended_ok = {r["task"]: r for r in results}
+    for task_dir in (workdir / "tasks").iterdir():  # every task ran to its end once
+        outputs = "".join(p.read_text() for p in task_dir.glob("attempt-*.out"))
+        assert outputs.count("end ") == 1, (task_dir.name, outputs, ended_ok.get(task_dir.name))
     print(d.cli("status", "slurm-daemon-campaign").stdout)  # the figures, with -s

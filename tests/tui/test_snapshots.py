@@ -300,3 +300,14 @@ def test_timeline(size: tuple[int, int], snap_compare: Any) -> None:
 def test_nodes(size: tuple[int, int], snap_compare: Any) -> None:
     app = replay_app(CLUSTER_LOG)
     assert snap_compare(app, terminal_size=size, run_before=after_replay(open_cluster, "n"))
+
+
+CAMPAIGN_DIR = DATA / "campaign"
+"""A real campaign's ``campaign.json``, 7.5 s into its run (see data/README.md)."""
+
+
+@SIZES
+def test_campaign(size: tuple[int, int], snap_compare: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(time, "time", lambda: 1796663777.4)  # just after the file was written
+    app = PilotkitApp(ReplaySource(DEMO_LOG, speed=None), tick=False, campaign=str(CAMPAIGN_DIR))
+    assert snap_compare(app, terminal_size=size, run_before=after_replay())
