@@ -109,6 +109,9 @@ class StreamLog(msgspec.Struct, tag_field="type", tag="log"):
     sub: int
     data: str
     """Text of a log file, decoded as UTF-8 (bad bytes replaced)."""
+    times: list[float | None] | None = None
+    """A task's output: the time each line ending in ``data`` was written (one for each
+    newline, in order; null where unknown), see :mod:`pilotkit.logtimes`."""
 
 
 class StreamMetrics(msgspec.Struct, tag_field="type", tag="metrics"):

@@ -21,6 +21,9 @@ from .model import Connection, DashboardModel
 ACTIONS = ("drain", "cancel", "retry")
 
 Changed = Callable[[], None]
+LogPiece = tuple[str, list[float | None] | None]
+"""A piece of a log: its text, and the time each line ending in it was written (one for
+each newline, None where unknown; no list: no times at all)."""
 ConnectionCallback = Callable[[Connection], None]
 
 
@@ -92,8 +95,9 @@ class DataSource(abc.ABC):
 
     @abc.abstractmethod
     def logs(self, pilot: str, task: str | None, *, stderr: bool = False, tail: int = 500,
-             follow: bool = True) -> AsyncIterator[str]:
-        """Text of a task's stdout/stderr (or, without ``task``, the pilot's log)."""
+             follow: bool = True) -> AsyncIterator[LogPiece]:
+        """Text of a task's stdout/stderr (or, without ``task``, the pilot's log), with
+        the time its lines were written where known."""
 
     @abc.abstractmethod
     async def control(self, action: str, pilot: str) -> str:
