@@ -22,6 +22,8 @@ from pathlib import Path
 SAMPLE_EVERY = 1.0
 """Seconds between two looks of a node agent at its attempts' output files."""
 SUFFIX = ".times"
+_START = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
+_APPEND = os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC
 
 LineTimes = list[float | None]
 """The write time of each line ending in a piece of output (one for each newline, in
@@ -49,9 +51,13 @@ def sample(files: Sequence[str], known: dict[str, int]) -> dict[str, int]:
         if st.st_size == 0:
             grown[name] = 0
             continue
+        flags = _APPEND if before else _START  # started anew: stale samples go
         try:
-            with open(times_path(name), "a" if before else "w") as f:  # started anew: stale samples go
-                f.write(f"{st.st_mtime_ns / 1e9:.6f} {st.st_size}\n")
+            fd = os.open(name + SUFFIX, flags, 0o644)
+            try:
+                os.write(fd, b"%.6f %d\n" % (st.st_mtime_ns / 1e9, st.st_size))
+            finally:
+                os.close(fd)
         except OSError:
             continue
         grown[name] = st.st_size
