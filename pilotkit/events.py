@@ -109,6 +109,8 @@ class Metrics(Event, tag="metrics"):
     cpu_percent: float
     memory_used: int
     gpus: list[dict[str, float | int | None]] = []
+    core_percent: list[float] = []
+    """The load of each logical CPU of the node, in percent (psutil's per-CPU figures)."""
 
 
 AnyEvent = Union[  # noqa: UP007 - a runtime alias msgspec decodes

@@ -200,6 +200,8 @@ class MetricSample(msgspec.Struct, kw_only=True, omit_defaults=True):
     memory_used: int
     memory_total: int | None = None
     gpus: list[GpuMetric] = []
+    core_percent: list[float] = []
+    """The load of each logical CPU of the node, in percent (psutil's per-CPU figures)."""
 
 
 class DaemonInfo(msgspec.Struct, kw_only=True):
@@ -616,7 +618,9 @@ class NodeReport(msgspec.Struct, kw_only=True, omit_defaults=True):
     total_memory: int | None = None
     memory_used: int | None = None
     cpu_percent: float | None = None
-    """The node's CPU load (the agents' samples carry one figure per node, not per core)."""
+    """The node's CPU load, in percent of all its CPUs (the latest sample)."""
+    core_percent: list[float] = []
+    """The load of each logical CPU of the node, in percent (psutil's per-CPU figures)."""
     last_seen: float | None = None
     lost: str | None = None
     """Why the node was declared lost; None while it answers."""
@@ -671,6 +675,8 @@ class HeartbeatParams(msgspec.Struct, kw_only=True, omit_defaults=True):
     memory_used: int
     memory_total: int | None = None
     gpus: list[GpuMetric] = []
+    core_percent: list[float] = []
+    """The load of each logical CPU of the node, in percent (psutil's per-CPU figures)."""
 
 
 class MethodSpec(msgspec.Struct, frozen=True):

@@ -152,6 +152,28 @@ def timeline_lines(r: TimelineResult, width: int = 60, *, tasks: bool = False) -
     return lines
 
 
+LOAD_BLOCKS = "·▁▂▃▄▅▆▇█"
+"""A CPU's load in one character: idle (under 1%), then an eighth of 100% a step."""
+CPUS_PER_ROW = 64
+
+
+def load_block(percent: float) -> str:
+    """``percent`` (0-100) as one of :data:`LOAD_BLOCKS`."""
+    if percent < 1.0:
+        return LOAD_BLOCKS[0]
+    return LOAD_BLOCKS[max(1, min(8, math.ceil(percent / 12.5)))]
+
+
+def core_load_lines(values: list[float]) -> list[str]:
+    """A node's load per logical CPU: a summary, then a character a CPU, 64 to a row."""
+    busy = sum(1 for v in values if v >= 50.0)
+    lines = [f"  load per CPU: {len(values)} CPU(s), {busy} at 50% or more, busiest {max(values):.0f}%"]
+    for i in range(0, len(values), CPUS_PER_ROW):
+        row = values[i:i + CPUS_PER_ROW]
+        lines.append(f"  cpus {f'{i}-{i + len(row) - 1}':<7} " + "".join(load_block(v) for v in row))
+    return lines
+
+
 def nodes_lines(r: NodesResult) -> list[str]:
     """Each node now (``pilotkit nodes``)."""
     lines = [f"{r.pilot}  {r.state}  {len(r.nodes)} node(s)"]
@@ -162,6 +184,8 @@ def nodes_lines(r: NodesResult) -> list[str]:
         lost = f"  LOST: {n.lost}" if n.lost else ""
         lines.append(f"{n.name}  cores {n.cores}{free}  memory {_gib(n.memory_used)}/{_gib(n.memory)} GiB"
                      f"{cpu}{seen}{lost}")
+        if n.core_percent:
+            lines.extend(core_load_lines(n.core_percent))
         if not n.gpus:
             lines.append(f"  no GPU{f' ({n.gpu_reason})' if n.gpu_reason else ''}")
         for i, g in enumerate(n.gpus):
