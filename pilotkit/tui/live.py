@@ -406,6 +406,9 @@ class LiveSource(DataSource):
     async def queue(self, pilot: str) -> QueueResult:
         return await self._needs("queue").queue(pilot)
 
+    async def throughput(self, pilot: str) -> QueueResult:
+        return await self._needs("queue").queue(pilot, limit=0)
+
     async def describe_pilot(self, pilot: str) -> DescribeResult:
         return await self._needs("describe").describe(pilot)
 

@@ -107,6 +107,11 @@ class DataSource(abc.ABC):
         """What waits in ``pilot`` and why, its rate and ETA (the daemon's ``queue``)."""
         raise ActionRefused("the queue comes from a live daemon: a replay has none")
 
+    async def throughput(self, pilot: str) -> QueueResult:
+        """``pilot``'s rate and ETA against the drain point (the daemon's ``queue``
+        without its list of tasks)."""
+        raise ActionRefused("the rate comes from a live daemon: a replay has none")
+
     async def describe_pilot(self, pilot: str) -> DescribeResult:
         """``pilot``'s spec, resources, job, nodes and files (the daemon's ``describe``)."""
         raise ActionRefused("describe comes from a live daemon: a replay has no spec")

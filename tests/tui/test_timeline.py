@@ -101,6 +101,8 @@ def test_load_per_cpu_one_character_each_64_to_a_row() -> None:
     assert head == "  load per CPU: 70 CPU(s), 66 at 50% or more, busiest 100%"
     assert first.startswith("  cpus 0-63    ··▁▂█▄") and len(first) == 15 + 64
     assert second == "  cpus 64-69   " + "▄" * 6
+    narrow = core_load_lines([50.0] * 70, width=76)  # 56 a row: eights that fit
+    assert [len(line) - 15 for line in narrow[1:]] == [56, 14]
 
 
 async def test_timeline_and_nodes_from_a_daemon(tui_daemon: Any, tmp_path: Path) -> None:

@@ -170,7 +170,7 @@ class NodesScreen(_Followed[NodesResult]):
     def draw(self, r: NodesResult, width: int) -> Text:
         p = palette_of(self)
         text = Text(no_wrap=True, overflow="ellipsis")
-        for i, line in enumerate(nodes_lines(r)):
+        for i, line in enumerate(nodes_lines(r, width)):
             if i:
                 text.append("\n")
             style: Style | str | None = Style(bold=True) if not line.startswith(" ") else None
