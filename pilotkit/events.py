@@ -16,7 +16,7 @@ import msgspec
 from .types import Allocation, NodeInfo
 
 
-class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
+class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True, gc=False):
     """Base of every event."""
 
     pilot: str

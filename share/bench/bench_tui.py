@@ -63,8 +63,8 @@ class HandFed(DataSource):
         connection(Connection("replay", "benchmark"))
 
     async def logs(self, pilot: str, task: str | None, *, stderr: bool = False, tail: int = 500,
-                   follow: bool = True) -> AsyncIterator[str]:
-        yield ""
+                   follow: bool = True) -> AsyncIterator[tuple[str, list[float | None] | None]]:
+        yield "", None
 
     async def control(self, action: str, pilot: str) -> str:
         return ""

@@ -271,3 +271,15 @@ async def test_task_log_lines_show_the_time_the_agent_saw_them_written(tmp_path:
         assert isinstance(logs, LogsScreen)
         await app.until(lambda: logs.ended is not None)
         assert logs.lines and all(t == 1764092456.5 for t, _ in logs.lines)
+
+
+async def test_the_dashboard_collects_young_objects_less_often_and_restores_the_setting() -> None:
+    import gc
+
+    from pilotkit.tui.app import GC_YOUNG
+
+    before = gc.get_threshold()
+    app = replay()
+    async with app.run_test(size=SIZE):
+        assert gc.get_threshold() == (GC_YOUNG, *before[1:])
+    assert gc.get_threshold() == before
