@@ -32,3 +32,6 @@ async def test_log_lines_carry_their_write_time_not_the_read_time(daemon: Daemon
     one, two = times
     assert one is not None and two is not None
     assert 1.2 <= two - one <= 3.0 and time.time() - two > 1.0
+    lines = daemon.cli("logs", pilot, "t-0", "--tail", "-1", "--timestamps").stdout.splitlines()
+    assert [line[13:] for line in lines] == ["one", "two"]
+    assert lines[1][:12] == time.strftime("%H:%M:%S", time.localtime(two)) + f".{int(two % 1 * 1000):03d}"
