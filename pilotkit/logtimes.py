@@ -9,7 +9,7 @@ was then written at or before ``mtime``, the time of the file's last write befor
 look. A line ending at byte ``p`` gets the ``mtime`` of the first sample past ``p``: its
 time is never early and at most one sample interval late, and the last line written
 before a look carries its exact time (the file system's, nanoseconds). Times are the
-node's clock.
+node's clock. A file that grows all the time costs about 25 bytes of samples a second.
 """
 
 from __future__ import annotations
