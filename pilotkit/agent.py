@@ -14,6 +14,7 @@ import time
 
 import msgspec
 
+from . import logtimes
 from .interfaces import Agent, ExitCallback
 from .spawn import ProcessRunner
 from .types import NodeInfo, TaskExit, TaskLaunch
@@ -43,6 +44,12 @@ class LocalAgent(Agent):
         self._running: dict[str, _Running] = {}
         self._idle = asyncio.Event()
         self._idle.set()
+        self._sizes: dict[str, int] = {}
+        """Output files looked at (:mod:`pilotkit.logtimes`): their size at the last look."""
+        self._ended_outputs: list[str] = []
+        """Output files of attempts that ended since the last look (looked at once more)."""
+        self._sample_timer: asyncio.TimerHandle | None = None
+        self._sampling = False
 
     async def start(self) -> NodeInfo:
         self._runner = ProcessRunner(asyncio.get_running_loop())
@@ -100,6 +107,8 @@ class LocalAgent(Agent):
         entry = _Running(launch, on_exit, pid, start)
         self._running[launch.task_id] = entry
         self._idle.clear()
+        if self._sample_timer is None:
+            self._sample_timer = runner.loop.call_later(logtimes.SAMPLE_EVERY, self._sample)
         if launch.time_limit is not None:
             entry.timer = runner.loop.call_later(launch.time_limit, self._timeout, launch.task_id)
 
@@ -161,7 +170,32 @@ class LocalAgent(Agent):
         )
         if not self._running:
             self._idle.set()
+        self._ended_outputs.extend(_outputs(entry.launch))
         entry.on_exit(result)
+
+    def _sample(self) -> None:
+        """Look at the output files in a worker thread (their write times, see
+        :mod:`pilotkit.logtimes`); again in a moment while attempts run or just ended."""
+        runner = self._runner
+        self._sample_timer = None
+        if runner is None or (not self._running and not self._ended_outputs):
+            return
+        if not self._sampling:
+            ended, self._ended_outputs = self._ended_outputs, []
+            files = [name for e in self._running.values() for name in _outputs(e.launch)] + ended
+            known = {name: self._sizes[name] for name in files if name in self._sizes}
+            self._sampling = True
+            future = runner.loop.run_in_executor(None, logtimes.sample, files, known)
+            future.add_done_callback(lambda f: self._sampled(f, ended))
+        self._sample_timer = runner.loop.call_later(logtimes.SAMPLE_EVERY, self._sample)
+
+    def _sampled(self, future: asyncio.Future[dict[str, int]], ended: list[str]) -> None:
+        self._sampling = False
+        if future.cancelled() or future.exception() is not None:
+            return
+        self._sizes.update(future.result())
+        for name in ended:  # their last look
+            self._sizes.pop(name, None)
 
     async def stop(self, grace: float) -> None:
         for task_id in list(self._running):
@@ -171,6 +205,16 @@ class LocalAgent(Agent):
                 await asyncio.wait_for(self._idle.wait(), grace + 10.0)
             except TimeoutError:
                 self.kill_all()
+        if self._sample_timer is not None:
+            self._sample_timer.cancel()
+            self._sample_timer = None
+        if self._ended_outputs and self._runner is not None:  # their last look
+            ended, self._ended_outputs = self._ended_outputs, []
+            await asyncio.to_thread(logtimes.sample, ended, {n: self._sizes.pop(n) for n in ended if n in self._sizes})
         if self._runner is not None:
             await self._runner.wait_orphans()
             self._runner.close()
+
+
+def _outputs(launch: TaskLaunch) -> list[str]:
+    return [launch.stdout] if launch.stderr == launch.stdout else [launch.stdout, launch.stderr]

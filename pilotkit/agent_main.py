@@ -25,7 +25,7 @@ import psutil
 from .agent import LocalAgent
 from .errors import PilotkitError
 from .journal import Journal
-from .probe import probe_node
+from .probe import core_percent, probe_node
 from .types import NodeInfo, TaskExit, TaskLaunch
 from .vocab import PILOT_ADDRESS_FILE, journal_file
 from .wire import (
@@ -247,6 +247,7 @@ class NodeAgent:
         except Exception:
             sampler = None
         psutil.cpu_percent(interval=None)
+        core_percent()  # primes its own counters
         while True:
             gpus = [dict(s) for s in sampler.sample()] if sampler is not None else []
             self.send(
@@ -256,6 +257,7 @@ class NodeAgent:
                     cpu_percent=psutil.cpu_percent(interval=None),
                     memory_used=int(psutil.virtual_memory().used),
                     gpus=gpus,  # type: ignore[arg-type]
+                    core_percent=core_percent(),
                 )
             )
             await asyncio.sleep(interval)

@@ -403,6 +403,14 @@ class Client:
         tail: int = 100, follow: bool = False,
     ) -> AsyncIterator[str]:
         """Text of a task's stdout (or stderr) or of the pilot's log, as it is written."""
+        async for item in self.log_items(pilot, task, stderr=stderr, attempt=attempt, tail=tail, follow=follow):
+            yield item.data
+
+    async def log_items(
+        self, pilot: str, task: str | None = None, *, stderr: bool = False, attempt: int | None = None,
+        tail: int = 100, follow: bool = False,
+    ) -> AsyncIterator[StreamLog]:
+        """As :meth:`logs`, each piece with the time its lines were written (``times``)."""
         params = LogsParams(
             pilot=pilot, task=task, stream="stderr" if stderr else "stdout", attempt=attempt, tail=tail,
             follow=follow,
@@ -411,7 +419,7 @@ class Client:
         try:
             async for item in stream:
                 if isinstance(item, StreamLog):
-                    yield item.data
+                    yield item
         finally:
             await stream.close()
 

@@ -16,7 +16,7 @@ import msgspec
 from .types import Allocation, NodeInfo
 
 
-class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True):
+class Event(msgspec.Struct, tag_field="type", kw_only=True, omit_defaults=True, gc=False):
     """Base of every event."""
 
     pilot: str
@@ -109,6 +109,8 @@ class Metrics(Event, tag="metrics"):
     cpu_percent: float
     memory_used: int
     gpus: list[dict[str, float | int | None]] = []
+    core_percent: list[float] = []
+    """The load of each logical CPU of the node, in percent (psutil's per-CPU figures)."""
 
 
 AnyEvent = Union[  # noqa: UP007 - a runtime alias msgspec decodes

@@ -69,6 +69,11 @@ def usable_memory(env: Mapping[str, str] | None = None) -> int:
     return total
 
 
+def core_percent() -> list[float]:
+    """The load of each logical CPU since the last call, in percent (one decimal)."""
+    return [round(float(x), 1) for x in psutil.cpu_percent(interval=None, percpu=True)]
+
+
 def gpu_report() -> GpuReport:
     from .gpu import detect_gpus
 

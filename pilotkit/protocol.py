@@ -109,6 +109,9 @@ class StreamLog(msgspec.Struct, tag_field="type", tag="log"):
     sub: int
     data: str
     """Text of a log file, decoded as UTF-8 (bad bytes replaced)."""
+    times: list[float | None] | None = None
+    """A task's output: the time each line ending in ``data`` was written (one for each
+    newline, in order; null where unknown), see :mod:`pilotkit.logtimes`."""
 
 
 class StreamMetrics(msgspec.Struct, tag_field="type", tag="metrics"):
@@ -197,6 +200,8 @@ class MetricSample(msgspec.Struct, kw_only=True, omit_defaults=True):
     memory_used: int
     memory_total: int | None = None
     gpus: list[GpuMetric] = []
+    core_percent: list[float] = []
+    """The load of each logical CPU of the node, in percent (psutil's per-CPU figures)."""
 
 
 class DaemonInfo(msgspec.Struct, kw_only=True):
@@ -628,7 +633,9 @@ class NodeReport(msgspec.Struct, kw_only=True, omit_defaults=True):
     total_memory: int | None = None
     memory_used: int | None = None
     cpu_percent: float | None = None
-    """The node's CPU load (the agents' samples carry one figure per node, not per core)."""
+    """The node's CPU load, in percent of all its CPUs (the latest sample)."""
+    core_percent: list[float] = []
+    """The load of each logical CPU of the node, in percent (psutil's per-CPU figures)."""
     last_seen: float | None = None
     lost: str | None = None
     """Why the node was declared lost; None while it answers."""
@@ -683,6 +690,8 @@ class HeartbeatParams(msgspec.Struct, kw_only=True, omit_defaults=True):
     memory_used: int
     memory_total: int | None = None
     gpus: list[GpuMetric] = []
+    core_percent: list[float] = []
+    """The load of each logical CPU of the node, in percent (psutil's per-CPU figures)."""
 
 
 class MethodSpec(msgspec.Struct, frozen=True):

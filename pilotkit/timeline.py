@@ -152,8 +152,32 @@ def timeline_lines(r: TimelineResult, width: int = 60, *, tasks: bool = False) -
     return lines
 
 
-def nodes_lines(r: NodesResult) -> list[str]:
-    """Each node now (``pilotkit nodes``)."""
+LOAD_BLOCKS = "·▁▂▃▄▅▆▇█"
+"""A CPU's load in one character: idle (under 1%), then an eighth of 100% a step."""
+CPUS_PER_ROW = 64
+
+
+def load_block(percent: float) -> str:
+    """``percent`` (0-100) as one of :data:`LOAD_BLOCKS`."""
+    if percent < 1.0:
+        return LOAD_BLOCKS[0]
+    return LOAD_BLOCKS[max(1, min(8, math.ceil(percent / 12.5)))]
+
+
+def core_load_lines(values: list[float], width: int | None = None) -> list[str]:
+    """A node's load per logical CPU: a summary, then a character a CPU, 64 to a row (or
+    as many eights as fit in ``width`` columns)."""
+    per_row = CPUS_PER_ROW if width is None else max(8, min(CPUS_PER_ROW, (width - 15) // 8 * 8))
+    busy = sum(1 for v in values if v >= 50.0)
+    lines = [f"  load per CPU: {len(values)} CPU(s), {busy} at 50% or more, busiest {max(values):.0f}%"]
+    for i in range(0, len(values), per_row):
+        row = values[i:i + per_row]
+        lines.append(f"  cpus {f'{i}-{i + len(row) - 1}':<7} " + "".join(load_block(v) for v in row))
+    return lines
+
+
+def nodes_lines(r: NodesResult, width: int | None = None) -> list[str]:
+    """Each node now (``pilotkit nodes``), its load per CPU in ``width`` columns."""
     lines = [f"{r.pilot}  {r.state}  {len(r.nodes)} node(s)"]
     for n in r.nodes:
         free = f" ({n.free_cores} free)" if n.free_cores is not None else ""
@@ -162,6 +186,8 @@ def nodes_lines(r: NodesResult) -> list[str]:
         lost = f"  LOST: {n.lost}" if n.lost else ""
         lines.append(f"{n.name}  cores {n.cores}{free}  memory {_gib(n.memory_used)}/{_gib(n.memory)} GiB"
                      f"{cpu}{seen}{lost}")
+        if n.core_percent:
+            lines.extend(core_load_lines(n.core_percent, width))
         if not n.gpus:
             lines.append(f"  no GPU{f' ({n.gpu_reason})' if n.gpu_reason else ''}")
         for i, g in enumerate(n.gpus):

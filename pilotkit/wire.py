@@ -120,6 +120,8 @@ class Heartbeat(Msg, tag="heartbeat"):
     cpu_percent: float | None = None
     memory_used: int | None = None
     gpus: list[dict[str, float | int | None]] = []
+    core_percent: list[float] = []
+    """The load of each logical CPU of the node, in percent (psutil's per-CPU figures)."""
     acked: int = 0
     """From the pilot: results up to this number are recorded; the agent forgets them."""
 

@@ -11,6 +11,7 @@ import time
 import types
 from typing import Any
 
+import psutil
 import pytest
 
 import pilotkit
@@ -20,6 +21,9 @@ from pilotkit.rendezvous import Rendezvous
 from pilotkit.states import PilotState
 from pilotkit.testing.plugin import RunSpec
 from pilotkit.types import Allocation
+
+HEARTBEATS: list[Any] = []
+"""The last heartbeat of each node agent of the last run (its load)."""
 
 
 class ProcessNodesProvider(Provider):
@@ -38,9 +42,11 @@ class ProcessNodesProvider(Provider):
         return Allocation(self.id, self.names, walltime_end=time.time() + walltime if walltime else None)
 
     async def agents(self, allocation: Allocation, ctx: PilotContext) -> list[Agent]:
-        return list(await self.rdv.wait(len(self.names), 30))
+        self.joined = list(await self.rdv.wait(len(self.names), 30))
+        return list(self.joined)
 
     async def release(self, allocation: Allocation) -> None:
+        HEARTBEATS.extend(getattr(agent, "metrics", None) for agent in getattr(self, "joined", []))
         await self.rdv.close()
         for proc in self.procs.values():
             with contextlib.suppress(ProcessLookupError):
@@ -88,6 +94,8 @@ async def test_tasks_run_on_every_node(run_nodes: RunSpec) -> None:
     results = run.results()
     assert len(results) == 12 and {r.status for r in results} == {"ok"}
     assert {r.node for r in results} == {"node1", "node2", "node3"}
+    beats = HEARTBEATS[-3:]
+    assert all(b is not None and len(b.core_percent) == psutil.cpu_count() for b in beats)  # load per CPU
 
 
 @pytest.mark.parametrize("how", ["heartbeat", "connection"])

@@ -511,16 +511,36 @@ def _short(value: Any) -> str:
 @click.option("--stderr", is_flag=True, help="The task's stderr instead of its stdout.")
 @click.option("--attempt", type=int, help="This attempt (default: the latest).")
 @click.option("--tail", type=int, default=100, show_default=True, help="Start with the last N lines (-1: all).")
+@click.option("--timestamps", "-t", is_flag=True,
+              help="Start each line of a task's output with the time it was written (- where unknown).")
 @connection_options
 @with_client
 async def logs(
-    client: Client, pilot: str, task: str | None, follow: bool, stderr: bool, attempt: int | None, tail: int
+    client: Client, pilot: str, task: str | None, follow: bool, stderr: bool, attempt: int | None, tail: int,
+    timestamps: bool,
 ) -> None:
     """A task's output, or (without TASK) the pilot's own log."""
     out = sys.stdout
-    async for text in client.logs(pilot, task, stderr=stderr, attempt=attempt, tail=tail, follow=follow):
-        out.write(text)
+    partial = ""
+    async for item in client.log_items(pilot, task, stderr=stderr, attempt=attempt, tail=tail, follow=follow):
+        if not timestamps:
+            out.write(item.data)
+        else:
+            *lines, partial = (partial + item.data).split("\n")
+            times = item.times or []
+            for i, line in enumerate(lines):
+                t = times[i] if i < len(times) else None
+                out.write(f"{_written(t)} {line}\n")
         out.flush()
+    if partial:
+        out.write(f"{_written(None)} {partial}")
+
+
+def _written(t: float | None) -> str:
+    """A line's write time: local ``HH:MM:SS.mmm``; ``-`` padded where unknown."""
+    if t is None:
+        return f"{'-':<12}"
+    return time.strftime("%H:%M:%S", time.localtime(t)) + f".{int(t % 1 * 1000):03d}"
 
 
 @click.command()

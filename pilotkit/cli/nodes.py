@@ -3,6 +3,7 @@ when, and each node as it is now (the daemon's ``timeline`` and ``nodes``)."""
 
 from __future__ import annotations
 
+import shutil
 from typing import TYPE_CHECKING
 
 import click
@@ -48,5 +49,5 @@ async def nodes(client: Client, pilot: str, as_json: bool) -> None:
     if as_json:
         _echo_json(r)
         return
-    for line in nodes_lines(r):
+    for line in nodes_lines(r, shutil.get_terminal_size().columns):
         click.echo(line)

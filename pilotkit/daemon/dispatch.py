@@ -284,6 +284,7 @@ class Api:
         self.manager.heartbeat(MetricSample(
             pilot=params.pilot, node=params.node, t=params.t, cpu_percent=params.cpu_percent,
             memory_used=params.memory_used, memory_total=params.memory_total, gpus=params.gpus,
+            core_percent=params.core_percent,
         ))
         return Ok()
 

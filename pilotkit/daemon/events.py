@@ -66,7 +66,7 @@ class EventRecorder:
         if isinstance(event, Metrics):
             self.metrics.add(MetricSample(
                 pilot=record.id, node=event.node, t=event.t, cpu_percent=event.cpu_percent,
-                memory_used=event.memory_used,
+                memory_used=event.memory_used, core_percent=event.core_percent,
                 gpus=[GpuMetric(uuid=str(g.get("uuid", "")), utilization=_int(g.get("utilization")),
                                 memory_used=_int(g.get("memory_used")), memory_total=_int(g.get("memory_total")))
                       for g in event.gpus],

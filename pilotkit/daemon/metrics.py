@@ -19,6 +19,7 @@ from collections.abc import Callable
 import psutil
 
 from ..gpu import GpuSampler
+from ..probe import core_percent
 from ..protocol import GpuMetric, MetricSample
 from .streams import Hub
 
@@ -81,8 +82,9 @@ class LocalSampler:
         # NVML handles belong to one thread: every sample is taken on this one.
         self._thread = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="pilotkit-metrics")
 
-    def _sample(self) -> tuple[float, int, int, list[GpuMetric]]:
+    def _sample(self) -> tuple[float, list[float], int, int, list[GpuMetric]]:
         cpu = psutil.cpu_percent(interval=None)
+        cores = core_percent()
         memory = psutil.virtual_memory()
         gpus: list[GpuMetric] = []
         if self._gpu is not None:
@@ -96,23 +98,24 @@ class LocalSampler:
                           memory_total=r["memory_total"])
                 for r in readings
             ]
-        return float(cpu), int(memory.used), int(memory.total), gpus
+        return float(cpu), cores, int(memory.used), int(memory.total), gpus
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._thread, psutil.cpu_percent, None)  # primes the counter
+            await loop.run_in_executor(self._thread, core_percent)
             while True:
                 await asyncio.sleep(self.interval)
                 pilots = self.pilots()
                 if not pilots:
                     continue
-                cpu, used, total, gpus = await loop.run_in_executor(self._thread, self._sample)
+                cpu, cores, used, total, gpus = await loop.run_in_executor(self._thread, self._sample)
                 now = time.time()
                 for pilot in pilots:
                     self.buffer.add(MetricSample(
                         pilot=pilot, node=self.node, t=now, cpu_percent=cpu, memory_used=used,
-                        memory_total=total, gpus=gpus,
+                        memory_total=total, gpus=gpus, core_percent=cores,
                     ))
         finally:
             gpu = self._gpu

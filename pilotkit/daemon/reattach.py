@@ -97,6 +97,11 @@ class _DetachableAgent(Agent):
     def running(self) -> int:
         return self._inner.running
 
+    @property
+    def metrics(self) -> object:
+        """The inner agent's latest heartbeat (a remote agent's load), if it has one."""
+        return getattr(self._inner, "metrics", None)
+
 
 def detachable(spec: ResolvedSpec) -> tuple[ResolvedSpec, DetachFlag]:
     """``spec`` with its provider wrapped so the pilot can be detached (see module doc)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import codecs
+import os
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any
 import msgspec
 
 from ..events import PilotStateChanged
+from ..logtimes import LineTimes, Samples, newlines
 from ..protocol import (
     EventsParams,
     LogsParams,
@@ -215,16 +217,21 @@ class StreamMethods:
         async def run() -> None:
             offset = await asyncio.to_thread(tail_offset, path, params.tail)
             decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+            samples = Samples(path) if task is not None else None
             while True:
                 done = finished()  # read before the last read, so nothing is missed
                 while True:
-                    chunk = await asyncio.to_thread(_read_chunk, path, offset, self.LOG_CHUNK)
+                    if samples is None:
+                        chunk, times = await asyncio.to_thread(_read_chunk, path, offset, self.LOG_CHUNK), None
+                    else:
+                        chunk, times = await asyncio.to_thread(_read_timed, path, offset, self.LOG_CHUNK, samples,
+                                                               not done)
                     if not chunk:
                         break
                     offset += len(chunk)
                     text = decoder.decode(chunk)
                     if text:
-                        await conn.send(encode_frame(StreamLog(sub=sub_id, data=text)))
+                        await conn.send(encode_frame(StreamLog(sub=sub_id, data=text, times=times)))
                 if not params.follow or done:
                     break
                 await asyncio.sleep(self.LOG_POLL)
@@ -276,3 +283,22 @@ def _read_chunk(path: Path, offset: int, size: int) -> bytes:
             return f.read(size)
     except FileNotFoundError:
         return b""
+
+
+def _read_timed(path: Path, offset: int, size: int, samples: Samples, running: bool) -> tuple[bytes, LineTimes]:
+    """A chunk of a task's output, up to what the file held when looked at, and the time
+    each of its lines was written: the agent's samples, and the file's own last-write
+    time for what came after them (while the attempt runs, or when it has samples)."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return b"", []
+    size = min(size, st.st_size - offset)
+    if size <= 0:
+        return b"", []
+    with open(path, "rb") as f:
+        f.seek(offset)
+        chunk = f.read(size)
+    has_samples = samples.refresh()
+    last = (st.st_mtime_ns / 1e9, st.st_size) if running or has_samples else None
+    return chunk, samples.stamp(newlines(chunk, offset), last)

@@ -39,6 +39,7 @@ from ..task import Task
 from ..timeline import Attempt, lay_out
 from ..types import Allocation, Service
 from ..vocab import TASKS_DIR, attempt_log, final_status, pid_file
+from ..wire import Heartbeat
 from .metrics import MetricsBuffer
 from .records import PilotRecord, Records
 from .runs import Runs, progress
@@ -246,11 +247,14 @@ class Views:
                                     memory_used=sample.memory_used if sample is not None else None,
                                     tasks=sorted(on_gpu.get(g.uuid, []))))
             node = live_nodes.get(info.name)
+            cpu, used, cores = (latest.cpu_percent, latest.memory_used, latest.core_percent) if latest else (None, None, [])
+            beat = getattr(node.agent, "metrics", None) if node is not None else None
+            if latest is None and isinstance(beat, Heartbeat):  # a batch node: its agent's heartbeat
+                cpu, used, cores = beat.cpu_percent, beat.memory_used, beat.core_percent
             out.append(NodeReport(
                 name=info.name, cores=info.cores, free_cores=node.free_cores if node is not None else None,
                 memory=info.memory, total_cores=info.total_cores, total_memory=info.total_memory,
-                memory_used=latest.memory_used if latest is not None else None,
-                cpu_percent=latest.cpu_percent if latest is not None else None,
+                memory_used=used, cpu_percent=cpu, core_percent=cores,
                 last_seen=self.heartbeats.get((record.id, info.name)) or (latest.t if latest else None),
                 lost=node.agent.lost if node is not None else None, gpu_reason=info.gpu_reason, gpus=gpus,
                 tasks=sorted(running.get(info.name, []), key=lambda t: t.task)))

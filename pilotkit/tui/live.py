@@ -42,7 +42,7 @@ from ..protocol import (
     TimelineResult,
 )
 from .model import Connection, DashboardModel
-from .source import ActionRefused, Changed, ConnectionCallback, DataSource, Problem, SubmitRefused
+from .source import ActionRefused, Changed, ConnectionCallback, DataSource, LogPiece, Problem, SubmitRefused
 
 if TYPE_CHECKING:
     from ..campaign import CampaignStatus
@@ -425,6 +425,9 @@ class LiveSource(DataSource):
     async def queue(self, pilot: str) -> QueueResult:
         return await self._needs("queue").queue(pilot)
 
+    async def throughput(self, pilot: str) -> QueueResult:
+        return await self._needs("queue").queue(pilot, limit=0)
+
     async def describe_pilot(self, pilot: str) -> DescribeResult:
         return await self._needs("describe").describe(pilot)
 
@@ -470,10 +473,10 @@ class LiveSource(DataSource):
         return await self._call(do())
 
     async def logs(self, pilot: str, task: str | None, *, stderr: bool = False, tail: int = 500,
-                   follow: bool = True) -> AsyncIterator[str]:
+                   follow: bool = True) -> AsyncIterator[LogPiece]:
         client = self._client()
-        async for text in client.logs(pilot, task, stderr=stderr, tail=tail, follow=follow):
-            yield text
+        async for item in client.log_items(pilot, task, stderr=stderr, tail=tail, follow=follow):
+            yield item.data, item.times
 
 
 def _decode(raw: msgspec.Raw) -> Any:

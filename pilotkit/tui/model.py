@@ -237,6 +237,8 @@ class NodeView:
     memory_used: int | None = None
     memory_total: int | None = None
     last_seen: float | None = None
+    core_percent: list[float] = field(default_factory=list)
+    """The load of each logical CPU, in percent (the latest sample; empty: not sampled)."""
     version: int = 0
 
     def set_info(self, info: NodeInfo) -> None:
@@ -253,9 +255,12 @@ class NodeView:
             view.memory_total = g.memory_total
         self.version += 1
 
-    def add_sample(self, t: float, cpu: float, used: int, total: int | None, gpus: Iterable[GpuMetric]) -> None:
+    def add_sample(self, t: float, cpu: float, used: int, total: int | None, gpus: Iterable[GpuMetric],
+                   cores: list[float] | None = None) -> None:
         self.last_seen = t
         self.cpu.append(cpu)
+        if cores:
+            self.core_percent = cores
         self.memory_used = used
         if total:
             self.memory_total = total
@@ -451,7 +456,7 @@ class PilotView:
     def _metrics(self, event: Metrics) -> bool:
         node = self.node(event.node)
         gpus = [g for g in (_gpu_metric(d, node) for d in event.gpus) if g is not None]
-        node.add_sample(event.t, event.cpu_percent, event.memory_used, None, gpus)
+        node.add_sample(event.t, event.cpu_percent, event.memory_used, None, gpus, event.core_percent)
         self.nodes_version += 1
         return False  # too many for the event log
 
@@ -625,7 +630,7 @@ def _gpu_metric(data: Mapping[str, Any], node: NodeView) -> GpuMetric | None:
 
 
 def _sample_into(node: NodeView, s: MetricSample) -> None:
-    node.add_sample(s.t, s.cpu_percent, s.memory_used, s.memory_total, s.gpus)
+    node.add_sample(s.t, s.cpu_percent, s.memory_used, s.memory_total, s.gpus, s.core_percent)
 
 
 # --------------------------------------------------------------------------- connection

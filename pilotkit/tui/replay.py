@@ -13,6 +13,7 @@ logs screen shows the recorded task output too.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
@@ -23,9 +24,10 @@ import msgspec
 from ..errors import PilotkitError
 from ..events import Event
 from ..events import decode as decode_event
+from ..logtimes import LineTimes, Samples, newlines
 from ..vocab import PILOT_LOG, attempt_log
 from .model import Connection, DashboardModel
-from .source import ActionRefused, Changed, ConnectionCallback, DataSource
+from .source import ActionRefused, Changed, ConnectionCallback, DataSource, LogPiece
 
 CHUNK = 5000
 """Events applied between two yields to the event loop."""
@@ -157,7 +159,7 @@ class ReplaySource(DataSource):
     # -------------------------------------------------------------- the rest
 
     async def logs(self, pilot: str, task: str | None, *, stderr: bool = False, tail: int = 500,
-                   follow: bool = True) -> AsyncIterator[str]:
+                   follow: bool = True) -> AsyncIterator[LogPiece]:
         if self.workdir is None:
             raise PilotkitError("a replay has no task output: give --workdir (the pilot's run directory)")
         if task is None:
@@ -168,16 +170,35 @@ class ReplaySource(DataSource):
             attempt = row.attempt if row is not None and row.attempt else 1
             path = attempt_log(self.workdir, task, attempt, "err" if stderr else "out")
         try:
-            text = await asyncio.to_thread(path.read_text, errors="replace")
+            data, times = await asyncio.to_thread(_read_with_times, path, task is not None)
         except OSError as exc:
             raise PilotkitError(f"no log at {path}: {exc.strerror or exc}") from None
+        text = data.decode(errors="replace")
         if tail >= 0:
             lines = text.splitlines(keepends=True)
-            text = "".join(lines[-tail:]) if tail else ""
-        yield text
+            kept = lines[-tail:] if tail else []
+            if times is not None:
+                ended = sum(1 for line in kept if line.endswith("\n"))
+                times = times[len(times) - ended:] if ended else []
+            text = "".join(kept)
+        yield text, times
 
     async def control(self, action: str, pilot: str) -> str:
         raise ActionRefused(f"{action}: a replay is read-only")
 
     async def submit(self, text: str, path: str | None) -> str:
         raise ActionRefused("submit: a replay is read-only")
+
+
+def _read_with_times(path: Path, task: bool) -> tuple[bytes, LineTimes | None]:
+    """A log file and, for a task's output with samples, when each line was written
+    (:mod:`pilotkit.logtimes`; the file's own last-write time after the last sample)."""
+    with open(path, "rb") as f:
+        data = f.read()
+        st = os.fstat(f.fileno())
+    if not task:
+        return data, None
+    samples = Samples(path)
+    if not samples.refresh():
+        return data, None  # no samples: when it was written, unknown
+    return data, samples.stamp(newlines(data, 0), (st.st_mtime_ns / 1e9, st.st_size))

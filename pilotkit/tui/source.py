@@ -25,6 +25,9 @@ if TYPE_CHECKING:
 ACTIONS = ("drain", "cancel", "retry")
 
 Changed = Callable[[], None]
+LogPiece = tuple[str, list[float | None] | None]
+"""A piece of a log: its text, and the time each line ending in it was written (one for
+each newline, None where unknown; no list: no times at all)."""
 ConnectionCallback = Callable[[Connection], None]
 
 
@@ -96,8 +99,9 @@ class DataSource(abc.ABC):
 
     @abc.abstractmethod
     def logs(self, pilot: str, task: str | None, *, stderr: bool = False, tail: int = 500,
-             follow: bool = True) -> AsyncIterator[str]:
-        """Text of a task's stdout/stderr (or, without ``task``, the pilot's log)."""
+             follow: bool = True) -> AsyncIterator[LogPiece]:
+        """Text of a task's stdout/stderr (or, without ``task``, the pilot's log), with
+        the time its lines were written where known."""
 
     @abc.abstractmethod
     async def control(self, action: str, pilot: str) -> str:
@@ -106,6 +110,11 @@ class DataSource(abc.ABC):
     async def queue(self, pilot: str) -> QueueResult:
         """What waits in ``pilot`` and why, its rate and ETA (the daemon's ``queue``)."""
         raise ActionRefused("the queue comes from a live daemon: a replay has none")
+
+    async def throughput(self, pilot: str) -> QueueResult:
+        """``pilot``'s rate and ETA against the drain point (the daemon's ``queue``
+        without its list of tasks)."""
+        raise ActionRefused("the rate comes from a live daemon: a replay has none")
 
     async def describe_pilot(self, pilot: str) -> DescribeResult:
         """``pilot``'s spec, resources, job, nodes and files (the daemon's ``describe``)."""

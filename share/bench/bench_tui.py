@@ -63,8 +63,8 @@ class HandFed(DataSource):
         connection(Connection("replay", "benchmark"))
 
     async def logs(self, pilot: str, task: str | None, *, stderr: bool = False, tail: int = 500,
-                   follow: bool = True) -> AsyncIterator[str]:
-        yield ""
+                   follow: bool = True) -> AsyncIterator[tuple[str, list[float | None] | None]]:
+        yield "", None
 
     async def control(self, action: str, pilot: str) -> str:
         return ""
@@ -226,9 +226,10 @@ async def bench(args: argparse.Namespace) -> int:
     print(f"memory: the model alone (tracemalloc): {model_memory(stream()) / 2**20:.1f} MiB")
     print(f"full garbage collections during the batches: {gen2['n']} (the heap grows by a quarter between "
           "two; they are the slow batches)")
-    median = statistics.median(per_batch) * 1000
-    goal = "met" if median < 50 else "NOT met"
-    print(f"goal (< 50 ms per batch, median): {goal}")
+    ms = sorted(s * 1000 for s in per_batch)
+    p95 = ms[min(len(ms) - 1, int(0.95 * len(ms)))]
+    goal = "met" if p95 < 50 else "NOT met"
+    print(f"goal (p95 under 50 ms per batch): {goal}")
     return 0
 
 

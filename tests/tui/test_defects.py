@@ -255,3 +255,31 @@ async def test_overview_at_80_columns_shows_the_tasks_and_follows_a_resize() -> 
         assert not table.narrow and table.row_count == 1
         assert [c.key.value for c in table.ordered_columns][-1] == "progress"
         assert table.selected == DEMO_PILOT
+
+
+async def test_task_log_lines_show_the_time_the_agent_saw_them_written(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    shutil.copytree(DEMO_RUN, run)
+    for err in (run / "tasks" / "check-1").glob("attempt-*.err"):  # the agent's samples (pilotkit.logtimes)
+        Path(f"{err}.times").write_text(f"1764092456.5 {err.stat().st_size}\n")
+    app = PilotkitApp(ReplaySource(DEMO_LOG, speed=None, workdir=run), tick=False)
+    async with app.run_test(size=SIZE):
+        await app.until(lambda: app.model.connection.state == "replayed")
+        app.post_message(OpenLogs(DEMO_PILOT, "check-1", stderr=True))
+        await app.until(lambda: isinstance(app.screen, LogsScreen))
+        logs = app.screen
+        assert isinstance(logs, LogsScreen)
+        await app.until(lambda: logs.ended is not None)
+        assert logs.lines and all(t == 1764092456.5 for t, _ in logs.lines)
+
+
+async def test_the_dashboard_collects_young_objects_less_often_and_restores_the_setting() -> None:
+    import gc
+
+    from pilotkit.tui.app import GC_YOUNG
+
+    before = gc.get_threshold()
+    app = replay()
+    async with app.run_test(size=SIZE):
+        assert gc.get_threshold() == (GC_YOUNG, *before[1:])
+    assert gc.get_threshold() == before

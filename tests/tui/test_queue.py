@@ -8,11 +8,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.color import Color
+from rich.style import Style
+from rich.text import Text
+
 from pilotkit.client import Target
 from pilotkit.tui.app import PilotkitApp
 from pilotkit.tui.live import LiveSource
 from pilotkit.tui.screens.pilot import PilotScreen
 from pilotkit.tui.screens.queue import QueueScreen
+from pilotkit.tui.widgets import palette_of
 
 from .conftest import SIZE, wait_for
 
@@ -85,6 +90,12 @@ async def test_queue_says_why_tasks_wait_and_when_the_backlog_ends(tui_daemon: A
             assert "tasks/min" in text and "drain-point" in text
             await ui.press("escape")
             assert isinstance(app.screen, PilotScreen)
+            page = app.screen  # the pilot page: rate and ETA under the task groups, green before the drain
+            await app.until(lambda: page.backlog is not None and page.backlog.rate is not None, 30)
+            line = Text.from_markup(str(page.query_one("#groups").border_subtitle))
+            assert "tasks/min" in line.plain and "before the drain point" in line.plain
+            colors = {c.triplet for s in line.spans if (c := Style.parse(str(s.style)).color) is not None}
+            assert Color.parse(palette_of(page).done).triplet in colors  # green: before the drain point
     finally:
         tui_daemon.cli("cancel", pilot, check=False)
     time.sleep(0.1)

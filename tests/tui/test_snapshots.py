@@ -8,6 +8,7 @@ Each screen at 160x48 and at 80x24 (the smallest terminal the layout is made for
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -296,9 +297,22 @@ def test_timeline(size: tuple[int, int], snap_compare: Any) -> None:
     assert snap_compare(app, terminal_size=size, run_before=after_replay(open_cluster, "t"))
 
 
+def with_cpu_load(tmp_path: Path) -> Path:
+    """The cluster log, its last metrics sample of each node carrying its load per CPU."""
+    lines = CLUSTER_LOG.read_text().splitlines()
+    last = {e["node"]: i for i, line in enumerate(lines) if (e := json.loads(line))["type"] == "metrics"}
+    for k, i in enumerate(sorted(last.values())):
+        event = json.loads(lines[i])
+        event["core_percent"] = [float((j * 37 + k * 11) % 101) for j in range(64)]
+        lines[i] = json.dumps(event)
+    path = tmp_path / "cluster-load.jsonl"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
 @SIZES
-def test_nodes(size: tuple[int, int], snap_compare: Any) -> None:
-    app = replay_app(CLUSTER_LOG)
+def test_nodes(size: tuple[int, int], snap_compare: Any, tmp_path: Path) -> None:
+    app = replay_app(with_cpu_load(tmp_path))
     assert snap_compare(app, terminal_size=size, run_before=after_replay(open_cluster, "n"))
 
 

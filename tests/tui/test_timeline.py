@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+import psutil
+
 from pilotkit.client import Target
 from pilotkit.protocol import TimelineNode, TimelineSpan
 from pilotkit.timeline import Attempt, bar, lay_out
@@ -92,6 +94,17 @@ def test_many_nodes_draw_their_load_line_only() -> None:
     assert len(rows) == 3 and not any("t0" in line or "t1" in line for line in rows)  # 2 columns: no room
 
 
+def test_load_per_cpu_one_character_each_64_to_a_row() -> None:
+    from pilotkit.timeline import core_load_lines
+
+    head, first, second = core_load_lines([0.0, 0.5, 12.5, 13.0, 100.0] + [50.0] * 65)
+    assert head == "  load per CPU: 70 CPU(s), 66 at 50% or more, busiest 100%"
+    assert first.startswith("  cpus 0-63    ··▁▂█▄") and len(first) == 15 + 64
+    assert second == "  cpus 64-69   " + "▄" * 6
+    narrow = core_load_lines([50.0] * 70, width=76)  # 56 a row: eights that fit
+    assert [len(line) - 15 for line in narrow[1:]] == [56, 14]
+
+
 async def test_timeline_and_nodes_from_a_daemon(tui_daemon: Any, tmp_path: Path) -> None:
     spec = tmp_path / "gaps.toml"
     spec.write_text(SPEC.replace("MARKER", str(tmp_path / "marker")))
@@ -124,6 +137,10 @@ async def test_timeline_and_nodes_from_a_daemon(tui_daemon: Any, tmp_path: Path)
     assert "sleep" in Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
     words = tui_daemon.cli("nodes", long).stdout
     assert "(1 free)" in words and "long" in words and f"pid {pid}" in words
+    loaded = wait_for(lambda: json.loads(tui_daemon.cli("nodes", long, "--json").stdout)["nodes"][0]
+                      .get("core_percent"), 10, "a load sample per CPU")
+    assert len(loaded) == psutil.cpu_count() and all(0.0 <= v <= 100.0 for v in loaded)
+    assert f"load per CPU: {len(loaded)} CPU(s)" in tui_daemon.cli("nodes", long).stdout
     bad = tui_daemon.cli("timeline", "no-such-pilot", check=False)
     assert bad.returncode == 2 and "no-such-pilot" in bad.stderr and "Traceback" not in bad.stderr
 
@@ -143,6 +160,7 @@ async def test_timeline_and_nodes_from_a_daemon(tui_daemon: Any, tmp_path: Path)
         assert isinstance(nodes, NodesScreen)
         await app.until(lambda: nodes.result is not None)
         assert "(1 free)" in nodes.text()
+        await app.until(lambda: "load per CPU" in nodes.text())
     tui_daemon.cli("cancel", long)
     tui_daemon.wait_state(long, {"cancelled"})
     done = json.loads(tui_daemon.cli("timeline", long, "--json").stdout)

@@ -1,10 +1,11 @@
 """Follow a task's stdout or stderr (or the pilot's own log): wrap, timestamps, search,
 the last lines or the whole file.
 
-Times are those the lines were written at, where known: a line of the pilot's log
-carries its own; task output does not, so a line already in the file when the screen
-opened has no time (shown blank), and one that arrives while followed has the time it
-arrived, within the daemon's poll of the file (a fraction of a second).
+Times are those the lines were written at: a line of the pilot's log carries its own; a
+line of a task's output gets the time the node agent saw it written (at most a second
+late, see :mod:`pilotkit.logtimes`). Output of a run without those samples has no time
+for the lines already in the file when the screen opened (shown blank), and the time
+of arrival, within the daemon's poll of the file, for the ones that come while followed.
 """
 
 from __future__ import annotations
@@ -115,8 +116,9 @@ class LogsScreen(DashboardScreen):
         self._opened = time.monotonic()
         tail = -1 if self.cap == ALL_CAP else self.cap
         try:
-            async for text in source.logs(self.pilot_id, self.task_id, stderr=self.stderr, tail=tail, follow=True):
-                self._feed(text)
+            async for text, times in source.logs(self.pilot_id, self.task_id, stderr=self.stderr, tail=tail,
+                                                 follow=True):
+                self._feed(text, times)
             self.ended = "end of output"
         except PilotkitError as exc:
             self.ended = exc.message
@@ -125,20 +127,25 @@ class LogsScreen(DashboardScreen):
             self._partial = ""
         self._caption()
 
-    def _feed(self, text: str) -> None:
+    def _feed(self, text: str, times: list[float | None] | None = None) -> None:
         text = self._partial + text
         lines = text.split("\n")
         self._partial = lines.pop()
         if lines:
-            self._add(lines)
+            self._add(lines, times)
 
-    def _add(self, lines: list[str]) -> None:
+    def _add(self, lines: list[str], times: list[float | None] | None = None) -> None:
         arrived: float | None = time.time()
         if time.monotonic() - self._opened < BACKLOG:
             arrived = None  # the file held it already: written when, unknown
         log = self.query_one(RichLog)
-        for line in lines:
-            t = written_at(line) if self.task_id is None else arrived
+        for i, line in enumerate(lines):
+            if self.task_id is None:
+                t = written_at(line)
+            else:
+                t = times[i] if times is not None and i < len(times) else None
+                if t is None:
+                    t = arrived
             self.lines.append((t, line))
             log.write(self._line(t, line), scroll_end=self.follow)
 

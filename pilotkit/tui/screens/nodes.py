@@ -62,7 +62,8 @@ def nodes_of(view: PilotView, now: float) -> NodesResult:
         gpus = [NodeGpu(uuid=g.uuid, name=g.name, memory_total=g.memory_total, memory_used=g.memory_used,
                         utilization=None if g.util_now is None else round(g.util_now)) for g in n.gpus.values()]
         out.append(NodeReport(name=name, cores=n.cores or 0, memory=n.memory or 0, total_memory=n.memory_total,
-                              memory_used=n.memory_used, cpu_percent=n.cpu_now, last_seen=n.last_seen, lost=n.lost,
+                              memory_used=n.memory_used, cpu_percent=n.cpu_now, core_percent=n.core_percent,
+                              last_seen=n.last_seen, lost=n.lost,
                               gpu_reason=n.gpu_reason, gpus=gpus, tasks=running.get(name, [])))
     return NodesResult(pilot=view.id, state=view.state, t=now, nodes=out, gpu_tasks=False)
 
@@ -169,14 +170,16 @@ class NodesScreen(_Followed[NodesResult]):
     def draw(self, r: NodesResult, width: int) -> Text:
         p = palette_of(self)
         text = Text(no_wrap=True, overflow="ellipsis")
-        for i, line in enumerate(nodes_lines(r)):
+        for i, line in enumerate(nodes_lines(r, width)):
             if i:
                 text.append("\n")
             style: Style | str | None = Style(bold=True) if not line.startswith(" ") else None
             if "LOST" in line:
                 style = Style(color=p.failed, bold=True)
-            elif line.startswith("  GPU") and line.endswith(": idle"):
+            elif (line.startswith("  GPU") and line.endswith(": idle")) or line.startswith("  load per CPU"):
                 style = p.muted
+            elif line.startswith("  cpus "):
+                style = Style(color=p.running)
             text.append(line, style)
         if not r.nodes:
             text.append("\nno node yet", p.muted)

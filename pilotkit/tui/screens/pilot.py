@@ -14,19 +14,25 @@ from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
 from textual.widgets import Input
 
+from ...errors import PilotkitError
+from ...protocol import QueueResult
 from ..format import duration, walltime_cell
 from ..messages import OpenLogs, RequestAction
 from ..model import DashboardModel, PilotView
 from ..shell import NoShell, ShellCommand, shell_command
+from ..source import ActionRefused
 from ..widgets import Caption, palette_of
 from ..widgets.event_log import EventLog
 from ..widgets.nodes import NodeDetail, NodeTable
 from ..widgets.progress import GroupProgressView
 from ..widgets.task_table import TaskTable
 from .base import DashboardScreen
+from .queue import eta_text
 
 FILTER_DELAY = 0.15
 """Seconds of no typing before the task filter applies."""
+RATE_POLL = 2.0
+"""Seconds between two questions for the pilot's rate and ETA (the daemon's ``queue``)."""
 
 
 class PilotScreen(DashboardScreen):
@@ -50,6 +56,8 @@ class PilotScreen(DashboardScreen):
         super().__init__()
         self.pilot_id = pilot_id
         self._filter_timer: Timer | None = None
+        self.backlog: QueueResult | None = None
+        """The pilot's rate and ETA, shown under the task groups (a live daemon's ``queue``)."""
 
     def heading(self) -> str:
         return self.pilot_id
@@ -77,6 +85,44 @@ class PilotScreen(DashboardScreen):
         self.query_one("#events").border_title = "Events"
         self.query_one(TaskTable).focus()
         self.dashboard.source.watch(self.pilot_id)
+        self.follow_rate()
+
+    @work(exclusive=True, group="rate")
+    async def follow_rate(self) -> None:
+        """Ask for the rate and ETA every :data:`RATE_POLL` seconds while the pilot runs."""
+        while True:
+            view = self.dashboard.model.pilots.get(self.pilot_id)
+            if view is not None and view.terminal:
+                self.backlog = None
+                self._rate_line()
+                return
+            try:
+                self.backlog = await self.dashboard.source.throughput(self.pilot_id)
+            except ActionRefused:
+                return  # a replay, or a daemon without ``queue``: no line
+            except PilotkitError:
+                self.backlog = None
+            self._rate_line()
+            await asyncio.sleep(RATE_POLL)
+
+    def _rate_line(self) -> None:
+        """Tasks per minute and when the backlog is done, against the drain point (green
+        before it, red after), on the task groups' lower border."""
+        if not self.is_mounted:
+            return
+        q = self.backlog
+        groups = self.query_one("#groups")
+        if q is None:
+            groups.border_subtitle = None
+            return
+        p = palette_of(self)
+        text = Text(no_wrap=True)
+        if q.rate is None:
+            text.append(f"no task finished in the last {q.window:.0f}s", p.muted)
+        else:
+            text.append(f"{q.rate:.1f} tasks/min, ")
+            text.append_text(eta_text(q, p))
+        groups.border_subtitle = text
 
     def on_screen_resume(self) -> None:
         self.dashboard.source.watch(self.pilot_id)

@@ -19,12 +19,26 @@ from textual.widgets import Static
 
 from ...errors import PilotkitError
 from ...protocol import QueueResult
-from ..format import clock, duration
+from ..format import Palette, clock, duration
 from ..model import DashboardModel
 from ..widgets import palette_of
 from .base import DashboardScreen
 
 POLL = 1.0
+
+
+def eta_text(q: QueueResult, p: Palette) -> Text:
+    """When the backlog is done at the current rate, and whether that is before the drain
+    point: green before, red (bold) after, plain where there is no drain point."""
+    line = ""
+    if q.eta is not None:
+        line += f"backlog {q.queued + q.running}: done in {duration(q.eta)}"
+    if q.finish_at is not None:
+        line += f" at {clock(q.finish_at)}"
+    if q.drain_at is not None and q.before_drain is not None:
+        line += f", {'before' if q.before_drain else 'AFTER'} the drain point {clock(q.drain_at)}"
+    color = None if q.before_drain is None else (p.done if q.before_drain else p.failed)
+    return Text(line, Style(color=color, bold=q.before_drain is False))
 
 
 class QueueScreen(DashboardScreen):
@@ -86,15 +100,8 @@ class QueueScreen(DashboardScreen):
             text.append(f"rate: no task finished in the last {q.window:.0f}s\n", p.muted)
         else:
             text.append(f"rate: {q.rate:.1f} tasks/min (last {q.window:.0f}s)\n")
-            line = ""
-            if q.eta is not None:
-                line += f"backlog {q.queued + q.running}: done in {duration(q.eta)}"
-            if q.finish_at is not None:
-                line += f" at {clock(q.finish_at)}"
-            if q.drain_at is not None and q.before_drain is not None:
-                line += f", {'before' if q.before_drain else 'AFTER'} the drain point {clock(q.drain_at)}"
-            color = None if q.before_drain is None else (p.done if q.before_drain else p.failed)
-            text.append(line + "\n", Style(color=color, bold=q.before_drain is False))
+            text.append_text(eta_text(q, p))
+            text.append("\n")
         if q.drain_at is not None:
             left = q.drain_at - time.time()
             text.append(f"drain point {clock(q.drain_at)} ({duration(max(0.0, left))} left)\n", p.muted)
