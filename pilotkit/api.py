@@ -19,7 +19,9 @@ Everything a plugin needs is here, under a stable name:
 - **helpers**: :func:`run_command` (a subprocess without blocking the event loop, with
   one-line errors), :func:`import_asyncssh` and :func:`ssh_connect` (SSH without the
   noise of cryptography's deprecation warnings), :func:`connect_daemon` (ask the
-  pilotkit daemon, here or over SSH, about its pilots), :class:`Rendezvous` (node agents that
+  pilotkit daemon, here or over SSH, about its pilots), :class:`ConnectionFile` and
+  :func:`pilot_workdir` (the file in which an app publishes how to reach what it serves,
+  and how a ``connect`` command finds it), :class:`Rendezvous` (node agents that
   connect back to the pilot, for batch providers) and the parameter-space helpers of the
   built-in ``tasks`` app (:class:`TaskGroup`, :func:`parameter_points`, :func:`render_command`,
   ...), for apps that expand parameters the same way.
@@ -39,6 +41,7 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
+from .connfile import ConnectionFile, pilot_workdir
 from .errors import CommandError, MissingBinaryError, PilotkitError, PluginError, SpecError, SpecProblem
 from .events import (
     AllocationClaimed,
@@ -92,7 +95,7 @@ from .scan import (
 from .scan import render as render_command
 from .search import SearchRun
 from .spec import Duration, ResolvedSpec, Resources, Size
-from .ssh import forward_port, import_asyncssh, read_remote_file, ssh_connect, until_interrupted
+from .ssh import forward_port, import_asyncssh, read_remote_file, ssh_connect, ssh_session, until_interrupted
 from .task import Task
 from .types import Allocation, GpuInfo, NodeInfo, ProbeCheck, Service, TaskExit, TaskLaunch
 from .units import format_duration, format_size, parse_duration, parse_size, slurm_time
@@ -125,6 +128,7 @@ __all__ = [
     "Bind",
     "CommandError",
     "Completed",
+    "ConnectionFile",
     "ContainerContext",
     "ContainerRuntime",
     "Distribution",
@@ -191,11 +195,13 @@ __all__ = [
     "parameter_points",
     "parse_duration",
     "parse_size",
+    "pilot_workdir",
     "read_remote_file",
     "render_command",
     "run_command",
     "slurm_time",
     "ssh_connect",
+    "ssh_session",
     "task_dir",
     "until_interrupted",
     "version_in",
