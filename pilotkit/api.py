@@ -21,7 +21,9 @@ Everything a plugin needs is here, under a stable name:
   noise of cryptography's deprecation warnings), :func:`connect_daemon` (ask the
   pilotkit daemon, here or over SSH, about its pilots), :class:`ConnectionFile` and
   :func:`pilot_workdir` (the file in which an app publishes how to reach what it serves,
-  and how a ``connect`` command finds it), :class:`Rendezvous` (node agents that
+  and how a ``connect`` command finds it), :func:`unless_draining`, :func:`watched` and
+  :func:`run_watched` (how an app that runs a cluster waits for it and its script),
+  :class:`Rendezvous` (node agents that
   connect back to the pilot, for batch providers) and the parameter-space helpers of the
   built-in ``tasks`` app (:class:`TaskGroup`, :func:`parameter_points`, :func:`render_command`,
   ...), for apps that expand parameters the same way.
@@ -41,6 +43,7 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
+from .appflow import run_watched, unless_draining, watched
 from .connfile import ConnectionFile, pilot_workdir
 from .errors import CommandError, MissingBinaryError, PilotkitError, PluginError, SpecError, SpecProblem
 from .events import (
@@ -199,10 +202,13 @@ __all__ = [
     "read_remote_file",
     "render_command",
     "run_command",
+    "run_watched",
     "slurm_time",
     "ssh_connect",
     "ssh_session",
     "task_dir",
+    "unless_draining",
     "until_interrupted",
     "version_in",
+    "watched",
 ]
