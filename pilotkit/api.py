@@ -23,6 +23,7 @@ Everything a plugin needs is here, under a stable name:
   :func:`pilot_workdir` (the file in which an app publishes how to reach what it serves,
   and how a ``connect`` command finds it), :func:`unless_draining`, :func:`watched` and
   :func:`run_watched` (how an app that runs a cluster waits for it and its script),
+  :func:`task_exit_report` (how one of its tasks ended, with the tail of its stderr),
   :class:`Rendezvous` (node agents that
   connect back to the pilot, for batch providers) and the parameter-space helpers of the
   built-in ``tasks`` app (:class:`TaskGroup`, :func:`parameter_points`, :func:`render_command`,
@@ -43,7 +44,7 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
-from .appflow import run_watched, unless_draining, watched
+from .appflow import run_watched, task_exit_report, unless_draining, watched
 from .connfile import ConnectionFile, pilot_workdir
 from .errors import CommandError, MissingBinaryError, PilotkitError, PluginError, SpecError, SpecProblem
 from .events import (
@@ -207,6 +208,7 @@ __all__ = [
     "ssh_connect",
     "ssh_session",
     "task_dir",
+    "task_exit_report",
     "unless_draining",
     "until_interrupted",
     "version_in",

@@ -1,6 +1,6 @@
 """How an app that runs a cluster on the pilot's nodes waits: for the cluster to start
 unless the pilot drains first, for work while a supervisor watches the cluster, for the
-script it runs in the pool to end."""
+script it runs in the pool to end; and how it says why one of its tasks ended."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from .vocab import TaskStatus
+from .vocab import TaskStatus, attempt_log
 
 if TYPE_CHECKING:
     from .interfaces import AppContext
@@ -68,3 +69,27 @@ async def _until_ended(task: Task, poll: float) -> None:
     """Until ``task`` has its final status (the pool offers no per-task signal)."""
     while task.status in (TaskStatus.QUEUED, TaskStatus.RUNNING):
         await asyncio.sleep(poll)
+
+
+async def task_exit_report(workdir: Path, task: Task, attempt: int | None = None) -> str:
+    """How ``task``'s attempt (default: the latest) ended, with the tail of its stderr:
+    ``failed, exit code 1; <its stderr log>: <its last lines>``."""
+    how = task.outcome or "exited"
+    if task.exit_code is not None:
+        how += f", exit code {task.exit_code}"
+    err = attempt_log(workdir, task.id, attempt or max(task.attempts, 1), "err")
+    tail = await asyncio.to_thread(_tail, err)
+    return f"{how}; {err}" + (f": {tail}" if tail else "")
+
+
+def _tail(path: Path, lines: int = 3, limit: int = 400) -> str:
+    """The last non-empty lines of a log, on one line."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 8192))
+            text = f.read().decode(errors="replace")
+    except OSError:
+        return ""
+    kept = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
+    return " | ".join(kept)[-limit:]
