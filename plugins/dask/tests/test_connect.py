@@ -16,9 +16,9 @@ import pytest
 from pilotkit_dask.connection import read_info
 
 from pilotkit.api import Event, Log, PilotState
-from pilotkit.testing import Pilot, RunSpec
+from pilotkit.testing import Pilot, RunSpec, Sshd, wait_for
 
-from .conftest import Sshd, dask_client, need_dask, wait_for
+from .conftest import dask_client, need_dask
 
 pytestmark = pytest.mark.dask
 PILOTKIT = [sys.executable, "-m", "pilotkit.cli.main"]

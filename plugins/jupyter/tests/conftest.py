@@ -1,6 +1,7 @@
-"""Shared helpers: a real OpenSSH server on loopback, a kernel driven over the server's
-kernels API (the Jupyter message protocol on its websocket), headless Chromium, and a
-look for processes left behind."""
+"""Shared helpers: the tunnel of ``pilotkit jupyter open --host`` (through the ``sshd``
+fixture of pilotkit.testing), a kernel driven over the server's kernels API (the Jupyter
+message protocol on its websocket), headless Chromium, and a look for processes left
+behind."""
 
 from __future__ import annotations
 
@@ -11,22 +12,16 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from pilotkit.testing import need, need_binary
+from pilotkit.testing import Sshd, need, need_binary
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "share" / "examples"
-TESTSSHD = ROOT / "share" / "testsshd" / "testsshd"
 PILOTKIT = [sys.executable, "-m", "pilotkit.cli.main"]
 
 DASK_CELL = """
@@ -82,52 +77,6 @@ def need_jupyter() -> None:
         ("aiohttp", "pip install aiohttp"),
     ):
         need(module, importlib.util.find_spec(module) is not None, hint)
-
-
-async def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "a condition") -> Any:
-    """Poll ``condition`` on the event loop until it returns something true."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.1)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass(frozen=True)
-class Sshd:
-    """A running ``share/testsshd`` server: its alias is ``pilotkit-test``."""
-
-    dir: Path
-    port: int
-
-    @property
-    def ssh_config(self) -> Path:
-        return self.dir / "ssh_config"
-
-
-@pytest.fixture(scope="session")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    need_binary("sshd", "install openssh-server (share/dev/install-system-deps)")
-    need("root (share/testsshd runs sshd as root)", os.geteuid() == 0)
-    directory = tmp_path_factory.mktemp("sshd")
-    port = free_port()
-    subprocess.run(
-        [str(TESTSSHD), "up", str(directory), str(port)], check=True, capture_output=True, timeout=60
-    )
-    try:
-        yield Sshd(directory, port)
-    finally:
-        subprocess.run([str(TESTSSHD), "down", str(directory)], check=False, capture_output=True, timeout=60)
 
 
 class Tunnel:

@@ -17,10 +17,10 @@ import pytest
 from pilotkit_jupyter.connection import read_info
 
 from pilotkit.api import PilotState
-from pilotkit.testing import Pilot, RunSpec, need
+from pilotkit.testing import Pilot, RunSpec, Sshd, need
+from pilotkit.testing import wait_for as wait
 
-from .conftest import RAY_CELL, Sshd, check_lab_with_dask, need_jupyter, processes_of, ray_processes
-from .conftest import wait_for as wait
+from .conftest import RAY_CELL, check_lab_with_dask, need_jupyter, processes_of, ray_processes
 
 pytestmark = [pytest.mark.dask]
 

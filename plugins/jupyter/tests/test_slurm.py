@@ -11,9 +11,9 @@ import pytest
 from pilotkit_jupyter.connection import read_info
 
 from pilotkit.api import PilotState
-from pilotkit.testing import Pilot, RunSpec
+from pilotkit.testing import Pilot, RunSpec, Sshd, wait_for
 
-from .conftest import Sshd, check_lab_with_dask, need_jupyter, processes_of, wait_for
+from .conftest import check_lab_with_dask, need_jupyter, processes_of
 
 pytestmark = [pytest.mark.slurm, pytest.mark.dask, pytest.mark.sshd]
 
