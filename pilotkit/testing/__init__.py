@@ -17,7 +17,8 @@ Plugin code imports only :mod:`pilotkit.api`; plugin *tests* may import this pac
   ``PILOTKIT_REQUIRE_REAL=1``) when a real component is missing;
 - the ``sshd`` fixture (:mod:`pilotkit.testing.sshd`): a real OpenSSH server on loopback
   (:class:`Sshd`; :func:`free_port`), for ``--host`` commands; :func:`wait_for`: poll a
-  condition on the event loop until it holds.
+  condition on the event loop until it holds;
+- :mod:`pilotkit.testing.chromium`: a web page in headless Chromium, as a PNG.
 """
 
 from __future__ import annotations

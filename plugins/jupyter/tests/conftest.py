@@ -6,19 +6,16 @@ behind."""
 from __future__ import annotations
 
 import asyncio
-import base64
 import importlib.util
 import json
 import os
-import re
-import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 from pilotkit.testing import Sshd, need, need_binary
+from pilotkit.testing.chromium import find_chromium, screenshot
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "share" / "examples"
@@ -162,78 +159,11 @@ async def get_text(aiohttp: Any, url: str, token: str) -> tuple[int, str]:
 
 
 def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    need_binary("chromium", "apt-get install chromium")
-    raise AssertionError("unreachable")
-
-
-async def screenshot(aiohttp: Any, browser: str, url: str, ready_js: str, out: Path, profile: Path) -> str:
-    """Load ``url`` in headless Chromium (over its DevTools protocol), wait until
-    ``ready_js`` is true and the picture is still, save a PNG; returns the page's title."""
-    proc = subprocess.Popen(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", "--remote-debugging-port=0", "--window-size=1400,900", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
-        assert proc.stderr is not None
-        port = None
-        deadline = time.monotonic() + 30
-        while port is None and time.monotonic() < deadline:
-            line = await asyncio.to_thread(proc.stderr.readline)
-            if not line and proc.poll() is not None:
-                raise AssertionError(f"chromium exited {proc.returncode}")
-            match = re.search(r"DevTools listening on ws://[^:]+:(\d+)/", line)
-            port = int(match.group(1)) if match else None
-        assert port is not None, "chromium did not open its DevTools port"
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{port}/json/list") as response:
-                targets = await response.json()
-            target = next(t for t in targets if t["type"] == "page")
-            async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
-                calls = 0
-
-                async def call(method: str, **params: Any) -> dict[str, Any]:
-                    nonlocal calls
-                    calls += 1
-                    await ws.send_json({"id": calls, "method": method, "params": params})
-                    while True:
-                        message = await ws.receive_json(timeout=30)
-                        if message.get("id") == calls:
-                            assert "error" not in message, message
-                            return dict(message.get("result", {}))
-
-                async def evaluate(expression: str) -> Any:
-                    result = await call("Runtime.evaluate", expression=expression, returnByValue=True)
-                    return result.get("result", {}).get("value")
-
-                await call("Page.enable")
-                await call("Page.navigate", url=url)
-                deadline = time.monotonic() + 45
-                while not await evaluate(ready_js):
-                    assert time.monotonic() < deadline, f"the page never became ready ({ready_js})"
-                    await asyncio.sleep(0.3)
-                previous = b""
-                deadline = time.monotonic() + 15
-                while True:  # until two pictures in a row are the same: it has drawn
-                    picture = base64.b64decode((await call("Page.captureScreenshot", format="png"))["data"])
-                    if picture == previous or time.monotonic() > deadline:
-                        break
-                    previous = picture
-                    await asyncio.sleep(0.5)
-                out.write_bytes(picture)
-                return str(await evaluate("document.title"))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(profile, ignore_errors=True)
+    path = find_chromium()
+    if path is None:
+        need_binary("chromium", "apt-get install chromium")
+        raise AssertionError("unreachable")
+    return path
 
 
 def processes_of(workdir: Path) -> list[str]:
@@ -280,15 +210,15 @@ async def check_lab_with_dask(sshd: Sshd, workdir: Path, tmp_path: Path) -> list
         # the page draws only once Bokeh's websocket session through the proxy is up
         board = tmp_path / "dask-dashboard.png"
         await screenshot(
-            aiohttp, browser, f"{tunnel.dashboard}?token={tunnel.token}",
-            "!!(window.Bokeh && Bokeh.documents.length && Bokeh.documents[0].roots().length)",
-            board, tmp_path / "chromium-dashboard",
+            aiohttp, browser, f"{tunnel.dashboard}?token={tunnel.token}", board, tmp_path / "chromium-dashboard",
+            ready_js="!!(window.Bokeh && Bokeh.documents.length && Bokeh.documents[0].roots().length)",
+            ready_timeout=45,
         )  # fmt: skip
         print(f"Dask dashboard screenshot: {board}")
         shot = tmp_path / "jupyterlab.png"
         title = await screenshot(
-            aiohttp, browser, tunnel.url, "!!document.querySelector('.jp-LabShell .jp-Launcher')",
-            shot, tmp_path / "chromium",
+            aiohttp, browser, tunnel.url, shot, tmp_path / "chromium",
+            ready_js="!!document.querySelector('.jp-LabShell .jp-Launcher')", ready_timeout=45,
         )  # fmt: skip
         print(f"JupyterLab screenshot: {shot}")
         assert "JupyterLab" in title and shot.stat().st_size > 20_000
