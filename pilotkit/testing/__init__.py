@@ -18,7 +18,8 @@ Plugin code imports only :mod:`pilotkit.api`; plugin *tests* may import this pac
 - the ``sshd`` fixture (:mod:`pilotkit.testing.sshd`): a real OpenSSH server on loopback
   (:class:`Sshd`; :func:`free_port`), for ``--host`` commands; :func:`wait_for`: poll a
   condition on the event loop until it holds;
-- :mod:`pilotkit.testing.chromium`: a web page in headless Chromium, as a PNG.
+- :mod:`pilotkit.testing.chromium`: a web page in headless Chromium, as a PNG;
+  :mod:`pilotkit.testing.localdaemon`: a real ``pilotkit daemon`` of a test's own.
 """
 
 from __future__ import annotations

@@ -122,34 +122,13 @@ async def test_a_dask_cluster_that_cannot_start_fails_the_pilot_before_the_serve
 
 
 def test_open_by_pilot_id_through_the_daemon(tmp_path: Path) -> None:
-    import subprocess
-    import time
+    from pilotkit.testing.localdaemon import local_daemon, until
 
-    from .conftest import PILOTKIT
-
-    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"), XDG_RUNTIME_DIR=str(tmp_path / "run"))
-    for key in ("PILOTKIT_HOST", "DISPLAY", "WAYLAND_DISPLAY"):
-        env.pop(key, None)
-    (tmp_path / "run").mkdir(mode=0o700)
     spec = tmp_path / "nb.toml"
     spec.write_text('name = "nb-daemon"\n[pilot]\ngrace = "2s"\n[app]\ntype = "jupyter"\nlab = false\n')
     workdir = tmp_path / "pilot"
-
-    def until(condition: object, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not (callable(condition) and condition()):
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.1)
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*PILOTKIT, *args], env=env, capture_output=True, text=True, timeout=60)
-
-    with open(tmp_path / "daemon.out", "wb") as out:
-        daemon = subprocess.Popen(
-            [*PILOTKIT, "daemon", "--shutdown-timeout", "5"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        until(lambda: (tmp_path / "run" / "pilotkit" / "daemon.sock").exists(), 30, "the daemon")
+    with local_daemon(tmp_path, unset=("DISPLAY", "WAYLAND_DISPLAY")) as daemon:
+        cli = daemon.cli
         submitted = cli("submit", "--workdir", str(workdir), str(spec))
         assert submitted.returncode == 0, submitted.stderr
         pilot = submitted.stdout.strip()
@@ -167,13 +146,6 @@ def test_open_by_pilot_id_through_the_daemon(tmp_path: Path) -> None:
         stopped = cli("jupyter", "open", "--no-browser", pilot)
         assert stopped.returncode == 2 and "is stopped" in stopped.stderr
         assert "Services" not in cli("describe", pilot).stdout, "a stopped server serves nothing"
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait(10)
     assert processes_of(workdir) == []
 
 
