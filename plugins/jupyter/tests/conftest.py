@@ -11,15 +11,29 @@ import json
 import os
 import sys
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from pilotkit.testing import Sshd, need, need_binary
+import pytest
+from pilotkit_jupyter.connection import read_info
+
+from pilotkit.testing import Pilot, RunResult, RunSpec, Sshd, need, need_binary, wait_for
 from pilotkit.testing.chromium import find_chromium, screenshot
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "share" / "examples"
 PILOTKIT = [sys.executable, "-m", "pilotkit.cli.main"]
+
+LAB_WITH_DASK = """[app]
+type = "jupyter"
+backend = "dask"
+[app.dask]
+nanny = false
+threads = 1
+"""
+"""The app table of a JupyterLab with a one-thread Dask worker per node behind it."""
 
 DASK_CELL = """
 import os, socket
@@ -74,6 +88,49 @@ def need_jupyter() -> None:
         ("aiohttp", "pip install aiohttp"),
     ):
         need(module, importlib.util.find_spec(module) is not None, hint)
+
+
+@pytest.fixture
+def jupyter_parts() -> None:
+    """Skips a test without the Jupyter and Dask parts (see :func:`need_jupyter`)."""
+    need_jupyter()
+
+
+def server_state(workdir: Path) -> str | None:
+    """The state in the pilot's ``jupyter.json``; None before there is one."""
+    try:
+        return read_info(workdir).state
+    except Exception:
+        return None
+
+
+class Served:
+    """A Jupyter pilot that ``run_spec`` runs in the background, its server up."""
+
+    def __init__(self, running: asyncio.Future[RunResult], pilots: list[Pilot]) -> None:
+        self.running = running
+        self.pilots = pilots
+
+    async def cancel(self, timeout: float) -> RunResult:
+        """Cancel the pilot; its result once it has ended."""
+        self.pilots[0].cancel("test ends")
+        return await asyncio.wait_for(self.running, timeout)
+
+
+@asynccontextmanager
+async def served(run_spec: RunSpec, spec: str, workdir: Path, timeout: float) -> AsyncIterator[Served]:
+    """Run ``spec`` in ``workdir`` until its server is running (at most ``timeout``
+    seconds); a pilot still running when the block ends (it failed) is cancelled."""
+    pilots: list[Pilot] = []
+    running = asyncio.ensure_future(run_spec(spec, workdir=workdir, on_pilot=pilots.append))
+    try:
+        await wait_for(lambda: running.done() or server_state(workdir) == "running", timeout, "the server")
+        assert not running.done(), running.result().reason
+        yield Served(running, pilots)
+    finally:
+        if not running.done():
+            pilots[0].cancel("test failed")
+            await running
 
 
 class Tunnel:
