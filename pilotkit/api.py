@@ -21,7 +21,8 @@ Everything a plugin needs is here, under a stable name:
   noise of cryptography's deprecation warnings), :func:`connect_daemon` (ask the
   pilotkit daemon, here or over SSH, about its pilots), :class:`ConnectionFile` and
   :func:`pilot_workdir` (the file in which an app publishes how to reach what it serves,
-  and how a ``connect`` command finds it), :func:`unless_draining`, :func:`watched` and
+  and how a ``connect`` command finds it; :func:`tunnel_options` gives such a command its
+  ``--host``, ``--ssh-config`` and ``--local-port``), :func:`unless_draining`, :func:`watched` and
   :func:`run_watched` (how an app that runs a cluster waits for it and its script),
   :func:`task_exit_report` (how one of its tasks ended, with the tail of its stderr),
   :class:`Rendezvous` (node agents that
@@ -45,7 +46,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 from .appflow import run_watched, task_exit_report, unless_draining, watched
-from .connfile import ConnectionFile, pilot_workdir
+from .connfile import ConnectionFile, pilot_workdir, tunnel_options
 from .errors import CommandError, MissingBinaryError, PilotkitError, PluginError, SpecError, SpecProblem
 from .events import (
     AllocationClaimed,
@@ -209,6 +210,7 @@ __all__ = [
     "ssh_session",
     "task_dir",
     "task_exit_report",
+    "tunnel_options",
     "unless_draining",
     "until_interrupted",
     "version_in",

@@ -7,15 +7,17 @@ working directory (``dask.json``, ``ray.json``...): a msgspec struct with a ``st
 field (``running`` while it serves). Its ``connect`` command reads that file here, or in
 the working directory of a pilot the daemon runs (by id), or over SSH on the login host.
 :class:`ConnectionFile` is all of that for one file; :func:`pilot_workdir` asks the
-daemon where a pilot works.
+daemon where a pilot works; :func:`tunnel_options` gives such a command its ``--host``,
+``--ssh-config`` and ``--local-port``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Protocol, TypeVar
 
 import msgspec
 
@@ -31,6 +33,26 @@ class _Published(Protocol):
 
 
 InfoT = TypeVar("InfoT", bound=_Published)
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def tunnel_options(host_help: str) -> Callable[[F], F]:
+    """The options of a command that reaches a pilot on a login host, as a decorator of a
+    click command: ``--host [USER@]HOST`` (``host_help`` says what it does there),
+    ``--ssh-config FILE`` and ``--local-port`` (0: any free one). The command gets
+    ``host``, ``ssh_config`` and ``local_port``."""
+    import click
+
+    def decorate(command: F) -> F:
+        command = click.option(
+            "--local-port", type=int, default=0, show_default=True, help="Local port of the tunnel (0: any free one)."
+        )(command)
+        command = click.option(
+            "--ssh-config", type=click.Path(dir_okay=False), metavar="FILE", help="SSH config file for --host."
+        )(command)
+        return click.option("--host", metavar="[USER@]HOST", help=host_help)(command)
+
+    return decorate
 
 
 async def pilot_workdir(pilot: str, host: str | None = None, ssh_config: str | None = None) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import click
 import msgspec
 
-from pilotkit.api import forward_port, ssh_session, until_interrupted
+from pilotkit.api import forward_port, ssh_session, tunnel_options, until_interrupted
 
 from .connection import FILE, ConnectionInfo
 
@@ -25,17 +25,9 @@ def jupyter_group() -> None:
 @jupyter_group.command("open")
 @click.argument("pilot")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option(
-    "--host",
-    metavar="[USER@]HOST",
-    help="The pilot runs there: read its details over SSH and forward a local port to the "
-    "server on its node (stays in the foreground until Ctrl-C).",
-)
-@click.option(
-    "--ssh-config", type=click.Path(dir_okay=False), metavar="FILE", help="SSH config file for --host."
-)
-@click.option(
-    "--local-port", type=int, default=0, show_default=True, help="Local port of the tunnel (0: any free one)."
+@tunnel_options(
+    "The pilot runs there: read its details over SSH and forward a local port to the "
+    "server on its node (stays in the foreground until Ctrl-C)."
 )
 @click.option("--no-browser", is_flag=True, help="Print the URL only; do not open a browser.")
 def open_command(

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import click
 import msgspec
 
-from pilotkit.api import forward_port, ssh_session, until_interrupted
+from pilotkit.api import forward_port, ssh_session, tunnel_options, until_interrupted
 
 from .connection import FILE, ConnectionInfo, host_of, port_of
 
@@ -23,17 +23,9 @@ def ray_group() -> None:
 @ray_group.command("connect")
 @click.argument("pilot")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option(
-    "--host",
-    metavar="[USER@]HOST",
-    help="The pilot runs there: read its details over SSH and forward local ports to the "
-    "Ray Client server and the dashboard (stays in the foreground until Ctrl-C).",
-)
-@click.option(
-    "--ssh-config", type=click.Path(dir_okay=False), metavar="FILE", help="SSH config file for --host."
-)
-@click.option(
-    "--local-port", type=int, default=0, show_default=True, help="Local port of the tunnel (0: any free one)."
+@tunnel_options(
+    "The pilot runs there: read its details over SSH and forward local ports to the "
+    "Ray Client server and the dashboard (stays in the foreground until Ctrl-C)."
 )
 def connect_command(
     pilot: str, as_json: bool, host: str | None, ssh_config: str | None, local_port: int
