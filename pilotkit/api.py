@@ -25,6 +25,8 @@ Everything a plugin needs is here, under a stable name:
   ``--host``, ``--ssh-config`` and ``--local-port``), :func:`unless_draining`, :func:`watched` and
   :func:`run_watched` (how an app that runs a cluster waits for it and its script),
   :func:`task_exit_report` (how one of its tasks ended, with the tail of its stderr),
+  :func:`check_script`, :func:`script_argv` and :func:`python_for` (the user's script an
+  app runs in batch mode),
   :class:`Rendezvous` (node agents that
   connect back to the pilot, for batch providers) and the parameter-space helpers of the
   built-in ``tasks`` app (:class:`TaskGroup`, :func:`parameter_points`, :func:`render_command`,
@@ -46,6 +48,7 @@ from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
 from .appflow import run_watched, task_exit_report, unless_draining, watched
+from .appscript import check_script, python_for, script_argv
 from .connfile import ConnectionFile, pilot_workdir, tunnel_options
 from .errors import CommandError, MissingBinaryError, PilotkitError, PluginError, SpecError, SpecProblem
 from .events import (
@@ -187,6 +190,7 @@ __all__ = [
     "TasksOptions",
     "attempt_log",
     "check_groups",
+    "check_script",
     "connect_daemon",
     "encode_event",
     "format_duration",
@@ -201,10 +205,12 @@ __all__ = [
     "parse_duration",
     "parse_size",
     "pilot_workdir",
+    "python_for",
     "read_remote_file",
     "render_command",
     "run_command",
     "run_watched",
+    "script_argv",
     "slurm_time",
     "ssh_connect",
     "ssh_session",

@@ -22,12 +22,14 @@ from pilotkit.api import (
     SpecProblem,
     Task,
     TaskStatus,
+    python_for,
     run_watched,
+    script_argv,
     unless_draining,
     watched,
 )
 
-from .commands import CONNECTION_FILE, SCRIPT_GROUP, SCRIPT_TASK, python_for, script_argv
+from .commands import CONNECTION_FILE, SCRIPT_GROUP, SCRIPT_TASK
 from .options import DaskOptions, check_options
 
 if TYPE_CHECKING:

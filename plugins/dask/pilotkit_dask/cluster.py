@@ -26,6 +26,7 @@ from pilotkit.api import (
     TaskStatus,
     parse_duration,
     parse_size,
+    python_for,
     task_dir,
     task_exit_report,
 )
@@ -36,7 +37,6 @@ from .commands import (
     SERVICE_GROUP,
     WorkerPlan,
     plan_workers,
-    python_for,
     scheduler_argv,
     worker_argv,
 )

@@ -23,6 +23,7 @@ from pilotkit.api import (
     Task,
     TaskStatus,
     parse_duration,
+    python_for,
     task_dir,
     task_exit_report,
 )
@@ -36,7 +37,6 @@ from .commands import (
     NodePlan,
     node_argv,
     plan_nodes,
-    python_for,
     temp_dir_for,
 )
 from .connection import ConnectionInfo, RayNodeInfo, write_info
