@@ -20,21 +20,14 @@ from pathlib import Path
 import pytest
 
 from .needs import need, need_binary
+from .share import share_script
 
 ALIAS = "pilotkit-test"
 """The host alias of the server in its ``ssh_config``."""
 
 
 def testsshd_script() -> Path:
-    explicit = os.environ.get("PILOTKIT_TESTSSHD")
-    if explicit:
-        return Path(explicit)
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        candidate = folder / "share" / "testsshd" / "testsshd"
-        if candidate.exists():
-            return candidate
-    return Path(__file__).resolve().parents[2] / "share" / "testsshd" / "testsshd"
+    return share_script("PILOTKIT_TESTSSHD", "testsshd", "testsshd")
 
 
 def free_port() -> int:
