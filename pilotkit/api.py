@@ -19,7 +19,15 @@ Everything a plugin needs is here, under a stable name:
 - **helpers**: :func:`run_command` (a subprocess without blocking the event loop, with
   one-line errors), :func:`import_asyncssh` and :func:`ssh_connect` (SSH without the
   noise of cryptography's deprecation warnings), :func:`connect_daemon` (ask the
-  pilotkit daemon, here or over SSH, about its pilots), :class:`Rendezvous` (node agents that
+  pilotkit daemon, here or over SSH, about its pilots), :class:`ConnectionFile` and
+  :func:`pilot_workdir` (the file in which an app publishes how to reach what it serves,
+  and how a ``connect`` command finds it; :func:`tunnel_options` gives such a command its
+  ``--host``, ``--ssh-config`` and ``--local-port``), :func:`unless_draining`, :func:`watched` and
+  :func:`run_watched` (how an app that runs a cluster waits for it and its script),
+  :func:`task_exit_report` (how one of its tasks ended, with the tail of its stderr),
+  :func:`check_script`, :func:`script_argv` and :func:`python_for` (the user's script an
+  app runs in batch mode),
+  :class:`Rendezvous` (node agents that
   connect back to the pilot, for batch providers) and the parameter-space helpers of the
   built-in ``tasks`` app (:class:`TaskGroup`, :func:`parameter_points`, :func:`render_command`,
   ...), for apps that expand parameters the same way.
@@ -39,6 +47,9 @@ from __future__ import annotations
 from contextlib import AbstractAsyncContextManager
 from typing import TYPE_CHECKING, Any
 
+from .appflow import run_watched, task_exit_report, unless_draining, watched
+from .appscript import check_script, python_for, script_argv
+from .connfile import ConnectionFile, pilot_workdir, tunnel_options
 from .errors import CommandError, MissingBinaryError, PilotkitError, PluginError, SpecError, SpecProblem
 from .events import (
     AllocationClaimed,
@@ -92,7 +103,7 @@ from .scan import (
 from .scan import render as render_command
 from .search import SearchRun
 from .spec import Duration, ResolvedSpec, Resources, Size
-from .ssh import forward_port, import_asyncssh, read_remote_file, ssh_connect, until_interrupted
+from .ssh import forward_port, import_asyncssh, read_remote_file, ssh_connect, ssh_session, until_interrupted
 from .task import Task
 from .types import Allocation, GpuInfo, NodeInfo, ProbeCheck, Service, TaskExit, TaskLaunch
 from .units import format_duration, format_size, parse_duration, parse_size, slurm_time
@@ -125,6 +136,7 @@ __all__ = [
     "Bind",
     "CommandError",
     "Completed",
+    "ConnectionFile",
     "ContainerContext",
     "ContainerRuntime",
     "Distribution",
@@ -178,6 +190,7 @@ __all__ = [
     "TasksOptions",
     "attempt_log",
     "check_groups",
+    "check_script",
     "connect_daemon",
     "encode_event",
     "format_duration",
@@ -191,12 +204,21 @@ __all__ = [
     "parameter_points",
     "parse_duration",
     "parse_size",
+    "pilot_workdir",
+    "python_for",
     "read_remote_file",
     "render_command",
     "run_command",
+    "run_watched",
+    "script_argv",
     "slurm_time",
     "ssh_connect",
+    "ssh_session",
     "task_dir",
+    "task_exit_report",
+    "tunnel_options",
+    "unless_draining",
     "until_interrupted",
     "version_in",
+    "watched",
 ]

@@ -8,8 +8,9 @@ warning, and only while asyncssh is imported. Import asyncssh only through it (p
 ``TYPE_CHECKING``.
 
 :func:`ssh_connect` opens a connection the way every pilotkit command does;
-:func:`forward_port`, :func:`read_remote_file` and :func:`until_interrupted` are what a
-``connect --host`` command (a tunnel to a service in the allocation) is made of.
+:func:`ssh_session`, :func:`forward_port`, :func:`read_remote_file` and
+:func:`until_interrupted` are what a ``connect --host`` command (a tunnel to a service in
+the allocation) is made of.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ from __future__ import annotations
 import importlib
 import sys
 import warnings
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
@@ -73,6 +76,28 @@ async def ssh_connect(target: str, *, ssh_config: str | None = None, **options: 
     except (OSError, TimeoutError) as exc:
         raise PilotkitError(f"ssh {target}: cannot connect: {exc}") from None
     return conn
+
+
+@asynccontextmanager
+async def ssh_session(target: str, *, ssh_config: str | None = None) -> AsyncIterator[SSHClientConnection]:
+    """``async with ssh_session(target) as conn:`` a connection of :func:`ssh_connect` for
+    the block: an SSH error in it becomes a one-line :class:`PilotkitError` naming
+    ``target``, and the connection is closed after (waiting at most 2 s for it)."""
+    import asyncio
+    import contextlib
+
+    from .errors import PilotkitError
+
+    asyncssh = import_asyncssh()
+    conn = await ssh_connect(target, ssh_config=ssh_config)
+    try:
+        yield conn
+    except asyncssh.Error as exc:
+        raise PilotkitError(f"ssh {target}: {exc.reason}") from None
+    finally:
+        conn.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(conn.wait_closed(), 2.0)
 
 
 async def forward_port(conn: SSHClientConnection, host: str, port: int, *, local_port: int = 0) -> int:

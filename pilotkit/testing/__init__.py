@@ -14,7 +14,12 @@ Plugin code imports only :mod:`pilotkit.api`; plugin *tests* may import this pac
   runtime or provider directly; :class:`Pilot`: run a pilot yourself; :data:`cli`: the
   ``pilotkit`` command line (for ``click.testing.CliRunner``); :func:`read_results`;
 - :func:`need`, :func:`need_binary`, :func:`need_optional`: skip (or fail under
-  ``PILOTKIT_REQUIRE_REAL=1``) when a real component is missing.
+  ``PILOTKIT_REQUIRE_REAL=1``) when a real component is missing;
+- the ``sshd`` fixture (:mod:`pilotkit.testing.sshd`): a real OpenSSH server on loopback
+  (:class:`Sshd`; :func:`free_port`), for ``--host`` commands; :func:`wait_for`: poll a
+  condition on the event loop until it holds;
+- :mod:`pilotkit.testing.chromium`: a web page in headless Chromium, as a PNG;
+  :mod:`pilotkit.testing.localdaemon`: a real ``pilotkit daemon`` of a test's own.
 """
 
 from __future__ import annotations
@@ -68,6 +73,8 @@ from ..plugins import Plugins, set_plugins  # noqa: E402
 from ..results import TaskResult, read_results  # noqa: E402
 from ..spec import load_spec, parse_spec  # noqa: E402
 from .plugin import RunResult, RunSpec  # noqa: E402
+from .sshd import Sshd, free_port  # noqa: E402
+from .waiting import wait_for  # noqa: E402
 
 __all__ = [
     "DEFAULT_APP",
@@ -77,8 +84,10 @@ __all__ = [
     "Plugins",
     "RunResult",
     "RunSpec",
+    "Sshd",
     "TaskResult",
     "cli",
+    "free_port",
     "load_spec",
     "need",
     "need_binary",
@@ -89,4 +98,5 @@ __all__ = [
     "read_results",
     "require_real",
     "set_plugins",
+    "wait_for",
 ]

@@ -5,6 +5,8 @@ plugin once pilotkit is installed).
   plugins, installed as the process's manager for the test.
 - ``run_spec``: ``await run_spec(text_or_path, workdir=...)`` runs a pilot in-process
   and returns its :class:`~pilotkit.pilot.PilotOutcome` with the events it emitted.
+- ``slurm_cluster``, ``slurm`` (:mod:`pilotkit.testing.slurm`) and ``sshd``
+  (:mod:`pilotkit.testing.sshd`): the real Slurm test cluster and a real OpenSSH server.
 """
 
 from __future__ import annotations
@@ -74,5 +76,6 @@ def run_spec(pilotkit_plugins: Plugins, tmp_path: Path) -> RunSpec:
 
 
 from .slurm import slurm, slurm_cluster  # noqa: E402 - fixtures re-exported for pytest
+from .sshd import sshd  # noqa: E402
 
-__all__ = ["RunResult", "pilotkit_plugins", "run_spec", "slurm", "slurm_cluster"]
+__all__ = ["RunResult", "pilotkit_plugins", "run_spec", "slurm", "slurm_cluster", "sshd"]

@@ -26,18 +26,11 @@ from pathlib import Path
 import pytest
 
 from .needs import need, need_binary
+from .share import share_script
 
 
 def testcluster_script() -> Path:
-    explicit = os.environ.get("PILOTKIT_TESTCLUSTER")
-    if explicit:
-        return Path(explicit)
-    here = Path.cwd().resolve()
-    for folder in (here, *here.parents):
-        candidate = folder / "share" / "testcluster" / "testcluster"
-        if candidate.exists():
-            return candidate
-    return Path(__file__).resolve().parents[2] / "share" / "testcluster" / "testcluster"
+    return share_script("PILOTKIT_TESTCLUSTER", "testcluster", "testcluster")
 
 
 def lock_path() -> Path:

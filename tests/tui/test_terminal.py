@@ -4,22 +4,20 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import os
 import re
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from pilotkit.testing import need, need_binary
+from pilotkit.testing import free_port, need, need_binary
+from pilotkit.testing.chromium import find_chromium, screenshot
 
 from .conftest import DEMO_LOG, ROOT, env_for, python_env, quick_spec, wait_for
 
@@ -76,27 +74,13 @@ def test_dashboard_in_tmux_follows_a_pilot_to_done(tui_daemon: Any, tmp_path: Pa
         subprocess.run([tmux, "-S", server, "kill-server"], capture_output=True, timeout=30)
 
 
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    return None
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def test_browser_view_through_textual_serve(tmp_path: Path) -> None:
-    chromium = _chromium()
+    chromium = find_chromium()
     need("Chromium", chromium is not None, "apt-get install chromium: the browser view is not checked")
     assert chromium is not None
     pytest.importorskip("textual_serve", reason="textual-serve is not installed (pip install textual-serve)")
     aiohttp = pytest.importorskip("aiohttp", reason="aiohttp (a textual-serve dependency) is missing")
-    port = _free_port()
+    port = free_port()
     log = tmp_path / "serve.log"
     with open(log, "wb") as out:
         server = subprocess.Popen([*PILOTKIT, "tui", "--serve", "--port", str(port), "--replay", str(DEMO_LOG),
@@ -117,7 +101,11 @@ def test_browser_view_through_textual_serve(tmp_path: Path) -> None:
         html = wait_for(page, 30, "textual-serve to answer")
         assert "data-session-websocket-url" in html
         shot = tmp_path / "dashboard.png"
-        asyncio.run(_screenshot(aiohttp, chromium, url, shot, tmp_path / "chromium"))
+        asyncio.run(screenshot(
+            aiohttp, chromium, url, shot, tmp_path / "chromium",
+            ready_js="(document.body ? document.body.className : '').includes('-first-byte')", poll=0.2,
+            not_ready="the dashboard never sent its first bytes to the page", settle=20,
+        ))  # fmt: skip
         assert shot.stat().st_size > 20_000, "the page is the splash, not the dashboard"
         ARTIFACTS.mkdir(parents=True, exist_ok=True)
         kept = ARTIFACTS / "browser-view.png"
@@ -129,70 +117,3 @@ def test_browser_view_through_textual_serve(tmp_path: Path) -> None:
             server.wait(20)
         except subprocess.TimeoutExpired:
             server.kill()
-
-
-async def _screenshot(aiohttp: Any, chromium: str, url: str, out: Path, profile: Path) -> None:
-    """Load ``url`` in headless Chromium (over its DevTools protocol), wait for the app's
-    first bytes and a still picture, save a PNG."""
-    proc = subprocess.Popen(
-        [chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", "--remote-debugging-port=0",
-         "--window-size=1400,900", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )
-    try:
-        assert proc.stderr is not None
-        port = None
-        deadline = time.monotonic() + 30
-        while port is None and time.monotonic() < deadline:
-            line = await asyncio.to_thread(proc.stderr.readline)
-            if not line and proc.poll() is not None:
-                raise AssertionError(f"chromium exited {proc.returncode}")
-            match = re.search(r"DevTools listening on ws://[^:]+:(\d+)/", line)
-            port = int(match.group(1)) if match else None
-        assert port is not None, "chromium did not open its DevTools port"
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{port}/json/list") as response:
-                targets = await response.json()
-            target = next(t for t in targets if t["type"] == "page")
-            async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
-                calls = 0
-
-                async def call(method: str, **params: Any) -> dict[str, Any]:
-                    nonlocal calls
-                    calls += 1
-                    await ws.send_json({"id": calls, "method": method, "params": params})
-                    while True:
-                        message = await ws.receive_json(timeout=30)
-                        if message.get("id") == calls:
-                            assert "error" not in message, message
-                            return dict(message.get("result", {}))
-
-                async def body_classes() -> str:
-                    result = await call("Runtime.evaluate", expression="document.body ? document.body.className : ''",
-                                        returnByValue=True)
-                    return str(result.get("result", {}).get("value", ""))
-
-                await call("Page.enable")
-                await call("Page.navigate", url=url)
-                deadline = time.monotonic() + 30
-                while "-first-byte" not in await body_classes():
-                    assert time.monotonic() < deadline, "the dashboard never sent its first bytes to the page"
-                    await asyncio.sleep(0.2)
-                previous = b""
-                deadline = time.monotonic() + 20
-                while True:  # until two pictures in a row are the same: it has drawn
-                    picture = base64.b64decode((await call("Page.captureScreenshot", format="png"))["data"])
-                    if picture == previous or time.monotonic() > deadline:
-                        break
-                    previous = picture
-                    await asyncio.sleep(0.5)
-                out.write_bytes(picture)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(profile, ignore_errors=True)

@@ -3,27 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import click
 import msgspec
 
-from pilotkit.api import (
-    PilotkitError,
-    connect_daemon,
-    forward_port,
-    import_asyncssh,
-    read_remote_file,
-    ssh_connect,
-    until_interrupted,
-)
+from pilotkit.api import forward_port, ssh_session, tunnel_options, until_interrupted
 
-from .commands import CONNECTION_FILE
-from .connection import ConnectionInfo, host_of, parse_info, port_of, read_info
+from .connection import FILE, ConnectionInfo, host_of, port_of
 
 
 @click.group("dask")
@@ -34,17 +23,9 @@ def dask_group() -> None:
 @dask_group.command("connect")
 @click.argument("pilot")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-@click.option(
-    "--host",
-    metavar="[USER@]HOST",
-    help="The pilot runs there: read its details over SSH and forward a local port to the "
-    "scheduler (stays in the foreground until Ctrl-C).",
-)
-@click.option(
-    "--ssh-config", type=click.Path(dir_okay=False), metavar="FILE", help="SSH config file for --host."
-)
-@click.option(
-    "--local-port", type=int, default=0, show_default=True, help="Local port of the tunnel (0: any free one)."
+@tunnel_options(
+    "The pilot runs there: read its details over SSH and forward a local port to the "
+    "scheduler (stays in the foreground until Ctrl-C)."
 )
 def connect_command(
     pilot: str, as_json: bool, host: str | None, ssh_config: str | None, local_port: int
@@ -58,41 +39,10 @@ def connect_command(
     prints tcp://127.0.0.1:PORT for distributed.Client while it runs.
     """
     if host is None:
-        info = asyncio.run(_local_info(pilot))
+        info = asyncio.run(FILE.find(pilot))
         _print(info, as_json, local=None)
         return
     asyncio.run(_tunnel(pilot, host, ssh_config, local_port, as_json))
-
-
-# --------------------------------------------------------------------------- finding the details
-
-
-async def _local_info(pilot: str) -> ConnectionInfo:
-    path = Path(pilot).expanduser()
-    if await asyncio.to_thread(path.exists):
-        info = await asyncio.to_thread(read_info, path)
-    else:
-        workdir = await _workdir_from_daemon(pilot, host=None, ssh_config=None)
-        info = await asyncio.to_thread(read_info, Path(workdir))
-    return _running(info, pilot)
-
-
-async def _workdir_from_daemon(pilot: str, host: str | None, ssh_config: str | None) -> str:
-    """Ask the pilotkit daemon (here, or on ``host``) for the pilot's working directory."""
-    try:
-        async with connect_daemon(host=host, ssh_config=ssh_config) as client:
-            detail = await client.pilot(pilot)
-    except PilotkitError as exc:
-        raise PilotkitError(
-            f"'{pilot}' is not a pilot working directory, and asking the daemon failed: {exc}"
-        ) from None
-    return str(detail.summary.workdir)
-
-
-def _running(info: ConnectionInfo, pilot: str) -> ConnectionInfo:
-    if info.state != "running":
-        raise PilotkitError(f"the Dask cluster of {pilot} is {info.state}")
-    return info
 
 
 def _print(info: ConnectionInfo, as_json: bool, local: str | None, dashboard: str | None = None) -> None:
@@ -112,14 +62,8 @@ def _print(info: ConnectionInfo, as_json: bool, local: str | None, dashboard: st
 
 
 async def _tunnel(pilot: str, host: str, ssh_config: str | None, local_port: int, as_json: bool) -> None:
-    asyncssh = import_asyncssh()
-    conn = await ssh_connect(host, ssh_config=ssh_config)
-    try:
-        if "/" in pilot or pilot.startswith("~"):
-            workdir = pilot
-        else:
-            workdir = await _workdir_from_daemon(pilot, host=host, ssh_config=ssh_config)
-        info = _running(await _remote_info(conn, workdir, host), pilot)
+    async with ssh_session(host, ssh_config=ssh_config) as conn:
+        info = await FILE.find_remote(conn, pilot, host, ssh_config)
         port = await forward_port(conn, host_of(info.scheduler), port_of(info.scheduler), local_port=local_port)
         local = f"tcp://127.0.0.1:{port}"
         dashboard = None
@@ -134,23 +78,3 @@ async def _tunnel(pilot: str, host: str, ssh_config: str | None, local_port: int
             err=True,
         )
         await until_interrupted(conn)
-    except asyncssh.Error as exc:
-        raise PilotkitError(f"ssh {host}: {exc.reason}") from None
-    finally:
-        conn.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(conn.wait_closed(), 2.0)
-
-
-async def _remote_info(conn: Any, workdir: str, host: str) -> ConnectionInfo:
-    """Read ``dask.json`` of a working directory on the SSH host (over SFTP)."""
-    path = workdir if workdir.endswith(CONNECTION_FILE) else f"{workdir.rstrip('/')}/{CONNECTION_FILE}"
-    try:
-        data = await read_remote_file(conn, path, target=host)
-    except PilotkitError as exc:
-        if str(exc).endswith("no such file"):
-            raise PilotkitError(
-                f"{host}:{path}: no such file: not a Dask pilot, or its cluster is not up yet"
-            ) from None
-        raise
-    return parse_info(data, f"{host}:{path}")

@@ -24,10 +24,11 @@ from pilotkit.api import (
     PilotkitError,
     Task,
     TaskStatus,
-    attempt_log,
     parse_duration,
     parse_size,
+    python_for,
     task_dir,
+    task_exit_report,
 )
 
 from .commands import (
@@ -36,7 +37,6 @@ from .commands import (
     SERVICE_GROUP,
     WorkerPlan,
     plan_workers,
-    python_for,
     scheduler_argv,
     worker_argv,
 )
@@ -138,13 +138,7 @@ class DaskCluster:
 
     async def exit_report(self, task_id: str, attempt: int | None = None) -> str:
         """How a task's attempt (default: the latest) ended, with the tail of its stderr."""
-        task = self.pool_tasks[task_id]
-        how = task.outcome or "exited"
-        if task.exit_code is not None:
-            how += f", exit code {task.exit_code}"
-        err = attempt_log(self.workdir, task_id, attempt or max(task.attempts, 1), "err")
-        tail = await asyncio.to_thread(_tail, err)
-        return f"{how}; {err}" + (f": {tail}" if tail else "")
+        return await task_exit_report(self.workdir, self.pool_tasks[task_id], attempt)
 
     # ------------------------------------------------------------------ start
 
@@ -441,19 +435,6 @@ class DaskCluster:
             ):
                 return
             await asyncio.sleep(POLL)
-
-
-def _tail(path: Path, lines: int = 3, limit: int = 400) -> str:
-    """The last non-empty lines of a log, on one line."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 8192))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return ""
-    kept = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
-    return " | ".join(kept)[-limit:]
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

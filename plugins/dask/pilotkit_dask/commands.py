@@ -6,14 +6,13 @@ memory limits, argv) is testable with plain values.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from pilotkit.api import NodeInfo, parse_duration
 
-from .options import DaskOptions, script_path
+from .options import DaskOptions
 
 SCHEDULER_FILE = "dask-scheduler.json"
 """In the pilot's working directory; written by the scheduler once it listens."""
@@ -75,13 +74,6 @@ def plan_workers(nodes: Sequence[NodeInfo], threads: int | None = None) -> list[
     return plans
 
 
-def python_for(options: DaskOptions, containerised: bool) -> str:
-    """The interpreter that runs Dask on the nodes."""
-    if options.python:
-        return options.python
-    return "python3" if containerised else sys.executable
-
-
 def scheduler_argv(python: str, scheduler_file: Path, options: DaskOptions, head: str) -> list[str]:
     """``dask scheduler`` on the head node, reachable from the other nodes."""
     argv = [python, "-m", "distributed.cli.dask_scheduler", "--scheduler-file", str(scheduler_file)]
@@ -109,11 +101,3 @@ def worker_argv(python: str, scheduler_file: Path, plan: WorkerPlan, options: Da
     if plan.gpus:
         argv += ["--resources", f"GPU={plan.gpus}"]
     return argv
-
-
-def script_argv(python: str, options: DaskOptions, base_dir: Path) -> list[str]:
-    """The batch-mode command: the user's script or module with its arguments."""
-    if options.module is not None:
-        return [python, "-m", options.module, *options.args]
-    assert options.script is not None
-    return [python, str(script_path(options.script, base_dir)), *options.args]

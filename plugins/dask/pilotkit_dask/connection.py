@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 from typing import Any
 
 import msgspec
 
-from pilotkit.api import PilotkitError, Service
+from pilotkit.api import ConnectionFile, PilotkitError, Service
 
 from .commands import CONNECTION_FILE
 
@@ -40,35 +39,11 @@ class ConnectionInfo(msgspec.Struct, omit_defaults=True):
     updated: float = msgspec.field(default_factory=time.time)
 
 
-def write_info(workdir: Path, info: ConnectionInfo) -> Path:
-    """Replace ``<workdir>/dask.json`` atomically (a reader never sees half a file)."""
-    path = workdir / CONNECTION_FILE
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")
-    os.replace(tmp, path)
-    return path
-
-
-def parse_info(data: bytes, where: str) -> ConnectionInfo:
-    """Decode a ``dask.json``; a clear error when it is not one."""
-    try:
-        return msgspec.json.decode(data, type=ConnectionInfo)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise PilotkitError(f"{where}: not a Dask connection file: {exc}") from None
-
-
-def read_info(workdir: Path) -> ConnectionInfo:
-    """Read ``<workdir>/dask.json`` (``workdir`` may also name the file itself)."""
-    path = workdir if workdir.name == CONNECTION_FILE else workdir / CONNECTION_FILE
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise PilotkitError(
-            f"no {CONNECTION_FILE} in {path.parent}: not a Dask pilot, or its cluster is not up yet"
-        ) from None
-    except OSError as exc:
-        raise PilotkitError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return parse_info(data, str(path))
+FILE = ConnectionFile(CONNECTION_FILE, ConnectionInfo, "Dask")
+"""``<workdir>/dask.json``: written atomically, read here or over SSH."""
+write_info = FILE.write
+parse_info = FILE.parse
+read_info = FILE.read
 
 
 def dashboard_url(scheduler: str, services: dict[str, Any]) -> str | None:

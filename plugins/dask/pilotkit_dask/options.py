@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 
-from pilotkit.api import Duration, Size, SpecProblem, parse_duration, parse_size
+from pilotkit.api import Duration, Size, SpecProblem, check_script, parse_duration, parse_size
 
 if TYPE_CHECKING:
     from pilotkit.api import ResolvedSpec
@@ -62,20 +61,7 @@ class DaskOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True
 
 def check_options(options: DaskOptions, spec: ResolvedSpec) -> list[SpecProblem]:
     """Problems with the Dask options that show before anything runs."""
-    problems: list[SpecProblem] = []
-    if options.mode == "batch":
-        if (options.script is None) == (options.module is None):
-            problems.append(SpecProblem("app", "batch mode needs exactly one of 'script' or 'module'"))
-    elif options.script is not None or options.module is not None:
-        problems.append(
-            SpecProblem("app.mode", "interactive mode runs no script: remove 'script'/'module' or use batch")
-        )
-    if options.args and options.script is None and options.module is None:
-        problems.append(SpecProblem("app.args", "'args' needs a 'script' or 'module'"))
-    if options.script is not None:
-        path = script_path(options.script, spec.base_dir)
-        if not path.is_file():
-            problems.append(SpecProblem("app.script", f"no such file: {path}"))
+    problems = check_script(options, spec.base_dir)
     if options.interface is not None and options.host is not None:
         problems.append(SpecProblem("app.interface", "set 'interface' or 'host', not both"))
     for key in ("ready_timeout", "retire_timeout", "progress_interval"):
@@ -93,9 +79,3 @@ def check_options(options: DaskOptions, spec: ResolvedSpec) -> list[SpecProblem]
             SpecProblem("app.type", "dask.distributed is not installed: pip install 'dask[distributed]'")
         )
     return problems
-
-
-def script_path(script: str, base_dir: Path) -> Path:
-    """The script's absolute path (relative paths are taken from the spec's folder)."""
-    path = Path(script).expanduser()
-    return path if path.is_absolute() else base_dir / path

@@ -5,23 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import signal
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 from pilotkit_dask.connection import read_info
 
 from pilotkit.api import Event, Log, PilotState
-from pilotkit.testing import Pilot, RunSpec
+from pilotkit.testing import Pilot, RunSpec, Sshd, wait_for
+from pilotkit.testing.localdaemon import PILOTKIT, local_daemon, until
 
-from .conftest import Sshd, dask_client, need_dask, wait_for
+from .conftest import dask_client, need_dask
 
 pytestmark = pytest.mark.dask
-PILOTKIT = [sys.executable, "-m", "pilotkit.cli.main"]
 INTERACTIVE = """name = "dask-connect"
 [pilot]
 grace = "3s"
@@ -37,14 +33,6 @@ def _dask() -> None:
     need_dask()
 
 
-def _until(condition: object, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not callable(condition) or not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.1)
-
-
 def _connection_state(workdir: Path) -> str | None:
     try:
         return read_info(workdir).state
@@ -53,42 +41,24 @@ def _connection_state(workdir: Path) -> str | None:
 
 
 def test_connect_by_pilot_id_through_the_daemon(tmp_path: Path) -> None:
-    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"), XDG_RUNTIME_DIR=str(tmp_path / "run"))
-    env.pop("PILOTKIT_HOST", None)
-    (tmp_path / "run").mkdir(mode=0o700)
     spec = tmp_path / "interactive.toml"
     spec.write_text(INTERACTIVE)
     workdir = tmp_path / "pilot"
-    with open(tmp_path / "daemon.out", "wb") as out:
-        daemon = subprocess.Popen(
-            [*PILOTKIT, "daemon", "--shutdown-timeout", "5"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        _until(lambda: (tmp_path / "run" / "pilotkit" / "daemon.sock").exists(), 30, "the daemon")
-
-        def cli(*args: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([*PILOTKIT, *args], env=env, capture_output=True, text=True, timeout=60)
-
+    with local_daemon(tmp_path) as daemon:
+        cli = daemon.cli
         submitted = cli("submit", "--workdir", str(workdir), str(spec))
         assert submitted.returncode == 0, submitted.stderr
         pilot = submitted.stdout.strip()
-        _until(lambda: _connection_state(workdir) == "running", 90, "the cluster")
+        until(lambda: _connection_state(workdir) == "running", 90, "the cluster")
         connected = cli("dask", "connect", "--json", pilot)
         assert connected.returncode == 0, connected.stderr
         data = json.loads(connected.stdout)
         assert data["pilot"] == pilot and data["address"] == read_info(workdir).scheduler
         assert data["mode"] == "interactive" and len(data["workers"]) == 1
         assert cli("drain", pilot).returncode == 0
-        _until(lambda: _connection_state(workdir) == "stopped", 60, "the cluster to stop")
+        until(lambda: _connection_state(workdir) == "stopped", 60, "the cluster to stop")
         stopped = cli("dask", "connect", pilot)
         assert stopped.returncode == 2 and "is stopped" in stopped.stderr
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait(10)
 
 
 @pytest.mark.sshd

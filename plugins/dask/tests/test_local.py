@@ -17,9 +17,9 @@ from pilotkit_dask.connection import read_info
 from pilotkit_dask.events import DaskProgress
 
 from pilotkit.api import Event, Log, PilotState, TaskFinished
-from pilotkit.testing import Pilot, RunSpec
+from pilotkit.testing import Pilot, RunSpec, wait_for
 
-from .conftest import EXAMPLES, dask_client, load_example, need_dask, wait_for
+from .conftest import EXAMPLES, dask_client, load_example, need_dask
 
 pytestmark = pytest.mark.dask
 

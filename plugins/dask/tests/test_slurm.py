@@ -14,9 +14,9 @@ from pilotkit_dask.connection import ConnectionInfo, read_info
 from pilotkit_dask.events import DaskProgress
 
 from pilotkit.api import Event, Log, PilotState
-from pilotkit.testing import Pilot, RunSpec
+from pilotkit.testing import Pilot, RunSpec, wait_for
 
-from .conftest import EXAMPLES, dask_client, need_dask, wait_for
+from .conftest import EXAMPLES, dask_client, need_dask
 from .test_local import check_histogram
 
 pytestmark = [pytest.mark.slurm, pytest.mark.dask]

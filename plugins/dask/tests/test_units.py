@@ -11,7 +11,7 @@ import msgspec
 import pytest
 from click.testing import CliRunner
 from pilotkit_dask import DaskApp
-from pilotkit_dask.commands import plan_workers, scheduler_argv, script_argv, worker_argv
+from pilotkit_dask.commands import plan_workers, scheduler_argv, worker_argv
 from pilotkit_dask.connection import (
     ConnectionInfo,
     WorkerInfo,
@@ -26,7 +26,7 @@ from pilotkit_dask.events import DaskProgress
 from pilotkit_dask.options import DaskOptions
 from pilotkit_dask.progress import ProgressTracker
 
-from pilotkit.api import App, GpuInfo, NodeInfo, PilotkitError, SpecError
+from pilotkit.api import App, GpuInfo, NodeInfo, PilotkitError, SpecError, script_argv
 from pilotkit.api import encode_event as encode
 from pilotkit.testing import Plugins, cli, parse_spec
 from pilotkit.testing.contracts import AppContract

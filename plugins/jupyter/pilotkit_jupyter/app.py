@@ -21,14 +21,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-from pilotkit.api import App, AppContext, Log, PilotkitError, Service, SpecProblem, parse_duration
+from pilotkit.api import App, AppContext, Log, PilotkitError, Service, SpecProblem, parse_duration, python_for
 
 from .backend import check_backend, make_backend_app, read_connection
 from .commands import (
     RUNTIME_DIR,
     dashboard_proxy_path,
     dask_env,
-    python_for,
     ray_env,
     remote_proxy_path,
     server_argv,

@@ -4,23 +4,13 @@ Nothing here starts a process or touches the network."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from urllib.parse import urlsplit
-
-from .options import JupyterOptions
 
 SERVER_TASK = "jupyter-server"
 SERVICE_GROUP = "jupyter"
 RUNTIME_DIR = "jupyter-runtime"
 """In the pilot's working directory: the server writes ``jpserver-PID.json`` there once it listens."""
-
-
-def python_for(options: JupyterOptions, containerised: bool) -> str:
-    """The interpreter that runs the server on the first node."""
-    if options.python:
-        return options.python
-    return "python3" if containerised else sys.executable
 
 
 def server_argv(

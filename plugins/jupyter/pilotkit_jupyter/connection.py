@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import msgspec
 
-from pilotkit.api import PilotkitError, Service
+from pilotkit.api import ConnectionFile, PilotkitError, Service
 
 CONNECTION_FILE = "jupyter.json"
 """In the pilot's working directory; readable by its owner only (it holds the token)."""
@@ -50,37 +49,11 @@ class ConnectionInfo(msgspec.Struct, omit_defaults=True):
         return f"{base.rstrip('/')}/{path}?token={self.token}"
 
 
-def write_info(workdir: Path, info: ConnectionInfo) -> Path:
-    """Replace ``<workdir>/jupyter.json`` atomically, mode 0600."""
-    path = workdir / CONNECTION_FILE
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as f:
-        f.write(msgspec.json.format(msgspec.json.encode(info), indent=2) + b"\n")
-    os.replace(tmp, path)
-    return path
-
-
-def parse_info(data: bytes, where: str) -> ConnectionInfo:
-    """Decode a ``jupyter.json``; a clear error when it is not one."""
-    try:
-        return msgspec.json.decode(data, type=ConnectionInfo)
-    except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-        raise PilotkitError(f"{where}: not a Jupyter connection file: {exc}") from None
-
-
-def read_info(workdir: Path) -> ConnectionInfo:
-    """Read ``<workdir>/jupyter.json`` (``workdir`` may also name the file itself)."""
-    path = workdir if workdir.name == CONNECTION_FILE else workdir / CONNECTION_FILE
-    try:
-        data = path.read_bytes()
-    except FileNotFoundError:
-        raise PilotkitError(
-            f"no {CONNECTION_FILE} in {path.parent}: not a Jupyter pilot, or its server is not up yet"
-        ) from None
-    except OSError as exc:
-        raise PilotkitError(f"cannot read {path}: {exc.strerror or exc}") from None
-    return parse_info(data, str(path))
+FILE = ConnectionFile(CONNECTION_FILE, ConnectionInfo, "Jupyter", "server", private=True)
+"""``<workdir>/jupyter.json``: written atomically, mode 0600; read here or over SSH."""
+write_info = FILE.write
+parse_info = FILE.parse
+read_info = FILE.read
 
 
 def services(workdir: Path) -> list[Service]:

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from pilotkit.api import AppContext, PilotkitError, Task, TaskStatus, attempt_log, task_dir
+from pilotkit.api import AppContext, PilotkitError, Task, TaskStatus, task_dir, task_exit_report
 
 from .commands import SERVER_TASK, SERVICE_GROUP
 
@@ -63,12 +63,7 @@ class JupyterServer:
         task = self.task
         if task is None:
             return "never started"
-        how = task.outcome or "exited"
-        if task.exit_code is not None:
-            how += f", exit code {task.exit_code}"
-        err = attempt_log(self.ctx.pilot.workdir, SERVER_TASK, max(task.attempts, 1), "err")
-        tail = await asyncio.to_thread(_tail, err)
-        return f"{how}; {err}" + (f": {tail}" if tail else "")
+        return await task_exit_report(self.ctx.pilot.workdir, task)
 
     async def until_stopped(self) -> None:
         """Until the server's task has ended."""
@@ -94,16 +89,3 @@ def _server_info(runtime_dir: Path) -> dict[str, Any] | None:
         if isinstance(data, dict) and isinstance(data.get("port"), int) and data["port"] > 0:
             return data
     return None
-
-
-def _tail(path: Path, lines: int = 3, limit: int = 400) -> str:
-    """The last non-empty lines of a log, on one line."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 8192))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return ""
-    kept = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
-    return " | ".join(kept)[-limit:]

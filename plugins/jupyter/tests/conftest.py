@@ -1,33 +1,39 @@
-"""Shared helpers: a real OpenSSH server on loopback, a kernel driven over the server's
-kernels API (the Jupyter message protocol on its websocket), headless Chromium, and a
-look for processes left behind."""
+"""Shared helpers: the tunnel of ``pilotkit jupyter open --host`` (through the ``sshd``
+fixture of pilotkit.testing), a kernel driven over the server's kernels API (the Jupyter
+message protocol on its websocket), headless Chromium, and a look for processes left
+behind."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import importlib.util
 import json
 import os
-import re
-import shutil
-import socket
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import pytest
+from pilotkit_jupyter.connection import read_info
 
-from pilotkit.testing import need, need_binary
+from pilotkit.testing import Pilot, RunResult, RunSpec, Sshd, need, need_binary, wait_for
+from pilotkit.testing.chromium import find_chromium, screenshot
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLES = ROOT / "share" / "examples"
-TESTSSHD = ROOT / "share" / "testsshd" / "testsshd"
 PILOTKIT = [sys.executable, "-m", "pilotkit.cli.main"]
+
+LAB_WITH_DASK = """[app]
+type = "jupyter"
+backend = "dask"
+[app.dask]
+nanny = false
+threads = 1
+"""
+"""The app table of a JupyterLab with a one-thread Dask worker per node behind it."""
 
 DASK_CELL = """
 import os, socket
@@ -84,50 +90,47 @@ def need_jupyter() -> None:
         need(module, importlib.util.find_spec(module) is not None, hint)
 
 
-async def wait_for(condition: Callable[[], Any], timeout: float = 60.0, what: str = "a condition") -> Any:
-    """Poll ``condition`` on the event loop until it returns something true."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = condition()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        await asyncio.sleep(0.1)
+@pytest.fixture
+def jupyter_parts() -> None:
+    """Skips a test without the Jupyter and Dask parts (see :func:`need_jupyter`)."""
+    need_jupyter()
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass(frozen=True)
-class Sshd:
-    """A running ``share/testsshd`` server: its alias is ``pilotkit-test``."""
-
-    dir: Path
-    port: int
-
-    @property
-    def ssh_config(self) -> Path:
-        return self.dir / "ssh_config"
-
-
-@pytest.fixture(scope="session")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    need_binary("sshd", "install openssh-server (share/dev/install-system-deps)")
-    need("root (share/testsshd runs sshd as root)", os.geteuid() == 0)
-    directory = tmp_path_factory.mktemp("sshd")
-    port = free_port()
-    subprocess.run(
-        [str(TESTSSHD), "up", str(directory), str(port)], check=True, capture_output=True, timeout=60
-    )
+def server_state(workdir: Path) -> str | None:
+    """The state in the pilot's ``jupyter.json``; None before there is one."""
     try:
-        yield Sshd(directory, port)
+        return read_info(workdir).state
+    except Exception:
+        return None
+
+
+class Served:
+    """A Jupyter pilot that ``run_spec`` runs in the background, its server up."""
+
+    def __init__(self, running: asyncio.Future[RunResult], pilots: list[Pilot]) -> None:
+        self.running = running
+        self.pilots = pilots
+
+    async def cancel(self, timeout: float) -> RunResult:
+        """Cancel the pilot; its result once it has ended."""
+        self.pilots[0].cancel("test ends")
+        return await asyncio.wait_for(self.running, timeout)
+
+
+@asynccontextmanager
+async def served(run_spec: RunSpec, spec: str, workdir: Path, timeout: float) -> AsyncIterator[Served]:
+    """Run ``spec`` in ``workdir`` until its server is running (at most ``timeout``
+    seconds); a pilot still running when the block ends (it failed) is cancelled."""
+    pilots: list[Pilot] = []
+    running = asyncio.ensure_future(run_spec(spec, workdir=workdir, on_pilot=pilots.append))
+    try:
+        await wait_for(lambda: running.done() or server_state(workdir) == "running", timeout, "the server")
+        assert not running.done(), running.result().reason
+        yield Served(running, pilots)
     finally:
-        subprocess.run([str(TESTSSHD), "down", str(directory)], check=False, capture_output=True, timeout=60)
+        if not running.done():
+            pilots[0].cancel("test failed")
+            await running
 
 
 class Tunnel:
@@ -213,78 +216,11 @@ async def get_text(aiohttp: Any, url: str, token: str) -> tuple[int, str]:
 
 
 def chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome", "chrome"):
-        path = shutil.which(name)
-        if path:
-            return path
-    need_binary("chromium", "apt-get install chromium")
-    raise AssertionError("unreachable")
-
-
-async def screenshot(aiohttp: Any, browser: str, url: str, ready_js: str, out: Path, profile: Path) -> str:
-    """Load ``url`` in headless Chromium (over its DevTools protocol), wait until
-    ``ready_js`` is true and the picture is still, save a PNG; returns the page's title."""
-    proc = subprocess.Popen(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", "--remote-debugging-port=0", "--window-size=1400,900", "about:blank"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
-    )  # fmt: skip
-    try:
-        assert proc.stderr is not None
-        port = None
-        deadline = time.monotonic() + 30
-        while port is None and time.monotonic() < deadline:
-            line = await asyncio.to_thread(proc.stderr.readline)
-            if not line and proc.poll() is not None:
-                raise AssertionError(f"chromium exited {proc.returncode}")
-            match = re.search(r"DevTools listening on ws://[^:]+:(\d+)/", line)
-            port = int(match.group(1)) if match else None
-        assert port is not None, "chromium did not open its DevTools port"
-        async with aiohttp.ClientSession() as http:
-            async with http.get(f"http://127.0.0.1:{port}/json/list") as response:
-                targets = await response.json()
-            target = next(t for t in targets if t["type"] == "page")
-            async with http.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
-                calls = 0
-
-                async def call(method: str, **params: Any) -> dict[str, Any]:
-                    nonlocal calls
-                    calls += 1
-                    await ws.send_json({"id": calls, "method": method, "params": params})
-                    while True:
-                        message = await ws.receive_json(timeout=30)
-                        if message.get("id") == calls:
-                            assert "error" not in message, message
-                            return dict(message.get("result", {}))
-
-                async def evaluate(expression: str) -> Any:
-                    result = await call("Runtime.evaluate", expression=expression, returnByValue=True)
-                    return result.get("result", {}).get("value")
-
-                await call("Page.enable")
-                await call("Page.navigate", url=url)
-                deadline = time.monotonic() + 45
-                while not await evaluate(ready_js):
-                    assert time.monotonic() < deadline, f"the page never became ready ({ready_js})"
-                    await asyncio.sleep(0.3)
-                previous = b""
-                deadline = time.monotonic() + 15
-                while True:  # until two pictures in a row are the same: it has drawn
-                    picture = base64.b64decode((await call("Page.captureScreenshot", format="png"))["data"])
-                    if picture == previous or time.monotonic() > deadline:
-                        break
-                    previous = picture
-                    await asyncio.sleep(0.5)
-                out.write_bytes(picture)
-                return str(await evaluate("document.title"))
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        shutil.rmtree(profile, ignore_errors=True)
+    path = find_chromium()
+    if path is None:
+        need_binary("chromium", "apt-get install chromium")
+        raise AssertionError("unreachable")
+    return path
 
 
 def processes_of(workdir: Path) -> list[str]:
@@ -331,15 +267,15 @@ async def check_lab_with_dask(sshd: Sshd, workdir: Path, tmp_path: Path) -> list
         # the page draws only once Bokeh's websocket session through the proxy is up
         board = tmp_path / "dask-dashboard.png"
         await screenshot(
-            aiohttp, browser, f"{tunnel.dashboard}?token={tunnel.token}",
-            "!!(window.Bokeh && Bokeh.documents.length && Bokeh.documents[0].roots().length)",
-            board, tmp_path / "chromium-dashboard",
+            aiohttp, browser, f"{tunnel.dashboard}?token={tunnel.token}", board, tmp_path / "chromium-dashboard",
+            ready_js="!!(window.Bokeh && Bokeh.documents.length && Bokeh.documents[0].roots().length)",
+            ready_timeout=45,
         )  # fmt: skip
         print(f"Dask dashboard screenshot: {board}")
         shot = tmp_path / "jupyterlab.png"
         title = await screenshot(
-            aiohttp, browser, tunnel.url, "!!document.querySelector('.jp-LabShell .jp-Launcher')",
-            shot, tmp_path / "chromium",
+            aiohttp, browser, tunnel.url, shot, tmp_path / "chromium",
+            ready_js="!!document.querySelector('.jp-LabShell .jp-Launcher')", ready_timeout=45,
         )  # fmt: skip
         print(f"JupyterLab screenshot: {shot}")
         assert "JupyterLab" in title and shot.stat().st_size > 20_000

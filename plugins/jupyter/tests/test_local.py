@@ -17,53 +17,34 @@ import pytest
 from pilotkit_jupyter.connection import read_info
 
 from pilotkit.api import PilotState
-from pilotkit.testing import Pilot, RunSpec, need
+from pilotkit.testing import RunSpec, Sshd, need
+from pilotkit.testing import wait_for as wait
 
-from .conftest import RAY_CELL, Sshd, check_lab_with_dask, need_jupyter, processes_of, ray_processes
-from .conftest import wait_for as wait
+from .conftest import (
+    LAB_WITH_DASK,
+    RAY_CELL,
+    check_lab_with_dask,
+    processes_of,
+    ray_processes,
+    served,
+    server_state,
+)
 
-pytestmark = [pytest.mark.dask]
+pytestmark = [pytest.mark.dask, pytest.mark.usefixtures("jupyter_parts")]
 
-LAB_DASK = """name = "nb-local"
+LAB_DASK = f"""name = "nb-local"
 [pilot]
 grace = "3s"
-[app]
-type = "jupyter"
-backend = "dask"
-[app.dask]
-nanny = false
-threads = 1
-"""
-
-
-@pytest.fixture(autouse=True)
-def _jupyter() -> None:
-    need_jupyter()
-
-
-def _state(workdir: Path) -> str | None:
-    try:
-        return read_info(workdir).state
-    except Exception:
-        return None
+{LAB_WITH_DASK}"""
 
 
 @pytest.mark.sshd
 async def test_lab_with_dask_through_the_tunnel(sshd: Sshd, run_spec: RunSpec, tmp_path: Path) -> None:
-    pilots: list[Pilot] = []
     workdir = tmp_path / "pilot"
-    running = asyncio.ensure_future(run_spec(LAB_DASK, workdir=workdir, on_pilot=pilots.append))
-    try:
-        await wait(lambda: running.done() or _state(workdir) == "running", 90, "the server")
-        assert not running.done(), running.result().reason
+    async with served(run_spec, LAB_DASK, workdir, 90) as server:
         hosts = await check_lab_with_dask(sshd, workdir, tmp_path)
         assert hosts == [socket.gethostname()]
-        pilots[0].cancel("test ends")
-        run = await asyncio.wait_for(running, 60)
-    finally:
-        if not running.done():
-            pilots[0].cancel("test failed")
-            await running
+        run = await server.cancel(60)
     assert run.state is PilotState.CANCELLED, run.reason
     assert read_info(workdir).state == "stopped"
     assert processes_of(workdir) == [], "evict leaves no Jupyter, kernel or Dask process"
@@ -78,7 +59,7 @@ async def test_walltime_drain_ends_a_bare_server_cleanly(run_spec: RunSpec, tmp_
         f'[app]\ntype = "jupyter"\nlab = false\nnotebook_dir = "{notebooks}"\n'
     )
     running = asyncio.ensure_future(run_spec(spec, workdir=workdir))
-    await wait(lambda: running.done() or _state(workdir) == "running", 30, "the server")
+    await wait(lambda: running.done() or server_state(workdir) == "running", 30, "the server")
     assert not running.done(), running.result().reason
     info = read_info(workdir)
     assert not info.lab and info.root_dir == str(notebooks) and info.url.endswith(f"/tree?token={info.token}")
@@ -94,7 +75,7 @@ async def test_a_killed_server_fails_the_pilot_naming_its_log(run_spec: RunSpec,
     workdir = tmp_path / "pilot"
     spec = 'name = "nb-kill"\n[pilot]\ngrace = "2s"\n[app]\ntype = "jupyter"\nlab = false\n'
     running = asyncio.ensure_future(run_spec(spec, workdir=workdir))
-    await wait(lambda: running.done() or _state(workdir) == "running", 30, "the server")
+    await wait(lambda: running.done() or server_state(workdir) == "running", 30, "the server")
     assert not running.done(), running.result().reason
     server_file = next((workdir / "jupyter-runtime").glob("jpserver-*.json"))
     os.kill(json.loads(server_file.read_text())["pid"], signal.SIGKILL)
@@ -122,38 +103,17 @@ async def test_a_dask_cluster_that_cannot_start_fails_the_pilot_before_the_serve
 
 
 def test_open_by_pilot_id_through_the_daemon(tmp_path: Path) -> None:
-    import subprocess
-    import time
+    from pilotkit.testing.localdaemon import local_daemon, until
 
-    from .conftest import PILOTKIT
-
-    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"), XDG_RUNTIME_DIR=str(tmp_path / "run"))
-    for key in ("PILOTKIT_HOST", "DISPLAY", "WAYLAND_DISPLAY"):
-        env.pop(key, None)
-    (tmp_path / "run").mkdir(mode=0o700)
     spec = tmp_path / "nb.toml"
     spec.write_text('name = "nb-daemon"\n[pilot]\ngrace = "2s"\n[app]\ntype = "jupyter"\nlab = false\n')
     workdir = tmp_path / "pilot"
-
-    def until(condition: object, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not (callable(condition) and condition()):
-            assert time.monotonic() < deadline, f"timed out waiting for {what}"
-            time.sleep(0.1)
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*PILOTKIT, *args], env=env, capture_output=True, text=True, timeout=60)
-
-    with open(tmp_path / "daemon.out", "wb") as out:
-        daemon = subprocess.Popen(
-            [*PILOTKIT, "daemon", "--shutdown-timeout", "5"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-    try:
-        until(lambda: (tmp_path / "run" / "pilotkit" / "daemon.sock").exists(), 30, "the daemon")
+    with local_daemon(tmp_path, unset=("DISPLAY", "WAYLAND_DISPLAY")) as daemon:
+        cli = daemon.cli
         submitted = cli("submit", "--workdir", str(workdir), str(spec))
         assert submitted.returncode == 0, submitted.stderr
         pilot = submitted.stdout.strip()
-        until(lambda: _state(workdir) == "running", 60, "the server")
+        until(lambda: server_state(workdir) == "running", 60, "the server")
         opened = cli("jupyter", "open", "--json", pilot)
         assert opened.returncode == 0, opened.stderr
         data = json.loads(opened.stdout)
@@ -163,17 +123,10 @@ def test_open_by_pilot_id_through_the_daemon(tmp_path: Path) -> None:
         assert described.returncode == 0, described.stderr
         assert f"Services\n  Jupyter          {data['open']}\nFiles" in described.stdout, described.stdout
         assert cli("drain", pilot).returncode == 0
-        until(lambda: _state(workdir) == "stopped", 60, "the server to stop")
+        until(lambda: server_state(workdir) == "stopped", 60, "the server to stop")
         stopped = cli("jupyter", "open", "--no-browser", pilot)
         assert stopped.returncode == 2 and "is stopped" in stopped.stderr
         assert "Services" not in cli("describe", pilot).stdout, "a stopped server serves nothing"
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait(10)
     assert processes_of(workdir) == []
 
 
@@ -187,16 +140,12 @@ async def test_lab_with_ray_runs_a_cell_on_ray_and_proxies_its_dashboard(
 
     need("Ray", importlib.util.find_spec("ray") is not None, "pip install 'pilotkit-jupyter[ray]'")
     need("Ray's dashboard", importlib.util.find_spec("aiohttp_cors") is not None, "pip install 'ray[default]'")
-    pilots: list[Pilot] = []
     workdir = tmp_path / "pilot"
     spec = (
         'name = "nb-ray"\n[pilot]\ngrace = "3s"\n[app]\ntype = "jupyter"\nbackend = "ray"\n'
         '[app.ray]\ndashboard = true\nobject_store_memory = "80MiB"\n'
     )
-    running = asyncio.ensure_future(run_spec(spec, workdir=workdir, on_pilot=pilots.append))
-    try:
-        await wait(lambda: running.done() or _state(workdir) == "running", 90, "the server")
-        assert not running.done(), running.result().reason
+    async with served(run_spec, spec, workdir, 90) as server:
         info = read_info(workdir)
         ray_json = json.loads((workdir / "ray.json").read_text())
         assert info.backend == "ray" and info.ray_address == ray_json["address"]
@@ -211,12 +160,7 @@ async def test_lab_with_ray_runs_a_cell_on_ray_and_proxies_its_dashboard(
         assert code == 200 and "Ray" in page, page[:300]
         code, version = await get_text(aiohttp, f"{base}{info.ray_dashboard}api/version", info.token)
         assert code == 200 and "ray_version" in version, version[:300]
-        pilots[0].cancel("test ends")
-        run = await asyncio.wait_for(running, 60)
-    finally:
-        if not running.done():
-            pilots[0].cancel("test failed")
-            await running
+        run = await server.cancel(60)
     assert run.state is PilotState.CANCELLED, run.reason
     assert read_info(workdir).state == "stopped"
     assert json.loads((workdir / "ray.json").read_text())["state"] == "stopped"

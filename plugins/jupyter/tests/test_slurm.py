@@ -4,20 +4,19 @@ on node1, Dask workers (or Ray) on node1-3, reached from outside through ``pilot
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import pytest
 from pilotkit_jupyter.connection import read_info
 
 from pilotkit.api import PilotState
-from pilotkit.testing import Pilot, RunSpec
+from pilotkit.testing import RunSpec, Sshd, wait_for
 
-from .conftest import Sshd, check_lab_with_dask, need_jupyter, processes_of, wait_for
+from .conftest import LAB_WITH_DASK, check_lab_with_dask, processes_of, served
 
-pytestmark = [pytest.mark.slurm, pytest.mark.dask, pytest.mark.sshd]
+pytestmark = [pytest.mark.slurm, pytest.mark.dask, pytest.mark.sshd, pytest.mark.usefixtures("jupyter_parts")]
 
-SPEC = """name = "nb-slurm"
+SPEC = f"""name = "nb-slurm"
 [provider]
 type = "slurm"
 [resources]
@@ -27,47 +26,20 @@ walltime = "10m"
 heartbeat = "0.5s"
 heartbeat_timeout = "5s"
 grace = "3s"
-[app]
-type = "jupyter"
-backend = "dask"
-[app.dask]
-nanny = false
-threads = 1
-"""
-
-
-@pytest.fixture(autouse=True)
-def _jupyter() -> None:
-    need_jupyter()
-
-
-def _state(workdir: Path) -> str | None:
-    try:
-        return read_info(workdir).state
-    except Exception:
-        return None
+{LAB_WITH_DASK}"""
 
 
 async def test_lab_on_node1_with_dask_on_three_nodes(
     slurm: dict[str, str], sshd: Sshd, run_spec: RunSpec, tmp_path: Path
 ) -> None:
-    pilots: list[Pilot] = []
     workdir = tmp_path / "pilot"
-    running = asyncio.ensure_future(run_spec(SPEC, workdir=workdir, on_pilot=pilots.append))
-    try:
-        await wait_for(lambda: running.done() or _state(workdir) == "running", 180, "the server")
-        assert not running.done(), running.result().reason
+    async with served(run_spec, SPEC, workdir, 180) as server:
         info = read_info(workdir)
         assert info.node == info.host == "node1" and info.base_url.startswith("http://node1:"), info
         assert info.dask_scheduler is not None and info.dask_scheduler.startswith("tcp://10.213.0.11:")
         hosts = await check_lab_with_dask(sshd, workdir, tmp_path)
         assert hosts == ["node1", "node2", "node3"], "one Dask worker in each node"
-        pilots[0].cancel("test ends")
-        run = await asyncio.wait_for(running, 90)
-    finally:
-        if not running.done():
-            pilots[0].cancel("test failed")
-            await running
+        run = await server.cancel(90)
     assert run.state is PilotState.CANCELLED, run.reason
     assert read_info(workdir).state == "stopped"
     assert processes_of(workdir) == [], "evict leaves no Jupyter, kernel or Dask process on any node"
@@ -121,12 +93,8 @@ async def test_server_on_node1_with_ray_on_three_nodes_through_the_tunnel(
     from .conftest import Tunnel, get_text, ray_processes, run_cell
 
     need("Ray's dashboard", importlib.util.find_spec("aiohttp_cors") is not None, "pip install 'ray[default]'")
-    pilots: list[Pilot] = []
     workdir = tmp_path / "pilot"
-    running = asyncio.ensure_future(run_spec(RAY_SPEC, workdir=workdir, on_pilot=pilots.append))
-    try:
-        await wait_for(lambda: running.done() or _state(workdir) == "running", 180, "the server")
-        assert not running.done(), running.result().reason
+    async with served(run_spec, RAY_SPEC, workdir, 180) as server:
         info = read_info(workdir)
         assert info.node == "node1" and info.ray_address and info.ray_address.startswith("10.213.0.11:"), info
         assert info.ray_dashboard and info.ray_dashboard.startswith("/proxy/10.213.0.11:"), info
@@ -139,12 +107,7 @@ async def test_server_on_node1_with_ray_on_three_nodes_through_the_tunnel(
             assert code == 200 and "ray_version" in version, "Ray's dashboard on node1's address, through the proxy"
         finally:
             assert await tunnel.close() == 0
-        pilots[0].cancel("test ends")
-        run = await asyncio.wait_for(running, 90)
-    finally:
-        if not running.done():
-            pilots[0].cancel("test failed")
-            await running
+        run = await server.cancel(90)
     assert run.state is PilotState.CANCELLED, run.reason
     assert read_info(workdir).state == "stopped"
     assert processes_of(workdir) == [], "no Jupyter server or kernel left on any node"

@@ -18,7 +18,7 @@ from collections.abc import Awaitable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from pilotkit.api import App, AppContext, PilotkitError, SpecProblem
+from pilotkit.api import App, AppContext, PilotkitError, SpecProblem, unless_draining
 
 from .archives import archive_suffix
 from .kube import KubeApi, load_manifests
@@ -85,7 +85,7 @@ class K3sApp(App):
             images.append(staged)
         cluster = K3sCluster(ctx, options, self.make_api, images)
         try:
-            if not await _unless_draining(ctx, cluster.start()):
+            if not await unless_draining(ctx, cluster.start()):
                 return
             ctx.running()
             supervisor = asyncio.ensure_future(cluster.supervise())
@@ -122,20 +122,3 @@ async def _first(main: Awaitable[T], watcher: asyncio.Future[None]) -> T:
         return await work
     finally:
         work.cancel()
-
-
-async def _unless_draining(ctx: AppContext, start: Awaitable[None]) -> bool:
-    """Run ``start``; False (and ``start`` cancelled) if the pilot drains first."""
-    work = asyncio.ensure_future(start)
-    drained = asyncio.ensure_future(ctx.draining.wait())
-    try:
-        await asyncio.wait({work, drained}, return_when=asyncio.FIRST_COMPLETED)
-        if work.done():
-            work.result()
-            return True
-        work.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await work
-        return False
-    finally:
-        drained.cancel()

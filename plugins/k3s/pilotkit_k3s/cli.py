@@ -11,6 +11,8 @@ from pathlib import Path
 import click
 import msgspec
 
+from pilotkit.api import tunnel_options
+
 from .preflight import EXIT_MISSING, render, run_checks
 
 
@@ -42,17 +44,9 @@ def preflight_command(rootless: bool | None, binary: str, as_json: bool) -> None
 
 @k3s_group.command("kubeconfig")
 @click.argument("pilot")
-@click.option(
-    "--host",
-    metavar="[USER@]HOST",
-    help="The pilot runs there: read its kubeconfig over SSH and forward a local port to the "
-    "API server (stays in the foreground until Ctrl-C).",
-)
-@click.option(
-    "--ssh-config", type=click.Path(dir_okay=False), metavar="FILE", help="SSH config file for --host."
-)
-@click.option(
-    "--local-port", type=int, default=0, show_default=True, help="Local port of the tunnel (0: any free one)."
+@tunnel_options(
+    "The pilot runs there: read its kubeconfig over SSH and forward a local port to the "
+    "API server (stays in the foreground until Ctrl-C)."
 )
 @click.option(
     "-o",

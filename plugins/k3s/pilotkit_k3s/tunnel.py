@@ -4,7 +4,6 @@ server on the pilot's first node (the SSH helpers of :mod:`pilotkit.api`)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,27 +11,15 @@ from urllib.parse import urlsplit
 
 from pilotkit.api import (
     PilotkitError,
-    connect_daemon,
     forward_port,
-    import_asyncssh,
+    pilot_workdir,
     read_remote_file,
-    ssh_connect,
+    ssh_session,
     until_interrupted,
 )
 
 from .cluster import ClusterInfo, read_cluster_info
 from .commands import CONNECTION_FILE, KUBECONFIG_FILE
-
-
-async def _workdir_from_daemon(pilot: str, host: str | None, ssh_config: str | None) -> str:
-    try:
-        async with connect_daemon(host=host, ssh_config=ssh_config) as client:
-            detail = await client.pilot(pilot)
-    except PilotkitError as exc:
-        raise PilotkitError(
-            f"'{pilot}' is not a pilot working directory, and asking the daemon failed: {exc}"
-        ) from None
-    return str(detail.summary.workdir)
 
 
 def _running(info: ClusterInfo, pilot: str) -> ClusterInfo:
@@ -56,7 +43,7 @@ async def local_kubeconfig(pilot: str) -> str:
     """The kubeconfig of a pilot whose working directory this machine sees."""
     path = Path(pilot).expanduser()
     workdir = (
-        path if await asyncio.to_thread(path.exists) else Path(await _workdir_from_daemon(pilot, None, None))
+        path if await asyncio.to_thread(path.exists) else Path(await pilot_workdir(pilot))
     )
     info = read_cluster_info(await asyncio.to_thread(_read, workdir / CONNECTION_FILE, "k3s"), str(workdir))
     _running(info, pilot)
@@ -85,13 +72,11 @@ async def tunnel(
     that uses it; stay until interrupted."""
     import click
 
-    asyncssh = import_asyncssh()
-    conn = await ssh_connect(host, ssh_config=ssh_config)
-    try:
+    async with ssh_session(host, ssh_config=ssh_config) as conn:
         workdir = (
             pilot
             if "/" in pilot or pilot.startswith("~")
-            else await _workdir_from_daemon(pilot, host, ssh_config)
+            else await pilot_workdir(pilot, host, ssh_config)
         )
         base = workdir.rstrip("/")
         info = _running(
@@ -107,12 +92,6 @@ async def tunnel(
             f"forwarding https://127.0.0.1:{port} to {info.server} through {host}; Ctrl-C to stop", err=True
         )
         await until_interrupted(conn)
-    except asyncssh.Error as exc:
-        raise PilotkitError(f"ssh {host}: {exc.reason}") from None
-    finally:
-        conn.close()
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(conn.wait_closed(), 2.0)
 
 
 async def _remote(conn: Any, path: str, host: str) -> bytes:

@@ -23,12 +23,9 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import stat
-import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,9 +36,6 @@ from pilotkit_k3s import K3sApp
 from pilotkit_k3s.kube import JobState, NodeState, ObjectRef, PodState
 
 from pilotkit.api import Register, hookimpl
-from pilotkit.testing import need, need_binary
-
-TESTSSHD = Path(__file__).resolve().parents[3] / "share" / "testsshd" / "testsshd"
 
 FAKE_K3S = r'''#!/usr/bin/env python3
 """A stand-in for k3s in pilotkit's tests (the real one cannot run there)."""
@@ -368,37 +362,3 @@ def job_manifest(name: str, script: str) -> str:
             },
         }
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass(frozen=True)
-class Sshd:
-    """A running ``share/testsshd`` server: its alias is ``pilotkit-test``."""
-
-    dir: Path
-    port: int
-
-    @property
-    def ssh_config(self) -> Path:
-        return self.dir / "ssh_config"
-
-
-@pytest.fixture(scope="session")
-def sshd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sshd]:
-    need_binary("sshd", "install openssh-server (share/dev/install-system-deps)")
-    need("root (share/testsshd runs sshd as root)", os.geteuid() == 0)
-    directory = tmp_path_factory.mktemp("sshd")
-    port = free_port()
-    subprocess.run(
-        [str(TESTSSHD), "up", str(directory), str(port)], check=True, capture_output=True, timeout=60
-    )
-    try:
-        yield Sshd(directory, port)
-    finally:
-        subprocess.run([str(TESTSSHD), "down", str(directory)], check=False, capture_output=True, timeout=60)

@@ -14,9 +14,9 @@ import yaml
 from click.testing import CliRunner
 
 from pilotkit.api import Event, Log, PilotState
-from pilotkit.testing import Pilot, Plugins, cli, parse_spec
+from pilotkit.testing import Pilot, Plugins, Sshd, cli, free_port, parse_spec
 
-from .conftest import FAKE_API_PLUGIN, FakeK3s, Sshd, free_port
+from .conftest import FAKE_API_PLUGIN, FakeK3s
 
 PILOTKIT = [sys.executable, "-m", "pilotkit.cli.main"]
 

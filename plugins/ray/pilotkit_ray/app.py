@@ -12,14 +12,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import Awaitable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from pilotkit.api import App, AppContext, Service, SpecProblem, Task, TaskStatus
+from pilotkit.api import (
+    App,
+    AppContext,
+    Service,
+    SpecProblem,
+    Task,
+    TaskStatus,
+    python_for,
+    run_watched,
+    script_argv,
+    unless_draining,
+    watched,
+)
 
-from .commands import CONNECTION_FILE, SCRIPT_GROUP, SCRIPT_TASK, python_for, script_argv
+from .commands import CONNECTION_FILE, SCRIPT_GROUP, SCRIPT_TASK
 from .options import RayOptions, check_options
 
 if TYPE_CHECKING:
@@ -53,7 +63,7 @@ class RayApp(App):
         options: RayOptions = self.options
         cluster = RayCluster(ctx, self.spec, options)
         try:
-            if not await _unless_draining(ctx, cluster.start()):
+            if not await unless_draining(ctx, cluster.start()):
                 return
             ctx.running()
             supervisor = asyncio.ensure_future(cluster.supervise())
@@ -66,7 +76,7 @@ class RayApp(App):
                         f"Ray head at {cluster.address} (client {cluster.client}); "
                         f"connect with: pilotkit ray connect {ctx.pilot.workdir}",
                     )
-                    await _first(ctx.draining.wait(), supervisor)
+                    await watched(ctx.draining.wait(), supervisor)
                     await cluster.until_idle()
             finally:
                 supervisor.cancel()
@@ -95,51 +105,10 @@ class RayApp(App):
             pin=cluster.head.node,
             env=env,
         )
-        started = time.monotonic()
-        ctx.pool.add_group(SCRIPT_GROUP, [task])
-        try:
-            await _first(_until_finished(task), supervisor)
-        except BaseException:
-            ctx.pool.terminate(SCRIPT_TASK)
-            raise
+        took = await run_watched(ctx, task, supervisor)
         code = "" if task.exit_code is None else f" with exit code {task.exit_code}"
         level = "info" if task.status is TaskStatus.DONE else "error"
         cluster.say(
-            level, f"the Ray script {task.outcome or 'ended'}{code} after {time.monotonic() - started:.1f}s"
+            level, f"the Ray script {task.outcome or 'ended'}{code} after {took:.1f}s"
         )
 
-
-async def _until_finished(task: Task, poll: float = 0.1) -> None:
-    """Until ``task`` has its final status (the pool offers no per-task signal)."""
-    while task.status in (TaskStatus.QUEUED, TaskStatus.RUNNING):
-        await asyncio.sleep(poll)
-
-
-async def _first(main: Awaitable[object], watcher: asyncio.Future[None]) -> None:
-    """Wait for ``main``; if ``watcher`` ends first (it raised), raise its error."""
-    work: asyncio.Future[object] = asyncio.ensure_future(main)
-    pending: set[asyncio.Future[Any]] = {work, watcher}
-    try:
-        await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        if not work.done():
-            watcher.result()  # raises what stopped the supervisor
-        work.result()
-    finally:
-        work.cancel()
-
-
-async def _unless_draining(ctx: AppContext, start: Awaitable[None]) -> bool:
-    """Run ``start``; False (and ``start`` cancelled) if the pilot drains first."""
-    work = asyncio.ensure_future(start)
-    drained = asyncio.ensure_future(ctx.draining.wait())
-    try:
-        await asyncio.wait({work, drained}, return_when=asyncio.FIRST_COMPLETED)
-        if work.done():
-            work.result()
-            return True
-        work.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await work
-        return False
-    finally:
-        drained.cancel()

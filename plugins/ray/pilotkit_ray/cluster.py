@@ -22,9 +22,10 @@ from pilotkit.api import (
     PilotkitError,
     Task,
     TaskStatus,
-    attempt_log,
     parse_duration,
+    python_for,
     task_dir,
+    task_exit_report,
 )
 
 from .commands import (
@@ -36,7 +37,6 @@ from .commands import (
     NodePlan,
     node_argv,
     plan_nodes,
-    python_for,
     temp_dir_for,
 )
 from .connection import ConnectionInfo, RayNodeInfo, write_info
@@ -92,13 +92,7 @@ class RayCluster:
 
     async def exit_report(self, task_id: str) -> str:
         """How a task's latest attempt ended, with the tail of its stderr."""
-        task = self.pool_tasks[task_id]
-        how = task.outcome or "exited"
-        if task.exit_code is not None:
-            how += f", exit code {task.exit_code}"
-        err = attempt_log(self.workdir, task_id, max(task.attempts, 1), "err")
-        tail = await asyncio.to_thread(_tail, err)
-        return f"{how}; {err}" + (f": {tail}" if tail else "")
+        return await task_exit_report(self.workdir, self.pool_tasks[task_id])
 
     # ------------------------------------------------------------------ start
 
@@ -292,19 +286,6 @@ class RayCluster:
 
 def _bracket(host: str) -> str:
     return f"[{host}]" if ":" in host else host
-
-
-def _tail(path: Path, lines: int = 3, limit: int = 400) -> str:
-    """The last non-empty lines of a log, on one line."""
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 8192))
-            text = f.read().decode(errors="replace")
-    except OSError:
-        return ""
-    kept = [line.strip() for line in text.splitlines() if line.strip()][-lines:]
-    return " | ".join(kept)[-limit:]
 
 
 def _read_json(path: Path) -> dict[str, Any] | None:

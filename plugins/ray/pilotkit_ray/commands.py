@@ -9,14 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from pilotkit.api import GpuInfo, NodeInfo, parse_duration, parse_size
 
-from .options import MIN_OBJECT_STORE, RayOptions, script_path
+from .options import MIN_OBJECT_STORE, RayOptions
 
 CONNECTION_FILE = "ray.json"
 """In the pilot's working directory; the connection details this plugin publishes."""
@@ -92,13 +91,6 @@ def plan_nodes(nodes: Sequence[NodeInfo], options: RayOptions) -> list[NodePlan]
     return plans
 
 
-def python_for(options: RayOptions, containerised: bool) -> str:
-    """The interpreter that runs Ray on the nodes."""
-    if options.python:
-        return options.python
-    return "python3" if containerised else sys.executable
-
-
 def temp_dir_for(options: RayOptions, workdir: Path) -> str:
     """Ray's temporary directory on the nodes: short, and one per pilot."""
     if options.temp_dir is not None:
@@ -132,11 +124,3 @@ def node_argv(
         argv += ["--resources", json.dumps(plan.resources, sort_keys=True)]
     argv += ["--temp-dir", node_dir(temp_dir, index), "--disable-usage-stats"]
     return argv
-
-
-def script_argv(python: str, options: RayOptions, base_dir: Path) -> list[str]:
-    """The batch-mode command: the user's script or module with its arguments."""
-    if options.module is not None:
-        return [python, "-m", options.module, *options.args]
-    assert options.script is not None
-    return [python, str(script_path(options.script, base_dir)), *options.args]

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import importlib.util
-from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
-from pilotkit.api import Duration, Size, SpecProblem, parse_duration, parse_size
+from pilotkit.api import Duration, Size, SpecProblem, check_script, parse_duration, parse_size
 
 if TYPE_CHECKING:
     from pilotkit.api import ResolvedSpec
@@ -55,20 +54,7 @@ class RayOptions(msgspec.Struct, forbid_unknown_fields=True, omit_defaults=True)
 
 def check_options(options: RayOptions, spec: ResolvedSpec) -> list[SpecProblem]:
     """Problems with the Ray options that show before anything runs."""
-    problems: list[SpecProblem] = []
-    if options.mode == "batch":
-        if (options.script is None) == (options.module is None):
-            problems.append(SpecProblem("app", "batch mode needs exactly one of 'script' or 'module'"))
-    elif options.script is not None or options.module is not None:
-        problems.append(
-            SpecProblem("app.mode", "interactive mode runs no script: remove 'script'/'module' or use batch")
-        )
-    if options.args and options.script is None and options.module is None:
-        problems.append(SpecProblem("app.args", "'args' needs a 'script' or 'module'"))
-    if options.script is not None:
-        path = script_path(options.script, spec.base_dir)
-        if not path.is_file():
-            problems.append(SpecProblem("app.script", f"no such file: {path}"))
+    problems = check_script(options, spec.base_dir)
     for key in ("ready_timeout", "progress_interval"):
         try:
             if parse_duration(getattr(options, key)) <= 0:
@@ -95,9 +81,3 @@ def check_options(options: RayOptions, spec: ResolvedSpec) -> list[SpecProblem]:
     ):
         problems.append(SpecProblem("app.dashboard", "Ray's dashboard needs pip install 'ray[default]'"))
     return problems
-
-
-def script_path(script: str, base_dir: Path) -> Path:
-    """The script's absolute path (relative paths are taken from the spec's folder)."""
-    path = Path(script).expanduser()
-    return path if path.is_absolute() else base_dir / path

@@ -15,9 +15,9 @@ from pilotkit_ray.connection import read_info
 from pilotkit_ray.events import RayProgress
 
 from pilotkit.api import Log, PilotState
-from pilotkit.testing import Pilot, RunSpec
+from pilotkit.testing import Pilot, RunSpec, Sshd, wait_for
 
-from .conftest import FAST, Sshd, need_ray, ray_processes, wait_for
+from .conftest import FAST, need_ray, ray_processes
 from .test_slurm import NODES, SLURM
 
 pytestmark = [pytest.mark.slurm, pytest.mark.ray, pytest.mark.sshd]

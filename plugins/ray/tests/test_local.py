@@ -4,14 +4,10 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 import tomllib
 import urllib.request
-from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -22,11 +18,11 @@ from pilotkit_ray.progress import SUMMARY_PATH, parse_summary
 
 from pilotkit.api import PilotState
 from pilotkit.testing import Pilot, RunSpec, need
+from pilotkit.testing.localdaemon import PILOTKIT, local_daemon, until
 
 from .conftest import EXAMPLES, FAST, need_ray, ray_processes
 
 pytestmark = pytest.mark.ray
-PILOTKIT = [sys.executable, "-m", "pilotkit.cli.main"]
 
 
 @pytest.fixture(autouse=True)
@@ -95,14 +91,6 @@ def test_bad_spec_is_one_located_line_exit_2(tmp_path: Path) -> None:
     assert done.stderr.strip() == f"error: {spec}:4: app.script: no such file: {tmp_path / 'gone.py'}"
 
 
-def _until(condition: Callable[[], object], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:g}s waiting for {what}")
-        time.sleep(0.1)
-
-
 def _state(workdir: Path) -> str | None:
     try:
         return read_info(workdir).state
@@ -117,28 +105,17 @@ def _running_tasks(dashboard: str) -> int:
 
 
 def test_interactive_by_pilot_id_through_the_daemon_and_drain_waits_for_running_tasks(tmp_path: Path) -> None:
-    env = dict(os.environ, XDG_STATE_HOME=str(tmp_path / "state"), XDG_RUNTIME_DIR=str(tmp_path / "run"))
-    env.pop("PILOTKIT_HOST", None)
-    (tmp_path / "run").mkdir(mode=0o700)
     spec = tmp_path / "interactive.toml"
     spec.write_text(
         f'name = "ray-interactive"\n[pilot]\ngrace = "10s"\n[app]\ntype = "ray"\nmode = "interactive"\ndashboard = true\n{FAST}'
     )
     workdir = tmp_path / "pilot"
-    with open(tmp_path / "daemon.out", "wb") as out:
-        daemon = subprocess.Popen(
-            [*PILOTKIT, "daemon", "--shutdown-timeout", "5"], env=env, stdout=out, stderr=subprocess.STDOUT
-        )
-
-    def cli(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([*PILOTKIT, *args], env=env, capture_output=True, text=True, timeout=60)
-
-    try:
-        _until(lambda: (tmp_path / "run" / "pilotkit" / "daemon.sock").exists(), 30, "the daemon")
+    with local_daemon(tmp_path) as daemon:
+        cli = daemon.cli
         submitted = cli("submit", "--workdir", str(workdir), str(spec))
         assert submitted.returncode == 0, submitted.stderr
         pilot = submitted.stdout.strip()
-        _until(lambda: _state(workdir) == "running", 90, "Ray")
+        until(lambda: _state(workdir) == "running", 90, "Ray")
         connect = cli("ray", "connect", "--json", pilot)
         assert connect.returncode == 0, connect.stderr
         data = json.loads(connect.stdout)
@@ -163,27 +140,20 @@ def test_interactive_by_pilot_id_through_the_daemon_and_drain_waits_for_running_
         )
         try:
             assert ray_processes(pilot), "Ray runs, with the pilot's mark"
-            _until(lambda: _running_tasks(data["dashboard"]) == 1, 60, "the slow task to run")
+            until(lambda: _running_tasks(data["dashboard"]) == 1, 60, "the slow task to run")
             assert cli("drain", pilot).returncode == 0
             out, err = driver.communicate(timeout=60)
         finally:
             driver.kill()
         assert driver.returncode == 0, err[-2000:]
         assert json.loads(out.splitlines()[-1]) == {"slow": "done"}, "Ray stayed up for it after the drain"
-        _until(lambda: _state(workdir) == "stopped", 60, "Ray to stop")
-        _until(lambda: not ray_processes(pilot), 30, "no Ray process")
+        until(lambda: _state(workdir) == "stopped", 60, "Ray to stop")
+        until(lambda: not ray_processes(pilot), 30, "no Ray process")
         info = read_info(workdir)
         assert info.temp_dir is not None and not Path(info.temp_dir).exists()
         stopped = cli("ray", "connect", pilot)
         assert stopped.returncode == 2 and "is stopped" in stopped.stderr
         assert "Services" not in cli("describe", pilot).stdout, "a stopped cluster serves nothing"
-    finally:
-        daemon.send_signal(signal.SIGTERM)
-        try:
-            daemon.wait(30)
-        except subprocess.TimeoutExpired:
-            daemon.kill()
-            daemon.wait(10)
 
 
 async def test_walltime_drain_gives_the_script_its_grace(run_spec: RunSpec, tmp_path: Path) -> None:
