@@ -80,7 +80,8 @@ class LocalAgent(Agent):
                 env["CUDA_VISIBLE_DEVICES"] = ",".join(launch.gpus)
         start = time.time()
         try:
-            os.makedirs(launch.cwd, exist_ok=True)
+            if not os.path.isdir(launch.cwd):  # a stat: the pool made most of them ahead of time
+                os.makedirs(launch.cwd, exist_ok=True)
             pid = runner.spawn(
                 launch.argv,
                 cwd=launch.cwd,
