@@ -148,25 +148,38 @@ async def test_a_trial_that_fails_is_told_failed(run_spec: RunSpec, tmp_path: Pa
     assert run.state is PilotState.FAILED
 
 
-def test_kill_9_then_resume_loses_and_repeats_no_trial(tmp_path: Path) -> None:
+RUN_ENV = {**os.environ, "PILOTKIT_SOCKET": "/nonexistent"}
+
+
+def killed_after(tmp_path: Path, text: str, results: int) -> tuple[Path, Path]:
+    """``pilotkit run`` of ``text`` killed with -9 once ``results`` results are in: (the
+    spec file, the workdir)."""
     spec_path = tmp_path / "tune.toml"
-    spec_path.write_text(spec(trials=16, steps=4, sleep=0.1, seed=5))
+    spec_path.write_text(text)
     workdir = tmp_path / "run"
-    env = {**os.environ, "PILOTKIT_SOCKET": "/nonexistent"}
     proc = subprocess.Popen([*PILOTKIT, "run", "--quiet", "--workdir", str(workdir), str(spec_path)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
-    results = workdir / "results.jsonl"
+                            env=RUN_ENV, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    path = workdir / "results.jsonl"
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if results.exists() and len(results.read_text().splitlines()) >= 5:
-            break
+    while not (path.exists() and len(path.read_text().splitlines()) >= results) and time.monotonic() < deadline:
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
+    return spec_path, workdir
+
+
+def resume(spec_path: Path, workdir: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([*PILOTKIT, "run", "--quiet", "--resume", "--workdir", str(workdir), str(spec_path)],
+                          env=RUN_ENV, capture_output=True, text=True, timeout=120)  # fmt: skip
+
+
+def test_kill_9_then_resume_loses_and_repeats_no_trial(tmp_path: Path) -> None:
+    spec_path, workdir = killed_after(tmp_path, spec(trials=16, steps=4, sleep=0.1, seed=5), 5)
+    results = workdir / "results.jsonl"
+    env = RUN_ENV
     before = {r.task: r for r in read_results(results)}
     assert 5 <= len(before) < 16
-    resumed = subprocess.run([*PILOTKIT, "run", "--quiet", "--resume", "--workdir", str(workdir), str(spec_path)],
-                             env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    resumed = resume(spec_path, workdir)
     assert resumed.returncode == 0, resumed.stderr
     assert "best trial: t-" in resumed.stderr
     after = read_results(results)
@@ -192,25 +205,14 @@ def test_a_trial_killed_while_being_asked_is_finished_not_skipped(tmp_path: Path
     """A kill -9 between Optuna's writes of a new trial and of its parameters leaves a
     running trial with some parameters: ``--resume`` draws the rest and runs it under its
     own number, so no trial number is skipped and none is left failed."""
-    spec_path = tmp_path / "tune.toml"
-    spec_path.write_text(spec(trials=8, sleep=0.3, seed=3))
-    workdir = tmp_path / "run"
-    env = {**os.environ, "PILOTKIT_SOCKET": "/nonexistent"}
-    proc = subprocess.Popen([*PILOTKIT, "run", "--quiet", "--workdir", str(workdir), str(spec_path)],
-                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
+    spec_path, workdir = killed_after(tmp_path, spec(trials=8, sleep=0.3, seed=3), 2)
     results = workdir / "results.jsonl"
-    deadline = time.monotonic() + 60
-    while not (results.exists() and len(results.read_text().splitlines()) >= 2) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
     storage = optuna.storages.JournalStorage(
         optuna.storages.journal.JournalFileBackend(str(workdir / "search" / "t.journal")))  # fmt: skip
     study = optuna.load_study(study_name="t", storage=storage)
     torn = study.ask()  # what the killed run's ask had written: the trial and one parameter
     x = torn.suggest_float("x", -5, 5)
-    resumed = subprocess.run([*PILOTKIT, "run", "--quiet", "--resume", "--workdir", str(workdir), str(spec_path)],
-                             env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    resumed = resume(spec_path, workdir)
     assert resumed.returncode == 0, resumed.stderr
     after = read_results(results)
     assert sorted(r.task for r in after) == [f"t-{i}" for i in range(8)]  # none skipped, none twice
