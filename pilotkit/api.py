@@ -53,6 +53,7 @@ from .connfile import ConnectionFile, pilot_workdir, tunnel_options
 from .errors import CommandError, MissingBinaryError, PilotkitError, PluginError, SpecError, SpecProblem
 from .events import (
     AllocationClaimed,
+    AppProgress,
     Event,
     GroupAdded,
     Log,
@@ -133,6 +134,7 @@ __all__ = [
     "AllocationClaimed",
     "App",
     "AppContext",
+    "AppProgress",
     "Bind",
     "CommandError",
     "Completed",

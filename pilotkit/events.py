@@ -98,6 +98,30 @@ class StageProgress(Event, tag="stage-progress"):
     message: str | None = None
 
 
+class AppProgress(Event, tag="app-progress"):
+    """Task counts of one kind of work inside an app's own cluster (a Dask task prefix, a
+    Ray remote function or actor class), emitted by the app when they change.
+
+    ``pending + running + done + failed == total``; counts are cumulative since the
+    cluster started. The dashboard shows them on the pilot's page, one bar per ``name``.
+    """
+
+    app: str
+    """The app that counts them: ``dask``, ``ray``..."""
+    name: str
+    """What is counted: a Dask task prefix (``sum``), a Ray function or actor class."""
+    total: int
+    pending: int
+    """Not running yet (waiting for inputs, a worker, a node or memory)."""
+    running: int
+    done: int
+    """Finished; for Dask: its result reached a worker's memory."""
+    failed: int
+    kind: str = ""
+    """The app's word for the kind of task, where it has one (Ray: ``NORMAL_TASK``,
+    ``ACTOR_TASK``...)."""
+
+
 class Log(Event, tag="log"):
     level: str
     message: str
@@ -124,6 +148,7 @@ AnyEvent = Union[  # noqa: UP007 - a runtime alias msgspec decodes
     TaskReport,
     TaskCancelled,
     StageProgress,
+    AppProgress,
     Log,
     Metrics,
 ]

@@ -18,6 +18,7 @@ from rich.text import Text
 
 from ..events import (
     AllocationClaimed,
+    AppProgress,
     Event,
     GroupAdded,
     Log,
@@ -272,6 +273,9 @@ def describe(event: Event | Mapping[str, Any]) -> tuple[str, str]:
     if isinstance(event, StageProgress):
         total = f"/{event.total}" if event.total is not None else ""
         return kind, f"{event.image}: {event.done}{total}" + (f" {event.message}" if event.message else "")
+    if isinstance(event, AppProgress):
+        return kind, (f"{event.app} {event.name}: {event.done}/{event.total} done, {event.running} running, "
+                      f"{event.failed} failed")
     if isinstance(event, Log):
         return kind, f"{event.level}: {event.message}"
     if isinstance(event, Metrics):

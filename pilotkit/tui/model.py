@@ -23,6 +23,7 @@ import msgspec
 from .. import vocab
 from ..events import (
     AllocationClaimed,
+    AppProgress,
     Event,
     GroupAdded,
     Metrics,
@@ -328,6 +329,9 @@ class PilotView:
         """What the pilot's app serves now (URLs, addresses), from the daemon's detail."""
         self.summary: PilotSummary | None = None
         self.fold = Progress()
+        self.app_progress: dict[str, dict[str, Counts]] = {}
+        """Per app (``dask``, ``ray``...), the latest counts of each kind of work inside its
+        cluster (from ``app-progress`` events), in the order they first appeared."""
         self.hydrated = False
         """Its events have been followed from the start: the fold is complete."""
         self.nodes: dict[str, NodeView] = {}
@@ -460,6 +464,12 @@ class PilotView:
         self.nodes_version += 1
         return False  # too many for the event log
 
+    def _app_progress(self, event: AppProgress) -> bool:
+        counts = Counts(total=event.total, queued=event.pending, running=event.running,
+                        done=event.done, failed=event.failed)  # fmt: skip
+        self.app_progress.setdefault(event.app, {})[event.name] = counts
+        return False  # one per change of counts: too many for the event log
+
     def _group_added(self, event: GroupAdded) -> bool:
         if self._ended_run:  # a retry or resume: counts start again
             self._new_run()
@@ -518,6 +528,7 @@ class PilotView:
         t = self.tasks
         done = collections.Counter(g for g, status in zip(t.group, t.status, strict=True) if status == "done")
         self.fold.groups = {name: Counts(done=done.get(name, 0)) for name in self.fold.groups}
+        self.app_progress = {}  # the app's cluster starts again: its counts too
 
     def _log(self, t: float, event: Event | Mapping[str, Any]) -> None:
         self.log.append((t, event))
@@ -596,6 +607,7 @@ _HANDLERS: dict[type, Callable[[PilotView, Any], bool]] = {
     TaskStarted: PilotView._task_started,
     TaskFinished: PilotView._task_finished,
     Metrics: PilotView._metrics,
+    AppProgress: PilotView._app_progress,
     GroupAdded: PilotView._group_added,
     TaskCancelled: PilotView._task_cancelled,
     PilotStateChanged: PilotView._pilot_state,

@@ -120,7 +120,7 @@ async def test_cancelled_tasks_have_a_column_and_a_colour_of_their_own() -> None
         app.model.apply_event(GroupAdded(pilot=DEMO_PILOT, t=t0, group="later", total=7))
         app.model.apply_event(TaskCancelled(pilot=DEMO_PILOT, t=t0 + 1, group="later", count=7))
         await repainted(app, pilot)
-        text = str(screen.query_one(GroupProgressView).render())
+        text = str(screen.query_one("#groups", GroupProgressView).render())
         header, *rows = text.splitlines()
         assert header.split()[-1] == "cancel."
         later = next(r for r in rows if r.startswith("later"))

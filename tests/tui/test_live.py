@@ -295,3 +295,43 @@ async def test_pilot_page_shows_what_the_app_serves(tui_daemon: Any, tmp_path: P
         tui_daemon.cli("drain", pilot_id)
         await app.until(lambda: view.terminal and not caption.display, timeout=60)
         assert view.state == "done", view.reason
+
+
+async def test_pilot_page_shows_the_work_inside_a_dask_cluster(tui_daemon: Any, tmp_path: Path) -> None:
+    """A real Dask pilot under the daemon: the Dask task prefixes of its script appear on
+    the pilot's page under "Dask tasks", each bar full (done = total) once it ran."""
+    import importlib.util
+
+    from pilotkit.testing import need
+    from pilotkit.tui.widgets.progress import GroupProgressView
+    from pilotkit.vocab import Counts
+
+    for module in ("pilotkit_dask", "distributed"):
+        need(module, importlib.util.find_spec(module) is not None, "pip install pilotkit-dask")
+    (tmp_path / "sums.py").write_text(
+        "from distributed import Client\n"
+        "def square(x):\n    return x * x\n"
+        "client = Client()\n"
+        "total = sum(client.gather(client.map(square, range(40))))\n"
+        "assert total == sum(x * x for x in range(40)), total\n"
+    )
+    spec = tmp_path / "sums.toml"
+    spec.write_text('name = "dask-progress"\n[pilot]\ngrace = "2s"\n[app]\ntype = "dask"\nscript = "sums.py"\n'
+                    'progress_interval = "0.2s"\n')  # fmt: skip
+    pilot_id = tui_daemon.submit(spec, "--workdir", str(tmp_path / "run"))
+    app = live_app(tui_daemon)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.until(lambda: pilot_id in app.model.pilots)
+        await pilot.press("enter")
+        assert isinstance(app.screen, PilotScreen) and app.screen.pilot_id == pilot_id
+        view = app.model.pilots[pilot_id]
+        box = app.screen.query_one("#app-progress", GroupProgressView)
+        assert not box.display, "no Dask work yet: the box is hidden"
+        await app.until(lambda: view.terminal, timeout=120)
+        assert view.state == "done", view.reason
+        dask = view.app_progress["dask"]
+        assert dask["square"] == Counts(total=40, done=40), dask
+        await app.until(lambda: bool(box.display) and "square" in str(box.render()))
+        assert box.border_title == "Dask tasks"
+        text = str(box.render())
+        assert text.splitlines()[0].split()[0] == "name" and "total" in text.splitlines()[-1]

@@ -168,3 +168,28 @@ def test_replay_paces_instant_and_speed(tmp_path: Path) -> None:
     model, took = asyncio.run(play(4.0))  # 0.4 s of events at x4
     assert model.pilots[p].totals().running == 3 and 0.05 < took < 2.0
     assert model.now() == pytest.approx(100.4)
+
+
+def test_app_progress_keeps_the_latest_counts_per_name_out_of_the_event_log() -> None:
+    """``app-progress`` events (as the daemon sends them: JSON the core decodes) give each
+    app's latest counts per name; they stay out of the event log; a new run starts them
+    again."""
+    from pilotkit.events import AppProgress, decode, encode
+
+    model = DashboardModel()
+    sent = [
+        AppProgress(pilot="p", app="ray", name="fit", kind="NORMAL_TASK", total=5, pending=3, running=2, done=0,
+                    failed=0),
+        AppProgress(pilot="p", app="ray", name="fit", kind="NORMAL_TASK", total=5, pending=0, running=0, done=4,
+                    failed=1),
+        AppProgress(pilot="p", app="ray", name="Trainer", total=1, pending=0, running=1, done=0, failed=0),
+    ]  # fmt: skip
+    for seq, event in enumerate(sent, 1):
+        model.apply_event(decode(encode(event)), seq)
+    view = model.pilots["p"]
+    assert view.app_progress == {"ray": {"fit": Counts(total=5, done=4, failed=1),
+                                         "Trainer": Counts(total=1, running=1)}}  # fmt: skip
+    assert list(view.log) == []
+    model.apply_event(PilotStateChanged(pilot="p", state="failed"), 4)
+    model.apply_event(GroupAdded(pilot="p", group="g", total=1), 5)  # a retry: run 2
+    assert view.run == 2 and view.app_progress == {}

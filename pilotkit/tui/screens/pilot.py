@@ -16,6 +16,7 @@ from textual.widgets import Input
 
 from ...errors import PilotkitError
 from ...protocol import QueueResult
+from ...vocab import Counts
 from ..format import duration, walltime_cell
 from ..messages import OpenLogs, RequestAction
 from ..model import DashboardModel, PilotView
@@ -69,6 +70,7 @@ class PilotScreen(DashboardScreen):
             yield NodeTable(id="nodes")
             yield NodeDetail(id="node-detail")
         yield GroupProgressView(id="groups")
+        yield GroupProgressView(id="app-progress", label="name")
         with Horizontal(id="pilot-bottom"):
             with Vertical(id="tasks-panel"):
                 yield Input(placeholder="filter tasks: words to match, ! to invert (enter: apply, esc: clear)",
@@ -81,6 +83,7 @@ class PilotScreen(DashboardScreen):
         self.query_one("#task-filter", Input).display = False
         self.query_one("#nodes-panel").border_title = "Nodes"
         self.query_one("#groups").border_title = "Task groups"
+        self.query_one("#app-progress").display = False
         self.query_one("#tasks-panel").border_title = "Tasks"
         self.query_one("#events").border_title = "Events"
         self.query_one(TaskTable).focus()
@@ -140,7 +143,8 @@ class PilotScreen(DashboardScreen):
         nodes = self.query_one(NodeTable)
         nodes.sync(view)
         self._detail(view)
-        self.query_one(GroupProgressView).show(view.groups(), view.totals())
+        self.query_one("#groups", GroupProgressView).show(view.groups(), view.totals())
+        self._app_progress(view)
         tasks = self.query_one(TaskTable)
         tasks.sync(view, model.now())
         self.query_one("#tasks-caption", Caption).show(tasks.describe_view())
@@ -183,6 +187,26 @@ class PilotScreen(DashboardScreen):
             text.append(f" {service.url}")
         caption.styles.height = min(4, len(view.services))
         caption.show(text)
+
+    def _app_progress(self, view: PilotView) -> None:
+        """The work inside the app's own cluster (``app-progress`` events: Dask task
+        prefixes, Ray functions), one bar per name; hidden until there is some."""
+        box = self.query_one("#app-progress", GroupProgressView)
+        apps = view.app_progress
+        if box.display != bool(apps):
+            box.display = bool(apps)
+        if not apps:
+            return
+        if len(apps) == 1:
+            ((app, rows),) = apps.items()
+        else:
+            app = "app"
+            rows = {f"{a}:{name}": c for a, names in apps.items() for name, c in names.items()}
+        box.border_title = f"{app.capitalize()} tasks"
+        totals = Counts()
+        for counts in rows.values():
+            totals.add(counts)
+        box.show(rows, totals)
 
     def _detail(self, view: PilotView) -> None:
         name = self.query_one(NodeTable).selected

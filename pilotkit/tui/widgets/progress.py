@@ -1,6 +1,7 @@
 """Task progress per group, in the manner of Dask's progress view: one bar per group
 (done, failed, cancelled and running parts; queued is the empty rest), its counts, and a
-totals line."""
+totals line. The pilot's page also shows the work inside an app's own cluster (Dask task
+prefixes, Ray functions) this way."""
 
 from __future__ import annotations
 
@@ -17,8 +18,12 @@ COUNTS = 48
 
 
 class GroupProgressView(Static):
-    def __init__(self, *, id: str | None = None) -> None:
+    def __init__(self, *, id: str | None = None, label: str = "group", empty: str = "no task groups yet") -> None:
         super().__init__("", id=id, markup=False)
+        self.label = label
+        """The first column's heading."""
+        self.empty = empty
+        """What it says when there is nothing to show."""
         self._key: tuple[object, ...] = ()
         self._groups = -1
 
@@ -33,7 +38,7 @@ class GroupProgressView(Static):
         p = palette_of(self)
         bar_width = max(6, width - NAME - COUNTS - 2)
         text = Text(no_wrap=True, overflow="ellipsis")
-        text.append(f"{'group':<{NAME}} {'':<{bar_width}} ", Style(color=p.muted))
+        text.append(f"{self.label:<{NAME}} {'':<{bar_width}} ", Style(color=p.muted))
         text.append(f"{'total':>7} {'queued':>7} {'running':>7} {'done':>7} {'failed':>7} {'cancel.':>7}",
                     Style(color=p.muted))
         rows = [*groups.items(), ("total", totals)] if groups else [("total", totals)]
@@ -52,7 +57,7 @@ class GroupProgressView(Static):
             text.append(f"{g.cancelled:>7}", Style(color=p.cancelled) if g.cancelled else Style(color=p.muted))
         if not groups:
             text.append("\n")
-            text.append("no task groups yet", Style(color=p.muted))
+            text.append(self.empty, Style(color=p.muted))
         self.update(text, layout=layout)
 
 

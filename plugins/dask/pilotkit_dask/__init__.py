@@ -18,9 +18,8 @@ if TYPE_CHECKING:
     from pilotkit.api import Register
 
     from .app import DaskApp
-    from .events import DaskProgress
 
-__all__ = ["DaskApp", "DaskProgress"]
+__all__ = ["DaskApp"]
 
 
 @hookimpl
@@ -35,4 +34,4 @@ def pilotkit_add_commands(cli: click.Group) -> None:
     cli.add_command(dask_group)
 
 
-__getattr__ = lazy_exports(__name__, {"DaskApp": "app", "DaskProgress": "events"})
+__getattr__ = lazy_exports(__name__, {"DaskApp": "app"})

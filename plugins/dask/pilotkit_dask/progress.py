@@ -1,10 +1,11 @@
-"""Turns the scheduler's per-prefix task counts into :class:`DaskProgress` events."""
+"""Turns the scheduler's per-prefix task counts into ``app-progress`` events
+(:class:`pilotkit.api.AppProgress`, ``app = "dask"``, the prefix as ``name``)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from .events import DaskProgress
+from pilotkit.api import AppProgress
 
 
 class ProgressTracker:
@@ -14,10 +15,11 @@ class ProgressTracker:
         self.pilot = pilot
         self.last: dict[str, tuple[int, ...]] = {}
 
-    def changes(self, snapshot: Mapping[str, Sequence[int]]) -> list[DaskProgress]:
+    def changes(self, snapshot: Mapping[str, Sequence[int]]) -> list[AppProgress]:
         """Events for the prefixes whose ``[total, waiting, processing, memory, erred]``
-        differ from the previous snapshot, in prefix order."""
-        events: list[DaskProgress] = []
+        differ from the previous snapshot, in prefix order: ``waiting`` is pending,
+        ``processing`` running, ``memory`` done and ``erred`` failed."""
+        events: list[AppProgress] = []
         for prefix in sorted(snapshot):
             counts = tuple(int(n) for n in snapshot[prefix])
             if len(counts) != 5 or self.last.get(prefix) == counts:
@@ -25,14 +27,15 @@ class ProgressTracker:
             self.last[prefix] = counts
             total, waiting, processing, memory, erred = counts
             events.append(
-                DaskProgress(
+                AppProgress(
                     pilot=self.pilot,
-                    prefix=prefix,
+                    app="dask",
+                    name=prefix,
                     total=total,
-                    waiting=waiting,
-                    processing=processing,
-                    memory=memory,
-                    erred=erred,
+                    pending=waiting,
+                    running=processing,
+                    done=memory,
+                    failed=erred,
                 )
             )
         return events

@@ -14,9 +14,8 @@ import numpy as np
 import pytest
 from pilotkit_dask.commands import plan_workers
 from pilotkit_dask.connection import read_info
-from pilotkit_dask.events import DaskProgress
 
-from pilotkit.api import Event, Log, PilotState, TaskFinished
+from pilotkit.api import AppProgress, Event, Log, PilotState, TaskFinished
 from pilotkit.testing import Pilot, RunSpec, wait_for
 
 from .conftest import EXAMPLES, dask_client, load_example, need_dask
@@ -55,10 +54,11 @@ async def test_batch_example(run_spec: RunSpec, tmp_path: Path) -> None:
     assert by_task["dask-scheduler"].status == "stopped"
     assert {r.status for t, r in by_task.items() if t.startswith("dask-worker-")} <= {"ok", "stopped"}
     check_histogram(tmp_path / "run" / "tasks" / "dask-script")
-    progress = [e for e in run.events if isinstance(e, DaskProgress)]
-    final = {e.prefix: e for e in progress}
+    progress = [e for e in run.events if isinstance(e, AppProgress)]
+    assert {e.app for e in progress} == {"dask"}
+    final = {e.name: e for e in progress}
     assert any(p.startswith("chunk_masses") for p in final), sorted(final)
-    assert all(e.total == e.memory and e.erred == 0 for e in final.values()), final
+    assert all(e.total == e.done and e.failed == 0 for e in final.values()), final
     saved = pickle.loads((tmp_path / "run" / "dask-datasets" / "mass_histogram.pickle").read_bytes())
     assert (
         saved.tolist()
@@ -172,8 +172,8 @@ mode = "interactive"
     assert saved == 999_999_000_000, "the result computed before the drain was kept"
     retired = f"retired {len(planned)} of {len(planned)} Dask worker"
     assert any(e.message.startswith(retired) for e in logs), [e.message for e in logs]
-    progress = [e for e in run.events if isinstance(e, DaskProgress)]
-    assert any(e.prefix.startswith("arange") or "sum" in e.prefix for e in progress)
+    progress = [e for e in run.events if isinstance(e, AppProgress)]
+    assert any(e.name.startswith("arange") or "sum" in e.name for e in progress)
     finished = [e for e in run.events if isinstance(e, TaskFinished)]
     assert next(e.final for e in finished if e.task.startswith("dask-worker")) is False, "the pool re-ran it"
     assert read_info(workdir).state == "stopped"

@@ -11,9 +11,8 @@ from typing import Any
 
 import pytest
 from pilotkit_dask.connection import ConnectionInfo, read_info
-from pilotkit_dask.events import DaskProgress
 
-from pilotkit.api import Event, Log, PilotState
+from pilotkit.api import AppProgress, Event, Log, PilotState
 from pilotkit.testing import Pilot, RunSpec, wait_for
 
 from .conftest import EXAMPLES, dask_client, need_dask
@@ -88,7 +87,7 @@ async def test_example_across_three_nodes(slurm: dict[str, str], run_spec: RunSp
     by_task = {r.task: r for r in run.results()}
     assert by_task["dask-script"].node == by_task["dask-scheduler"].node == "node1"
     assert {by_task[f"dask-worker-{n}"].node for n in NODES} == set(NODES)
-    assert any(isinstance(e, DaskProgress) and e.prefix.startswith("chunk_masses") for e in run.events)
+    assert any(isinstance(e, AppProgress) and e.name.startswith("chunk_masses") for e in run.events)
     assert (tmp_path / "run" / "dask-datasets" / "mass_histogram.pickle").exists()
 
 

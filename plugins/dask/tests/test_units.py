@@ -22,11 +22,10 @@ from pilotkit_dask.connection import (
     write_info,
 )
 from pilotkit_dask.datasets import dataset_file
-from pilotkit_dask.events import DaskProgress
 from pilotkit_dask.options import DaskOptions
 from pilotkit_dask.progress import ProgressTracker
 
-from pilotkit.api import App, GpuInfo, NodeInfo, PilotkitError, SpecError, script_argv
+from pilotkit.api import App, AppProgress, GpuInfo, NodeInfo, PilotkitError, SpecError, script_argv
 from pilotkit.api import encode_event as encode
 from pilotkit.testing import Plugins, cli, parse_spec
 from pilotkit.testing.contracts import AppContract
@@ -163,15 +162,15 @@ def test_the_examples_are_valid(pilotkit_plugins: Plugins) -> None:
 def test_progress_events_only_for_changes() -> None:
     tracker = ProgressTracker("p1")
     first = tracker.changes({"sum": [4, 4, 0, 0, 0], "load": [2, 0, 1, 1, 0]})
-    assert [(e.prefix, e.total, e.waiting, e.processing, e.memory, e.erred) for e in first] == [
+    assert [(e.name, e.total, e.pending, e.running, e.done, e.failed) for e in first] == [
         ("load", 2, 0, 1, 1, 0),
         ("sum", 4, 4, 0, 0, 0),
     ]
     assert tracker.changes({"sum": [4, 4, 0, 0, 0], "load": [2, 0, 1, 1, 0]}) == []
     (changed,) = tracker.changes({"sum": [4, 2, 2, 0, 0], "load": [2, 0, 1, 1, 0]})
-    assert changed.prefix == "sum" and changed.processing == 2
+    assert changed.name == "sum" and changed.running == 2
     data = json.loads(encode(changed))
-    assert data["type"] == "dask-progress" and data["pilot"] == "p1" and data["prefix"] == "sum"
+    assert data["type"] == "app-progress" and data["app"] == "dask" and data["pilot"] == "p1" and data["name"] == "sum"
 
 
 def test_scheduler_plugin_counts_transitions() -> None:
@@ -245,8 +244,9 @@ def test_dataset_file_names(tmp_path: Path) -> None:
 
 
 def test_progress_event_is_a_pilotkit_event() -> None:
-    event = DaskProgress(pilot="p", prefix="x", total=1, waiting=0, processing=0, memory=1, erred=0)
-    assert json.loads(encode(event))["memory"] == 1
+    event = AppProgress(pilot="p", app="dask", name="x", total=1, pending=0, running=0, done=1, failed=0)
+    data = json.loads(encode(event))
+    assert data["type"] == "app-progress" and data["done"] == 1
 
 
 # --------------------------------------------------------------------------- pilotkit dask connect

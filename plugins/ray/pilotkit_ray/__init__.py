@@ -19,9 +19,8 @@ if TYPE_CHECKING:
     from pilotkit.api import Register
 
     from .app import RayApp
-    from .events import RayProgress
 
-__all__ = ["RayApp", "RayProgress"]
+__all__ = ["RayApp"]
 
 
 @hookimpl
@@ -36,4 +35,4 @@ def pilotkit_add_commands(cli: click.Group) -> None:
     cli.add_command(ray_group)
 
 
-__getattr__ = lazy_exports(__name__, {"RayApp": "app", "RayProgress": "events"})
+__getattr__ = lazy_exports(__name__, {"RayApp": "app"})

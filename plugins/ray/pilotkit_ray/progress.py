@@ -1,5 +1,6 @@
 """Turns the summary of Ray's state API (``/api/v0/tasks/summarize``) into
-:class:`RayProgress` events, and reads it over HTTP without blocking the event loop."""
+``app-progress`` events (:class:`pilotkit.api.AppProgress`, ``app = "ray"``), and reads
+it over HTTP without blocking the event loop."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from .events import RayProgress
+from pilotkit.api import AppProgress
 
 SUMMARY_PATH = "/api/v0/tasks/summarize"
 RUNNING = frozenset({"RUNNING", "RUNNING_IN_RAY_GET", "RUNNING_IN_RAY_WAIT"})
@@ -47,7 +48,7 @@ class ProgressTracker:
         self.pilot = pilot
         self.last: dict[str, Counts] = {}
 
-    def changes(self, snapshot: Mapping[str, Counts]) -> list[RayProgress]:
+    def changes(self, snapshot: Mapping[str, Counts]) -> list[AppProgress]:
         events = []
         for name in sorted(snapshot):
             counts = snapshot[name]
@@ -56,14 +57,15 @@ class ProgressTracker:
             self.last[name] = counts
             kind, total, pending, running, finished, failed = counts
             events.append(
-                RayProgress(
+                AppProgress(
                     pilot=self.pilot,
+                    app="ray",
                     name=name,
                     kind=kind,
                     total=total,
                     pending=pending,
                     running=running,
-                    finished=finished,
+                    done=finished,
                     failed=failed,
                 )
             )

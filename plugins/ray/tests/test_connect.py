@@ -12,9 +12,8 @@ from pathlib import Path
 
 import pytest
 from pilotkit_ray.connection import read_info
-from pilotkit_ray.events import RayProgress
 
-from pilotkit.api import Log, PilotState
+from pilotkit.api import AppProgress, Log, PilotState
 from pilotkit.testing import Pilot, RunSpec, Sshd, wait_for
 
 from .conftest import FAST, need_ray, ray_processes
@@ -45,12 +44,12 @@ async def test_client_through_the_tunnel_then_evict(
 ) -> None:
     pilots: list[Pilot] = []
     logs: list[Log] = []
-    progress: list[RayProgress] = []
+    progress: list[AppProgress] = []
 
     def on_pilot(pilot: Pilot) -> None:
         pilots.append(pilot)
         pilot.bus.subscribe(lambda e: logs.append(e) if isinstance(e, Log) and e.source == "ray" else None)
-        pilot.bus.subscribe(lambda e: progress.append(e) if isinstance(e, RayProgress) else None)
+        pilot.bus.subscribe(lambda e: progress.append(e) if isinstance(e, AppProgress) else None)
 
     spec = (
         f'name = "ray-connect"\n{SLURM}\n[app]\ntype = "ray"\nmode = "interactive"\ndashboard = true\n{FAST}'
@@ -89,7 +88,7 @@ async def test_client_through_the_tunnel_then_evict(
         tunnel.send_signal(signal.SIGINT)
         assert await asyncio.wait_for(tunnel.wait(), 30) == 0
         assert ray_processes(pilots[0].id), "Ray runs, with the pilot's mark"
-        await wait_for(lambda: any(e.name == "where" and e.finished == 3 for e in progress), 30, "progress")
+        await wait_for(lambda: any(e.name == "where" and e.done == 3 for e in progress), 30, "progress")
         pilots[0].cancel("test evicts")
         run = await asyncio.wait_for(running, 90)
     finally:

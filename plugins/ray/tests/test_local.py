@@ -13,10 +13,9 @@ from types import ModuleType
 
 import pytest
 from pilotkit_ray.connection import read_info
-from pilotkit_ray.events import RayProgress
 from pilotkit_ray.progress import SUMMARY_PATH, parse_summary
 
-from pilotkit.api import PilotState
+from pilotkit.api import AppProgress, PilotState
 from pilotkit.testing import Pilot, RunSpec, need
 from pilotkit.testing.localdaemon import PILOTKIT, local_daemon, until
 
@@ -73,8 +72,9 @@ async def test_example_scan_and_its_exit_code_decides(run_spec: RunSpec, tmp_pat
     info = read_info(run.workdir)
     assert info.state == "stopped" and info.mode == "batch"
     assert info.dashboard is not None and info.dashboard.startswith("http://")
-    progress = [e for e in run.events if isinstance(e, RayProgress) and e.name == "fit"]
-    assert progress and progress[-1].total == progress[-1].finished == 15, progress[-1:]
+    progress = [e for e in run.events if isinstance(e, AppProgress) and e.name == "fit"]
+    assert progress and progress[-1].total == progress[-1].done == 15, progress[-1:]
+    assert {e.app for e in progress} == {"ray"}
     assert ray_processes(run.pilot_id) == [], "Ray is stopped when the pilot ends"
     assert info.temp_dir is not None and not Path(info.temp_dir).exists()
 

@@ -108,7 +108,7 @@ def test_state_api_summary_becomes_progress_events() -> None:
     )
     assert tracker.changes(first) == [], "nothing changed"
     (event,) = tracker.changes(parse_summary(answer({"FINISHED": 4, "FAILED": 1})))
-    assert (event.finished, event.failed, event.pending, event.running) == (4, 1, 0, 0)
+    assert (event.app, event.done, event.failed, event.pending, event.running) == ("ray", 4, 1, 0, 0)
     assert parse_summary({"result": False, "msg": "no"}) == {}
 
 
