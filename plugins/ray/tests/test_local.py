@@ -160,7 +160,7 @@ async def test_walltime_drain_gives_the_script_its_grace(run_spec: RunSpec, tmp_
     script = tmp_path / "long.py"
     script.write_text(LONG)
     spec = (
-        f'name = "ray-walltime"\n[resources]\nwalltime = "20s"\n[pilot]\ndrain_margin = "6s"\ngrace = "5s"\n'
+        f'name = "ray-walltime"\n[resources]\nwalltime = "30s"\n[pilot]\ndrain_margin = "6s"\ngrace = "5s"\n'
         f'[app]\ntype = "ray"\nscript = "{script}"\nargs = ["{tmp_path}"]\n{FAST}'
     )
     run = await run_spec(spec)
