@@ -1,9 +1,10 @@
 """Start-up benchmark: from the command to 3 Ray nodes alive in the head's GCS, with
 ``pilotkit run`` (``[app] type = "ray"``, interactive, 3 Slurm nodes) and with
 ``ray start`` by hand in one ``srun -N3`` (the head on the first node, the other two
-joining it once its port answers), on the project's Slurm test cluster, in the same run.
+joining it once its port answers), on the project's Slurm test cluster, in the same run
+(it holds the cluster's lock and sets the cluster's environment itself).
 
-    flock /tmp/pilotkit-testcluster.lock python plugins/ray/bench_startup.py [--rounds 1] [--json]
+    python plugins/ray/bench_startup.py [--rounds 1] [--json]
 
 Both count from the moment the command is started (``pilotkit run`` includes the batch
 job's submission and start, the node agents and reading the spec; ``srun`` includes the
@@ -26,6 +27,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from pilotkit.testing.slurm import cluster_env, cluster_lock, testcluster_script
 
 NODES = 3
 SPEC = """name = "bench-ray"
@@ -141,11 +144,14 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     times: dict[str, list[float]] = {"pilotkit": [], "srun + ray start": []}
-    for index in range(args.rounds):
-        order = [("pilotkit", bench_pilotkit), ("srun + ray start", bench_by_hand)]
-        for name, bench in order if index % 2 == 0 else order[::-1]:
-            with tempfile.TemporaryDirectory(prefix="bench-ray-") as work:
-                times[name].append(bench(Path(work)))
+    with cluster_lock():
+        os.environ.update(cluster_env(testcluster_script()))
+        os.environ["PILOTKIT_CALLBACK_HOST"] = os.environ["PILOTKIT_TESTCLUSTER_HOST_ADDR"]
+        for index in range(args.rounds):
+            order = [("pilotkit", bench_pilotkit), ("srun + ray start", bench_by_hand)]
+            for name, bench in order if index % 2 == 0 else order[::-1]:
+                with tempfile.TemporaryDirectory(prefix="bench-ray-") as work:
+                    times[name].append(bench(Path(work)))
     if args.json:
         print(json.dumps(times))
         return
