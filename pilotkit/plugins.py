@@ -100,9 +100,10 @@ _REQUIREMENT = re.compile(r"^\s*([A-Za-z0-9][A-Za-z0-9._-]*)\s*(?:\[[^\]]*\])?\s
 """``name [extras] specifiers ; marker`` of a requirement line (PEP 508 without URLs)."""
 
 
-def incompatibility(dist: metadata.Distribution) -> str | None:
-    """Why ``dist`` cannot be loaded by this pilotkit (its requirement on ``pilotkit``
-    excludes this version), or None when it can (or states no requirement).
+def incompatibility(name: str, version: str | None, requires: Iterable[str]) -> str | None:
+    """Why the distribution ``name`` (its ``Requires-Dist`` lines ``requires``) cannot be
+    loaded by this pilotkit (its requirement on ``pilotkit`` excludes this version), or
+    None when it can (or states no requirement).
 
     Only ``packaging.specifiers`` is imported for a plain line (``pilotkit>=0.2,<0.3``):
     this runs for every plugin at every start of every command."""
@@ -110,7 +111,7 @@ def incompatibility(dist: metadata.Distribution) -> str | None:
 
     from . import __version__
 
-    for line in dist.requires or ():
+    for line in requires:
         match = _REQUIREMENT.match(line)
         if match is None or match.group(1).lower().replace("_", "-").replace(".", "-") != "pilotkit":
             continue
@@ -129,9 +130,8 @@ def incompatibility(dist: metadata.Distribution) -> str | None:
         lower = [c.version for c in clauses if c.operator in (">=", "==", "~=", "===", ">")]
         wanted = "pilotkit" + ",".join(map(str, clauses))
         wanted += f" (plugin API {_api_of(lower[0])})" if lower else ""
-        name = dist.metadata["Name"] or "?"
         return (
-            f"{name} {dist.version} requires {wanted}; "
+            f"{name} {version} requires {wanted}; "
             f"this is pilotkit {__version__} (plugin API {_api_of(__version__)})"
         )
     return None
@@ -162,9 +162,12 @@ class Plugins:
             for ep in list_entry_points():
                 if (only is not None and ep.name not in only) or ep.name in disabled:
                     continue
-                dist = ep.dist.name if ep.dist else "?"
-                version = ep.dist.version if ep.dist else None
-                problem = incompatibility(ep.dist) if ep.dist is not None else None
+                # Each reading of a distribution's metadata parses its METADATA file again:
+                # read it once (this runs at every start of every command).
+                md = ep.dist.metadata if ep.dist is not None else None
+                dist = (md["Name"] if md is not None else None) or "?"
+                version = md["Version"] if md is not None else None
+                problem = incompatibility(dist, version, md.get_all("Requires-Dist") or []) if md is not None else None
                 if problem is not None:
                     self.info[ep.name] = PluginInfo(name=ep.name, source=dist, version=version, error=problem)
                     log.warning("plugin %s not loaded: %s", ep.name, problem)
