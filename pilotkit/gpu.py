@@ -14,8 +14,11 @@ session that it re-opens when it finds itself in a forked child.
 
 from __future__ import annotations
 
+import ctypes
+import importlib.util
 import os
 import re
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -98,6 +101,28 @@ class _Physical:
 
 
 # --------------------------------------------------------------------------- NVML access
+
+
+NVML_LIBRARY = "libnvidia-ml.so.1"
+"""The library pynvml loads on Linux (in ``nvmlInit``)."""
+
+
+def _real_nvml() -> tuple[NvmlModule | None, str | None]:
+    """The pynvml module, or None and why there is no NVML to ask.
+
+    Where pynvml is installed but the NVML library cannot be loaded (no NVIDIA driver:
+    most login and CPU nodes), pynvml is not imported at all: ``nvmlInit`` would fail
+    the same way, and importing it costs every pilot and agent start about 10 ms and
+    4 MiB."""
+    if importlib.util.find_spec("pynvml") is None:
+        return None, "the pynvml module (nvidia-ml-py) is not installed"
+    if sys.platform.startswith("linux"):
+        try:
+            ctypes.CDLL(NVML_LIBRARY)
+        except OSError:
+            return None, _INIT_REASONS[_ERROR_LIBRARY_NOT_FOUND]
+    module = _import_pynvml()
+    return module, None if module is not None else "the pynvml module (nvidia-ml-py) is not installed"
 
 
 def _import_pynvml() -> NvmlModule | None:
@@ -379,9 +404,9 @@ def detect_gpus(nvml: NvmlModule | None = None, env: Mapping[str, str] | None = 
     the call (never cached), so this is safe in forked children.
     """
     environ = os.environ if env is None else env
-    module = _import_pynvml() if nvml is None else nvml
+    module, missing = _real_nvml() if nvml is None else (nvml, None)
     if module is None:
-        return GpuReport(reason="the pynvml module (nvidia-ml-py) is not installed")
+        return GpuReport(reason=missing)
     errors = _nvml_errors(module)
     try:
         module.nvmlInit()
@@ -485,9 +510,9 @@ class GpuSampler:
 
     def _open(self) -> None:
         self.reason = None
-        module = _import_pynvml() if self._nvml is None else self._nvml
+        module, missing = _real_nvml() if self._nvml is None else (self._nvml, None)
         if module is None:
-            self.reason = "the pynvml module (nvidia-ml-py) is not installed"
+            self.reason = missing
             return
         errors = _nvml_errors(module)
         try:

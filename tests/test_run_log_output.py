@@ -162,3 +162,34 @@ def test_a_message_of_several_lines_is_one_line() -> None:
         )
     )
     assert view.queue.get_nowait() == "dask: scheduler at tcp://n1:8786 / dashboard :8787"
+
+
+def test_a_run_outside_a_terminal_loads_neither_rich_nor_pynvml(tmp_path: Path) -> None:
+    """A batch script's ``pilotkit run`` prints plain lines: it never imports rich (about
+    5 MiB), and on a machine without the NVML library it does not import pynvml (about
+    4 MiB) just to learn there is no GPU. Its summary is still there."""
+    import sys
+    import textwrap
+
+    spec = tmp_path / "one.toml"
+    spec.write_text('name = "one"\n[[app.groups]]\nname = "g"\ncommand = "true"\n')
+    probe = textwrap.dedent(f"""
+        import ctypes, runpy, sys
+        sys.argv = ["pilotkit", "run", {str(spec)!r}, "--workdir", {str(tmp_path / "run")!r}]
+        try:
+            runpy.run_module("pilotkit.cli.main", run_name="__main__")
+        except SystemExit as exc:
+            assert exc.code in (0, None), exc.code
+        try:
+            ctypes.CDLL("libnvidia-ml.so.1")
+            nvml = True
+        except OSError:
+            nvml = False
+        print("loaded:", sorted(m for m in ("rich", "pynvml") if m in sys.modules), "nvml:", nvml)
+    """)
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "state: done" in done.stderr and "results: " in done.stderr, done.stderr
+    line = done.stdout.strip().splitlines()[-1]
+    expected = "loaded: [] nvml: False" if line.endswith("False") else "loaded: ['pynvml'] nvml: True"
+    assert line == expected, line

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -114,67 +113,32 @@ class LiveProgress:
         self.live.__exit__(*exc)
 
 
-SUMMARY_FAILURES = 20
-"""Failed tasks the summary names; the rest are counted."""
+def print_summary(outcome: PilotOutcome, progress: Progress) -> None:
+    """The end of ``pilotkit run`` on a terminal: :class:`~.summary.Summary` as a table and
+    coloured lines (reads the tasks' stderr files: call it off the event loop)."""
+    from .summary import Summary
 
-
-def print_summary(outcome: PilotOutcome, progress: Progress, *, plain: bool = False) -> None:
-    """The end of ``pilotkit run``: counts per group, the state, where results and logs
-    are, and the failed tasks (id, exit code, last stderr line, log). ``plain``: lines
-    for a log file, no table; reads the tasks' stderr files (call it off the event loop)."""
-    from ..trials import best_line
-    from .logview import describe_failure
-
-    state = outcome.state.value
-    elapsed = f"{outcome.ended - outcome.started:.1f}s"
-    failed = progress.totals().failed
-    shown = progress.failures[:SUMMARY_FAILURES]
-    failures = [describe_failure(f, outcome.workdir) for f in shown]
-    more = failed - len(shown)
-    more_line = f"... and {more} more failed tasks: see {outcome.results}" if more > 0 else None
-    best = best_line(outcome.workdir)
-    if plain:
-        lines = [f"pilot {outcome.pilot_id}"]
-        lines += [
-            f"  group {name}: {g.total} tasks, {g.done} done, {g.failed} failed, {g.cancelled} cancelled, "
-            f"{g.queued} queued, {g.running} running"
-            for name, g in progress.groups.items()
-        ]
-        lines.append(
-            f"state: {state}" + (f" ({outcome.reason})" if outcome.reason else "") + f"  time: {elapsed}"
-        )
-        lines.append(f"results: {outcome.results}")
-        lines.append(f"task logs: {outcome.workdir / TASKS_DIR}")
-        if failed:
-            lines.append(f"failed tasks: {failed}")
-            lines += [f"  {line}" for line in failures]
-            if more_line:
-                lines.append(f"  {more_line}")
-        if best:
-            lines.append(best)
-        for line in lines:
-            print(line, file=sys.stderr, flush=True)
-        return
+    s = Summary.of(outcome, progress)
     style = {"done": "green", "failed": "red", "cancelled": "yellow", "walltime-expired": "yellow"}
     err_console.print(progress_table(progress, title=f"pilot {outcome.pilot_id}"))
     state_line = Text.assemble(
         ("state: ", "dim"),
-        (state, f"bold {style.get(state, '')}"),
+        (s.state, f"bold {style.get(s.state, '')}"),
         (f"  ({outcome.reason})" if outcome.reason else "", "dim"),
         ("  time: ", "dim"),
-        (elapsed, ""),
+        (s.elapsed, ""),
     )
     err_console.print(state_line)
     err_console.print(Text.assemble(("results: ", "dim"), str(outcome.results)), soft_wrap=True)
     err_console.print(Text.assemble(("task logs: ", "dim"), str(outcome.workdir / TASKS_DIR)), soft_wrap=True)
-    if failed:
-        err_console.print(Text(f"failed tasks: {failed}", style="bold red"))
-        for text in failures:
+    if s.failed:
+        err_console.print(Text(f"failed tasks: {s.failed}", style="bold red"))
+        for text in s.failures:
             err_console.print(Text(f"  {text}"), soft_wrap=True)
-        if more_line:
-            err_console.print(Text(f"  {more_line}", style="dim"), soft_wrap=True)
-    if best:
-        err_console.print(Text(best, style="bold"), soft_wrap=True)
+        if s.more_line:
+            err_console.print(Text(f"  {s.more_line}", style="dim"), soft_wrap=True)
+    if s.best:
+        err_console.print(Text(s.best, style="bold"), soft_wrap=True)
 
 
 def print_probe(node: NodeInfo, report: GpuReport, checks: Sequence[tuple[str, ProbeCheck]] = ()) -> None:

@@ -349,9 +349,12 @@ async def _run(
         plain.close()
         await plain_task
     if not as_json:
-        from .render import print_summary
+        if terminal:
+            from .render import print_summary
+        else:
+            from .summary import print_plain_summary as print_summary  # no rich: less to load at the end
 
-        await asyncio.to_thread(print_summary, outcome, progress, plain=not terminal)
+        await asyncio.to_thread(print_summary, outcome, progress)
     if outcome.storage:
         click.echo(f"pilotkit: {outcome.storage}", err=True)
     return outcome
