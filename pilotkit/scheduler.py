@@ -211,7 +211,7 @@ class TaskPool:
     def add_node(self, agent: Agent) -> None:
         """A node that joined the pilot while it runs (a replacement for a lost one)."""
         self.nodes.append(_Node(agent, agent.node, self._gpu_share))
-        self._leasing = self._leasing or agent.leasing
+        self._leasing = self._leasing or (agent.leasing and self.campaign is None)
         self._dispatch()
         self._check_done()
 
@@ -507,6 +507,10 @@ class TaskPool:
     @property
     def running(self) -> int:
         return len(self._running)
+
+    def waiting(self) -> list[Task]:
+        """The queued tasks: the queue, then those leased to the agents."""
+        return [*self.queue, *(t for n in self.nodes for t in (*n.leased.values(), *n.revoking.values()))]
 
     @property
     def failed(self) -> int:
@@ -881,6 +885,7 @@ class TaskPool:
         are the campaign's, and an attempt stopped by the allocation's end goes back to
         the campaign (outcome ``preempted``) instead of being recorded."""
         self.campaign = campaign
+        self._leasing = False  # a campaign lends what the free cores take, no more
         self.workdir = workdir
         self._task_root = workdir / TASKS_DIR
         self.results = results
