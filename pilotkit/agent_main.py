@@ -10,7 +10,6 @@ and relays the batch system's signals (USR1 before the walltime ends, TERM) to t
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import os
 import signal
@@ -40,6 +39,8 @@ from .wire import (
     Msg,
     Queue,
     Refused,
+    Revoke,
+    Revoked,
     Signalled,
     SignalTask,
     Stop,
@@ -116,8 +117,9 @@ async def _rejoin(
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter, Welcome] | None:
     """Connect again until ``until`` (monotonic) or ``stopping``; None then. ``hello``
     says what the agent carries at the moment it gets through; ``refused`` is called
-    when a connection made got no welcome (the hello was said to no one: a pilot that
-    was going away, whose port still took the connection).
+    after each try that got no welcome: no connection (no pilot listens), or a
+    connection that got no answer (the hello was said to no one: a pilot that was going
+    away, whose port still took the connection).
 
     :raises Fenced: the pilot refused the agent.
     """
@@ -134,13 +136,12 @@ async def _rejoin(
                 raise
             except BaseException:
                 writer.close()
-                refused()
                 raise
             return reader, writer, welcome
         except Fenced:
             raise
         except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError, FrameError, PilotkitError):
-            pass
+            refused()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), min(delay, max(0.0, until - time.monotonic())))
         delay = min(delay * 2, REJOIN_DELAY_MAX)
@@ -174,10 +175,11 @@ class NodeAgent:
         self.seq = 0
         self.unacked: dict[int, TaskExit] = {}
         self._results: asyncio.Queue[TaskExit] = asyncio.Queue()
-        self.queued: collections.deque[TaskLaunch] = collections.deque()
-        """Attempts the pilot handed over as it let go, started here while it is away."""
+        self.queued: dict[str, TaskLaunch] = {}
+        """Attempts the pilot gave this agent to start while no pilot is attached (its
+        standing lease, and what it handed over as it let go), by task id, in order."""
         self.away = False
-        """No pilot is attached: the handed-over attempts start as cores come free."""
+        """No pilot is attached: the queued attempts start as cores come free."""
 
     def send(self, msg: Msg) -> None:
         writer = self.writer
@@ -190,15 +192,22 @@ class NodeAgent:
             asyncio.get_running_loop().call_soon(self._start_queued)
 
     def _start_queued(self) -> None:
-        """Start the handed-over attempts that fit in the cores free now (in order)."""
+        """Start the queued attempts that fit in the cores free now (in order)."""
         busy = self.agent.busy_cores
-        while self.away and self.queued and busy + self.queued[0].cores <= max(1, self.node.cores):
-            launch = self.queued.popleft()
+        while self.away and self.queued:
+            task_id, launch = next(iter(self.queued.items()))
+            if busy + launch.cores > max(1, self.node.cores):
+                break
+            del self.queued[task_id]
             busy += launch.cores
             self.agent.launch(launch, self.exited)
 
     def _no_welcome(self) -> None:
-        """A rejoin got no welcome: no pilot is attached yet, handed-over tasks start again."""
+        """A try to rejoin got no welcome: no pilot is attached, the queued tasks start.
+
+        Not before that first try: a connection that closed while the pilot lives (a
+        reset) gets it refused, and this node's queued tasks, which that pilot places
+        elsewhere once it has declared the node lost, never start here."""
         self.away = True
         self._start_queued()
 
@@ -218,9 +227,9 @@ class NodeAgent:
             try:
                 numbered = [(self.seq + i + 1, result) for i, result in enumerate(batch)]
                 self.seq += len(batch)
+                self.unacked.update(numbered)  # a rejoin's hello meanwhile carries them too
                 await self.journal.append(numbered)  # one fsync for all of them
                 for seq, result in numbered:
-                    self.unacked[seq] = result
                     self.send(Exited(result=result, seq=seq))
             finally:
                 for _ in batch:
@@ -285,9 +294,13 @@ class NodeAgent:
                     return "closed", 5.0
                 heard = time.monotonic()
                 if isinstance(msg, Launch):
+                    self.queued.pop(msg.launch.task_id, None)  # a leased attempt the pilot starts
                     self.agent.launch(msg.launch, self.exited)
                 elif isinstance(msg, Queue):
-                    self.queued.extend(msg.launches)
+                    self.queued.update((launch.task_id, launch) for launch in msg.launches)
+                elif isinstance(msg, Revoke):
+                    dropped = [t for t in msg.task_ids if self.queued.pop(t, None) is not None]
+                    self.send(Revoked(task_ids=dropped))
                 elif isinstance(msg, Heartbeat):
                     self._acked(msg.acked)
                 elif isinstance(msg, Terminate):
@@ -330,9 +343,7 @@ class NodeAgent:
                     break
                 self._say(f"the pilot went away: keeping {self.agent.running} task(s) and their results "
                           f"for up to {welcome.linger:g}s while it comes back"
-                          + (f"; {len(self.queued)} handed-over task(s) to start meanwhile" if self.queued else ""))  # fmt: skip
-                self.away = True
-                self._start_queued()
+                          + (f"; {len(self.queued)} queued task(s) to start meanwhile" if self.queued else ""))  # fmt: skip
                 try:
                     joined = await _rejoin(
                         self.address, self.token_file, self.rejoin_hello,
@@ -353,7 +364,7 @@ class NodeAgent:
                 self.writer = writer
                 self._say(f"the pilot is back: rejoined with {self.agent.running} task(s) running and "
                           f"{len(self.unacked)} result(s) not yet acknowledged"
-                          + (f"; {dropped} handed-over task(s) not started are the pilot's again" if dropped else ""))  # fmt: skip
+                          + (f"; {dropped} queued task(s) not started are the pilot's again" if dropped else ""))  # fmt: skip
         finally:
             self._drop_queued()
             await self.agent.stop(grace)

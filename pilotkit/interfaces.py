@@ -153,6 +153,25 @@ class Agent(abc.ABC):
     async def flush(self) -> None:  # noqa: B027 - optional: an in-process agent has nothing to send
         """Until what was sent to the agent (a :meth:`hand_over`) has left this process."""
 
+    @property
+    def leasing(self) -> bool:
+        """Whether this agent keeps a standing lease (:meth:`lease`): a node agent in
+        another process that goes on when its pilot's process dies."""
+        return False
+
+    def lease(self, launches: list[TaskLaunch], on_back: Callable[[list[str]], None]) -> bool:
+        """Reserve these attempts for this agent, to start on its own, in order, as its
+        cores come free, only once no pilot is attached (the pilot's process died: no
+        chance to :meth:`hand_over`). While attached the pilot still starts them, with
+        :meth:`launch` (which takes an attempt off the lease) on this agent only; to place
+        one elsewhere it calls :meth:`revoke` and waits for ``on_back``, called with the
+        task ids the agent dropped, never started; ``on_back`` gets every leased attempt
+        not launched when the agent is lost too. True when the agent took them."""
+        return False
+
+    def revoke(self, task_ids: list[str]) -> None:  # noqa: B027 - optional, with lease
+        """Ask for leased attempts back (see :meth:`lease`); ``on_back`` answers."""
+
 
 # --------------------------------------------------------------------------- providers
 

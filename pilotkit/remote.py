@@ -31,6 +31,8 @@ from .wire import (
     Launch,
     Queue,
     Refused,
+    Revoke,
+    Revoked,
     Signalled,
     SignalTask,
     Stop,
@@ -54,8 +56,13 @@ class RemoteAgent(Agent):
         heartbeat_timeout: float,
         on_lost: Callable[[RemoteAgent, str], None],
         hello: Hello | None = None,
+        leasing: bool = False,
     ) -> None:
         self.node = node
+        self._leasing = leasing
+        self._leased: set[str] = set()
+        """Task ids leased to the agent and not launched nor given back (see :meth:`lease`)."""
+        self._on_back: Callable[[list[str]], None] = lambda task_ids: None
         self._reader = reader
         self._writer = writer
         self._timeout = heartbeat_timeout
@@ -124,7 +131,29 @@ class RemoteAgent(Agent):
         with contextlib.suppress(ConnectionError, TimeoutError):
             await asyncio.wait_for(self._writer.drain(), 10.0)
 
-    def _send(self, msg: Launch | Queue | Terminate | SignalTask | Kill | Stop | Heartbeat) -> None:
+    @property
+    def leasing(self) -> bool:
+        return self._leasing
+
+    def lease(self, launches: list[TaskLaunch], on_back: Callable[[list[str]], None]) -> bool:
+        if not self._leasing or self.lost is not None or self._writer.is_closing() or self._stopping:
+            return False
+        self._on_back = on_back
+        self._leased.update(launch.task_id for launch in launches)
+        for i in range(0, len(launches), self.HAND_OVER_FRAME):
+            self._send(Queue(launches=launches[i : i + self.HAND_OVER_FRAME]))
+        return True
+
+    def revoke(self, task_ids: list[str]) -> None:
+        self._send(Revoke(task_ids=[t for t in task_ids if t in self._leased]))
+
+    def _give_back(self, task_ids: list[str]) -> None:
+        back = [t for t in task_ids if t in self._leased]
+        self._leased.difference_update(back)
+        if back:
+            self._on_back(back)
+
+    def _send(self, msg: Launch | Queue | Revoke | Terminate | SignalTask | Kill | Stop | Heartbeat) -> None:
         if self.lost is None and not self._writer.is_closing():
             self._writer.write(pack(msg))
 
@@ -141,6 +170,7 @@ class RemoteAgent(Agent):
             )
             asyncio.get_running_loop().call_soon(on_exit, result)
             return
+        self._leased.discard(launch.task_id)  # the agent takes it off its queue as it starts it
         self._callbacks[launch.task_id] = (launch, on_exit)
         self._send(Launch(launch=launch))
 
@@ -180,6 +210,8 @@ class RemoteAgent(Agent):
                         self._unclaimed[msg.result.task_id] = msg.result  # adopted later
                 elif isinstance(msg, Heartbeat):
                     self.metrics = msg
+                elif isinstance(msg, Revoked):
+                    self._give_back(msg.task_ids)
                 elif isinstance(msg, Bye):
                     left = f"the agent left ({msg.reason})" if msg.reason else "the agent left"
                     break
@@ -191,6 +223,8 @@ class RemoteAgent(Agent):
                 self._declare_lost(f"{self.node.name}: {left}")
             self._closed.set()
             self._fail_running("lost", self.lost or "agent left")
+            # The agent is gone or fenced (a rejoin is refused): it starts none of them.
+            self._give_back(list(self._leased))
 
     async def _watch(self) -> None:
         while not self._closed.is_set():
@@ -201,6 +235,8 @@ class RemoteAgent(Agent):
             silent = time.monotonic() - self.last_heartbeat
             if silent > self._timeout:
                 self._declare_lost(f"no heartbeat from {self.node.name} for {silent:.0f}s")
+                if not self._writer.is_closing():  # an agent that still hears us stops all it has
+                    self._writer.write(pack(Stop(grace=0.0)))
                 self._close("lost")
                 return
 
@@ -209,6 +245,7 @@ class RemoteAgent(Agent):
             self.lost = reason
             log.warning(reason)
             self._fail_running("lost", reason)
+            self._give_back(list(self._leased))
             self._on_lost(self, reason)
 
     def _fail_running(self, status: str, reason: str) -> None:
@@ -319,7 +356,8 @@ class AgentServer:
             self.heads += 1
             await self._serve_head(reader)
             return
-        agent = RemoteAgent(hello.node, reader, writer, self.heartbeat_timeout, self.on_lost, hello)
+        agent = RemoteAgent(hello.node, reader, writer, self.heartbeat_timeout, self.on_lost, hello,
+                            leasing=self.linger > 0)  # fmt: skip
         async with self._arrived:
             earlier = self.agents.get(hello.node.name)
             late = self._waited and (earlier is None or earlier.lost is not None)

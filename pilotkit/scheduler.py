@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import itertools
 import json
 import os
@@ -76,7 +77,7 @@ GroupCounts = Counts
 
 
 class _Node:
-    __slots__ = ("agent", "free_cores", "gpu_free", "info", "name")
+    __slots__ = ("agent", "free_cores", "gpu_free", "info", "leased", "name", "revoking")
 
     def __init__(self, agent: Agent, info: NodeInfo, gpu_share: int) -> None:
         self.agent = agent
@@ -84,6 +85,10 @@ class _Node:
         self.name = info.name
         self.free_cores = info.cores
         self.gpu_free: dict[str, int] = {g.uuid: gpu_share for g in info.gpus}
+        self.leased: dict[str, Task] = {}
+        """Queued tasks leased to this node's agent (see :meth:`TaskPool._top_up`)."""
+        self.revoking: dict[str, Task] = {}
+        """Leased tasks asked back, until the agent says it dropped them."""
 
     @classmethod
     def gone(cls, name: str) -> _Node:
@@ -169,6 +174,9 @@ class TaskPool:
         """Epoch seconds after which no task may still be running (walltime - margin)."""
         self.wrap = wrap
         self.nodes = [_Node(a, a.node, gpu_share) for a in agents]
+        self._leasing = any(a.leasing for a in agents)
+        self._leased = 0
+        """Tasks leased to the agents (or being asked back): queued, not in :attr:`queue`."""
         self.queue: collections.deque[Task] = collections.deque()
         self.tasks: dict[str, Task] = {}
         self.groups: dict[str, Counts] = {}
@@ -203,6 +211,7 @@ class TaskPool:
     def add_node(self, agent: Agent) -> None:
         """A node that joined the pilot while it runs (a replacement for a lost one)."""
         self.nodes.append(_Node(agent, agent.node, self._gpu_share))
+        self._leasing = self._leasing or (agent.leasing and self.campaign is None)
         self._dispatch()
         self._check_done()
 
@@ -337,11 +346,11 @@ class TaskPool:
         start on its own while no pilot is attached, so the allocation stays busy. Only
         plain tasks go (no GPU, no gang of nodes; at most :attr:`HAND_OVER_LIMIT`); the
         pilot that comes back learns from the agents and their journals which ones ran.
-        Returns how many were handed over."""
+        Returns how many the agents hold now (their standing leases too)."""
         nodes = [n for n in self.nodes if n.agent.lost is None and n.info.cores > 0]
         if not nodes or self._detached:
             return 0
-        load = {n.name: float(n.info.cores - n.free_cores) for n in nodes}
+        load = {n.name: float(n.info.cores - n.free_cores + len(n.leased)) for n in nodes}
         plan: dict[str, list[Task]] = {}
         for task in itertools.islice(self.queue, self.HAND_OVER_LIMIT):
             if task.gpus or task.whole_nodes or task.status is not TaskStatus.QUEUED:
@@ -352,7 +361,7 @@ class TaskPool:
             node = min(fits, key=lambda n: load[n.name] / n.info.cores)
             load[node.name] += task.cores
             plan.setdefault(node.name, []).append(task)
-        handed = 0
+        handed = sum(len(n.leased) for n in nodes)  # their standing leases go on too
         for node in nodes:
             tasks = plan.get(node.name, [])
             if not tasks:
@@ -367,6 +376,109 @@ class TaskPool:
                 for task in tasks:
                     task.attempts -= 1
         return handed
+
+    # ---------------------------------------------------------------- leases
+
+    LEASE_MAX = 64
+    """The most queued tasks leased to one node agent at a time (up to its cores)."""
+
+    def _top_up(self) -> None:
+        """Keep each node agent that can take one supplied with a standing lease of the
+        next queued plain tasks (no GPU, no gang of nodes; up to its cores): reserved for
+        it, started by the pilot there (:meth:`_launch_leased`), by the agent itself only
+        once no pilot is attached (the pilot's process was killed, with no chance to
+        :meth:`hand_over`). A leased task is placed elsewhere only after its agent gave it
+        back (:meth:`_steal`, :meth:`drain`), or the agent was lost."""
+        queue = self.queue
+        for node in self.nodes:
+            if not queue:
+                return
+            want = min(node.info.cores, self.LEASE_MAX) - len(node.leased)
+            if want <= 0 or not node.agent.leasing or node.agent.lost is not None:
+                continue
+            taken: list[Task] = []
+            kept: list[Task] = []
+            for _ in range(min(len(queue), self.BACKFILL_WINDOW)):
+                task = queue.popleft()
+                plain = not task.gpus and not task.whole_nodes and task.status is TaskStatus.QUEUED
+                if plain and task.cores <= node.info.cores and task.pin in (None, node.name) and self._in_time(task):
+                    taken.append(task)
+                    if len(taken) == want:
+                        break
+                else:
+                    kept.append(task)
+            queue.extendleft(reversed(kept))
+            if not taken:
+                continue
+            launches = []
+            for task in taken:
+                task.attempts += 1  # the attempt number it starts as, wherever it starts
+                launches.append(self._launch_of(task, task.env, ()))
+                task.attempts -= 1
+            if node.agent.lease(launches, functools.partial(self._lease_back, node)):
+                node.leased.update((task.id, task) for task in taken)
+                self._leased += len(taken)
+            else:
+                queue.extendleft(reversed(taken))
+
+    def _launch_leased(self) -> None:
+        """Nodes with free cores start their own leased tasks first (in order)."""
+        for node in self.nodes:
+            if not node.leased or node.free_cores <= 0 or node.agent.lost is not None:
+                continue
+            for task in list(node.leased.values()):
+                if node.free_cores <= 0:
+                    break
+                if node.fits(task) and self._in_time(task):
+                    del node.leased[task.id]
+                    self._leased -= 1
+                    self._launch(task, node)  # the agent takes it off its lease
+
+    def _steal(self) -> None:
+        """Nothing queued, yet a node has free cores that another node's leased task
+        fits: ask that agent for it back; it is placed once the agent says it dropped it
+        (:meth:`_lease_back`)."""
+        free = {n.name: n.free_cores for n in self.nodes if n.free_cores > 0 and n.agent.lost is None}
+        if not free:
+            return
+        budget = sum(free.values()) - sum(t.cores for n in self.nodes for t in n.revoking.values())
+        for node in sorted((n for n in self.nodes if n.leased), key=lambda n: -len(n.leased)):
+            if budget <= 0:
+                return
+            asked = []
+            for task in reversed(list(node.leased.values())):  # its last ones: it starts the first ones
+                fits = any(f >= task.cores and name != node.name and task.pin in (None, name) for name, f in free.items())
+                if fits and task.cores <= budget:
+                    asked.append(task)
+                    budget -= max(1, task.cores)
+                    if budget <= 0:
+                        break
+            if asked:
+                for task in asked:
+                    del node.leased[task.id]
+                    node.revoking[task.id] = task
+                node.agent.revoke([task.id for task in asked])
+
+    def _lease_back(self, node: _Node, task_ids: list[str]) -> None:
+        """``node``'s agent dropped these leased tasks (it was asked, or it was lost):
+        queued again, first, or cancelled if the pool drains. Not an attempt: no retry
+        is used."""
+        if self._detached:
+            return
+        back: collections.deque[Task] = collections.deque()
+        for task_id in task_ids:
+            task = node.revoking.pop(task_id, None) or node.leased.pop(task_id, None)
+            if task is not None:
+                back.append(task)
+        if not back:
+            return
+        self._leased -= len(back)
+        if self._draining:
+            self._cancel_waiting(back)
+        else:
+            self.queue.extendleft(reversed(back))
+        self._dispatch()
+        self._check_done()
 
     def _prepare_ahead(self) -> None:
         """Make the next queued tasks' directories and first log files in a thread."""
@@ -396,6 +508,10 @@ class TaskPool:
     def running(self) -> int:
         return len(self._running)
 
+    def waiting(self) -> list[Task]:
+        """The queued tasks: the queue, then those leased to the agents."""
+        return [*self.queue, *(t for n in self.nodes for t in (*n.leased.values(), *n.revoking.values()))]
+
     @property
     def failed(self) -> int:
         return sum(c.failed for c in self.groups.values())
@@ -417,6 +533,8 @@ class TaskPool:
             return
         if len(self.queue) < self.FILL_AHEAD // 2:
             self._fill()
+        if self._leased:
+            self._launch_leased()
         queue = self.queue
         nodes = self.nodes
         while queue or self._sources:
@@ -445,11 +563,18 @@ class TaskPool:
                 break
             if not any(n.free_cores for n in nodes):
                 break
+        if self._leasing:
+            self._top_up()
+            if self._leased and not queue:
+                self._steal()
+
+    def _in_time(self, task: Task) -> bool:
+        """Whether ``task`` may start now and end before the pool's deadline."""
+        return self.deadline is None or task.time_limit is None or time.time() + task.time_limit <= self.deadline
 
     def _fit(self, task: Task) -> _Node | None:
-        if self.deadline is not None and task.time_limit is not None:
-            if time.time() + task.time_limit > self.deadline:
-                return None
+        if not self._in_time(task):
+            return None
         if task.whole_nodes:
             idle = [n for n in self.nodes if n.idle(self._gpu_share)]
             return idle[0] if len(idle) >= task.whole_nodes else None
@@ -648,7 +773,12 @@ class TaskPool:
 
     def _check_done(self) -> None:
         idle = not self.queue and not self._backoff and not self._sources
-        if not self._running and (idle or (self._draining and not self._sources)) and not self._done.done():
+        if (
+            not self._running
+            and not self._leased
+            and (idle or (self._draining and not self._sources))
+            and not self._done.done()
+        ):
             self._done.set_result(None)
 
     # ---------------------------------------------------------------- drain
@@ -661,7 +791,6 @@ class TaskPool:
             return
         if not self._draining:
             self._draining = True
-            per_group: dict[str, int] = collections.Counter()
             for timer in self._backoff.values():  # waiting to retry: cancelled like the queued
                 timer.cancel()
             waiting = [self.tasks[task_id] for task_id in self._backoff]
@@ -669,23 +798,34 @@ class TaskPool:
             self.queue.extend(waiting)
             if self._sources:  # every task not yet made is cancelled too, in chunks
                 self._cancelling = asyncio.ensure_future(self._cancel_unmade())
-            while self.queue:
-                task = self.queue.popleft()
-                if self.campaign is not None and self.campaign.take_back(task):
-                    self.groups[task.group].queued -= 1
-                    self.groups[task.group].total -= 1
-                    continue
-                task.status = TaskStatus.CANCELLED
-                counts = self.groups[task.group]
-                counts.queued -= 1
-                counts.cancelled += 1
-                per_group[task.group] += 1
-                self._record(task, Outcome.CANCELLED)
-            for group, count in per_group.items():
-                self.emit(TaskCancelled(pilot=self.pilot_id, group=group, count=count))
+            for node in self.nodes:  # leased tasks are cancelled as their agents give them back
+                if node.leased:
+                    node.revoking.update(node.leased)
+                    node.agent.revoke(list(node.leased))
+                    node.leased.clear()
+            self._cancel_waiting(self.queue)
         if terminate:
             self.terminate_running(grace)
         self._check_done()
+
+    def _cancel_waiting(self, tasks: collections.deque[Task]) -> None:
+        """Cancel the waiting ``tasks`` (emptied) of a pool that drains (or give them back
+        to the campaign)."""
+        per_group: dict[str, int] = collections.Counter()
+        while tasks:
+            task = tasks.popleft()
+            if self.campaign is not None and self.campaign.take_back(task):
+                self.groups[task.group].queued -= 1
+                self.groups[task.group].total -= 1
+                continue
+            task.status = TaskStatus.CANCELLED
+            counts = self.groups[task.group]
+            counts.queued -= 1
+            counts.cancelled += 1
+            per_group[task.group] += 1
+            self._record(task, Outcome.CANCELLED)
+        for group, count in per_group.items():
+            self.emit(TaskCancelled(pilot=self.pilot_id, group=group, count=count))
 
     CANCEL_CHUNK = 2000
     """How many tasks not made yet are cancelled (and their results written) between two
@@ -745,6 +885,7 @@ class TaskPool:
         are the campaign's, and an attempt stopped by the allocation's end goes back to
         the campaign (outcome ``preempted``) instead of being recorded."""
         self.campaign = campaign
+        self._leasing = False  # a campaign lends what the free cores take, no more
         self.workdir = workdir
         self._task_root = workdir / TASKS_DIR
         self.results = results

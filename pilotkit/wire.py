@@ -77,10 +77,27 @@ class Launch(Msg, tag="launch"):
 
 
 class Queue(Msg, tag="queue"):
-    """From the pilot as it lets go: attempts for the agent to start on its own while no
-    pilot is attached (see :meth:`pilotkit.interfaces.Agent.hand_over`)."""
+    """From the pilot: attempts for the agent to start on its own while no pilot is
+    attached, in order, as cores come free. Sent as the pilot lets go (see
+    :meth:`pilotkit.interfaces.Agent.hand_over`) and, while it is attached, as a standing
+    lease (:meth:`pilotkit.interfaces.Agent.lease`): the agent starts none of them while
+    it is connected; a :class:`Launch` of one takes it off the agent's queue, and a
+    :class:`Revoke` gives it back to the pilot."""
 
     launches: list[TaskLaunch]
+
+
+class Revoke(Msg, tag="revoke"):
+    """From the pilot: drop these queued attempts (by task id) and say which were dropped
+    (:class:`Revoked`); the pilot places them elsewhere only after that answer."""
+
+    task_ids: list[str]
+
+
+class Revoked(Msg, tag="revoked"):
+    """The agent's answer to a :class:`Revoke`: the attempts it dropped (never started)."""
+
+    task_ids: list[str]
 
 
 class Terminate(Msg, tag="terminate"):
@@ -138,7 +155,7 @@ class Bye(Msg, tag="bye"):
 
 AgentMsg = Union[  # noqa: UP007
     Hello, Welcome, Refused, Launch, Queue, Terminate, SignalTask, Kill, Stop, Exited, Heartbeat, Signalled,
-    Bye,
+    Bye, Revoke, Revoked,
 ]
 
 _encoder = msgspec.json.Encoder()

@@ -572,3 +572,58 @@ def test_tasks_keep_starting_while_no_client_is_attached(slurm: dict[str, str], 
         if proc.poll() is None:
             proc.kill()
         _scancel_jobs(workdir, slurm)
+
+
+def test_tasks_keep_starting_after_a_kill_9_of_pilotkit_run(slurm: dict[str, str], tmp_path: Path) -> None:
+    """kill -9 of `pilotkit run` during the first wave of a scan bigger than the
+    allocation: no chance to hand anything over, yet each node agent starts the tasks it
+    holds on its standing lease as cores free; `pilotkit attach` then finds every task
+    once, ``ok``, in the same job, and the token file is removed at the end."""
+    path = tmp_path / "pilot.toml"
+    path.write_text(spec(18, 2.0))  # three waves on the 3 nodes' 6 cores
+    workdir = tmp_path / "w"
+    proc = subprocess.Popen(
+        [*PILOTKIT, "run", "--workdir", str(workdir), str(path)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        outs = [workdir / "tasks" / f"g-{i:02d}" / "attempt-1.out" for i in range(18)]
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and proc.poll() is None:
+            if sum(1 for out in outs if out.exists() and out.stat().st_size) >= 6:  # the first wave runs
+                break
+            time.sleep(0.05)
+        assert proc.poll() is None, "the scan was still running"
+        (job_file,) = workdir.glob("slurm-*.out")
+        killed = time.time()
+        proc.kill()
+        proc.wait(timeout=10)
+
+        def journaled() -> list[dict[str, Any]]:
+            return [json.loads(line)["result"] for f in (workdir / ".journal").glob("*.jsonl")
+                    for line in f.read_text().splitlines() if line.strip()]  # fmt: skip
+
+        deadline = time.monotonic() + 40
+        while len(journaled()) < 12 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        ran = journaled()
+        away = sorted(r["start"] for r in ran if r["start"] > killed)
+        assert len(away) >= 6, f"tasks started while no client was attached: {away}"
+        # How long a core stayed free meanwhile: from an end on a node to the next start there.
+        idle = max(start - max((r["end"] for r in ran if r["node"] == node and r["end"] <= start), default=start)
+                   for node, start in ((r["node"], r["start"]) for r in ran if r["start"] > killed))  # fmt: skip
+        reattached = _attach(workdir)
+        assert [p.name for p in workdir.glob("slurm-*.out")] == [job_file.name], "the same job: no new one"
+        _every_task_once(workdir, 18)
+        lines = [json.loads(line) for line in (workdir / "results.jsonl").read_text().splitlines()]
+        assert sorted(line["task"] for line in lines) == [f"g-{i:02d}" for i in range(18)], "each recorded once"
+        assert {line["attempts"] for line in lines} == {1}
+        assert not (workdir / ".pilot-token").exists(), "the token file is removed"
+        print(f"kill -9 of pilotkit run: the next task started {away[0] - killed:.1f}s after the kill (as the "
+              f"first wave ended); {len(away)} started while no client was attached, each at most {idle:.3f}s "
+              f"after a core freed on its node; re-attached {reattached:.1f}s after "
+              "`pilotkit attach` started; 0 lost, 0 run twice")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        _scancel_jobs(workdir, slurm)

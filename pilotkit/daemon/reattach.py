@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, cast
 
@@ -88,6 +89,16 @@ class _DetachableAgent(Agent):
 
     async def flush(self) -> None:
         await self._inner.flush()
+
+    @property
+    def leasing(self) -> bool:
+        return self._inner.leasing
+
+    def lease(self, launches: list[TaskLaunch], on_back: Callable[[list[str]], None]) -> bool:
+        return not self._flag.detached and self._inner.lease(launches, on_back)
+
+    def revoke(self, task_ids: list[str]) -> None:
+        self._inner.revoke(task_ids)
 
     @property
     def lost(self) -> str | None:  # type: ignore[override]

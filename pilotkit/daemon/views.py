@@ -297,7 +297,8 @@ class Views:
                 running += 1
             elif t.end is not None and t.end >= since and t.status is not TaskStatus.CANCELLED:
                 finished += 1
-        queued = len(pool.queue)
+        waiting = pool.waiting()
+        queued = len(waiting)
         window = max(1.0, min(params.window, now - first))  # a young run: since its first task
         result.queued, result.running, result.finished_in_window, result.window = queued, running, finished, window
         if finished:
@@ -309,7 +310,7 @@ class Views:
         draining = pool.draining
         idle = sum(1 for n in nodes if n.idle(pool._gpu_share))
         reasons: dict[str, int] = {}
-        for task in list(pool.queue)[: max(0, min(params.limit, self.QUEUE_LIMIT))]:
+        for task in waiting[: max(0, min(params.limit, self.QUEUE_LIMIT))]:
             reason, detail = _why_waiting(task, nodes, idle, draining, pool.deadline, now)
             reasons[reason] = reasons.get(reason, 0) + 1
             result.tasks.append(QueuedTask(task=task.id, group=task.group, cores=task.cores, gpus=task.gpus,

@@ -96,11 +96,13 @@ def _through_a_restart(
 def test_kill_9_of_the_daemon_mid_scan_then_restart(
     slurm: dict[str, str], daemon_factory: Callable[..., DaemonProcess], tmp_path: Path
 ) -> None:
-    reattached, finished, running, _ = _through_a_restart(
-        slurm, daemon_factory, tmp_path, lambda d: d.kill9(), away=1.0
+    reattached, finished, running, started_away = _through_a_restart(
+        slurm, daemon_factory, tmp_path, lambda d: d.kill9(), away=6.0
     )
+    assert started_away > 0, "the agents started their leased tasks while no daemon ran"
     print(f"daemon kill -9: re-attached {reattached:.1f}s after the restart "
-          f"({running} task(s) still running, {finished} finished meanwhile); 0 lost, 0 run twice")  # fmt: skip
+          f"({running} task(s) still running, {finished} finished meanwhile, {started_away} started "
+          "meanwhile); 0 lost, 0 run twice")  # fmt: skip
 
 
 def test_daemon_shutdown_mid_scan_then_start_again(
