@@ -21,7 +21,6 @@ import secrets
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 from . import cgroup as cgroups
 from .cgroup import TaskCgroups
@@ -80,7 +79,7 @@ def _own_children() -> set[int]:
         return out
     for tid in threads:
         try:
-            out.update(int(p) for p in Path(f"/proc/self/task/{tid}/children").read_text().split())
+            out.update(int(p) for p in cgroups.read_small(f"/proc/self/task/{tid}/children").split())
         except (OSError, ValueError):
             continue
     return out
@@ -90,7 +89,7 @@ def start_time(pid: int) -> int | None:
     """When ``pid`` started, in clock ticks since boot (``/proc/PID/stat``): with the pid,
     it names one process for good (a pid alone may be reused)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        stat = cgroups.read_small(f"/proc/{pid}/stat")
     except OSError:
         return None
     fields = stat[stat.rfind(b")") + 2 :].split()
@@ -149,7 +148,7 @@ def task_processes(records: list[tuple[int, int | None, str]], uid: int | None =
 
 def _mark_of(pid: int) -> str | None:
     try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        environ = cgroups.read_small(f"/proc/{pid}/environ")
     except OSError:
         return None
     key = MARK_VAR.encode() + b"="
