@@ -115,7 +115,7 @@ def remove(cgroup: str) -> bool:
 class TaskCgroups:
     """The cgroups of one runner's tasks (see the module doc)."""
 
-    def __init__(self, parent: str, home: str, base: str) -> None:
+    def __init__(self, parent: str, home: str, base: str, parent_fd: int) -> None:
         self.parent = parent
         """The cgroup the runner runs in; it goes back there after each start."""
         self.home = home
@@ -124,6 +124,11 @@ class TaskCgroups:
         self._free: list[str] = []
         """Task cgroups that are empty again, for the next tasks (a mkdir and an rmdir less
         per task)."""
+        self._parent_fd = parent_fd
+        """``cgroup.procs`` of :attr:`parent`, open for the runner's life."""
+        self._fds: dict[str, int] = {}
+        """``cgroup.procs`` of each task cgroup moved into, open while the cgroup is in use
+        or free (an open and a close less per move)."""
 
     @classmethod
     def open(cls, token: str) -> TaskCgroups | None:
@@ -137,14 +142,18 @@ class TaskCgroups:
             return None
         home = os.path.normpath(where) if where else parent
         base = os.path.join(home, f"pilotkit-{token}")
+        fd = -1
         try:
             os.mkdir(base)
-            _write(os.path.join(parent, "cgroup.procs"), "0")  # may this process move?
+            fd = os.open(os.path.join(parent, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+            os.write(fd, b"0")  # may this process move?
         except OSError:
+            if fd >= 0:
+                os.close(fd)
             with contextlib.suppress(OSError):
                 os.rmdir(base)
             return None
-        return cls(parent, home, base)
+        return cls(parent, home, base, fd)
 
     def make(self) -> str | None:
         """An empty cgroup for one task (None when it cannot be made)."""
@@ -152,6 +161,7 @@ class TaskCgroups:
             cgroup = self._free.pop()
             if os.path.isdir(cgroup):
                 return cgroup
+            self.forget(cgroup)
         self._count += 1
         path = os.path.join(self.base, f"t{self._count}")
         try:
@@ -172,17 +182,32 @@ class TaskCgroups:
             yield
             return
         try:
-            _write(os.path.join(cgroup, "cgroup.procs"), "0")
+            fd = self._fds.get(cgroup)
+            if fd is None:
+                fd = self._fds[cgroup] = os.open(os.path.join(cgroup, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+            os.write(fd, b"0")
         except OSError:
+            self.forget(cgroup)
             yield
             return
         try:
             yield
         finally:
-            _write(os.path.join(self.parent, "cgroup.procs"), "0")
+            os.write(self._parent_fd, b"0")
+
+    def forget(self, cgroup: str) -> None:
+        """``cgroup`` is not used again (killed, removed): its open file goes."""
+        fd = self._fds.pop(cgroup, None)
+        if fd is not None:
+            os.close(fd)
 
     def close(self) -> None:
         """Kill what is left in this runner's task cgroups and remove them all."""
+        for cgroup in list(self._fds):
+            self.forget(cgroup)
+        if self._parent_fd >= 0:
+            os.close(self._parent_fd)
+            self._parent_fd = -1
         close_base(self.base)
 
 

@@ -199,6 +199,8 @@ class ProcessRunner:
         when they come to this process (a subreaper), whatever their environment."""
         self._emptying: set[str] = set()
         """Task cgroups killed and not yet removed (their processes were still leaving)."""
+        self._devnull = -1
+        """``/dev/null``, every task's stdin: opened once, not once a task."""
         if self.cgroups is not None:
             self.containment = CONTAINMENT_CGROUP
         else:
@@ -234,14 +236,15 @@ class ProcessRunner:
                         argv,
                         cwd=cwd,
                         env=env,
-                        stdin=subprocess.DEVNULL,
+                        stdin=self._null(),
                         stdout=out_fd,
                         stderr=err_fd,
                         close_fds=True,
                         process_group=0,
                     )
             except BaseException:
-                if cgroup is not None:
+                if cgroup is not None and self.cgroups is not None:
+                    self.cgroups.forget(cgroup)
                     cgroups.remove(cgroup)
                 raise
             finally:
@@ -262,6 +265,11 @@ class ProcessRunner:
             fut = self.loop.run_in_executor(None, os.waitpid, pid, 0)
             fut.add_done_callback(lambda f: self._finish(pid, f.result()[1], on_exit, mark, record))
         return pid
+
+    def _null(self) -> int:
+        if self._devnull < 0:
+            self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        return self._devnull
 
     def _reap(self, pid: int, fd: int, on_exit: ExitHandler, mark: str, record: str | None) -> None:
         self.loop.remove_reader(fd)
@@ -287,6 +295,8 @@ class ProcessRunner:
                     self._killed[other] = start_time(other)
                 cgroups.kill(cgroup)
                 self._emptying.add(cgroup)  # removed once its processes have gone
+                if self.cgroups is not None:
+                    self.cgroups.forget(cgroup)
             elif self.cgroups is not None:
                 self.cgroups.release(cgroup)
         # And what left the group: orphans carrying the task's mark.
@@ -367,6 +377,9 @@ class ProcessRunner:
         if self.cgroups is not None:
             self.cgroups.close()
             self.cgroups = None
+        if self._devnull >= 0:
+            os.close(self._devnull)
+            self._devnull = -1
         if self.subreaper:
             self.subreaper = False
             for timer in (self._sweep_soon, self._sweep_later):
