@@ -18,6 +18,7 @@ from . import logtimes
 from .interfaces import Agent, ExitCallback
 from .spawn import ProcessRunner
 from .types import NodeInfo, TaskExit, TaskLaunch
+from .vocab import FREE_RECORD
 
 
 class _Running:
@@ -52,7 +53,7 @@ class LocalAgent(Agent):
         self._sampling = False
 
     async def start(self) -> NodeInfo:
-        self._runner = ProcessRunner(asyncio.get_running_loop())
+        self._runner = ProcessRunner(asyncio.get_running_loop(), free_record=FREE_RECORD)
         self.node = msgspec.structs.replace(self.node, containment=self._runner.containment)
         return self.node
 

@@ -125,10 +125,8 @@ class TaskCgroups:
         """Task cgroups that are empty again, for the next tasks (a mkdir and an rmdir less
         per task)."""
         self._parent_fd = parent_fd
-        """``cgroup.procs`` of :attr:`parent`, open for the runner's life."""
-        self._fds: dict[str, int] = {}
-        """``cgroup.procs`` of each task cgroup moved into, open while the cgroup is in use
-        or free (an open and a close less per move)."""
+        """``cgroup.procs`` of :attr:`parent`, open for the runner's life (an open and a
+        close less at every start)."""
 
     @classmethod
     def open(cls, token: str) -> TaskCgroups | None:
@@ -161,7 +159,6 @@ class TaskCgroups:
             cgroup = self._free.pop()
             if os.path.isdir(cgroup):
                 return cgroup
-            self.forget(cgroup)
         self._count += 1
         path = os.path.join(self.base, f"t{self._count}")
         try:
@@ -182,12 +179,8 @@ class TaskCgroups:
             yield
             return
         try:
-            fd = self._fds.get(cgroup)
-            if fd is None:
-                fd = self._fds[cgroup] = os.open(os.path.join(cgroup, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
-            os.write(fd, b"0")
+            _write(os.path.join(cgroup, "cgroup.procs"), "0")
         except OSError:
-            self.forget(cgroup)
             yield
             return
         try:
@@ -195,16 +188,8 @@ class TaskCgroups:
         finally:
             os.write(self._parent_fd, b"0")
 
-    def forget(self, cgroup: str) -> None:
-        """``cgroup`` is not used again (killed, removed): its open file goes."""
-        fd = self._fds.pop(cgroup, None)
-        if fd is not None:
-            os.close(fd)
-
     def close(self) -> None:
         """Kill what is left in this runner's task cgroups and remove them all."""
-        for cgroup in list(self._fds):
-            self.forget(cgroup)
         if self._parent_fd >= 0:
             os.close(self._parent_fd)
             self._parent_fd = -1
