@@ -118,7 +118,7 @@ def main() -> None:
         for i, rev in enumerate(args.revs):
             line = f"  {rev:12s} {spread([run[k] for run in runs[i]])}"
             for j in sorted({0, i - 1}):
-                if j < i:
+                if 0 <= j < i:
                     ratios = [a[k] / b[k] for a, b in zip(runs[i], runs[j], strict=True)]
                     line += f"   / {args.revs[j]} {spread(ratios)}"
             if what in ("span", "wall"):
