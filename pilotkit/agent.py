@@ -18,7 +18,6 @@ from . import logtimes
 from .interfaces import Agent, ExitCallback
 from .spawn import ProcessRunner
 from .types import NodeInfo, TaskExit, TaskLaunch
-from .vocab import FREE_RECORD
 
 
 class _Running:
@@ -53,7 +52,7 @@ class LocalAgent(Agent):
         self._sampling = False
 
     async def start(self) -> NodeInfo:
-        self._runner = ProcessRunner(asyncio.get_running_loop(), free_record=FREE_RECORD)
+        self._runner = ProcessRunner(asyncio.get_running_loop())
         self.node = msgspec.structs.replace(self.node, containment=self._runner.containment)
         return self.node
 

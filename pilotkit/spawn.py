@@ -106,15 +106,9 @@ def owner_alive(mark: str) -> bool:
         return False
 
 
-def record_line(pid: int, mark: str, cgroup: str | None = None) -> bytes:
+def write_record(path: str, pid: int, mark: str, cgroup: str | None = None) -> None:
     """``pid start-time mark [cgroup]`` of a running task, for a restart to find its
     processes."""
-    tail = f" {cgroup}" if cgroup is not None else ""
-    return f"{pid} {start_time(pid)} {mark}{tail}\n".encode()
-
-
-def write_record(path: str, pid: int, mark: str, cgroup: str | None = None) -> None:
-    """Write a running task's record (:func:`record_line`) to ``path``."""
     with contextlib.suppress(OSError):  # a full disk: the mark still finds it
         flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
         try:
@@ -123,86 +117,10 @@ def write_record(path: str, pid: int, mark: str, cgroup: str | None = None) -> N
             os.makedirs(os.path.dirname(path), exist_ok=True)
             fd = os.open(path, flags, 0o644)
         try:
-            os.write(fd, record_line(pid, mark, cgroup))
+            tail = f" {cgroup}" if cgroup is not None else ""
+            os.write(fd, f"{pid} {start_time(pid)} {mark}{tail}\n".encode())
         finally:
             os.close(fd)
-
-
-class RecordFiles:
-    """The record files of one runner's running attempts (``pids/<task>.<attempt>``).
-
-    A file is not made and removed for each attempt: when an attempt ends its record is
-    renamed to a free name (``pids/<free><runner>-<n>``; ``free``:
-    :data:`~pilotkit.vocab.FREE_RECORD`),
-    and the next attempt's record is written into a free file, which is then renamed to
-    that attempt's name. A free file holds an ended attempt's record (or, after a crash
-    between the write and the rename, a running one's), read by a restart's
-    :func:`~pilotkit.daemon.workdir.kill_orphans` with the others; the runner removes its
-    free files when it closes. Making a file per attempt costs more with every attempt
-    on an ext4 without a journal, which looks past every inode freed in the last seconds
-    at each new one."""
-
-    def __init__(self, token: str, free: str) -> None:
-        self._prefix = f"{free}{token.replace('.', '-')}-"
-        self._count = 0
-        self._free: dict[str, list[tuple[str, int]]] = {}
-        """Free files of each directory: (path, length of the record in it)."""
-        self._held: dict[str, tuple[str, int]] = {}
-        """The record path of each running attempt: its free name, the record's length."""
-
-    def write(self, path: str, line: bytes) -> None:
-        """Record ``line`` (ending in a newline) as ``path``."""
-        directory = os.path.dirname(path)
-        free = self._free.get(directory)
-        if free:
-            name, size = free.pop()
-            flags = os.O_WRONLY | os.O_CLOEXEC
-        else:
-            self._count += 1
-            name, size = os.path.join(directory, f"{self._prefix}{self._count}"), 0
-            flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
-        if len(line) < size:  # a longer record was there: spaces before the newline
-            line = line[:-1] + b" " * (size - len(line)) + b"\n"
-        try:
-            try:
-                fd = os.open(name, flags, 0o644)
-            except FileNotFoundError:
-                os.makedirs(directory, exist_ok=True)
-                fd = os.open(name, flags | os.O_CREAT | os.O_TRUNC, 0o644)
-            try:
-                os.write(fd, line)
-            finally:
-                os.close(fd)
-            os.rename(name, path)
-        except OSError:  # a full disk: the mark still finds it
-            with contextlib.suppress(OSError):
-                os.unlink(name)
-            return
-        self._held[path] = (name, len(line))
-
-    def release(self, path: str) -> None:
-        """The attempt recorded as ``path`` has ended (and its end is recorded)."""
-        held = self._held.pop(path, None)
-        if held is None:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            return
-        name, size = held
-        try:
-            os.rename(path, name)
-        except OSError:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-            return
-        self._free.setdefault(os.path.dirname(path), []).append((name, size))
-
-    def close(self) -> None:
-        """Remove the free files (the records of attempts still running stay)."""
-        for free in self._free.values():
-            for name, _ in free:
-                with contextlib.suppress(OSError):
-                    os.unlink(name)
-        self._free.clear()
 
 
 def task_processes(records: list[tuple[int, int | None, str]], uid: int | None = None) -> list[int]:
@@ -258,7 +176,7 @@ class ProcessRunner:
     """Seconds after a task's end to look again for its orphans (the ones whose parent
     died from the process-group kill are reparented a moment later)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop | None = None, *, free_record: str | None = None) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.loop = loop or asyncio.get_running_loop()
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         me = os.getpid()
@@ -283,9 +201,6 @@ class ProcessRunner:
         """Task cgroups killed and not yet removed (their processes were still leaving)."""
         self._devnull = -1
         """``/dev/null``, every task's stdin: opened once, not once a task."""
-        self._records = RecordFiles(self._token, free_record) if free_record is not None else None
-        """Where given the start of a free record's name, records are renamed from attempt
-        to attempt (:class:`RecordFiles`); without, each is a file of its own."""
         if self.cgroups is not None:
             self.containment = CONTAINMENT_CGROUP
         else:
@@ -341,10 +256,7 @@ class ProcessRunner:
         if cgroup is not None:
             self._cgroup_of[pid] = cgroup
         if record is not None:
-            if self._records is not None:
-                self._records.write(record, record_line(pid, mark, cgroup))
-            else:
-                write_record(record, pid, mark, cgroup)
+            write_record(record, pid, mark, cgroup)
         if _HAVE_PIDFD:
             fd = os.pidfd_open(pid)
             self.loop.add_reader(fd, self._reap, pid, fd, on_exit, mark, record)
@@ -395,11 +307,8 @@ class ProcessRunner:
                 self._sweep_later = self.loop.call_later(self.SWEEP_AGAIN, self._delayed_sweep)
         on_exit(pid, status)
         if record is not None:  # once its end is recorded
-            if self._records is not None:
-                self._records.release(record)
-            else:
-                with contextlib.suppress(OSError):
-                    os.unlink(record)
+            with contextlib.suppress(OSError):
+                os.unlink(record)
 
     def sweep(self) -> int:
         """Kill every orphan (a child of this process that is no task) whose task has
@@ -468,8 +377,6 @@ class ProcessRunner:
         if self._devnull >= 0:
             os.close(self._devnull)
             self._devnull = -1
-        if self._records is not None:
-            self._records.close()
         if self.subreaper:
             self.subreaper = False
             for timer in (self._sweep_soon, self._sweep_later):

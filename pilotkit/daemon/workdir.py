@@ -17,7 +17,7 @@ import msgspec
 from .. import cgroup as cgroups
 from ..results import TaskResult, read_results
 from ..spawn import owner_alive, task_processes
-from ..vocab import ATTEMPT_FILE, FREE_RECORD, PIDS_DIR, TASKS_DIR
+from ..vocab import ATTEMPT_FILE, PIDS_DIR, TASKS_DIR
 
 log = logging.getLogger("pilotkit.daemon.workdir")
 
@@ -129,9 +129,8 @@ def launched_attempts(workdir: Path, skip: set[str]) -> dict[str, int]:
 
 
 def read_pid_records(workdir: Path) -> list[tuple[Path, int, int | None, str, str | None]]:
-    """The running attempts a pilot recorded (``pids/<task>.<attempt>``, and the free
-    record files, which hold an ended attempt's record or one whose rename a crash cut
-    short): file, pid, start time, mark, cgroup (None without one)."""
+    """The running attempts a pilot recorded (``pids/<task>.<attempt>``): file, pid,
+    start time, mark, cgroup (None without one)."""
     out: list[tuple[Path, int, int | None, str, str | None]] = []
     try:
         entries = list(os.scandir(workdir / PIDS_DIR))
@@ -159,8 +158,6 @@ def recorded_attempts(workdir: Path) -> dict[str, int]:
     except FileNotFoundError:
         return out
     for name in names:
-        if name.startswith(FREE_RECORD):
-            continue
         task, _, number = name.rpartition(".")
         if task and number.isdigit():
             out[task] = max(out.get(task, 0), int(number))

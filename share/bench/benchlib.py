@@ -120,7 +120,7 @@ def first_task(spec: Path, workdir: Path, timeout: float = 120.0) -> dict[str, f
     try:
         while time.perf_counter() - t0 < timeout and proc.poll() is None:
             try:
-                if any(not p.name.startswith(".free-") for p in pids.iterdir()):  # a running attempt's record
+                if any(pids.iterdir()):
                     first = time.perf_counter() - t0
                     break
             except FileNotFoundError:
