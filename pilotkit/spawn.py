@@ -21,7 +21,6 @@ import secrets
 import signal
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
 
 from . import cgroup as cgroups
 from .cgroup import TaskCgroups
@@ -80,7 +79,7 @@ def _own_children() -> set[int]:
         return out
     for tid in threads:
         try:
-            out.update(int(p) for p in Path(f"/proc/self/task/{tid}/children").read_text().split())
+            out.update(int(p) for p in cgroups.read_small(f"/proc/self/task/{tid}/children").split())
         except (OSError, ValueError):
             continue
     return out
@@ -90,7 +89,7 @@ def start_time(pid: int) -> int | None:
     """When ``pid`` started, in clock ticks since boot (``/proc/PID/stat``): with the pid,
     it names one process for good (a pid alone may be reused)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        stat = cgroups.read_small(f"/proc/{pid}/stat")
     except OSError:
         return None
     fields = stat[stat.rfind(b")") + 2 :].split()
@@ -149,7 +148,7 @@ def task_processes(records: list[tuple[int, int | None, str]], uid: int | None =
 
 def _mark_of(pid: int) -> str | None:
     try:
-        environ = Path(f"/proc/{pid}/environ").read_bytes()
+        environ = cgroups.read_small(f"/proc/{pid}/environ")
     except OSError:
         return None
     key = MARK_VAR.encode() + b"="
@@ -200,6 +199,8 @@ class ProcessRunner:
         when they come to this process (a subreaper), whatever their environment."""
         self._emptying: set[str] = set()
         """Task cgroups killed and not yet removed (their processes were still leaving)."""
+        self._devnull = -1
+        """``/dev/null``, every task's stdin: opened once, not once a task."""
         if self.cgroups is not None:
             self.containment = CONTAINMENT_CGROUP
         else:
@@ -235,7 +236,7 @@ class ProcessRunner:
                         argv,
                         cwd=cwd,
                         env=env,
-                        stdin=subprocess.DEVNULL,
+                        stdin=self._null(),
                         stdout=out_fd,
                         stderr=err_fd,
                         close_fds=True,
@@ -263,6 +264,11 @@ class ProcessRunner:
             fut = self.loop.run_in_executor(None, os.waitpid, pid, 0)
             fut.add_done_callback(lambda f: self._finish(pid, f.result()[1], on_exit, mark, record))
         return pid
+
+    def _null(self) -> int:
+        if self._devnull < 0:
+            self._devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        return self._devnull
 
     def _reap(self, pid: int, fd: int, on_exit: ExitHandler, mark: str, record: str | None) -> None:
         self.loop.remove_reader(fd)
@@ -368,6 +374,9 @@ class ProcessRunner:
         if self.cgroups is not None:
             self.cgroups.close()
             self.cgroups = None
+        if self._devnull >= 0:
+            os.close(self._devnull)
+            self._devnull = -1
         if self.subreaper:
             self.subreaper = False
             for timer in (self._sweep_soon, self._sweep_later):
