@@ -366,16 +366,21 @@ class TaskPool:
             tasks = plan.get(node.name, [])
             if not tasks:
                 continue
-            launches = []
-            for task in tasks:
-                task.attempts += 1  # the attempt number the agent starts it as
-                launches.append(self._launch_of(task, task.env, ()))
+            launches = [self._next_launch(task) for task in tasks]
             if node.agent.hand_over(launches):
                 handed += len(launches)
-            else:
                 for task in tasks:
-                    task.attempts -= 1
+                    task.attempts += 1  # the attempt the agent starts it as is made
         return handed
+
+    def _next_launch(self, task: Task) -> TaskLaunch:
+        """The launch of ``task``'s next attempt (numbered one more than those made so far)
+        for an agent to start on its own, without counting it as made."""
+        task.attempts += 1
+        try:
+            return self._launch_of(task, task.env, ())
+        finally:
+            task.attempts -= 1
 
     # ---------------------------------------------------------------- leases
 
@@ -410,11 +415,7 @@ class TaskPool:
             queue.extendleft(reversed(kept))
             if not taken:
                 continue
-            launches = []
-            for task in taken:
-                task.attempts += 1  # the attempt number it starts as, wherever it starts
-                launches.append(self._launch_of(task, task.env, ()))
-                task.attempts -= 1
+            launches = [self._next_launch(task) for task in taken]  # the number it starts as, wherever
             if node.agent.lease(launches, functools.partial(self._lease_back, node)):
                 node.leased.update((task.id, task) for task in taken)
                 self._leased += len(taken)

@@ -473,6 +473,31 @@ def test_attach_after_the_job_ended_records_its_results_and_runs_the_rest(
         assert latest[task]["attempts"] == 1, latest[task]
 
 
+def _started(workdir: Path, names: list[str], proc: subprocess.Popen[Any], at_least: int, poll: float = 0.05) -> None:
+    """Wait (up to 120 s, while ``proc`` runs) until ``at_least`` of these tasks have
+    written their first line: they run."""
+    outs = [workdir / "tasks" / name / "attempt-1.out" for name in names]
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        if sum(1 for out in outs if out.exists() and out.stat().st_size) >= at_least:
+            break
+        time.sleep(poll)
+
+
+def _journaled(workdir: Path) -> list[dict[str, Any]]:
+    """Every result the node agents journaled, in ``workdir/.journal``."""
+    return [json.loads(line)["result"] for f in (workdir / ".journal").glob("*.jsonl")
+            for line in f.read_text().splitlines() if line.strip()]  # fmt: skip
+
+
+def _until_journaled(workdir: Path, count: int, timeout: float) -> list[dict[str, Any]]:
+    """The journaled results once there are ``count`` of them (or at ``timeout``)."""
+    deadline = time.monotonic() + timeout
+    while len(_journaled(workdir)) < count and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return _journaled(workdir)
+
+
 def _scancel_jobs(workdir: Path, slurm: dict[str, str]) -> None:
     """Leave the shared test cluster free whatever happened: cancel the run's jobs."""
     jobs = [p.stem.split("-", 1)[1] for p in workdir.glob("slurm-*.out")]
@@ -492,25 +517,13 @@ def test_attach_after_the_job_ended_with_nothing_left_submits_no_job(
         [*PILOTKIT, "run", "--workdir", str(workdir), str(path)],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL, preexec_fn=_hangup_default,
     )  # fmt: skip
-    outs = [workdir / "tasks" / f"g-{i}" / "attempt-1.out" for i in range(6)]
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        if all(out.exists() and out.stat().st_size for out in outs):  # each echoed: all started
-            break
-        time.sleep(0.1)
+    _started(workdir, [f"g-{i}" for i in range(6)], proc, 6, poll=0.1)  # each echoed: all started
     (job_file,) = workdir.glob("slurm-*.out")
     job = job_file.stem.split("-", 1)[1]
     proc.send_signal(signal.SIGHUP)
     assert proc.wait(timeout=60) == 4, "detached"
 
-    def journaled() -> set[str]:
-        return {json.loads(line)["result"]["task_id"] for f in (workdir / ".journal").glob("*.jsonl")
-                for line in f.read_text().splitlines() if line.strip()}  # fmt: skip
-
-    deadline = time.monotonic() + 30
-    while len(journaled()) < 6 and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert len(journaled()) == 6, "every task ended while no client was attached"
+    assert len({r["task_id"] for r in _until_journaled(workdir, 6, 30)}) == 6, "every task ended while no client was attached"
     subprocess.run(["scancel", job], check=True, env={**os.environ, **slurm})
     assert wait_state(job, {"CANCELLED", "COMPLETED", "FAILED"}, 60)
     out = subprocess.run(
@@ -537,26 +550,14 @@ def test_tasks_keep_starting_while_no_client_is_attached(slurm: dict[str, str], 
         preexec_fn=_hangup_default,
     )  # fmt: skip
     try:
-        outs = [workdir / "tasks" / f"g-{i:02d}" / "attempt-1.out" for i in range(12)]
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if sum(1 for out in outs if out.exists() and out.stat().st_size) >= 6:  # the first wave runs
-                break
-            time.sleep(0.05)
+        _started(workdir, [f"g-{i:02d}" for i in range(12)], proc, 6)  # the first wave runs
         (job_file,) = workdir.glob("slurm-*.out")
         hangup = time.time()
         proc.send_signal(signal.SIGHUP)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 4, err
 
-        def journaled() -> list[dict[str, Any]]:
-            return [json.loads(line)["result"] for f in (workdir / ".journal").glob("*.jsonl")
-                    for line in f.read_text().splitlines() if line.strip()]  # fmt: skip
-
-        deadline = time.monotonic() + 30
-        while len(journaled()) < 12 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        ran = journaled()
+        ran = _until_journaled(workdir, 12, 30)
         away = [r for r in ran if r["start"] > hangup]  # the first wave holds every core until then
         assert len(ran) == 12 and away, "tasks started and ended while no client was attached"
         out = subprocess.run(
@@ -587,26 +588,14 @@ def test_tasks_keep_starting_after_a_kill_9_of_pilotkit_run(slurm: dict[str, str
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
     )  # fmt: skip
     try:
-        outs = [workdir / "tasks" / f"g-{i:02d}" / "attempt-1.out" for i in range(18)]
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and proc.poll() is None:
-            if sum(1 for out in outs if out.exists() and out.stat().st_size) >= 6:  # the first wave runs
-                break
-            time.sleep(0.05)
+        _started(workdir, [f"g-{i:02d}" for i in range(18)], proc, 6)  # the first wave runs
         assert proc.poll() is None, "the scan was still running"
         (job_file,) = workdir.glob("slurm-*.out")
         killed = time.time()
         proc.kill()
         proc.wait(timeout=10)
 
-        def journaled() -> list[dict[str, Any]]:
-            return [json.loads(line)["result"] for f in (workdir / ".journal").glob("*.jsonl")
-                    for line in f.read_text().splitlines() if line.strip()]  # fmt: skip
-
-        deadline = time.monotonic() + 40
-        while len(journaled()) < 12 and time.monotonic() < deadline:
-            time.sleep(0.2)
-        ran = journaled()
+        ran = _until_journaled(workdir, 12, 40)
         away = sorted(r["start"] for r in ran if r["start"] > killed)
         assert len(away) >= 6, f"tasks started while no client was attached: {away}"
         # How long a core stayed free meanwhile: from an end on a node to the next start there.

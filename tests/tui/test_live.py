@@ -42,6 +42,14 @@ def live_app(daemon: Any, **options: Any) -> RecordingApp:
     return RecordingApp(source, start_dir=Path(daemon.base), **options)
 
 
+async def open_pilot_page(app: PilotkitApp, pilot: Any, pilot_id: str) -> Any:
+    """From the overview, open ``pilot_id``'s page; its view in the model."""
+    await app.until(lambda: pilot_id in app.model.pilots)
+    await pilot.press("enter")
+    assert isinstance(app.screen, PilotScreen) and app.screen.pilot_id == pilot_id
+    return app.model.pilots[pilot_id]
+
+
 def status_text(app: PilotkitApp) -> str:
     return str(app.screen.query_one(StatusBar).render())
 
@@ -283,10 +291,7 @@ async def test_pilot_page_shows_what_the_app_serves(tui_daemon: Any, tmp_path: P
     pilot_id = tui_daemon.submit(spec, "--workdir", str(workdir))
     app = live_app(tui_daemon)
     async with app.run_test(size=SIZE) as pilot:
-        await app.until(lambda: pilot_id in app.model.pilots)
-        await pilot.press("enter")
-        assert isinstance(app.screen, PilotScreen) and app.screen.pilot_id == pilot_id
-        view = app.model.pilots[pilot_id]
+        view = await open_pilot_page(app, pilot, pilot_id)
         await app.until(lambda: bool(view.services), timeout=60)
         url = json.loads((workdir / "jupyter.json").read_text())["url"]
         assert [(s.name, s.url) for s in view.services] == [("Jupyter", url)]
@@ -321,10 +326,7 @@ async def test_pilot_page_shows_the_work_inside_a_dask_cluster(tui_daemon: Any, 
     pilot_id = tui_daemon.submit(spec, "--workdir", str(tmp_path / "run"))
     app = live_app(tui_daemon)
     async with app.run_test(size=SIZE) as pilot:
-        await app.until(lambda: pilot_id in app.model.pilots)
-        await pilot.press("enter")
-        assert isinstance(app.screen, PilotScreen) and app.screen.pilot_id == pilot_id
-        view = app.model.pilots[pilot_id]
+        view = await open_pilot_page(app, pilot, pilot_id)
         box = app.screen.query_one("#app-progress", GroupProgressView)
         assert not box.display, "no Dask work yet: the box is hidden"
         await app.until(lambda: view.terminal, timeout=120)
