@@ -209,6 +209,15 @@ class Provider(_Plugin, abc.ABC):
     async def release(self, allocation: Allocation) -> None:
         """Give the allocation back. Must be safe to call more than once."""
 
+    @classmethod
+    async def callback_address(cls, options: Any) -> str | None:
+        """The address this provider's node agents would connect back to, chosen as
+        :meth:`claim` chooses it with these ``options`` (``pilotkit doctor`` tries it from
+        a node). None, the default, for providers whose agents do not call back.
+
+        :raises PilotkitError: no address would do (one line naming the option to set)."""
+        return None
+
     async def reattach(self, job_id: str, ctx: PilotContext) -> Allocation | None:
         """Find the batch job ``job_id`` of a pilot that outlived the daemon and return its
         allocation, bound again to this provider, if the job still runs.

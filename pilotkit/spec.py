@@ -211,6 +211,7 @@ def _resolved(parsed: ParsedSpec, classes: dict[str, Any], checker: Checker) -> 
     if spec.image is not None and spec.container is None and not resolved.app_cls.runs_images:
         checker.problem("container", "an image is set but no [container] runtime to run it with")
     problems = list(checker.problems)
+    named = {problem.key for problem in problems}
     for cls in (resolved.provider_cls, resolved.app_cls, resolved.runtime_cls, resolved.stager_cls):
         if cls is not None:
             for problem in cls.check(resolved):
@@ -218,7 +219,8 @@ def _resolved(parsed: ParsedSpec, classes: dict[str, Any], checker: Checker) -> 
                     file, problem.key, problem.line = parsed.lines.where(problem.key)
                     problem.file = file
                 problem.file = problem.file or parsed.file
-                problems.append(problem)
+                if problem.key not in named:  # a value already refused is not refused twice
+                    problems.append(problem)
     if problems:
         raise SpecError(problems)
     return resolved

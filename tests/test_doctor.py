@@ -4,16 +4,19 @@ then a misspelt partition and an unreachable callback address, each named."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from pilotkit.testing import need_binary
+
 pytestmark = pytest.mark.slurm
 
 SITE = """[profiles.test.provider]
 type = "slurm"
-callback_host = "{callback}"
+{callback}
 
 [profiles.test.resources]
 partition = "{partition}"
@@ -31,14 +34,20 @@ def doctor(
     partition: str = "debug",
     callback: str | None = None,
     wrap: tuple[str, ...] = (),
+    extra: str = "",
 ) -> subprocess.CompletedProcess[str]:
+    """``pilotkit doctor --profile test --deep --json``; ``callback`` "": no
+    ``callback_host`` in the profile (the provider's default)."""
     site = tmp_path / "site.toml"
     site.write_text(
         SITE.format(
-            callback=callback or env["PILOTKIT_TESTCLUSTER_HOST_ADDR"],
+            callback=f'callback_host = "{env["PILOTKIT_TESTCLUSTER_HOST_ADDR"] if callback is None else callback}"'
+            if callback != ""
+            else "",
             partition=partition,
             root=tmp_path / "runs",
         )
+        + extra
     )
     env = {**env, "PILOTKIT_SITE_CONFIG": str(site), "XDG_CONFIG_HOME": str(tmp_path / "none")}
     return subprocess.run(
@@ -117,3 +126,66 @@ def test_doctor_names_a_workdir_the_nodes_cannot_see(
     assert "filesystem the nodes share" in found["workdir"]["hint"]
     assert [c for c in found.values() if c["level"] == "error"] == [found["workdir"]]
     assert not list(root.iterdir()), "nothing was left in the directory the nodes see"
+
+
+def test_doctor_finds_the_callback_address_a_run_would_use(
+    slurm: dict[str, str], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """No ``callback_host`` anywhere: the address this machine has on the interface that
+    routes to the controller, as a Slurm pilot picks it, not the host's name (a loopback
+    address on this machine)."""
+    env = {**cli_env, **slurm}
+    env.pop("PILOTKIT_CALLBACK_HOST", None)
+    out = doctor(tmp_path, env, callback="")
+    assert out.returncode == 0, out.stdout + out.stderr
+    callback = checks(out)["callback"]
+    assert callback["level"] == "ok", callback
+    assert callback["message"].startswith(
+        f"a compute node connected back to {slurm['PILOTKIT_TESTCLUSTER_HOST_ADDR']}:"
+    )
+
+
+def test_doctor_names_the_runtimes_a_run_would_find(
+    slurm: dict[str, str], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Each container runtime plugin's binary and version, found by the runtime's own
+    ``detect``; a profile's runtime that is not installed here is the error."""
+    runc = need_binary("runc")
+    out = doctor(tmp_path, {**cli_env, **slurm}, extra='\n[profiles.test.container]\nruntime = "oci"\n')
+    assert out.returncode == 0, out.stdout + out.stderr
+    containers = checks(out)["containers"]
+    assert containers["level"] == "ok"
+    assert containers["message"].startswith("oci (runc 1."), containers
+    assert f", {runc})" in containers["message"], containers
+    missing = next(name for name in ("sarus", "shifter", "podman-hpc", "apptainer") if not shutil.which(name))
+    out = doctor(
+        tmp_path, {**cli_env, **slurm}, extra=f'\n[profiles.test.container]\nruntime = "{missing}"\n'
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    containers = checks(out)["containers"]
+    assert containers["level"] == "error"
+    assert containers["message"].startswith(
+        f"the profile's runtime {missing}: not installed here; found oci (runc "
+    )
+
+
+def test_doctor_checks_the_environment_settings(
+    slurm: dict[str, str], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """Without ``--profile``, the ``PILOTKIT__...`` variables are what is checked; a bad
+    one is one line naming it, exit 2, before anything runs."""
+    env = {**cli_env, **slurm, "XDG_CONFIG_HOME": str(tmp_path / "none"), "PILOTKIT_SITE_CONFIG": "/none"}
+    out = subprocess.run(
+        ["pilotkit", "doctor", "--json"], env={**env, "PILOTKIT__RESOURCES__PARTITION": "debgu"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert checks(out)["allocation"]["message"].startswith("sbatch --test-only refuses partition 'debgu': ")
+    out = subprocess.run(
+        ["pilotkit", "doctor"], env={**env, "PILOTKIT__PROVIDER__CALLBACK_TIMEOUT": "soon"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr == (
+        "error: $PILOTKIT__PROVIDER__CALLBACK_TIMEOUT: provider.callback_timeout: expected a number, got a string\n"
+    )

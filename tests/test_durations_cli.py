@@ -46,3 +46,25 @@ def test_bare_duration_option_is_refused(
     out = run(pilotkit_cmd, cli_env, "run", "--progress-interval", "0s", str(tmp_path / "none.toml"))
     assert out.returncode == 2
     assert "--progress-interval': 0s is too short: at least 0.1s" in out.stderr
+
+
+def test_a_bare_walltime_of_a_slurm_pilot_is_one_line(
+    tmp_path: Path, pilotkit_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    """The issue's case: ``walltime = "90"`` for sbatch. The walltime is refused once, for
+    its missing unit, not again as missing."""
+    spec = tmp_path / "slurm.toml"
+    spec.write_text(
+        'name = "s"\n[provider]\ntype = "slurm"\n[resources]\nwalltime = "90"\n'
+        '[[app.groups]]\nname = "g"\ncommand = "true"\n'
+    )
+    out = run(pilotkit_cmd, cli_env, "validate", str(spec))
+    assert out.returncode == 2
+    assert out.stderr == (
+        f"error: {spec}:5: resources.walltime: 90 has no unit: write '90s' or '90m' "
+        "(a bare number is seconds to some tools and minutes to sbatch)\n"
+    )
+    spec.write_text(spec.read_text().replace('walltime = "90"\n', ""))
+    out = run(pilotkit_cmd, cli_env, "validate", str(spec))
+    assert out.returncode == 2
+    assert out.stderr == f"error: {spec}:4: resources.walltime: a Slurm pilot needs a walltime\n"

@@ -43,3 +43,13 @@ def test_init_with_a_profile(tmp_path: Path, pilotkit_cmd: list[str], cli_env: d
     missing = pk(pilotkit_cmd, env, "init", "--profile", "nope", "-", cwd=tmp_path)
     assert missing.returncode == 2 and missing.stdout == ""
     assert missing.stderr.startswith("error: --profile: no profile 'nope' in ")
+
+
+def test_init_into_a_directory_that_is_not_there(
+    tmp_path: Path, pilotkit_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    target = tmp_path / "no" / "such" / "dir" / "pilot.toml"
+    out = pk(pilotkit_cmd, cli_env, "init", str(target), cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr == f"error: cannot write {target}: No such file or directory\n"
+    assert not (tmp_path / "no").exists()

@@ -199,3 +199,43 @@ def test_every_setting_from_the_environment(
     ):  # fmt: skip
         bad = pk(pilotkit_cmd, {**cli_env, name: value}, "validate", str(files["spec"]))
         assert bad.returncode == 2 and bad.stderr == said + "\n", bad.stderr
+
+
+def test_config_files_that_cannot_be_read_are_named(
+    files: dict[str, Path], pilotkit_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    """A configuration file saved in another encoding, or a directory where the file
+    should be: one line naming it, exit 2, whatever the command."""
+    site = files["site"]
+    site.write_bytes("# café\n".encode("latin-1") + site.read_bytes())
+    for args in (
+        ["config", "show"],
+        ["config", "show", "--profile", "cpu"],
+        ["validate", str(files["spec"])],
+    ):
+        out = pk(pilotkit_cmd, cli_env, *args)
+        assert out.returncode == 2, args
+        assert out.stderr == (
+            f"error: {site}:1: not UTF-8 text: byte 0xe9 cannot be decoded; save the file as UTF-8\n"
+        ), args
+    out = pk(pilotkit_cmd, {**cli_env, "PILOTKIT_SITE_CONFIG": str(site.parent)}, "config", "show")
+    assert out.returncode == 2
+    assert out.stderr == f"error: {site.parent}: cannot read: Is a directory\n"
+
+
+def test_config_show_lists_the_settings_of_the_environment(
+    files: dict[str, Path], pilotkit_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    out = pk(pilotkit_cmd, cli_env, "config", "show")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        f"site file {files['site']}: profiles: batch, cpu",
+        f"user file {files['user']}: profiles: cpu",
+    ]
+    env = {**cli_env, "PILOTKIT__RESOURCES__PARTITION": "gpu", "PILOTKIT__PROVIDER__CALLBACK_HOST": "login2"}
+    out = pk(pilotkit_cmd, env, "config", "show")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines()[2:] == [
+        'environment: provider.callback_host = "login2"  # $PILOTKIT__PROVIDER__CALLBACK_HOST',
+        'environment: resources.partition = "gpu"  # $PILOTKIT__RESOURCES__PARTITION',
+    ]

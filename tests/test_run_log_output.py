@@ -193,3 +193,48 @@ def test_a_run_outside_a_terminal_loads_neither_rich_nor_pynvml(tmp_path: Path) 
     line = done.stdout.strip().splitlines()[-1]
     expected = "loaded: [] nvml: False" if line.endswith("False") else "loaded: ['pynvml'] nvml: True"
     assert line == expected, line
+
+
+@pytest.mark.slurm
+def test_a_queued_batch_pilot_says_why_it_waits(
+    slurm: dict[str, str], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """On the real Slurm cluster, with every node taken by another job for a few seconds:
+    the log says the job was submitted, each reason it waits, and a progress line while
+    no task exists yet, then runs as usual."""
+    env = {**cli_env, **slurm}
+    blocker = subprocess.run(
+        ["sbatch", "--parsable", "-N", "3", "-t", "1", "-o", "/dev/null", "--wrap", "sleep 4"],
+        env=env, capture_output=True, text=True, timeout=30, check=True,
+    )  # fmt: skip
+    spec = tmp_path / "queued.toml"
+    spec.write_text(
+        'name = "queued"\n[provider]\ntype = "slurm"\n'
+        f'callback_host = "{slurm["PILOTKIT_TESTCLUSTER_HOST_ADDR"]}"\n'
+        '[resources]\nnodes = 1\nwalltime = "5m"\n[[app.groups]]\nname = "g"\ncommands = ["true"]\n'
+    )
+    try:
+        done = subprocess.run(
+            ["pilotkit", "run", "--progress-interval", "1s", "--workdir", str(tmp_path / "w"), str(spec)],
+            env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,
+        )  # fmt: skip
+    finally:
+        subprocess.run(["scancel", blocker.stdout.strip()], env=env, timeout=30)
+    assert done.returncode == 0, done.stdout
+    lines = done.stdout.splitlines()
+    pid = lines[0].split(": ")[1]
+    said = [line.removeprefix(f"pilotkit: {pid}: ") for line in lines]
+    submitted = next(
+        i for i, line in enumerate(said) if re.fullmatch(r"slurm: submitted Slurm job \d+", line)
+    )
+    job = said[submitted].rsplit(" ", 1)[1]
+    runs = said.index(next(line for line in said if line.startswith(f"slurm: job {job} running on node")))
+    pending = [line for line in said[submitted:runs] if line.startswith(f"slurm: job {job} pending (")]
+    assert pending, said
+    assert len(pending) == len(set(pending)), "each reason once"
+    waiting = [line for line in said[submitted:runs] if line.startswith("progress: ")]
+    assert waiting and all(
+        re.fullmatch(r"progress: no task yet; state claiming, elapsed 0:\d\d", line) for line in waiting
+    ), waiting
+    assert said.index("state running") > runs
+    assert "  group g: 1 tasks, 1 done, 0 failed, 0 cancelled, 0 queued, 0 running" in lines

@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..errors import MissingBinaryError, PilotkitError
 from ..units import format_size, parse_duration, slurm_time
 from ..vocab import CheckLevel
 
@@ -22,7 +22,6 @@ COMMAND_TIMEOUT = 15.0
 CALLBACK_TIMEOUT = 60.0
 """Seconds the deep checks wait for their step on a node."""
 SLURM_COMMANDS = ("sbatch", "srun", "squeue", "scancel", "sinfo")
-RUNTIMES = ("apptainer", "singularity", "sarus", "shifter", "podman-hpc", "podman")
 SHARED_FILESYSTEMS = frozenset(
     {
         "nfs",
@@ -67,7 +66,8 @@ class Site:
     qos: str | None = None
     constraint: str | None = None
     walltime: float = 60.0
-    callback_host: str | None = None
+    provider_options: dict[str, Any] = field(default_factory=dict)
+    """The provider table's options (all but ``type``)."""
     workdir_root: Path = Path("pilotkit-runs")
     runtime: str | None = None
     stager: str | None = None
@@ -85,7 +85,7 @@ class Site:
             qos=resources.get("qos"),
             constraint=resources.get("constraint"),
             walltime=parse_duration(walltime) if walltime else 60.0,
-            callback_host=provider.get("callback_host"),
+            provider_options={k: v for k, v in provider.items() if k != "type"},
             workdir_root=Path(data.get("pilot", {}).get("workdir_root") or "pilotkit-runs"),
             runtime=data.get("container", {}).get("runtime"),
             stager=data.get("image", {}).get("stager"),
@@ -105,8 +105,21 @@ class Site:
                 args += [flag, value]
         return args
 
-    def callback(self) -> str:
-        return self.callback_host or os.environ.get("PILOTKIT_CALLBACK_HOST") or socket.getfqdn()
+    async def callback(self) -> str | None:
+        """The address a run's node agents would connect back to, chosen by the
+        provider as a run chooses it; None when its agents do not call back.
+
+        :raises PilotkitError: the provider finds no address that would do."""
+        import msgspec
+
+        from ..plugins import get_plugins
+
+        provider = get_plugins().provider(self.provider or "slurm")
+        try:
+            options = msgspec.convert(self.provider_options, provider.Options)
+        except msgspec.ValidationError as exc:
+            raise PilotkitError(f"provider options: {exc}") from None
+        return await provider.callback_address(options)
 
 
 async def command(*argv: str, timeout: float = COMMAND_TIMEOUT) -> tuple[int | None, str, str]:
@@ -188,7 +201,12 @@ async def node_sees(site: Site, path: Path) -> tuple[bool | None, str]:
 
 async def callback_reachable(site: Site) -> Check:
     """A node connects back to the address the pilot would listen on."""
-    host = site.callback()
+    try:
+        host = await site.callback()
+    except PilotkitError as exc:
+        return Check("callback", "error", str(exc))
+    if host is None:
+        return Check("callback", "ok", f"the {site.provider} provider's agents do not call back")
     connected = asyncio.Event()
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -293,21 +311,36 @@ async def workdir(site: Site, *, batch: bool, deep: bool) -> list[Check]:
 
 
 async def runtimes(site: Site) -> list[Check]:
-    found: list[str] = []
-    for name in RUNTIMES:
-        if shutil.which(name) is None:
+    """Each installed container runtime plugin's binary and version, found as a run
+    finds them (the runtime's own ``detect``)."""
+    from ..plugins import get_plugins
+
+    plugins = get_plugins()
+    found: dict[str, str] = {}
+    problems: dict[str, str] = {}
+    for ident in sorted(plugins.tables["runtimes"]):
+        try:
+            info = await plugins.runtime(ident)().detect()
+        except MissingBinaryError:
             continue
-        code, out, err = await command(name, "--version")
-        found.append(f"{name} ({_last(out or err)})" if code == 0 else f"{name} (--version failed)")
+        except (PilotkitError, OSError) as exc:
+            problems[ident] = str(exc)
+            continue
+        found[ident] = f"{ident} ({Path(info.binary).name} {info.version}, {info.binary})"
+    listed = "; ".join(found.values())
     wanted = site.runtime
-    if wanted and wanted not in ("oci",) and shutil.which(wanted) is None:
-        return [Check("containers", "error", f"the profile's runtime {wanted} is not installed here"
-                      + (f"; found {', '.join(found)}" if found else ""),
+    if wanted and wanted not in found:
+        why = problems.get(wanted) or (
+            "not installed here" if wanted in plugins.tables["runtimes"] else "no plugin of that name"
+        )
+        return [Check("containers", "error", f"the profile's runtime {wanted}: {why}"
+                      + (f"; found {listed}" if found else ""),
                       "load its module, or set container.runtime to one that is")]  # fmt: skip
+    checks = [Check("containers", "error", f"{ident}: {why}") for ident, why in problems.items()]
     if found:
-        return [Check("containers", "ok", ", ".join(found))]
+        return [Check("containers", "ok", listed), *checks]
     return [Check("containers", "warning", "no container runtime found",
-                  "only specs with a [container] table need one")]  # fmt: skip
+                  "only specs with a [container] table need one"), *checks]  # fmt: skip
 
 
 def cvmfs(site: Site) -> Check:

@@ -14,20 +14,31 @@ _CHECK_SPEC = 'name = "profile-check"\n[[app.groups]]\nname = "g"\ncommand = "tr
 """A minimal valid spec: laid over a profile, the problems found are the profile's."""
 
 
-def check_profile(name: str) -> dict[str, Any]:
-    """A profile's merged tables; SpecError naming each problem of its values in the
-    file that set it."""
+def check_profile(name: str | None, *, provider: str | None = None) -> dict[str, Any]:
+    """A profile's merged tables, under the ``PILOTKIT__...`` variables (None: the
+    variables alone); SpecError naming each problem of its values in the file or the
+    variable that set it. ``provider``: the provider whose options they are checked as
+    when the profile names none (default: the local one)."""
     from ..config import merged_profile_data, site_file, user_file
+    from ..config.environment import PREFIX
     from ..spec import parse_spec
 
+    data = merged_profile_data(name)
+    check = _CHECK_SPEC
+    if provider is not None and "type" not in data.get("provider", {}):
+        check += f'[provider]\ntype = "{provider}"\n'
+    if "walltime" not in data.get("resources", {}):
+        check += '[resources]\nwalltime = "1h"\n'  # a batch provider needs one; specs may set it
     try:
-        parse_spec(_CHECK_SPEC, "<profile check>", profile=name)
+        parse_spec(check, "<profile check>", profile=name)
     except SpecError as exc:
         config_files = {str(site_file()), str(user_file())}
-        own = [p for p in exc.problems if p.file in config_files]
+        own = [
+            p for p in exc.problems if p.file in config_files or (p.file or "").startswith(f"${PREFIX}")
+        ]
         if own:
             raise SpecError(own) from None
-    return merged_profile_data(name)
+    return data
 
 
 @click.group()
@@ -61,6 +72,8 @@ def show(spec: Path | None, profile: str | None, as_json: bool) -> None:
             names = found.get(file)
             held = ("profiles: " + (", ".join(names) or "none")) if names is not None else "absent"
             click.echo(f"{kind} file {file}: {held}")
+        for setting in merged_profile(None):  # the PILOTKIT__... variables, under every spec
+            click.echo(f"environment: {setting.format()}")
         return
     if spec is not None:
         load_spec(spec, profile=profile)  # every problem, located, before anything is shown

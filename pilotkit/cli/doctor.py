@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 import sys
 
 import click
@@ -28,12 +29,11 @@ def doctor(profile: str | None, deep: bool, as_json: bool) -> None:
     cgroup delegation, free disk. Each line is ok, warning or error, with what to do.
     Exit 0 without errors, 1 with any."""
     from .checks import Site, run_checks
+    from .config import check_profile
 
-    site = Site()
-    if profile is not None:
-        from .config import check_profile
-
-        site = Site.from_profile(check_profile(profile))
+    # Without a provider named, the options are checked as Slurm's where its commands are.
+    slurm = "slurm" if shutil.which("sbatch") else None
+    site = Site.from_profile(check_profile(profile, provider=slurm))
     checks = asyncio.run(run_checks(site, deep=deep))
     failed = any(c.level == "error" for c in checks)
     if as_json:

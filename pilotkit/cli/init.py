@@ -186,5 +186,8 @@ def init(file: str, app: str, profile: str | None, name: str | None, force: bool
     path = Path(file)
     if path.exists() and not force:
         raise PilotkitError(f"{path} exists: pass --force to overwrite it")
-    path.write_text(text)
+    try:
+        path.write_text(text)
+    except OSError as exc:
+        raise PilotkitError(f"cannot write {path}: {exc.strerror or exc}") from None
     click.echo(f"wrote {path}: check it with `pilotkit validate {path}`", err=True)

@@ -55,6 +55,8 @@ def describe_failure(failure: Failure, workdir: Path) -> str:
 
 def progress_line(progress: Progress, elapsed: float) -> str:
     t = progress.totals()
+    if not t.total:  # nothing planned yet: the allocation is still being claimed
+        return f"progress: no task yet; state {progress.state}, elapsed {format_duration(elapsed)}"
     return (
         f"progress: {t.done}/{t.total} done, {t.failed} failed, {t.cancelled} cancelled, "
         f"{t.running} running, {t.queued} queued; state {progress.state}, "

@@ -118,6 +118,8 @@ def cli(verbose: int) -> None:
 
     \b
     Quick start:
+      pilotkit doctor [--profile P]        what a run on this site needs, checked
+      pilotkit init [--app APP] SPEC.toml  a commented spec to start from
       pilotkit probe                       what this node has
       pilotkit validate SPEC.toml          check a pilot spec
       pilotkit run SPEC.toml               run it (local machine by default)

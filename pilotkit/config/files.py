@@ -14,6 +14,7 @@ from typing import Any
 from ..errors import SpecError, SpecProblem
 from ..specfile.layers import PROFILE_SECTIONS
 from ..specfile.lines import KeyLines
+from ..specfile.parsing import read_text
 
 SITE_FILE = "/etc/pilotkit/config.toml"
 SITE_ENV = "PILOTKIT_SITE_CONFIG"
@@ -44,12 +45,9 @@ def read_config(path: Path) -> ConfigFile | None:
     """A configuration file; None when there is none. SpecError names every unknown
     key or misplaced value with its file and line."""
     fname = str(path)
-    try:
-        text = path.read_text()
-    except FileNotFoundError:
+    if not path.exists():
         return None
-    except OSError as exc:
-        raise SpecError([SpecProblem("", f"cannot read: {exc.strerror}", file=fname)]) from None
+    text = read_text(path)  # SpecError: unreadable, or not UTF-8
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

@@ -81,27 +81,31 @@ def settings(data: dict[str, Any], lines: KeyLines, fname: str) -> list[Setting]
             file, _, line = lines.where(key)
             out.append(Setting(key, value, file or fname, line))
 
-    walk(data, "")
+    if data:
+        walk(data, "")
     return out
 
 
-def _merged(name: str) -> tuple[dict[str, Any], KeyLines]:
-    configs = read_configs()
-    layers = profile_layers(name, configs)
-    if not layers:
-        raise PilotkitError(f"--profile: no profile '{name}' in {site_file()} or {user_file()}")
+def _merged(name: str | None) -> tuple[dict[str, Any], KeyLines]:
+    layers: list[Layer] = []
+    if name is not None:
+        layers = profile_layers(name, read_configs())
+        if not layers:
+            raise PilotkitError(f"--profile: no profile '{name}' in {site_file()} or {user_file()}")
     lines = KeyLines("")
     return lay({}, lines, layers + env_layers()), lines
 
 
-def merged_profile(name: str) -> list[Setting]:
-    """A profile as the site and user files set it, each value with its origin."""
+def merged_profile(name: str | None) -> list[Setting]:
+    """A profile as the site and user files set it, under the ``PILOTKIT__...``
+    variables (None: the variables alone), each value with its origin."""
     data, lines = _merged(name)
     return settings(data, lines, "")
 
 
-def merged_profile_data(name: str) -> dict[str, Any]:
-    """A profile's tables as the site and user files set them (user over site)."""
+def merged_profile_data(name: str | None) -> dict[str, Any]:
+    """A profile's tables as the site and user files set them (user over site), under
+    the ``PILOTKIT__...`` variables (None: the variables alone)."""
     return _merged(name)[0]
 
 

@@ -232,10 +232,17 @@ class BatchProvider(Provider):
     async def cancel(self, job_id: str) -> None:
         """End the job; an already finished job is not an error."""
 
-    async def controller(self) -> str | None:
+    @classmethod
+    async def controller(cls) -> str | None:
         """The batch system's controller host, which the nodes reach (the callback
         address is the one that routes to it); None when unknown."""
         return None
+
+    @classmethod
+    async def callback_address(cls, options: BatchOptions) -> str:
+        explicit = options.callback_host or os.environ.get("PILOTKIT_CALLBACK_HOST")
+        controller = None if explicit else await cls.controller()
+        return await asyncio.to_thread(callback_host, options, controller)
 
     async def before_submit(self, walltime: float) -> None:
         """Checks that need the batch system (Slurm: the partition's time limit)."""
@@ -265,9 +272,7 @@ class BatchProvider(Provider):
         walltime = self.spec.walltime
         assert walltime is not None
         await self.before_submit(walltime)
-        explicit = options.callback_host or os.environ.get("PILOTKIT_CALLBACK_HOST")
-        controller = None if explicit else await self.controller()
-        host = await asyncio.to_thread(callback_host, options, controller)
+        host = await self.callback_address(options)
         self.rdv = Rendezvous(ctx, self.spec, host=host, python=options.python)
         await self.rdv.start()
         self._replace_lost(ctx)
@@ -318,9 +323,7 @@ class BatchProvider(Provider):
         info = await self.job_state(job_id)
         if info.state is not JobState.RUNNING or not info.nodes:
             return None
-        explicit = options.callback_host or os.environ.get("PILOTKIT_CALLBACK_HOST")
-        controller = None if explicit else await self.controller()
-        host = await asyncio.to_thread(callback_host, options, controller)
+        host = await self.callback_address(options)
         self.job_id = job_id
         self.rdv = Rendezvous(ctx, self.spec, host=host, python=options.python, rejoin=True)
         await self.rdv.start()
@@ -354,8 +357,12 @@ class BatchProvider(Provider):
         options: BatchOptions = self.options
         started = time.monotonic()
         delay = 0.2
+        said: str | None = None
         while True:
             info = await self.job_state(self.job_id)
+            if info.state is JobState.PENDING and info.reason and info.reason != said:
+                said = info.reason  # each new reason once: Priority, Resources, ...
+                self._log(ctx, f"job {self.job_id} pending ({info.reason})")
             if info.state is JobState.RUNNING and info.nodes:
                 self._log(ctx, f"job {self.job_id} running on {','.join(info.nodes)}")
                 return info

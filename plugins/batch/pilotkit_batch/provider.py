@@ -67,7 +67,8 @@ class SlurmProvider(BatchProvider):
     def job_files(self, workdir: Path) -> tuple[str, str, str]:
         return "job.sh", str(workdir / "slurm-%j.out"), str(workdir / "slurm-%j.err")
 
-    async def controller(self) -> str | None:
+    @classmethod
+    async def controller(cls) -> str | None:
         return await commands.controller()
 
     async def before_submit(self, walltime: float) -> None:
