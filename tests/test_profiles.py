@@ -126,6 +126,14 @@ def test_profile_chosen_on_the_command_line_and_in_the_environment(
     assert missing.stderr == (
         f"error: --profile: no profile 'nope' in {files['site']} or {files['user']} (profiles: batch, cpu)\n"
     )
+    # Chosen by the environment, the error names the variable, as every command does.
+    for args in (["validate", str(spec)], ["doctor"], ["config", "show"], ["run", str(spec)]):
+        missing = pk(pilotkit_cmd, {**cli_env, "PILOTKIT_PROFILE": "nope"}, *args)
+        assert missing.returncode == 2, args
+        assert missing.stderr == (
+            f"error: $PILOTKIT_PROFILE: no profile 'nope' in {files['site']} or {files['user']} "
+            "(profiles: batch, cpu)\n"
+        ), args
 
 
 def test_unknown_profile_in_spec_is_located(

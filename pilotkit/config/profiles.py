@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -11,7 +12,7 @@ from ..specfile.layers import Layer, lay
 from ..specfile.lines import KeyLines
 from ..specfile.parsing import LayersFor
 from .environment import env_layers
-from .files import ConfigFile, read_configs, site_file, user_file
+from .files import PROFILE_ENV, ConfigFile, read_configs, site_file, user_file
 
 
 def profile_layers(name: str, configs: list[ConfigFile]) -> list[Layer]:
@@ -19,6 +20,19 @@ def profile_layers(name: str, configs: list[ConfigFile]) -> list[Layer]:
     return [
         Layer(c.profiles[name], c.path, c.lines, f"profiles.{name}.") for c in configs if name in c.profiles
     ]
+
+
+def no_profile(name: str, configs: list[ConfigFile]) -> str:
+    """Why profile ``name`` cannot be used: the files looked in and the profiles they hold."""
+    known = sorted({p for c in configs for p in c.profiles})
+    return f"no profile '{name}' in {site_file()} or {user_file()}" + (
+        f" (profiles: {', '.join(known)})" if known else ""
+    )
+
+
+def chosen_by(name: str) -> str:
+    """What chose profile ``name`` for a message: ``$PILOTKIT_PROFILE`` or ``--profile``."""
+    return f"${PROFILE_ENV}" if os.environ.get(PROFILE_ENV) == name else "--profile"
 
 
 def layers_for(chosen: str | None) -> LayersFor:
@@ -37,12 +51,9 @@ def layers_for(chosen: str | None) -> LayersFor:
         configs = read_configs()
         layers = profile_layers(name, configs)
         if not layers:
-            known = sorted({p for c in configs for p in c.profiles})
-            message = f"no profile '{name}' in {site_file()} or {user_file()}" + (
-                f" (profiles: {', '.join(known)})" if known else ""
-            )
+            message = no_profile(name, configs)
             if chosen:
-                raise PilotkitError(f"--profile: {message}")
+                raise PilotkitError(f"{chosen_by(name)}: {message}")
             raise SpecError([SpecProblem("profile", message, file=fname, line=lines.find("profile"))])
         return layers
 
@@ -89,9 +100,10 @@ def settings(data: dict[str, Any], lines: KeyLines, fname: str) -> list[Setting]
 def _merged(name: str | None) -> tuple[dict[str, Any], KeyLines]:
     layers: list[Layer] = []
     if name is not None:
-        layers = profile_layers(name, read_configs())
+        configs = read_configs()
+        layers = profile_layers(name, configs)
         if not layers:
-            raise PilotkitError(f"--profile: no profile '{name}' in {site_file()} or {user_file()}")
+            raise PilotkitError(f"{chosen_by(name)}: {no_profile(name, configs)}")
     lines = KeyLines("")
     return lay({}, lines, layers + env_layers()), lines
 
