@@ -13,6 +13,8 @@ from typing import Any
 import click
 import yaml
 
+from pilotkit.api import parse_duration
+
 MANIFEST = "app.yaml"
 SPEC = "pilot.toml"
 
@@ -62,6 +64,17 @@ def manifest(image: str, kind: str, replicas: int, gpus: int, command: tuple[str
     }
 
 
+def _duration(value: str | None, param: click.Parameter) -> str | None:
+    """``value`` as written, once it is a duration with a unit (a bare number is minutes to
+    sbatch and seconds to pilotkit)."""
+    if value is not None:
+        try:
+            parse_duration(value, require_unit=True)
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param=param) from None
+    return value
+
+
 def spec_text(image: str, kind: str, nodes: int, provider: str | None, walltime: str | None) -> str:
     lines = [f'name = "deploy-{app_name(image)}"']
     if provider:
@@ -86,11 +99,16 @@ def spec_text(image: str, kind: str, nodes: int, provider: str | None, walltime:
 @click.option(
     "--provider", metavar="TYPE", help="Provider (slurm, local...; default: the profile's, else local)."
 )
-@click.option("--walltime", metavar="DURATION", help="Walltime of the allocation.")
+@click.option(
+    "--walltime", metavar="DURATION", callback=lambda ctx, param, value: _duration(value, param),
+    help="Walltime of the allocation, with a unit (30m, 2h, 01:30:00).",
+)  # fmt: skip
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Where the spec and manifest go (default: ./pilotkit-deploy/<name>).")  # fmt: skip
 @click.option("--dry-run", is_flag=True, help="Write and print the spec and manifest; run nothing.")
-@click.option("--profile", metavar="NAME", help="Profile of the site and user configuration.")
+@click.option(
+    "--profile", envvar="PILOTKIT_PROFILE", metavar="NAME", help="Profile of the site and user configuration."
+)
 @click.option(
     "--workdir", type=click.Path(file_okay=False, path_type=Path), help="The pilot's working directory."
 )

@@ -42,6 +42,16 @@ def test_dry_run_writes_a_job_spec(tmp_path: Path) -> None:
     assert spec.app_options.manifests == ["app.yaml"]
 
 
+def test_a_bare_walltime_is_refused_before_anything_is_written(tmp_path: Path) -> None:
+    out = tmp_path / "d"
+    result = CliRunner().invoke(
+        cli, ["deploy", "--app", "busybox", "--walltime", "90", "--out", str(out), "--dry-run"]
+    )
+    assert result.exit_code == 2
+    assert "Invalid value for '--walltime': 90 has no unit: write '90s' or '90m'" in result.output
+    assert not out.exists()
+
+
 def test_deployment_stays_up(tmp_path: Path) -> None:
     out = tmp_path / "d"
     result = CliRunner().invoke(
