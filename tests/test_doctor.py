@@ -189,3 +189,27 @@ def test_doctor_checks_the_environment_settings(
     assert out.stderr == (
         "error: $PILOTKIT__PROVIDER__CALLBACK_TIMEOUT: provider.callback_timeout: expected a number, got a string\n"
     )
+
+
+def test_doctor_names_a_controller_that_does_not_answer(cli_env: dict[str, str], tmp_path: Path) -> None:
+    """The Slurm commands are there but their controller is gone (nothing listens on its
+    port): the batch commands are the error, the allocation is not tried, and the checks
+    of this machine still run."""
+    need_binary("squeue")
+    conf = tmp_path / "slurm.conf"
+    conf.write_text(
+        "ClusterName=gone\nSlurmctldHost=gone(127.0.0.1)\nSlurmctldPort=9\n"
+        "NodeName=n1 CPUs=1\nPartitionName=p Nodes=n1 Default=YES\n"
+    )
+    env = {**cli_env, "SLURM_CONF": str(conf), "XDG_CONFIG_HOME": str(tmp_path / "none")}
+    env["PILOTKIT_SITE_CONFIG"] = str(tmp_path / "none.toml")
+    out = subprocess.run(
+        ["pilotkit", "doctor", "--json"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 1, out.stdout + out.stderr
+    found = checks(out)
+    assert found["batch commands"]["level"] == "error"
+    assert "Unable to contact slurm controller" in found["batch commands"]["message"]
+    assert "SLURM_CONF" in found["batch commands"]["hint"]
+    assert "allocation" not in found and "callback" not in found
+    assert {"workdir", "disk", "containers", "cvmfs", "gpus", "cgroups"} <= set(found)
