@@ -1,5 +1,6 @@
 """``pilotkit doctor`` against the project's real 3-node Slurm cluster: everything ok,
-then a misspelt partition and an unreachable callback address, each named."""
+then a misspelt partition, an unreachable callback address, a workdir the nodes cannot
+see, a runtime that is not installed and a controller that is gone, each named."""
 
 from __future__ import annotations
 
