@@ -18,7 +18,8 @@ FAILURES_KEPT = 20
 
 @dataclass(frozen=True)
 class Failure:
-    """A task whose last attempt failed."""
+    """A task whose last attempt failed (or, not ``final``, an attempt that failed and
+    will be tried again)."""
 
     task: str
     group: str
@@ -26,6 +27,7 @@ class Failure:
     status: str
     """The attempt's outcome: ``failed``, ``timeout``, ``lost``, ``spawn-error``..."""
     exit_code: int | None
+    final: bool = True
 
 
 @dataclass

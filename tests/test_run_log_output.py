@@ -238,3 +238,32 @@ def test_a_queued_batch_pilot_says_why_it_waits(
     ), waiting
     assert said.index("state running") > runs
     assert "  group g: 1 tasks, 1 done, 0 failed, 0 cancelled, 0 queued, 0 running" in lines
+
+
+def test_an_attempt_tried_again_is_one_line(
+    tmp_path: Path, pilotkit_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    """A failed attempt with retries left says so; the task's end is the usual line, and
+    a task that passes on its second attempt has no failure line."""
+    spec = tmp_path / "retried.toml"
+    spec.write_text(
+        'name = "retried"\n[app]\nretries = 1\n'
+        '[[app.groups]]\nname = "flaky"\nshell = true\n'
+        'command = "echo attempt $PILOTKIT_ATTEMPT >&2; [ $PILOTKIT_ATTEMPT = 2 ]"\n'
+        '[[app.groups]]\nname = "bad"\nshell = true\ncommand = "echo no $PILOTKIT_ATTEMPT >&2; exit 5"\n'
+    )
+    workdir = tmp_path / "w"
+    done = subprocess.run(
+        [*pilotkit_cmd, "run", "--workdir", str(workdir), str(spec)],
+        env=cli_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout
+    pid = done.stdout.splitlines()[0].split(": ")[1]
+    tasks = [line for line in done.stdout.splitlines() if line.startswith(f"pilotkit: {pid}: task ")]
+    log = workdir / "tasks"
+    assert sorted(tasks) == [
+        f"pilotkit: {pid}: task bad-0 attempt 1 failed (exit 5), tried again: no 1  log: {log}/bad-0/attempt-1.err",
+        f"pilotkit: {pid}: task bad-0 failed (exit 5): no 2  log: {log}/bad-0/attempt-2.err",
+        f"pilotkit: {pid}: task flaky-0 attempt 1 failed (exit 1), tried again: attempt 1  log: "
+        f"{log}/flaky-0/attempt-1.err",
+    ]

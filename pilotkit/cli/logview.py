@@ -3,6 +3,7 @@ event worth a line, never a bar or a table that a log would cut or wrap.
 
 - one line per pilot state change and per message of a plugin;
 - one line per failed task: its id, exit code, the last line of its stderr, its log;
+  one per failed attempt that is tried again;
 - a progress line every ``interval`` seconds.
 
 Lines go through one queue so they keep their order; the stderr tail is read off the
@@ -16,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..events import Event, Log, PilotStateChanged
+from ..events import Event, Log, PilotStateChanged, TaskFinished
 from ..progress import Failure, Progress
 from ..units import format_duration
 from ..vocab import attempt_log
@@ -45,11 +46,15 @@ def last_line(path: Path) -> str | None:
 
 
 def describe_failure(failure: Failure, workdir: Path) -> str:
-    """``task g-3 failed (exit 1): <last stderr line>  log: <path>``. Reads the file."""
+    """``task g-3 failed (exit 1): <last stderr line>  log: <path>``, or for an attempt
+    that will be tried again ``task g-3 attempt 1 failed (exit 1), tried again: ...``.
+    Reads the file."""
     log = attempt_log(workdir, failure.task, failure.attempt, "err")
     code = f"exit {failure.exit_code}" if failure.exit_code is not None else "no exit code"
     last = last_line(log)
     said = last if last is not None else "(nothing on stderr)"
+    if not failure.final:
+        return f"task {failure.task} attempt {failure.attempt} {failure.status} ({code}), tried again: {said}  log: {log}"
     return f"task {failure.task} {failure.status} ({code}): {said}  log: {log}"
 
 
@@ -84,6 +89,10 @@ class PlainLog:
         if isinstance(event, PilotStateChanged):
             reason = f" ({event.reason})" if event.reason else ""
             self.queue.put_nowait(f"state {event.state}{reason}")
+        elif isinstance(event, TaskFinished) and not event.final and event.status != "ok":
+            self.queue.put_nowait(
+                Failure(event.task, event.group, event.attempt, event.status, event.exit_code, final=False)
+            )
         elif isinstance(event, Log) and event.level != "debug":
             message = " / ".join(line.strip() for line in event.message.splitlines() if line.strip())
             self.queue.put_nowait(f"{event.source or 'pilot'}: {message}")
