@@ -27,7 +27,8 @@ class SpecError(PilotkitError):
 
     def __init__(self, problems: list[SpecProblem]) -> None:
         self.problems = problems
-        super().__init__("\n".join(p.format() for p in problems), title="invalid spec")
+        lines = dict.fromkeys(p.format() for p in problems)  # each once, in order
+        super().__init__("\n".join(lines), title="invalid spec")
 
 
 class SpecProblem:

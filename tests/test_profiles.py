@@ -247,3 +247,42 @@ def test_config_show_lists_the_settings_of_the_environment(
         'environment: provider.callback_host = "login2"  # $PILOTKIT__PROVIDER__CALLBACK_HOST',
         'environment: resources.partition = "gpu"  # $PILOTKIT__RESOURCES__PARTITION',
     ]
+
+
+def test_a_user_file_that_picks_another_plugin_than_the_site_file(
+    files: dict[str, Path], pilotkit_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    """The site's profile stages images from CVMFS and runs them with apptainer; the
+    user's picks the pull stager and runc. The user's choice wins, the site's options for
+    the other plugins are left out, and the site's binds stay. A spec that picks the
+    site's stager again gets the site's options for it. A profile's image table needs no
+    ``ref``: the spec names the image."""
+    site, user, spec = files["site"], files["user"], files["spec"]
+    site.write_text(
+        site.read_text()
+        + '\n[profiles.cpu.image]\nstager = "cvmfs"\nrepository = "unpacked.example.org"\n'
+        + '\n[profiles.cpu.container]\nruntime = "apptainer"\nbinds = ["/data:/data:ro"]\n'
+    )
+    user.write_text(
+        USER + '\n[profiles.cpu.image]\nstager = "pull"\ncache = "/tmp/sif"\n'
+        '\n[profiles.cpu.container]\nruntime = "oci"\n'
+    )
+    shown = pk(pilotkit_cmd, cli_env, "config", "show", "--profile", "cpu")
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert 'image.stager = "pull"  # ' + f"{user}:8" in lines
+    assert 'image.cache = "/tmp/sif"  # ' + f"{user}:9" in lines
+    assert 'container.runtime = "oci"  # ' + f"{user}:12" in lines
+    assert any(line.startswith('container.binds = ["/data:/data:ro"]  # ' + f"{site}:") for line in lines)
+    assert not [line for line in lines if "repository" in line or "apptainer" in line], lines
+
+    spec.write_text(SPEC + '\n[image]\nref = "docker://busybox"\n')
+    assert pk(pilotkit_cmd, cli_env, "validate", str(spec)).returncode == 0
+    spec.write_text(SPEC + '\n[image]\nref = "docker://busybox"\nstager = "cvmfs"\n')
+    shown = pk(pilotkit_cmd, cli_env, "config", "show", str(spec))
+    assert shown.returncode == 0, shown.stderr
+    lines = shown.stdout.splitlines()
+    assert any(
+        line.startswith('image.repository = "unpacked.example.org"  # ' + f"{site}:") for line in lines
+    )
+    assert not [line for line in lines if "cache" in line], lines

@@ -29,6 +29,8 @@ def check_profile(name: str | None, *, provider: str | None = None) -> dict[str,
         check += f'[provider]\ntype = "{provider}"\n'
     if "walltime" not in data.get("resources", {}):
         check += '[resources]\nwalltime = "1h"\n'  # a batch provider needs one; specs may set it
+    if isinstance(data.get("image"), dict) and "ref" not in data["image"]:
+        check += '[image]\nref = "profile-check"\n'  # the image is the spec's to name
     try:
         parse_spec(check, "<profile check>", profile=name)
     except SpecError as exc:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .lines import KeyLines, Origin
-from .model import PLUGGABLE
+from .model import PLUGGABLE, core_keys
 
 PROFILE_SECTIONS = ("provider", "resources", "image", "container", "pilot", "env")
 """The spec's tables a profile may set."""
@@ -32,20 +32,31 @@ class Layer:
 
 def lay(data: dict[str, Any], lines: KeyLines, layers: list[Layer]) -> dict[str, Any]:
     """The spec's ``data`` on top of ``layers`` (lowest first). Values from a layer are
-    recorded in ``lines.origins``. A pluggable section of a layer that selects another
-    plugin than the spec does (``provider.type = "local"`` in the spec, ``"slurm"`` in
-    the profile) is left out: its options belong to the other plugin."""
+    recorded in ``lines.origins``.
+
+    A pluggable section's plugin is the one the highest of the spec and the layers picks
+    (``provider.type``, ``container.runtime``...). A lower layer that picks another one
+    keeps only the section's own keys (``binds``, ``ref``): its options belong to the
+    other plugin."""
+    chosen: dict[str, Any] = {}
+    for section, selector in PLUGGABLE.items():
+        for tables in [data, *(layer.data for layer in reversed(layers))]:
+            table = tables.get(section)
+            if isinstance(table, dict) and selector in table:
+                chosen[section] = table[selector]
+                break
     merged: dict[str, Any] = {}
     origins: dict[str, Origin] = {}
     for layer in layers:
         tables = dict(layer.data)
         for section, selector in PLUGGABLE.items():
-            mine, theirs = data.get(section), tables.get(section)
-            if (
-                isinstance(mine, dict) and isinstance(theirs, dict)
-                and selector in mine and selector in theirs and mine[selector] != theirs[selector]
-            ):  # fmt: skip
-                del tables[section]
+            theirs = tables.get(section)
+            if isinstance(theirs, dict) and selector in theirs and theirs[selector] != chosen[section]:
+                own = {k: v for k, v in theirs.items() if k in core_keys(section) and k != selector}
+                if own:
+                    tables[section] = own
+                else:
+                    del tables[section]
         _overlay(merged, tables, "", layer, origins)
     _overlay(merged, data, "", None, origins)
     lines.origins.update(origins)
