@@ -544,3 +544,25 @@ def test_without_fake_nvml_real_pynvml_never_raises() -> None:
         assert sample_gpus() == []
     else:
         assert bool(report.gpus) == (report.reason is None)
+
+
+# ------------------------------------------------------------------ pilotkit doctor
+
+
+def test_doctor_gpu_line_fake_nvml(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The doctor's GPU line from what NVML says: the GPUs and driver, none (ok unless a
+    local profile asks for GPUs), or why NVML could not say."""
+    import pilotkit.gpu
+    from pilotkit.cli.checks import Site, gpus
+
+    monkeypatch.setattr(pilotkit.gpu, "detect_gpus", lambda: detect_gpus(nvml=four_gpus(), env={}))
+    check = gpus(Site(provider="local", gpus=2))
+    assert check.level == "ok"
+    assert check.message.startswith("4 GPU(s): NVIDIA A100-SXM4-40GB, NVIDIA H100 80GB HBM3, driver ")
+    nvml = FakeNVML(init_error=NVML_ERROR_DRIVER_NOT_LOADED)
+    monkeypatch.setattr(pilotkit.gpu, "detect_gpus", lambda: detect_gpus(nvml=nvml, env={}))
+    check = gpus(Site(provider="local", gpus=2))
+    assert check.level == "error"
+    assert check.message.startswith("the profile asks for 2 GPU(s), this machine has none (")
+    assert gpus(Site(provider="slurm", gpus=2)).level == "ok", "the nodes, not this machine, have them"
+    assert gpus(Site()).message.startswith("none on this machine (")

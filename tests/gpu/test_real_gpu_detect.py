@@ -168,3 +168,17 @@ def test_real_gpu_visible_devices_agree_with_cuda(report: GpuReport) -> None:
     for value in values:
         ours = len(detect_gpus(env={"CUDA_VISIBLE_DEVICES": value}).gpus)
         assert ours == _cuda_device_count(value), value
+
+
+def test_doctor_names_the_gpus(report: GpuReport) -> None:
+    """``pilotkit doctor``'s GPU line on a real GPU: the count and names NVML gives."""
+    out = subprocess.run(
+        ["pilotkit", "doctor", "--json"],
+        env={k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"},
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert out.returncode in (0, 1), out.stderr
+    (gpus,) = [c for c in json.loads(out.stdout)["checks"] if c["name"] == "gpus"]
+    assert gpus["level"] == "ok", gpus
+    assert gpus["message"].startswith(f"{len(report.gpus)} GPU(s): "), gpus
+    assert all(g.name in gpus["message"] for g in report.gpus), gpus
