@@ -27,7 +27,9 @@ def doctor(profile: str | None, deep: bool, as_json: bool) -> None:
     accepted (sbatch --test-only), the workdir on a filesystem the nodes share, the
     callback address reachable from a node (--deep), container runtimes, CVMFS, GPUs,
     cgroup delegation, free disk. Each line is ok, warning or error, with what to do.
-    Exit 0 without errors, 1 with any."""
+    The profile's values are laid under the PILOTKIT__SECTION__KEY variables, as for a
+    run (without --profile: the variables alone). Exit 0 without errors, 1 with any, 2
+    when a value of the profile or a variable is bad."""
     from .checks import Site, run_checks
     from .config import check_profile
 
