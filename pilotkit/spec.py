@@ -184,8 +184,29 @@ def _lookup(tables: dict[str, Any], plugins: Plugins, checker: Checker) -> dict[
         if cls is None:
             table["options"] = {}  # the plugin is unknown: its keys cannot be judged
         else:
+            _drop_foreign(section, cls, table["options"], plugins, checker)
             checker.check_struct(cls.Options, table["options"], section, extra_known=core_keys(section))
     return classes
+
+
+def _drop_foreign(section: str, cls: Any, options: dict[str, Any], plugins: Plugins, checker: Checker) -> None:
+    """Leave out the options set by a ``PILOTKIT__...`` variable that ``cls`` does not
+    take but another plugin of its kind does: a variable exported for one provider's runs
+    (``PILOTKIT__PROVIDER__CALLBACK_HOST`` for Slurm) does not break a spec of another
+    (a local one). A key no plugin takes is still refused, naming the variable."""
+    own = {f.encode_name for f in msgspec.structs.fields(cls.Options)}
+    for key in [k for k in options if k not in own]:
+        origin = checker.lines.origins.get(f"{section}.{key}")
+        if origin is None or not origin.file.startswith("$"):
+            continue
+        for entry in plugins.tables[_KINDS[section]].values():
+            try:
+                other = plugins.resolve(_KINDS[section], entry)
+            except PluginError:
+                continue
+            if other is not cls and key in {f.encode_name for f in msgspec.structs.fields(other.Options)}:
+                del options[key]
+                break
 
 
 def _resolved(parsed: ParsedSpec, classes: dict[str, Any], checker: Checker) -> ResolvedSpec:

@@ -286,3 +286,21 @@ def test_a_user_file_that_picks_another_plugin_than_the_site_file(
         line.startswith('image.repository = "unpacked.example.org"  # ' + f"{site}:") for line in lines
     )
     assert not [line for line in lines if "cache" in line], lines
+
+
+def test_a_variable_for_another_provider_leaves_a_local_spec_alone(
+    files: dict[str, Path], pilotkit_cmd: list[str], cli_env: dict[str, str], tmp_path: Path
+) -> None:
+    """``PILOTKIT__PROVIDER__CALLBACK_HOST`` exported for the site's Slurm runs: a local
+    spec still validates and runs; a key that no provider takes is still refused."""
+    spec = files["spec"]
+    spec.write_text(SPEC.replace('profile = "cpu"\n', ""))
+    env = {**cli_env, "PILOTKIT__PROVIDER__CALLBACK_HOST": "10.0.0.5"}
+    out = pk(pilotkit_cmd, env, "validate", str(spec))
+    assert out.returncode == 0, out.stderr
+    assert "provider local" in out.stdout
+    out = pk(pilotkit_cmd, env, "run", "-q", "--workdir", str(tmp_path / "w"), str(spec))
+    assert out.returncode == 0, out.stderr
+    bad = pk(pilotkit_cmd, {**cli_env, "PILOTKIT__PROVIDER__CALLBAK_HOST": "10.0.0.5"}, "validate", str(spec))
+    assert bad.returncode == 2
+    assert bad.stderr == "error: $PILOTKIT__PROVIDER__CALLBAK_HOST: provider.callbak_host: unknown key\n"
