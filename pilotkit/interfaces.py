@@ -218,6 +218,12 @@ class Provider(_Plugin, abc.ABC):
         :raises PilotkitError: no address would do (one line naming the option to set)."""
         return None
 
+    async def end_job(self, job_id: str) -> None:
+        """Return once the batch job ``job_id``, claimed by a process that is gone (a
+        campaign's allocation when the daemon died), has ended, ending it if it does not
+        end by itself: its node agents have stopped, so what they journaled is final.
+        The default does nothing (allocations end with the process that claimed them)."""
+
     async def reattach(self, job_id: str, ctx: PilotContext) -> Allocation | None:
         """Find the batch job ``job_id`` of a pilot that outlived the daemon and return its
         allocation, bound again to this provider, if the job still runs.

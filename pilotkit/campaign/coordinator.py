@@ -38,7 +38,17 @@ from ..spec import ResolvedSpec
 from ..specfile.lines import KeyLines
 from ..specfile.parsing import SEARCH_IN_CAMPAIGN
 from ..task import Task
-from ..vocab import RESULTS_FILE, SUCCESS_OUTCOMES, Outcome, PilotState, TaskStatus, exit_code
+from ..types import TaskExit
+from ..vocab import (
+    RESULTS_FILE,
+    SUCCESS_OUTCOMES,
+    TASKS_DIR,
+    Outcome,
+    PilotState,
+    TaskStatus,
+    attempt_file,
+    exit_code,
+)
 from .allocation import AllocationApp, Lender, signal_number
 from .backlog import Backlog
 from .local import HeldLocalProvider
@@ -189,14 +199,34 @@ class Campaign:
 
     def _resumed(self, tasks: Iterator[Task]) -> Iterator[Task]:
         """Without the tasks an earlier run finished ok; the others' new attempts are
-        numbered after the earlier ones, which count as interrupted, not failed."""
+        numbered after the earlier ones, which count as interrupted, not failed. A task
+        whose attempt ended ok on an allocation of the earlier run after its last word
+        (``resume.carried``, from the agents' journals) gets its line now, and does not
+        run again."""
         resume = self.resume
         for task in tasks:
             if resume is not None:
                 if task.id in resume.results:
                     continue
+                kept = resume.carried.pop(task.id, None)
+                if kept is not None and kept.exit is not None and kept.exit.status == Outcome.OK:
+                    resume.results[task.id] = self._carried_result(task, kept.exit)
+                    self.backlog.skipped(1)
+                    continue
                 task.attempts = task.preempted = resume.attempts.get(task.id, 0)
             yield task
+
+    def _carried_result(self, task: Task, exit: TaskExit) -> TaskResult:
+        tdir = self.workdir / TASKS_DIR / task.id
+        result = TaskResult(
+            task=task.id, group=task.group, params=task.params, status=Outcome.OK, outcome=Outcome.OK,
+            exit_code=exit.exit_code, attempts=exit.attempt, node=exit.node, start=exit.start, end=exit.end,
+            duration=exit.end - exit.start, stdout=str(tdir / attempt_file(exit.attempt, "out")),
+            stderr=str(tdir / attempt_file(exit.attempt, "err")),
+        )  # fmt: skip
+        self.results.write(result)
+        self.say(f"task {task.id} ended ok on {exit.node} after the daemon's last word: recorded, not run again")
+        return result
 
     # ------------------------------------------------------------------ control
 

@@ -16,17 +16,22 @@ import asyncio
 import contextlib
 import logging
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import msgspec
 
 from ..campaign import CAMPAIGN_FILE, AllocationRecord, Campaign, read_status
+from ..campaign.records import ALLOCATIONS_DIR
 from ..errors import PilotkitError, SpecError
+from ..journal import read_journals
 from ..plugins import Plugins
 from ..protocol import CampaignResult, CampaignSummary, ControlResult, SubmitParams, SubmitResult
 from ..rundir import earlier_run, resume_results
 from ..scheduler import Resume
 from ..spec import ResolvedSpec, parse_spec
+from ..types import CarriedAttempt
+from ..vocab import JOURNAL_DIR, Outcome
 from .faults import BadParams, Refused, UnknownCampaign
 from .workdir import kill_orphans
 
@@ -208,12 +213,18 @@ class Campaigns:
         except PilotkitError as exc:
             raise BadParams(exc.message) from None
 
-    def _launch(self, entry: CampaignEntry, campaign: Campaign) -> None:
-        run = asyncio.ensure_future(self._run(entry, campaign))
+    def _launch(
+        self, entry: CampaignEntry, campaign: Campaign, before: Callable[[], Awaitable[None]] | None = None
+    ) -> None:
+        run = asyncio.ensure_future(self._run(entry, campaign, before))
         self.live[entry.id] = (entry, campaign, run)
 
-    async def _run(self, entry: CampaignEntry, campaign: Campaign) -> None:
+    async def _run(
+        self, entry: CampaignEntry, campaign: Campaign, before: Callable[[], Awaitable[None]] | None
+    ) -> None:
         try:
+            if before is not None:
+                await before()
             await campaign.run()  # its last line says how it ended
         except Exception:
             log.exception("campaign %s failed", entry.id)
@@ -242,10 +253,16 @@ class Campaigns:
         workdir = Path(entry.workdir)
         killed = await asyncio.to_thread(kill_orphans, workdir)
         resolved = await self._parse(entry.spec, entry.spec_path, entry.profile)
+        records, live = await asyncio.to_thread(_earlier_allocations, workdir)
+        carried: dict[str, CarriedAttempt] = {}  # filled before the campaign makes a task
+
+        async def settle() -> None:
+            carried.update(await _ended_with_the_daemon(resolved, workdir, live))
+
         results, attempts = await asyncio.to_thread(resume_results, workdir)
         campaign = Campaign(resolved, self.plugins, campaign_id=entry.id, workdir=workdir, say=_say,
-                            resume=Resume(results=results, attempts=attempts))  # fmt: skip
-        campaign.records = await asyncio.to_thread(_earlier_allocations, workdir)
+                            resume=Resume(results=results, attempts=attempts, carried=carried))  # fmt: skip
+        campaign.records = records
         for added in entry.added:
             more = await self._parse(added.spec, added.path, entry.profile)
             campaign.add_groups(more, added.spec)
@@ -255,7 +272,7 @@ class Campaigns:
             campaign.cancel("cancelled by the user (the daemon restarted while it was stopping)")
         elif entry.desired == "drain":
             campaign.drain("drain requested (before the daemon restarted)")
-        self._launch(entry, campaign)
+        self._launch(entry, campaign, before=settle if live else None)
 
     async def shutdown(self, timeout: float) -> None:
         """The daemon stops: each campaign's allocations stop their tasks (they run
@@ -269,19 +286,43 @@ class Campaigns:
                 await asyncio.wait_for(asyncio.gather(*runs, return_exceptions=True), timeout)
 
 
-def _earlier_allocations(workdir: Path) -> list[AllocationRecord]:
-    """The allocations ``campaign.json`` lists from before the restart; those that had
-    not ended ended with the daemon (their holders and agents die with it)."""
+def _earlier_allocations(workdir: Path) -> tuple[list[AllocationRecord], list[AllocationRecord]]:
+    """The allocations ``campaign.json`` lists from before the restart, and those of them
+    that had not ended: they ended with the daemon (their agents stop their tasks once
+    it is gone)."""
     path = workdir / CAMPAIGN_FILE
     try:
         status = read_status(path)
         died = path.stat().st_mtime
     except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-        return []
-    for record in status.allocations:
-        if record.state != "ended":
-            record.state, record.ended, record.why = "ended", died, "lost: the daemon died"
-    return status.allocations
+        return [], []
+    live = [record for record in status.allocations if record.state != "ended"]
+    for record in live:
+        record.state, record.ended, record.why = "ended", died, "lost: the daemon died"
+    return status.allocations, live
+
+
+async def _ended_with_the_daemon(
+    resolved: ResolvedSpec, workdir: Path, live: list[AllocationRecord]
+) -> dict[str, CarriedAttempt]:
+    """What the allocations the daemon left running finished ok after its last word on
+    them (each an attempt its node agent journaled), once their jobs have ended so
+    that nothing more can end. Those tasks are recorded, not run again."""
+    provider = resolved.provider_cls(resolved, resolved.provider_options)
+    jobs = [r.job_id for r in live if r.job_id and r.provider == resolved.provider_cls.id]
+    ends = await asyncio.gather(*(provider.end_job(job_id) for job_id in jobs), return_exceptions=True)
+    for job_id, ended in zip(jobs, ends, strict=True):
+        if isinstance(ended, BaseException):
+            log.warning("%s job %s of the daemon that died: %s", resolved.provider_cls.id, job_id, ended)
+    carried: dict[str, CarriedAttempt] = {}
+    for record in live:
+        journals = workdir / ALLOCATIONS_DIR / record.name / JOURNAL_DIR
+        for result in await asyncio.to_thread(read_journals, journals):
+            if result.status == Outcome.OK:
+                carried[result.task_id] = CarriedAttempt(
+                    task_id=result.task_id, attempt=result.attempt, node=result.node, start=result.start, exit=result
+                )
+    return carried
 
 
 def _say(line: str) -> None:

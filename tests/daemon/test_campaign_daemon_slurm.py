@@ -1,13 +1,17 @@
 """A campaign the daemon owns on the project's real 3-node Slurm cluster, the daemon
 killed with -9 in the middle and started again, then one of the restarted daemon's
 allocations ``scancel``led from outside: nothing lost, no task run twice at once, the
-tasks that ended ok not run again."""
+tasks that ended ok not run again, those that ended ok after the daemon's last word
+included."""
 
 from __future__ import annotations
 
 import itertools
 import json
+import os
+import signal
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -105,3 +109,34 @@ def test_kill9_of_the_daemon_then_scancel_mid_slurm_campaign(
         outputs = "".join(p.read_text() for p in task_dir.glob("attempt-*.out"))
         assert outputs.count("end ") == 1, (task_dir.name, outputs, ended_ok.get(task_dir.name))
     print(d.cli("status", "slurm-daemon-campaign").stdout)  # the figures, with -s
+
+
+def test_tasks_that_end_ok_after_the_daemons_last_word_are_not_run_again(
+    slurm: dict[str, str], daemon_factory: Callable[..., DaemonProcess], tmp_path: Path
+) -> None:
+    """The daemon hangs (SIGSTOP) while tasks run, so the results of the tasks that end
+    then reach only the agents' journals (and a socket nobody reads), and is killed with
+    -9 before it reads them. The restarted daemon waits for the old job to end, takes
+    those results from the journals, and does not run the tasks again."""
+    d = daemon_factory()
+    d.start()
+    spec = tmp_path / "campaign.toml"
+    spec.write_text(SPEC)
+    d.submit(spec)
+    wait_for(lambda: (s := _status(d)) and s["done"] >= 3 and s["running"] >= 1, 90, "tasks running on Slurm")
+    os.kill(d.pid, signal.SIGSTOP)
+    time.sleep(2.0)  # the running tasks (1 s) end; under the agents' 3 s of patience
+    d.kill9()
+    d.start()
+    final = wait_for(lambda: (s := _status(d)) and s["state"] not in ("running", "paused") and s, 150,
+                     "the campaign to end")  # fmt: skip
+    assert final["state"] == "done", final
+    workdir = Path(final["workdir"])
+    results = [json.loads(line) for line in (workdir / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["task"] for r in results) == sorted(f"g-{i:02d}" for i in range(TASKS)), "one line per task"
+    assert {r["outcome"] for r in results} == {"ok"}
+    for task_dir in (workdir / "tasks").iterdir():  # every task ran to its end once
+        outputs = "".join(p.read_text() for p in task_dir.glob("attempt-*.out"))
+        assert outputs.count("end ") == 1, (task_dir.name, outputs)
+    recorded = [line for line in d.output().splitlines() if "after the daemon's last word" in line]
+    assert recorded, d.output()

@@ -142,6 +142,8 @@ class BatchProvider(Provider):
     """The most nodes one job of this provider can take (None: no limit)."""
     RELEASE_WAIT = 10.0
     """Seconds the job gets to end by itself after its agents stopped."""
+    END_WAIT = 60.0
+    """Seconds :meth:`end_job` waits for a cancelled job to end."""
 
     @classmethod
     def check(cls, spec: ResolvedSpec) -> list[SpecProblem]:
@@ -441,6 +443,26 @@ class BatchProvider(Provider):
         if not info.state.terminal:
             return None
         return outside_end(self.system, self.job_id, info)
+
+    async def end_job(self, job_id: str) -> None:
+        """Its agents stop by themselves once their pilot is gone, and the job ends; a
+        job still running after :attr:`RELEASE_WAIT` is cancelled, and waited for up to
+        :attr:`END_WAIT`."""
+        deadline = time.monotonic() + self.RELEASE_WAIT
+        cancelled = False
+        while True:
+            try:
+                info: JobInfo | None = await self.job_state(job_id)
+            except PilotkitError:
+                info = None
+            if info is not None and info.state.terminal:
+                return
+            if time.monotonic() > deadline:
+                if cancelled:
+                    return
+                await self.cancel(job_id)
+                cancelled, deadline = True, time.monotonic() + self.END_WAIT
+            await asyncio.sleep(0.3)
 
     async def release(self, allocation: Allocation) -> None:
         """The agents have stopped, so the job ends by itself; cancel what has not."""
