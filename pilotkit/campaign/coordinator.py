@@ -225,7 +225,7 @@ class Campaign:
             stderr=str(tdir / attempt_file(exit.attempt, "err")),
         )  # fmt: skip
         self.results.write(result)
-        self.say(f"task {task.id} ended ok on {exit.node} after the daemon's last word: recorded, not run again")
+        self.say(f"task {task.id} ended ok on {exit.node} after the earlier run's last word: recorded, not run again")
         return result
 
     # ------------------------------------------------------------------ control

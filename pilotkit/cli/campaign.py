@@ -89,6 +89,11 @@ async def _run(
 
     ticker = asyncio.ensure_future(progress())
     try:
+        if resume is not None:  # the earlier run's batch jobs end first; their ok results count
+            from ..campaign.resume import earlier_allocations, ended_after_the_last_word
+
+            _, live = await asyncio.to_thread(earlier_allocations, campaign.workdir)
+            resume.carried.update(await ended_after_the_last_word(resolved, campaign.workdir, live))
         outcome = await campaign.run()
     finally:
         ticker.cancel()

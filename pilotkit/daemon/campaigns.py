@@ -21,17 +21,15 @@ from pathlib import Path
 
 import msgspec
 
-from ..campaign import CAMPAIGN_FILE, AllocationRecord, Campaign, read_status
-from ..campaign.records import ALLOCATIONS_DIR
+from ..campaign import CAMPAIGN_FILE, Campaign
+from ..campaign.resume import earlier_allocations, ended_after_the_last_word
 from ..errors import PilotkitError, SpecError
-from ..journal import read_journals
 from ..plugins import Plugins
 from ..protocol import CampaignResult, CampaignSummary, ControlResult, SubmitParams, SubmitResult
 from ..rundir import earlier_run, resume_results
 from ..scheduler import Resume
 from ..spec import ResolvedSpec, parse_spec
 from ..types import CarriedAttempt
-from ..vocab import JOURNAL_DIR, Outcome
 from .faults import BadParams, Refused, UnknownCampaign
 from .workdir import kill_orphans
 
@@ -253,11 +251,11 @@ class Campaigns:
         workdir = Path(entry.workdir)
         killed = await asyncio.to_thread(kill_orphans, workdir)
         resolved = await self._parse(entry.spec, entry.spec_path, entry.profile)
-        records, live = await asyncio.to_thread(_earlier_allocations, workdir)
+        records, live = await asyncio.to_thread(earlier_allocations, workdir, "lost: the daemon died")
         carried: dict[str, CarriedAttempt] = {}  # filled before the campaign makes a task
 
         async def settle() -> None:
-            carried.update(await _ended_with_the_daemon(resolved, workdir, live))
+            carried.update(await ended_after_the_last_word(resolved, workdir, live))
 
         results, attempts = await asyncio.to_thread(resume_results, workdir)
         campaign = Campaign(resolved, self.plugins, campaign_id=entry.id, workdir=workdir, say=_say,
@@ -284,45 +282,6 @@ class Campaigns:
         if runs:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(asyncio.gather(*runs, return_exceptions=True), timeout)
-
-
-def _earlier_allocations(workdir: Path) -> tuple[list[AllocationRecord], list[AllocationRecord]]:
-    """The allocations ``campaign.json`` lists from before the restart, and those of them
-    that had not ended: they ended with the daemon (their agents stop their tasks once
-    it is gone)."""
-    path = workdir / CAMPAIGN_FILE
-    try:
-        status = read_status(path)
-        died = path.stat().st_mtime
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError):
-        return [], []
-    live = [record for record in status.allocations if record.state != "ended"]
-    for record in live:
-        record.state, record.ended, record.why = "ended", died, "lost: the daemon died"
-    return status.allocations, live
-
-
-async def _ended_with_the_daemon(
-    resolved: ResolvedSpec, workdir: Path, live: list[AllocationRecord]
-) -> dict[str, CarriedAttempt]:
-    """What the allocations the daemon left running finished ok after its last word on
-    them (each an attempt its node agent journaled), once their jobs have ended so
-    that nothing more can end. Those tasks are recorded, not run again."""
-    provider = resolved.provider_cls(resolved, resolved.provider_options)
-    jobs = [r.job_id for r in live if r.job_id and r.provider == resolved.provider_cls.id]
-    ends = await asyncio.gather(*(provider.end_job(job_id) for job_id in jobs), return_exceptions=True)
-    for job_id, ended in zip(jobs, ends, strict=True):
-        if isinstance(ended, BaseException):
-            log.warning("%s job %s of the daemon that died: %s", resolved.provider_cls.id, job_id, ended)
-    carried: dict[str, CarriedAttempt] = {}
-    for record in live:
-        journals = workdir / ALLOCATIONS_DIR / record.name / JOURNAL_DIR
-        for result in await asyncio.to_thread(read_journals, journals):
-            if result.status == Outcome.OK:
-                carried[result.task_id] = CarriedAttempt(
-                    task_id=result.task_id, attempt=result.attempt, node=result.node, start=result.start, exit=result
-                )
-    return carried
 
 
 def _say(line: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -172,3 +173,38 @@ async def test_checkpoint_signal_reaches_a_task_on_a_batch_node(slurm: dict[str,
     assert sum(a.preempted for a in outcome.status.allocations) == len(outs) - 1
     assert outcome.status.min_allocations == 2, "14 s of work kept, 10 s per allocation"
     print("\n".join([*lines, *signals, *summary_lines(outcome.status)]))  # the figures, with -s
+
+
+def test_resume_keeps_what_ended_after_the_killed_runs_last_word(
+    slurm: dict[str, str], tmp_path: Path, pilotkit_cmd: list[str], cli_env: dict[str, str]
+) -> None:
+    """``pilotkit run`` of a Slurm campaign hangs (SIGSTOP) while tasks end, so their
+    results reach only the node agents' journals, then is killed with -9. ``--resume``
+    waits for the old job to end, records those tasks from the journals, and runs only
+    the others: every task runs to its end once."""
+    tasks = 12
+    spec = tmp_path / "spec.toml"
+    spec.write_text(SPEC.format(resources="", campaign="", tasks=list(range(tasks))))
+    workdir = tmp_path / "run"
+    run = [*pilotkit_cmd, "run", "--workdir", str(workdir), str(spec)]
+    env = {**cli_env, **slurm}
+    proc = subprocess.Popen(run, env=env, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    results = workdir / "results.jsonl"
+    deadline = time.monotonic() + 90
+    while not (results.exists() and results.read_text().count("\n") >= 3):
+        assert time.monotonic() < deadline and proc.poll() is None
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGSTOP)
+    time.sleep(2.0)  # the running tasks (1 s) end; under the agents' 3 s of patience
+    proc.kill()
+    proc.wait(timeout=10)
+    again = subprocess.run([*run[: len(pilotkit_cmd) + 1], "--resume", *run[len(pilotkit_cmd) + 1 :]],
+                           env=env, capture_output=True, text=True, timeout=150, cwd=tmp_path)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "after the earlier run's last word: recorded, not run again" in again.stderr, again.stderr
+    lines = [json.loads(line) for line in results.read_text().splitlines()]
+    assert sorted(r["task"] for r in lines) == sorted(f"g-{i:02d}" for i in range(tasks)), "one line per task"
+    assert {r["outcome"] for r in lines} == {"ok"}
+    for task_dir in (workdir / "tasks").iterdir():
+        outputs = "".join(p.read_text() for p in task_dir.glob("attempt-*.out"))
+        assert outputs.count("end ") == 1, (task_dir.name, outputs)

@@ -138,5 +138,5 @@ def test_tasks_that_end_ok_after_the_daemons_last_word_are_not_run_again(
     for task_dir in (workdir / "tasks").iterdir():  # every task ran to its end once
         outputs = "".join(p.read_text() for p in task_dir.glob("attempt-*.out"))
         assert outputs.count("end ") == 1, (task_dir.name, outputs)
-    recorded = [line for line in d.output().splitlines() if "after the daemon's last word" in line]
+    recorded = [line for line in d.output().splitlines() if "after the earlier run's last word" in line]
     assert recorded, d.output()
