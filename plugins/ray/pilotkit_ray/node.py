@@ -45,11 +45,17 @@ STOP_TIMEOUT = 5.0
 """Seconds Ray gets to stop after SIGTERM before what is left of it is killed."""
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("", 0))
-        port: int = sock.getsockname()[1]
-        return port
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports free now: each socket stays bound until all are chosen
+    (one closed before the next is bound may be handed out again, and Ray refuses a port
+    given to two of its components)."""
+    with contextlib.ExitStack() as stack:
+        ports = []
+        for _ in range(count):
+            sock = stack.enter_context(socket.socket())
+            sock.bind(("", 0))
+            ports.append(int(sock.getsockname()[1]))
+        return ports
 
 
 def own_address() -> str:
@@ -101,16 +107,17 @@ def parse(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 def main(argv: list[str] | None = None) -> int:
     args, ray_options = parse(sys.argv[1:] if argv is None else argv)
     command = [sys.executable, "-c", RAY, "start", "--block", *ray_options]
+    ports = iter(free_ports(len(PORT_OPTIONS) + 3))
     for option in PORT_OPTIONS:
-        command += [option, str(free_port())]
+        command += [option, str(next(ports))]
     info: dict[str, object] = {"pid": os.getpid(), "host": socket.gethostname()}
     if args.head:
         ip = args.host or own_address()
-        gcs, client = free_port(), free_port()
+        gcs, client = next(ports), next(ports)
         command += ["--head", "--node-ip-address", ip, "--port", str(gcs)]
         command += ["--ray-client-server-port", str(client)]
         if args.dashboard:
-            dashboard = free_port()
+            dashboard = next(ports)
             command += ["--include-dashboard", "true", "--dashboard-host", ip]
             command += ["--dashboard-port", str(dashboard)]
             info["dashboard_port"] = dashboard

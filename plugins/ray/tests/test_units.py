@@ -9,7 +9,7 @@ import msgspec
 import pytest
 from pilotkit_ray.commands import mig_resources, node_argv, plan_nodes, temp_dir_for
 from pilotkit_ray.connection import ConnectionInfo, parse_info, port_of
-from pilotkit_ray.node import parse
+from pilotkit_ray.node import free_ports, parse
 from pilotkit_ray.options import RayOptions
 from pilotkit_ray.progress import ProgressTracker, parse_summary
 
@@ -129,3 +129,11 @@ def test_services_while_the_cluster_runs(tmp_path: Path) -> None:
     info.state = "stopped"
     write_info(tmp_path, info)
     assert RayApp.services(tmp_path) == []
+
+
+def test_the_ports_of_one_ray_start_are_distinct() -> None:
+    """Each of a node's Ray components gets its own port: Ray refuses to start when two
+    get the same one (a port closed before the next is chosen can come back)."""
+    for _ in range(20):
+        ports = free_ports(9)
+        assert len(set(ports)) == 9 and all(p > 0 for p in ports)
