@@ -194,7 +194,7 @@ def _drop_foreign(section: str, cls: Any, options: dict[str, Any], plugins: Plug
     take but another plugin of its kind does: a variable exported for one provider's runs
     (``PILOTKIT__PROVIDER__CALLBACK_HOST`` for Slurm) does not break a spec of another
     (a local one). A key no plugin takes is still refused, naming the variable."""
-    own = {f.encode_name for f in msgspec.structs.fields(cls.Options)}
+    own = _option_keys(cls)
     for key in [k for k in options if k not in own]:
         origin = checker.lines.origins.get(f"{section}.{key}")
         if origin is None or not origin.file.startswith("$"):
@@ -204,9 +204,14 @@ def _drop_foreign(section: str, cls: Any, options: dict[str, Any], plugins: Plug
                 other = plugins.resolve(_KINDS[section], entry)
             except PluginError:
                 continue
-            if other is not cls and key in {f.encode_name for f in msgspec.structs.fields(other.Options)}:
+            if other is not cls and key in _option_keys(other):
                 del options[key]
                 break
+
+
+def _option_keys(cls: Any) -> set[str]:
+    """The keys a plugin class's ``Options`` take (as :meth:`Checker.check_struct` knows them)."""
+    return {f.name for f in msgspec.structs.fields(cls.Options)}
 
 
 def _resolved(parsed: ParsedSpec, classes: dict[str, Any], checker: Checker) -> ResolvedSpec:
